@@ -1,0 +1,58 @@
+"""policystore: one versioned, validated, audited source of truth for a trading system's risk limits.
+
+Open a store, read values by dot path from the local snapshot, write through the
+store::
+
+    store = await PolicyStore.open("sqlite:///policy.db")
+    store.get("risk.max_leverage")
+    await store.switch_mode("DEFENSIVE", updated_by="trader", reason="volatility")
+"""
+
+from policystore.errors import (
+    FieldError,
+    PermissionDeniedError,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    UnknownPathError,
+    VersionConflictError,
+)
+from policystore.model.events import EventType, PolicyChanged
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
+from policystore.model.policy import Emergency, HardLimits, Policy, StrategyConfig, StrategySettings
+from policystore.model.roles import Actor, Role
+from policystore.store.sources import Explanation, Source
+from policystore.store.store import MISSING, PolicyStore, StaleTradingRule
+from policystore.store.sync import SyncPolicyStore
+
+__all__ = [
+    "MISSING",
+    "PRESETS",
+    "Actor",
+    "Emergency",
+    "EventType",
+    "Explanation",
+    "FieldChange",
+    "FieldError",
+    "HardLimits",
+    "HistoryEntry",
+    "PermissionDeniedError",
+    "Policy",
+    "PolicyChanged",
+    "PolicyStore",
+    "PolicyStoreError",
+    "PolicyValidationError",
+    "RiskMode",
+    "RiskModeConfig",
+    "Role",
+    "Source",
+    "StaleTradingRule",
+    "StoreUnavailableError",
+    "StrategyConfig",
+    "StrategySettings",
+    "SyncPolicyStore",
+    "UnknownPathError",
+    "VersionConflictError",
+]
+__version__ = "0.1.0"

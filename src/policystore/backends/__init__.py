@@ -1,0 +1,1 @@
+"""Storage back ends: where the policy document and its history live."""

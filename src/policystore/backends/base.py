@@ -1,0 +1,68 @@
+"""The interface every storage back end implements.
+
+A back end stores versions of one policy document with their history entries
+and tells listeners when a new version may exist. It does no validation of its
+own beyond compare-and-set: the store validates before it commits and after it
+loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, runtime_checkable
+
+from policystore.model.history import HistoryEntry
+
+__all__ = ["Backend"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage for one versioned policy document.
+
+    Every method raises :class:`~policystore.errors.StoreUnavailableError` when
+    the storage cannot be reached in bounded time.
+    """
+
+    #: Where the data lives, safe to print (no password).
+    url: str
+
+    async def connect(self) -> None:
+        """Open connections and create what the back end needs."""
+
+    async def close(self) -> None:
+        """Release connections; end every :meth:`notifications` iterator."""
+
+    async def current_version(self) -> int:
+        """Return the newest version, 0 when nothing was ever written. Cheap."""
+
+    async def load(self, version: int | None = None) -> dict[str, Any] | None:
+        """Return the document at ``version`` (newest when None), or None if absent."""
+
+    async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
+        """Store ``document`` and ``entry`` as one atomic step, then notify listeners.
+
+        ``document["version"]`` and ``entry.version`` must be one more than the
+        current version.
+
+        Raises:
+            VersionConflictError: the current version is not ``document["version"] - 1``.
+        """
+
+    async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` entries older than ``before`` (all when None), newest first."""
+
+    async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
+        """Return the entries with ``after < version <= upto``, oldest first."""
+
+    def notifications(self) -> AsyncIterator[int]:
+        """Yield a version each time the store may hold a newer one (0: unknown, check).
+
+        After a reconnect the iterator yields 0 so the listener re-reads.
+        """
+
+    async def aux_get(self, table: str) -> dict[str, str]:
+        """Return every key of an auxiliary table (for example API token hashes)."""
+
+    async def aux_put(self, table: str, key: str, value: str | None) -> None:
+        """Set (or with None delete) one key of an auxiliary table."""

@@ -1,0 +1,164 @@
+"""Changes to a policy: apply a patch, diff two versions, tell whether risk went up.
+
+A patch maps dot paths to new values. It applies whole or not at all: the
+result is validated as one document and every failure is reported together.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final
+
+from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
+from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
+from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategySettings
+from policystore.model.history import FieldChange
+from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
+from policystore.model.validation import build_policy
+
+__all__ = ["apply_patch", "diff_policies", "risk_increases", "stored_values", "writable_paths"]
+
+_SETTINGS_FIELDS: Final = tuple(StrategySettings.__dataclass_fields__)
+_READ_ONLY: Final = ("version", "updated_at", "updated_by", "reason")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def stored_values(policy: Policy) -> dict[str, Any]:
+    """Return every writable path with its stored value (JSON-ready)."""
+    values: dict[str, Any] = {"active_mode": policy.active_mode}
+    for name, mode in policy.modes.items():
+        for field in MODE_FIELDS:
+            values[f"modes.{name}.{field}"] = getattr(mode, field)
+    for name, settings in policy.strategies.items():
+        for field in _SETTINGS_FIELDS:
+            values[f"strategies.{name}.{field}"] = getattr(settings, field)
+    for field in EMERGENCY_FIELDS:
+        values[f"emergency.{field}"] = _json(getattr(policy.emergency, field))
+    for field in HARD_LIMIT_FIELDS:
+        values[f"hard_limits.{field}"] = getattr(policy.hard_limits, field)
+    return values
+
+
+def writable_paths(policy: Policy) -> list[str]:
+    """Return the paths a patch may set on ``policy``, sorted."""
+    return sorted(stored_values(policy))
+
+
+def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
+    """Return the stored fields that differ between two policies, by path."""
+    before, after = stored_values(old), stored_values(new)
+    missing = object()
+    changes = []
+    for path in sorted(before.keys() | after.keys()):
+        a, b = before.get(path, missing), after.get(path, missing)
+        if a != b:
+            changes.append(FieldChange(path, None if a is missing else a, None if b is missing else b))
+    return tuple(changes)
+
+
+def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:
+    """Write ``value`` at ``path`` into the document ``data``; report a read-only path."""
+    value = _json(value)
+    head, _, rest = path.partition(".")
+    if path == "active_mode":
+        data["active_mode"] = value
+        return None
+    if head in {"risk", "ai"} and rest:
+        return FieldError(path, f"is read-only; write modes.{current.active_mode}.{rest} to change the active mode")
+    if path in _READ_ONLY:
+        return FieldError(path, "is set by the store on every write and cannot be written")
+    name, _, field = rest.partition(".")
+    section_fields = {"modes": MODE_FIELDS, "strategies": _SETTINGS_FIELDS}.get(head)
+    if section_fields is not None and name and not field:
+        # A whole mode or strategy: a mapping adds or replaces it, None removes it.
+        if value is None:
+            data[head].pop(name, None)
+        else:
+            data[head][name] = value
+        return None
+    if section_fields is not None and name in data[head] and field in section_fields:
+        entry = data[head][name]
+        if isinstance(entry, dict):
+            entry[field] = value
+        return None
+    if head == "emergency" and rest in EMERGENCY_FIELDS:
+        data["emergency"][rest] = value
+        return None
+    if head == "hard_limits" and rest in HARD_LIMIT_FIELDS:
+        data["hard_limits"][rest] = value
+        return None
+    candidates = writable_paths(current)
+    raise UnknownPathError(path, suggest(path, candidates))
+
+
+def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
+    """Return ``policy`` with ``patch`` applied and validated; ``policy`` is unchanged.
+
+    Args:
+        policy: the version the patch is based on.
+        patch: dot path to new value. ``modes.<NAME>`` and ``strategies.<name>``
+            take a whole config (or ``None`` to remove one that is not built in).
+
+    Returns:
+        The new policy, with the same version and metadata as ``policy``.
+
+    Raises:
+        UnknownPathError: a path names nothing writable.
+        PolicyValidationError: the result breaks a rule; every failure is listed.
+    """
+    if not patch:
+        raise PolicyValidationError([FieldError("patch", "is empty; name at least one path to change")])
+    data = copy.deepcopy(policy.document())
+    errors = [e for path, value in patch.items() if (e := _set(data, str(path), value, policy)) is not None]
+    if errors:
+        raise PolicyValidationError(errors)
+    return build_policy(data)
+
+
+def _looser(field: str, old: Any, new: Any) -> bool:
+    return bool(new > old) if LIMIT_FIELDS[field] > 0 else bool(new < old)
+
+
+def risk_increases(old: Policy, new: Policy) -> list[str]:
+    """Return the paths whose change lets the system take more risk, sorted.
+
+    More risk is any limit made looser: higher leverage, risk per trade,
+    drawdown, positions, size cap or scaling, or lower minimum confidence, in
+    any mode, in the active mode's effective limits (a mode switch), in the hard
+    caps, or in a strategy's effective config (including a shorter cooldown);
+    and turning the kill switch off.
+    """
+    raised: set[str] = set()
+    for name, mode in new.modes.items():
+        before = old.modes.get(name)
+        if before is not None:
+            raised.update(
+                f"modes.{name}.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(before, f), getattr(mode, f))
+            )
+    raised.update(f"risk.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(old.risk, f), getattr(new.risk, f)))
+    raised.update(
+        f"hard_limits.{f}"
+        for f in LIMIT_FIELDS
+        if _looser(f, getattr(old.hard_limits, f), getattr(new.hard_limits, f))
+    )
+    for name in new.strategies.keys() & old.strategies.keys():
+        before_s, after_s = old.strategy(name), new.strategy(name)
+        for field, mode_field in STRATEGY_FIELDS.items():
+            if mode_field is None:
+                if after_s.cooldown_seconds < before_s.cooldown_seconds:
+                    raised.add(f"strategies.{name}.{field}")
+            elif _looser(mode_field, getattr(before_s, field), getattr(after_s, field)):
+                raised.add(f"strategies.{name}.{field}")
+    if old.emergency.active and not new.emergency.active:
+        raised.add("emergency.active")
+    return sorted(raised)

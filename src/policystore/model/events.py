@@ -1,0 +1,121 @@
+"""Change events: what every process is told when the policy moves to a new version.
+
+Events never change once made and round-trip through a dict with a ``type`` key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from policystore.model.history import FieldChange, HistoryEntry
+
+__all__ = ["EventType", "PolicyChanged", "events_for"]
+
+
+class EventType(str, Enum):
+    """The kinds of change event."""
+
+    UPDATED = "policy.updated"
+    MODE_CHANGED = "policy.mode.changed"
+    EMERGENCY = "policy.emergency"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """The policy moved to ``version``: who, why, when and every changed value.
+
+    ``event_id`` is ``"<version>:<type>"``, the same in every process, so a
+    consumer that hears one change twice can tell.
+    """
+
+    type: EventType
+    version: int
+    previous_version: int
+    at: datetime
+    by: str
+    reason: str
+    changes: tuple[FieldChange, ...]
+
+    @property
+    def event_id(self) -> str:
+        """An id unique to this change and kind, equal in every process."""
+        return f"{self.version}:{self.type.value}"
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        """The changed paths with their values before the change."""
+        return {c.path: c.old for c in self.changes}
+
+    @property
+    def new(self) -> dict[str, Any]:
+        """The changed paths with their values after the change."""
+        return {c.path: c.new for c in self.changes}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-ready data with a ``type`` key."""
+        return {
+            "type": self.type.value,
+            "event_id": self.event_id,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "at": self.at.isoformat(),
+            "by": self.by,
+            "reason": self.reason,
+            "changes": [c.to_dict() for c in self.changes],
+            "previous": self.previous,
+            "new": self.new,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyChanged:
+        """Rebuild an event from :meth:`to_dict` output.
+
+        Raises:
+            KeyError, ValueError: the data is not an event.
+        """
+        return cls(
+            type=EventType(data["type"]),
+            version=int(data["version"]),
+            previous_version=int(data["previous_version"]),
+            at=datetime.fromisoformat(data["at"]),
+            by=str(data["by"]),
+            reason=str(data["reason"]),
+            changes=tuple(FieldChange.from_dict(c) for c in data.get("changes", ())),
+        )
+
+
+def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged]:
+    """Return the events one write publishes, ``policy.updated`` first.
+
+    Args:
+        entry: the write's history entry.
+        previous_version: the version the write replaced.
+
+    Returns:
+        ``policy.updated``, then ``policy.mode.changed`` if the active mode
+        changed and ``policy.emergency`` if the kill switch flipped.
+    """
+    kinds = [EventType.UPDATED]
+    paths = set(entry.changed_paths)
+    if "active_mode" in paths:
+        kinds.append(EventType.MODE_CHANGED)
+    if "emergency.active" in paths:
+        kinds.append(EventType.EMERGENCY)
+    return [
+        PolicyChanged(
+            type=kind,
+            version=entry.version,
+            previous_version=previous_version,
+            at=entry.at,
+            by=entry.by,
+            reason=entry.reason,
+            changes=entry.changes,
+        )
+        for kind in kinds
+    ]

@@ -1,0 +1,68 @@
+"""History entries and field-level changes: the audit trail of every write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["FieldChange", "HistoryEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field's value before and after a write (JSON-ready values)."""
+
+    path: str
+    old: Any
+    new: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the change as plain data."""
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FieldChange:
+        """Rebuild a change from :meth:`to_dict` output."""
+        return cls(path=data["path"], old=data.get("old"), new=data.get("new"))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One write: the version it made, when (UTC), who, why and what changed."""
+
+    version: int
+    at: datetime
+    by: str
+    reason: str
+    changes: tuple[FieldChange, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the entry as JSON-ready data."""
+        return {
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "by": self.by,
+            "reason": self.reason,
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
+        """Rebuild an entry from :meth:`to_dict` output.
+
+        Raises:
+            KeyError, ValueError, TypeError: the data is not an entry.
+        """
+        return cls(
+            version=int(data["version"]),
+            at=datetime.fromisoformat(data["at"]),
+            by=str(data["by"]),
+            reason=str(data["reason"]),
+            changes=tuple(FieldChange.from_dict(c) for c in data.get("changes", ())),
+        )
+
+    @property
+    def changed_paths(self) -> tuple[str, ...]:
+        """The paths this write changed."""
+        return tuple(c.path for c in self.changes)

@@ -1,0 +1,220 @@
+"""The policy document: one frozen value that holds every limit, versioned as a whole."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final, NoReturn
+
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic.dataclasses import dataclass
+
+from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, RiskModeConfig
+
+__all__ = [
+    "BUILTIN_STRATEGIES",
+    "EPOCH",
+    "MODE_NAME_PATTERN",
+    "STRATEGY_FIELDS",
+    "STRATEGY_NAME_PATTERN",
+    "Emergency",
+    "FrozenDict",
+    "HardLimits",
+    "Policy",
+    "StrategyConfig",
+    "StrategySettings",
+    "default_policy",
+    "policy_adapter",
+]
+
+MODE_NAME_PATTERN: Final = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+STRATEGY_NAME_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FrozenDict(dict[Any, Any]):
+    """A dict that refuses changes, so a held snapshot cannot be altered in place."""
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: object, **_kwargs: object) -> NoReturn:
+        msg = "policy snapshots are immutable; write changes through the store"
+        raise TypeError(msg)
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class StrategySettings:
+    """A strategy's stored execution config: a cooldown and optional overrides.
+
+    An override may only tighten the active mode: the effective value is the
+    stricter of the two (see :class:`StrategyConfig`). ``None`` means "use the
+    active mode's value".
+    """
+
+    cooldown_seconds: float = Field(ge=0, allow_inf_nan=False, description="Seconds between two trades of one symbol.")
+    min_confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    max_leverage: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_risk_pct_per_trade: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    max_positions: int | None = Field(default=None, ge=1)
+    scaling_factor: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+#: Effective strategy fields, each with the mode field it derives from.
+STRATEGY_FIELDS: Final[dict[str, str | None]] = {
+    "cooldown_seconds": None,
+    "min_confidence": "global_min_confidence",
+    "max_leverage": "max_leverage",
+    "max_risk_pct_per_trade": "max_risk_pct_per_trade",
+    "max_positions": "max_positions",
+    "scaling_factor": "scaling_factor",
+}
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class StrategyConfig:
+    """A strategy's effective config under one mode: every field filled in."""
+
+    name: str
+    cooldown_seconds: float
+    min_confidence: float
+    max_leverage: float
+    max_risk_pct_per_trade: float
+    max_positions: int
+    scaling_factor: float
+
+    @classmethod
+    def derive(cls, name: str, settings: StrategySettings, mode: RiskModeConfig) -> StrategyConfig:
+        """Fill a strategy's unset fields from ``mode`` and clamp overrides to it.
+
+        Args:
+            name: the strategy's name.
+            settings: the stored config.
+            mode: the active mode's config.
+
+        Returns:
+            The effective config: an override can only make the mode stricter.
+        """
+        values: dict[str, Any] = {"name": name, "cooldown_seconds": settings.cooldown_seconds}
+        for field, mode_field in STRATEGY_FIELDS.items():
+            if mode_field is None:
+                continue
+            base = getattr(mode, mode_field)
+            override = getattr(settings, field)
+            if override is None:
+                values[field] = base
+            elif LIMIT_FIELDS[mode_field] > 0:
+                values[field] = min(override, base)
+            else:
+                values[field] = max(override, base)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class Emergency:
+    """The kill switch: while ``active``, no new trade may be opened."""
+
+    active: bool = False
+    reason: str | None = None
+    activated_at: datetime | None = None
+    activated_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class HardLimits:
+    """Absolute caps no mode may exceed; ``global_min_confidence`` is a floor."""
+
+    max_leverage: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    max_risk_pct_per_trade: float = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
+    max_daily_drawdown: float = Field(default=0.10, gt=0, le=1, allow_inf_nan=False)
+    max_positions: int = Field(default=100, ge=1)
+    global_min_confidence: float = Field(default=0.30, ge=0, le=1, allow_inf_nan=False)
+    scaling_factor: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    position_size_cap: float = Field(default=10_000.0, gt=0, allow_inf_nan=False)
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class Policy:
+    """The whole policy at one version. Frozen: a new version is a new object.
+
+    ``policy.risk`` and ``policy.ai`` are the active mode's config, so that one
+    decision reads every limit from the one snapshot it holds::
+
+        snap = store.snapshot()
+        leverage = snap.risk.max_leverage
+
+    Build one from data with :func:`policystore.model.validation.build_policy`,
+    which checks the hard caps too; the constructor checks field ranges only.
+    """
+
+    active_mode: str
+    modes: dict[str, RiskModeConfig]
+    strategies: dict[str, StrategySettings]
+    emergency: Emergency = Emergency()
+    hard_limits: HardLimits = HardLimits()
+    version: int = Field(default=0, ge=0, description="Grows by one with every write; 0 before the first.")
+    updated_at: datetime = EPOCH
+    updated_by: str = "policystore"
+    reason: str = ""
+    # Derived in __post_init__ and stored in a slot: a plain attribute read.
+    risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
+    ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
+
+    @field_validator("updated_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            msg = "timestamps must carry a time zone"
+            raise ValueError(msg)
+        return value.astimezone(UTC)
+
+    def __post_init__(self) -> None:
+        # Frozen so that a snapshot a caller holds cannot be altered in place.
+        object.__setattr__(self, "modes", FrozenDict(self.modes))
+        object.__setattr__(self, "strategies", FrozenDict(self.strategies))
+        active = self.modes.get(self.active_mode)
+        object.__setattr__(self, "risk", active)
+        object.__setattr__(self, "ai", active)
+
+    def strategy(self, name: str) -> StrategyConfig:
+        """Return strategy ``name``'s effective config under the active mode.
+
+        Raises:
+            KeyError: no strategy has that name.
+        """
+        return StrategyConfig.derive(name, self.strategies[name], self.risk)
+
+    def document(self) -> dict[str, Any]:
+        """Return the policy as plain JSON-ready data."""
+        return policy_adapter.dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+
+policy_adapter: Final = TypeAdapter(Policy)
+
+BUILTIN_STRATEGIES: Final[dict[str, StrategySettings]] = {
+    "conservative": StrategySettings(
+        cooldown_seconds=300, min_confidence=0.65, max_leverage=2.0, max_risk_pct_per_trade=0.005, max_positions=5
+    ),
+    "moderate": StrategySettings(cooldown_seconds=120, min_confidence=0.55, max_leverage=3.0),
+    "aggressive": StrategySettings(cooldown_seconds=30),
+    "defensive": StrategySettings(
+        cooldown_seconds=600,
+        min_confidence=0.70,
+        max_leverage=1.5,
+        max_risk_pct_per_trade=0.005,
+        max_positions=5,
+        scaling_factor=0.5,
+    ),
+}
+
+
+def default_policy() -> Policy:
+    """Return the built-in policy a new store starts with, at version 0."""
+    return Policy(
+        active_mode="NORMAL",
+        modes=dict(BUILTIN_MODES),
+        strategies=dict(BUILTIN_STRATEGIES),
+        reason="built-in defaults",
+    )

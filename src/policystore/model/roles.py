@@ -1,0 +1,64 @@
+"""Who may change what: roles, the acting principal, and the rule that only admins raise risk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from policystore.errors import PermissionDeniedError
+from policystore.model.changes import risk_increases
+from policystore.model.policy import Policy
+
+__all__ = ["Actor", "Role", "authorize_change"]
+
+
+class Role(str, Enum):
+    """Roles in increasing power: a viewer reads, an operator lowers risk, an admin does all."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order viewer < operator < admin."""
+        return _RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The principal a write is made for: its name goes into history as the author."""
+
+    name: str
+    role: Role = Role.ADMIN
+
+    def require(self, role: Role, action: str) -> None:
+        """Raise unless this actor has at least ``role``.
+
+        Raises:
+            PermissionDeniedError: the actor's role is lower.
+        """
+        if self.role.rank < role.rank:
+            raise PermissionDeniedError(self.name, self.role.value, role.value, action)
+
+
+def authorize_change(actor: Actor, old: Policy, new: Policy, action: str) -> None:
+    """Check that ``actor`` may turn ``old`` into ``new``.
+
+    Any write needs an operator; a write that raises risk (see
+    :func:`policystore.model.changes.risk_increases`) needs an admin.
+
+    Raises:
+        PermissionDeniedError: the actor may not make this change.
+    """
+    actor.require(Role.OPERATOR, action)
+    raised = risk_increases(old, new)
+    if raised:
+        shown = ", ".join(raised[:3]) + (f" and {len(raised) - 3} more" if len(raised) > 3 else "")
+        actor.require(Role.ADMIN, f"{action} raises risk ({shown}) and")

@@ -1,0 +1,134 @@
+"""Turn plain data into a valid :class:`Policy`, or list every field that failed.
+
+Field ranges come from the value types; this module adds the rules that span
+fields: the hard caps, the active mode, names, the built-in modes and strategies
+that must stay, and an active kill switch's reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Real
+from typing import Any
+
+from pydantic import ValidationError
+
+from policystore.errors import FieldError, PolicyValidationError
+from policystore.model.modes import BUILTIN_MODES, LIMIT_FIELDS
+from policystore.model.policy import (
+    BUILTIN_STRATEGIES,
+    MODE_NAME_PATTERN,
+    STRATEGY_FIELDS,
+    STRATEGY_NAME_PATTERN,
+    HardLimits,
+    Policy,
+    policy_adapter,
+)
+
+__all__ = ["build_policy", "cross_field_errors", "pydantic_errors"]
+
+_DEFAULT_CAPS = HardLimits()
+
+
+def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    """Convert pydantic's errors to :class:`FieldError` with dot paths."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in (*((prefix,) if prefix else ()), *err["loc"]))
+        kind = err["type"]
+        if kind in {"unexpected_keyword_argument", "extra_forbidden"}:
+            message = "is not a known field"
+        elif kind == "missing":
+            message = "is required"
+        else:
+            message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err['input']!r})"
+        errors.append(FieldError(path or "policy", message))
+    return errors
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    return float(value)
+
+
+def _cap_errors(path: str, field: str, value: Any, caps: Mapping[str, Any]) -> list[FieldError]:
+    number, cap = _number(value), _number(caps.get(field))
+    if number is None or cap is None:
+        return []
+    if LIMIT_FIELDS[field] > 0 and number > cap:
+        return [FieldError(path, f"{value} is above the hard limit hard_limits.{field} = {caps[field]}")]
+    if LIMIT_FIELDS[field] < 0 and number < cap:
+        return [FieldError(path, f"{value} is below the hard floor hard_limits.{field} = {caps[field]}")]
+    return []
+
+
+def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """Check the rules that span fields on raw data, tolerating any malformed part.
+
+    Malformed parts are skipped here: their type errors come from the value
+    types, so that one pass reports every problem.
+    """
+    errors: list[FieldError] = []
+    raw_caps = data.get("hard_limits")
+    caps: Mapping[str, Any] = raw_caps if isinstance(raw_caps, Mapping) else {}
+    caps = {f: caps.get(f, getattr(_DEFAULT_CAPS, f)) for f in LIMIT_FIELDS}
+    modes = data.get("modes")
+    if isinstance(modes, Mapping):
+        for name, mode in modes.items():
+            if not isinstance(name, str) or not MODE_NAME_PATTERN.match(name):
+                errors.append(FieldError(f"modes.{name}", "mode names are upper-case letters, digits and _"))
+            if isinstance(mode, Mapping):
+                for field in LIMIT_FIELDS:
+                    errors += _cap_errors(f"modes.{name}.{field}", field, mode.get(field), caps)
+        errors += [
+            FieldError(f"modes.{name}", "is a built-in mode and cannot be removed")
+            for name in BUILTIN_MODES
+            if name not in modes
+        ]
+        active = data.get("active_mode")
+        if isinstance(active, str) and active not in modes:
+            errors.append(FieldError("active_mode", f"{active!r} is not a mode of this policy ({', '.join(modes)})"))
+    strategies = data.get("strategies")
+    if isinstance(strategies, Mapping):
+        for name, strategy in strategies.items():
+            if not isinstance(name, str) or not STRATEGY_NAME_PATTERN.match(name):
+                errors.append(FieldError(f"strategies.{name}", "strategy names are lower-case letters, digits and _"))
+            if isinstance(strategy, Mapping):
+                for field, mode_field in STRATEGY_FIELDS.items():
+                    if mode_field is not None:
+                        errors += _cap_errors(f"strategies.{name}.{field}", mode_field, strategy.get(field), caps)
+        errors += [
+            FieldError(f"strategies.{name}", "is a built-in strategy and cannot be removed")
+            for name in BUILTIN_STRATEGIES
+            if name not in strategies
+        ]
+    emergency = data.get("emergency")
+    if isinstance(emergency, Mapping) and emergency.get("active") is True and not emergency.get("reason"):
+        errors.append(FieldError("emergency.reason", "is required while the kill switch is on"))
+    return errors
+
+
+def build_policy(data: Mapping[str, Any]) -> Policy:
+    """Validate ``data`` and return the policy it describes.
+
+    Args:
+        data: a policy document, as :meth:`Policy.document` returns.
+
+    Returns:
+        The frozen policy.
+
+    Raises:
+        PolicyValidationError: one or more fields failed; every failure is listed.
+    """
+    errors: list[FieldError] = []
+    policy: Policy | None = None
+    try:
+        policy = policy_adapter.validate_python(dict(data))
+    except ValidationError as exc:
+        errors = pydantic_errors(exc)
+    seen = {e.path for e in errors}
+    errors += [e for e in cross_field_errors(data) if e.path not in seen]
+    if errors or policy is None:
+        raise PolicyValidationError(errors or [FieldError("policy", "is not a valid policy document")])
+    return policy

@@ -1,0 +1,73 @@
+"""The last-known-good copy: the newest policy this machine saw, kept on local disk.
+
+Written atomically (a temporary file in the same folder, flushed, then renamed
+over the old one) so a reader never sees half a file, even after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from policystore.errors import PolicyStoreError
+from policystore.model.policy import Policy
+from policystore.model.validation import build_policy
+
+__all__ = ["LastKnownGood"]
+
+log = logging.getLogger("policystore.lkg")
+
+
+class LastKnownGood:
+    """One last-known-good file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def read(self) -> Policy | None:
+        """Return the saved policy, or None when there is none or it is unusable.
+
+        An unreadable or invalid file is logged and ignored: the chain then
+        falls through to the environment and the defaults.
+        """
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("Last-known-good copy %s cannot be read: %s", self.path, exc)
+            return None
+        try:
+            return build_policy(json.loads(text))
+        except (ValueError, TypeError, PolicyStoreError) as exc:
+            log.error("Last-known-good copy %s is not a valid policy and was ignored: %s", self.path, exc)
+            return None
+
+    def write(self, policy: Policy) -> None:
+        """Replace the file with ``policy`` atomically; a newer saved version is kept.
+
+        Several processes on one machine share the file, so a process that
+        heard of a version later than another does not overwrite it.
+        """
+        saved = self.read()
+        if saved is not None and saved.version > policy.version:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(policy.document(), handle, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,621 @@
+"""PolicyStore: the async API over one back end, with a local snapshot every read answers from.
+
+Reads (``get``, ``snapshot``, ``explain``) never do I/O: they look values up in
+a table built once per version. Every write is validated, checked against the
+caller's role, committed with compare-and-set on the version, recorded in
+history and announced as events. Changes made elsewhere reach the snapshot
+through the back end's notifications, with a periodic version check as a
+safety net; when the store cannot be reached, reads answer from the
+last-known-good copy on disk, then the environment, then the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import getpass
+import inspect
+import logging
+import os
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final, Self
+
+from policystore.backends.base import Backend
+from policystore.errors import (
+    FieldError,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    UnknownPathError,
+    VersionConflictError,
+)
+from policystore.model.changes import apply_patch, diff_policies
+from policystore.model.events import PolicyChanged, events_for
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.modes import RiskMode, RiskModeConfig
+from policystore.model.paths import suggest
+from policystore.model.policy import Policy, default_policy
+from policystore.model.roles import Actor, Role, authorize_change
+from policystore.model.validation import build_policy
+from policystore.store.bus import EventBus, ExternalEventBus, Subscriber
+from policystore.store.env import overlay_environment
+from policystore.store.lkg import LastKnownGood
+from policystore.store.sources import Explanation, ReadState, Source
+from policystore.store.urls import DEFAULT_URL, backend_for_url, default_lkg_path
+
+__all__ = ["MISSING", "PolicyStore", "StaleTradingRule"]
+
+log = logging.getLogger("policystore")
+
+
+class _Missing(Enum):
+    """Tells "no default passed" apart from ``default=None``."""
+
+    MISSING = "MISSING"
+
+
+MISSING: Final = _Missing.MISSING
+_AUTO: Final = object()
+
+
+class StaleTradingRule(str, Enum):
+    """What ``can_open_new_trades`` answers while the live store cannot be reached.
+
+    ``LAST_KNOWN_GOOD`` (default): follow the last-known-good copy's kill switch;
+    with no such copy (only environment and defaults), refuse. ``NEVER``: refuse
+    whenever stale. ``FOLLOW``: follow whatever layer answers.
+    """
+
+    LAST_KNOWN_GOOD = "last_known_good"
+    NEVER = "never"
+    FOLLOW = "follow"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_actor() -> Actor:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        user = "unknown"
+    return Actor(f"local:{user}", Role.ADMIN)
+
+
+def _mode_name(mode: RiskMode | str) -> str:
+    return mode.value if isinstance(mode, RiskMode) else str(mode)
+
+
+class PolicyStore:
+    """The policy store: async reads and writes over one back end.
+
+    Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
+    or construct it and ``await store.initialize()``. The first argument may be a
+    back end, a URL, or a ``redis.asyncio.Redis`` client.
+
+    Args:
+        backend: a :class:`Backend`, a store URL, a Redis client, or None for
+            ``$POLICYSTORE_URL`` (default ``sqlite:///./policystore.db``).
+        event_bus: a system bus with ``publish(topic, payload)``; it receives
+            the events of this process's own writes.
+        lkg_path: the last-known-good file; None for none; by default derived
+            from the URL.
+        refresh_interval: seconds between safety-net version checks.
+        actor: who this store writes as, and with which role; by default the
+            local user as an admin (access to the store's URL is admin access).
+        environ: the environment to read fallback values from (``os.environ``).
+        watch: follow changes made by other processes (off for one-shot tools).
+        stale_trading: the rule ``can_open_new_trades`` follows while stale.
+        clock: returns the current UTC time.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | str | Any | None = None,
+        event_bus: ExternalEventBus | None = None,
+        *,
+        lkg_path: str | os.PathLike[str] | None | object = _AUTO,
+        refresh_interval: float = 60.0,
+        actor: Actor | None = None,
+        environ: Mapping[str, str] | None = None,
+        watch: bool = True,
+        stale_trading: StaleTradingRule | str = StaleTradingRule.LAST_KNOWN_GOOD,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if backend is None:
+            backend = os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
+        if isinstance(backend, str):
+            self._backend: Backend = backend_for_url(backend)
+        elif isinstance(backend, Backend):
+            self._backend = backend
+        else:
+            from policystore.backends.redis import RedisBackend
+
+            self._backend = RedisBackend.from_client(backend)
+        if lkg_path is _AUTO:
+            lkg_path = default_lkg_path(self._backend.url)
+        self._lkg = LastKnownGood(lkg_path) if lkg_path is not None else None  # type: ignore[arg-type]
+        self._external = event_bus
+        self._refresh_interval = refresh_interval
+        self._actor = actor or _default_actor()
+        self._environ = os.environ if environ is None else environ
+        self._watch = watch
+        self._stale_rule = StaleTradingRule(stale_trading)
+        self._clock = clock
+        self._bus = EventBus()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.last_error: PolicyStoreError | None = None
+        self._set_state(self._fallback_state())
+
+    # -- opening and closing -------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str | None = None, **options: Any) -> Self:
+        """Open the store at ``url`` and load the current policy.
+
+        A store that cannot be reached still opens: reads answer from the
+        fallback chain (see :meth:`explain`) and the store keeps trying.
+
+        Args:
+            url: ``memory://``, ``sqlite:///PATH`` or ``redis://HOST:PORT/DB``.
+            **options: the keyword arguments of :class:`PolicyStore`.
+
+        Returns:
+            The initialised store.
+        """
+        store = cls(url, **options)
+        await store.initialize()
+        return store
+
+    async def initialize(self) -> None:
+        """Connect, create the first version in a new store, load it and start following changes."""
+        try:
+            await self._backend.connect()
+            if await self._backend.current_version() == 0:
+                await self._seed()
+            await self.refresh()
+        except StoreUnavailableError as exc:
+            self._mark_unreachable(exc)
+        if self._watch:
+            self._tasks.append(asyncio.create_task(self._follow_notifications(), name="policystore-notify"))
+            self._tasks.append(asyncio.create_task(self._safety_net(), name="policystore-refresh"))
+
+    async def close(self) -> None:
+        """Stop following changes, end ``watch()`` iterators and release the back end."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._bus.close()
+        await self._backend.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """The store's URL, without any password."""
+        return self._backend.url
+
+    @property
+    def backend(self) -> Backend:
+        """The back end this store writes to."""
+        return self._backend
+
+    @property
+    def actor(self) -> Actor:
+        """Who this store writes as by default."""
+        return self._actor
+
+    # -- reads: local, no I/O -----------------------------------------------
+
+    def get(self, path: str, default: Any = MISSING) -> Any:
+        """Return the value at ``path`` from this process's snapshot; never does I/O.
+
+        Raises:
+            UnknownPathError: no such path and no default was given.
+        """
+        try:
+            return self._values[path]
+        except KeyError:
+            if default is MISSING:
+                raise UnknownPathError(path, suggest(path, list(self._values))) from None
+            return default
+
+    def snapshot(self) -> Policy:
+        """Return the whole policy as this process sees it now (immutable)."""
+        return self._state.policy
+
+    def explain(self, path: str) -> Explanation:
+        """Tell which source answers ``path``, with the value, version and staleness.
+
+        Raises:
+            UnknownPathError: no such path.
+        """
+        state = self._state
+        if path not in state.values:
+            raise UnknownPathError(path, suggest(path, list(state.values)))
+        return state.explain(path)
+
+    def paths(self) -> list[str]:
+        """Return every readable path, sorted."""
+        return sorted(self._values)
+
+    @property
+    def stale(self) -> bool:
+        """True while answers do not come from the live store."""
+        return self._state.stale
+
+    @property
+    def source(self) -> Source:
+        """The layer of the fallback chain that answers now."""
+        return self._state.source
+
+    async def get_policy(self) -> Policy:
+        """Return the current policy (the local snapshot)."""
+        return self._state.policy
+
+    async def get_active_risk_config(self) -> RiskModeConfig:
+        """Return the active mode's config."""
+        return self._state.policy.risk
+
+    async def get_value(self, path: str, default: Any = MISSING) -> Any:
+        """Async form of :meth:`get`."""
+        return self.get(path, default)
+
+    async def can_open_new_trades(self) -> bool:
+        """Return whether a new trade may be opened now.
+
+        False while the kill switch is on; while stale, the answer follows the
+        store's :class:`StaleTradingRule`.
+        """
+        state = self._state
+        if state.policy.emergency.active:
+            return False
+        if not state.stale or self._stale_rule is StaleTradingRule.FOLLOW:
+            return True
+        return self._stale_rule is StaleTradingRule.LAST_KNOWN_GOOD and state.source is Source.LAST_KNOWN_GOOD
+
+    # -- events --------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` with every change event; return a function that unsubscribes."""
+        return self._bus.subscribe(callback)
+
+    def watch(self) -> AsyncIterator[PolicyChanged]:
+        """Iterate over every change event from now on, in version order."""
+        return self._bus.watch()
+
+    # -- audit ---------------------------------------------------------------
+
+    async def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` history entries, newest first (older than ``before``)."""
+        if limit < 1:
+            raise PolicyValidationError([FieldError("limit", f"must be at least 1 (got {limit})")])
+        return await self._backend.history(limit, before)
+
+    async def version_at(self, version: int) -> Policy:
+        """Return the policy as it was at ``version``.
+
+        Raises:
+            PolicyValidationError: there is no such version.
+        """
+        document = await self._backend.load(version) if version >= 1 else None
+        if document is None:
+            current = await self._backend.current_version()
+            msg = f"there is no version {version}; versions run from 1 to {current}"
+            raise PolicyValidationError([FieldError("version", msg)])
+        return build_policy(document)
+
+    async def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
+        """Return the stored fields that differ from version ``v1`` to ``v2`` (default: current)."""
+        old = await self.version_at(v1)
+        new = await self.version_at(v2) if v2 is not None else await self._load_latest()
+        return list(diff_policies(old, new))
+
+    # -- writes --------------------------------------------------------------
+
+    async def switch_mode(
+        self,
+        mode: RiskMode | str,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Make ``mode`` the active mode. A looser mode needs an admin.
+
+        Returns:
+            The new policy.
+
+        Raises:
+            PolicyValidationError: no such mode, or an empty reason.
+            VersionConflictError: ``expected_version`` is not the current version.
+            PermissionDeniedError: the switch raises risk and the actor is no admin.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        name = _mode_name(mode)
+        return await self._write(
+            lambda base: apply_patch(base, {"active_mode": name}),
+            f"switching to mode {name}", updated_by, reason, expected_version, actor,
+        )
+
+    async def update(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Apply path -> value ``changes`` as one new version, all or nothing.
+
+        Without ``expected_version`` a concurrent write is not an error: the
+        changes are applied again on the newer version, so neither is lost.
+
+        Raises:
+            UnknownPathError, PolicyValidationError, VersionConflictError,
+            PermissionDeniedError, StoreUnavailableError: as for :meth:`switch_mode`.
+        """
+        patch = dict(changes)
+        return await self._write(
+            lambda base: apply_patch(base, patch), "this change", updated_by, reason, expected_version, actor
+        )
+
+    async def set_emergency_mode(
+        self,
+        active: bool,  # noqa: FBT001 - the contract's positional form: set_emergency_mode(True, ...)
+        *,
+        reason: str,
+        updated_by: str | None = None,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Turn the kill switch on (any operator) or off (admins only)."""
+        author = (actor or self._actor).name if updated_by is None or actor is not None else updated_by
+        now = self._clock()
+        patch: dict[str, Any] = (
+            {"emergency.active": True, "emergency.reason": reason, "emergency.activated_at": now,
+             "emergency.activated_by": author}
+            if active
+            else {"emergency.active": False, "emergency.reason": None, "emergency.activated_at": None,
+                  "emergency.activated_by": None}
+        )
+        action = "turning the kill switch on" if active else "turning the kill switch off"
+        return await self._write(lambda base: apply_patch(base, patch), action, updated_by, reason,
+                                 expected_version, actor)
+
+    async def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+        """The drawdown breaker: turn the kill switch on once the day's loss reaches the limit.
+
+        Args:
+            loss_fraction: the day's loss as a fraction of the day's starting equity.
+            reporter: who measured the loss; the author of the kill switch write.
+            actor: the role to write with (an operator is enough).
+
+        Returns:
+            True if new trades may still be opened.
+        """
+        limit = self._state.policy.risk.max_daily_drawdown
+        if loss_fraction >= limit and not self._state.policy.emergency.active:
+            mode = self._state.policy.active_mode
+            reason = (f"drawdown breaker: the day's loss of {loss_fraction:.2%} reached max_daily_drawdown "
+                      f"{limit:.2%} of mode {mode}")
+            await self.set_emergency_mode(True, reason=reason, updated_by=reporter,
+                                          actor=actor or Actor(reporter, Role.OPERATOR))
+        return await self.can_open_new_trades()
+
+    async def rollback(
+        self,
+        version: int,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Write a new version equal in content to ``version``. Admins only."""
+        (actor or self._actor).require(Role.ADMIN, "rolling back")
+        target = await self.version_at(version)
+        return await self._write(
+            lambda base: dataclasses.replace(target, version=base.version),
+            f"rolling back to version {version}", updated_by, reason, expected_version, actor,
+        )
+
+    async def replace_policy(
+        self,
+        document: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Replace the whole document (an import) as one new version; metadata in it is ignored."""
+        data = {k: v for k, v in document.items() if k not in {"version", "updated_at", "updated_by", "reason"}}
+        imported = build_policy(data)
+        return await self._write(
+            lambda base: dataclasses.replace(imported, version=base.version),
+            "importing a policy", updated_by, reason, expected_version, actor,
+        )
+
+    async def refresh(self) -> Policy:
+        """Compare versions with the store now and load a newer one if there is one.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (reads go stale).
+        """
+        try:
+            await self._catch_up()
+        except StoreUnavailableError as exc:
+            self._mark_unreachable(exc)
+            raise
+        return self._state.policy
+
+    # -- internals -----------------------------------------------------------
+
+    def _set_state(self, state: ReadState) -> None:
+        # One assignment each: a reader sees the old table or the new, never a mix.
+        self._state = state
+        self._values = state.values
+
+    def _fallback_state(self) -> ReadState:
+        saved = self._lkg.read() if self._lkg is not None else None
+        if saved is not None:
+            return ReadState.last_known_good(saved)
+        return ReadState.fallback(overlay_environment(default_policy(), self._environ))
+
+    def _mark_unreachable(self, exc: StoreUnavailableError) -> None:
+        self.last_error = exc
+        state = self._state
+        if state.source is Source.STORE:
+            log.warning("%s Answering from the last-known-good copy (version %d).", exc, state.policy.version)
+            self._set_state(ReadState.last_known_good(state.policy))
+
+    async def _seed(self) -> None:
+        now = self._clock()
+        first = dataclasses.replace(default_policy(), version=1, updated_at=now, updated_by="policystore",
+                                    reason="initial policy")
+        entry = HistoryEntry(1, now, "policystore", "initial policy", ())
+        with contextlib.suppress(VersionConflictError):  # another process seeded it first
+            await self._backend.commit(first.document(), entry)
+
+    async def _load_latest(self) -> Policy:
+        document = await self._backend.load()
+        if document is None:
+            raise StoreUnavailableError(self._backend.url, "the store holds no policy; run 'policystore init'")
+        try:
+            return build_policy(document)
+        except PolicyValidationError as exc:
+            raise StoreUnavailableError(self._backend.url, f"the stored policy is invalid and was refused ({exc})") from exc
+
+    async def _catch_up(self) -> None:
+        """Install the store's newest version if it is newer than ours, with its events."""
+        async with self._lock:
+            state = self._state
+            live = state.source is Source.STORE
+            current = await self._backend.current_version()
+            if live and current <= state.policy.version:
+                return
+            policy = await self._load_latest()
+            if live and policy.version <= state.policy.version:
+                return
+            after = state.policy.version if state.source in {Source.STORE, Source.LAST_KNOWN_GOOD} else 0
+            entries = await self._backend.entries(after, policy.version) if after < policy.version else []
+            await self._install(policy, entries, after)
+
+    async def _install(self, policy: Policy, entries: list[HistoryEntry], previous: int) -> None:
+        self.last_error = None
+        self._set_state(ReadState.live(policy))
+        if self._lkg is not None and policy.version != previous:
+            try:
+                await asyncio.to_thread(self._lkg.write, policy)
+            except OSError as exc:
+                log.error("Could not save the last-known-good copy to %s: %s", self._lkg.path, exc)
+        for entry in entries:
+            for event in events_for(entry, previous):
+                await self._bus.publish(event)
+            previous = entry.version
+
+    async def _write(
+        self,
+        change: Callable[[Policy], Policy],
+        action: str,
+        updated_by: str | None,
+        reason: str,
+        expected_version: int | None,
+        actor: Actor | None,
+    ) -> Policy:
+        who = actor or self._actor
+        author = who.name if actor is not None or not updated_by else updated_by
+        if not isinstance(reason, str) or not reason.strip():
+            raise PolicyValidationError([FieldError("reason", "is required: say why the policy changes")])
+        if not author.strip():
+            raise PolicyValidationError([FieldError("updated_by", "must name who makes the change")])
+        for attempt in range(50):
+            try:
+                base = await self._load_latest()
+            except StoreUnavailableError as exc:
+                self._mark_unreachable(exc)
+                raise
+            if expected_version is not None and base.version != expected_version:
+                raise VersionConflictError(expected_version, base.version)
+            candidate = change(base)
+            authorize_change(who, base, candidate, action)
+            now = self._clock()
+            new = dataclasses.replace(candidate, version=base.version + 1, updated_at=now, updated_by=author,
+                                      reason=reason)
+            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
+            try:
+                await self._backend.commit(new.document(), entry)
+            except VersionConflictError:
+                if expected_version is not None:
+                    raise
+                # Another writer got in first: apply the change again on its version.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
+                continue
+            except StoreUnavailableError as exc:
+                self._mark_unreachable(exc)
+                raise
+            await self._after_commit(new, entry)
+            return new
+        current = await self._backend.current_version()
+        raise VersionConflictError(current - 1, current)
+
+    async def _after_commit(self, new: Policy, entry: HistoryEntry) -> None:
+        async with self._lock:
+            state = self._state
+            live = state.source is Source.STORE
+            installed = live and state.policy.version >= new.version  # a notification was first
+            direct = live and state.policy.version == new.version - 1
+            if direct:
+                await self._install(new, [entry], state.policy.version)
+        if not installed and not direct:
+            # We missed versions in between: load them, so events stay in order.
+            with contextlib.suppress(StoreUnavailableError):
+                await self.refresh()
+        if self._external is not None:
+            for event in events_for(entry, new.version - 1):
+                try:
+                    result = self._external.publish(event.type.value, event.to_dict())
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("The external event bus failed to publish %s", event.event_id)
+
+    async def _follow_notifications(self) -> None:
+        while not self._closed:
+            try:
+                async for hint in self._backend.notifications():
+                    if hint == 0 or hint > self._state.policy.version or self._state.stale:
+                        await self.refresh()
+            except StoreUnavailableError:
+                pass  # marked stale by refresh(); the safety net and the retry below reconnect
+            except Exception:
+                log.exception("Following policy changes failed; retrying")
+            await asyncio.sleep(0.2)
+
+    async def _safety_net(self) -> None:
+        while not self._closed:
+            # While stale, retry often so every process reconverges soon after the store returns.
+            delay = min(self._refresh_interval, 0.5) if self._state.stale else self._refresh_interval
+            await asyncio.sleep(delay)
+            with contextlib.suppress(StoreUnavailableError):
+                await self.refresh()
+
+

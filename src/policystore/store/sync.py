@@ -1,0 +1,197 @@
+"""SyncPolicyStore: the same API without ``await``, for code that has no event loop.
+
+A thin facade: it runs one :class:`PolicyStore` on a private event loop in a
+daemon thread. Reads (``get``, ``snapshot``, ``explain``) go straight to the
+store's local snapshot and never touch that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, Self, TypeVar
+
+from policystore.model.events import PolicyChanged
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.modes import RiskMode, RiskModeConfig
+from policystore.model.policy import Policy
+from policystore.model.roles import Actor
+from policystore.store.bus import Subscriber
+from policystore.store.sources import Explanation, Source
+from policystore.store.store import MISSING, PolicyStore
+
+__all__ = ["SyncPolicyStore"]
+
+T = TypeVar("T")
+
+
+class SyncPolicyStore:
+    """A blocking facade over :class:`PolicyStore`; takes the same arguments."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="policystore-sync", daemon=True)
+        self._thread.start()
+        self._store = self._call(self._make(args, options))
+
+    @staticmethod
+    async def _make(args: tuple[Any, ...], options: dict[str, Any]) -> PolicyStore:
+        return PolicyStore(*args, **options)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @classmethod
+    def open(cls, url: str | None = None, **options: Any) -> Self:
+        """Open the store at ``url``; see :meth:`PolicyStore.open`."""
+        store = cls(url, **options)
+        store.initialize()
+        return store
+
+    def initialize(self) -> None:
+        """See :meth:`PolicyStore.initialize`."""
+        self._call(self._store.initialize())
+
+    def close(self) -> None:
+        """Close the store and stop its thread."""
+        if self._loop.is_closed():
+            return
+        self._call(self._store.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> PolicyStore:
+        """The async store behind this facade."""
+        return self._store
+
+    @property
+    def url(self) -> str:
+        """See :attr:`PolicyStore.url`."""
+        return self._store.url
+
+    @property
+    def stale(self) -> bool:
+        """See :attr:`PolicyStore.stale`."""
+        return self._store.stale
+
+    @property
+    def source(self) -> Source:
+        """See :attr:`PolicyStore.source`."""
+        return self._store.source
+
+    # Local reads: no loop, no I/O.
+    def get(self, path: str, default: Any = MISSING) -> Any:
+        """See :meth:`PolicyStore.get`."""
+        return self._store.get(path, default)
+
+    def snapshot(self) -> Policy:
+        """See :meth:`PolicyStore.snapshot`."""
+        return self._store.snapshot()
+
+    def explain(self, path: str) -> Explanation:
+        """See :meth:`PolicyStore.explain`."""
+        return self._store.explain(path)
+
+    def paths(self) -> list[str]:
+        """See :meth:`PolicyStore.paths`."""
+        return self._store.paths()
+
+    def get_policy(self) -> Policy:
+        """See :meth:`PolicyStore.get_policy`."""
+        return self._call(self._store.get_policy())
+
+    def get_active_risk_config(self) -> RiskModeConfig:
+        """See :meth:`PolicyStore.get_active_risk_config`."""
+        return self._call(self._store.get_active_risk_config())
+
+    def get_value(self, path: str, default: Any = MISSING) -> Any:
+        """See :meth:`PolicyStore.get_value`."""
+        return self._call(self._store.get_value(path, default))
+
+    def can_open_new_trades(self) -> bool:
+        """See :meth:`PolicyStore.can_open_new_trades`."""
+        return self._call(self._store.can_open_new_trades())
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """See :meth:`PolicyStore.subscribe`; ``callback`` runs on the facade's thread."""
+        return self._store.subscribe(callback)
+
+    def watch(self) -> Iterator[PolicyChanged]:
+        """Iterate (blocking) over every change event from now on."""
+        events: queue.Queue[PolicyChanged] = queue.Queue()
+        unsubscribe = self._store.subscribe(events.put)
+        try:
+            while True:
+                yield events.get()
+        finally:
+            unsubscribe()
+
+    def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
+        """See :meth:`PolicyStore.history`."""
+        return self._call(self._store.history(limit, before))
+
+    def version_at(self, version: int) -> Policy:
+        """See :meth:`PolicyStore.version_at`."""
+        return self._call(self._store.version_at(version))
+
+    def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
+        """See :meth:`PolicyStore.diff`."""
+        return self._call(self._store.diff(v1, v2))
+
+    def switch_mode(
+        self, mode: RiskMode | str, *, updated_by: str | None = None, reason: str,
+        expected_version: int | None = None, actor: Actor | None = None,
+    ) -> Policy:
+        """See :meth:`PolicyStore.switch_mode`."""
+        return self._call(self._store.switch_mode(
+            mode, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+
+    def update(
+        self, changes: Mapping[str, Any], *, updated_by: str | None = None, reason: str,
+        expected_version: int | None = None, actor: Actor | None = None,
+    ) -> Policy:
+        """See :meth:`PolicyStore.update`."""
+        return self._call(self._store.update(
+            changes, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+
+    def set_emergency_mode(
+        self, active: bool, *, reason: str, updated_by: str | None = None,  # noqa: FBT001 - mirrors the async API
+        expected_version: int | None = None, actor: Actor | None = None,
+    ) -> Policy:
+        """See :meth:`PolicyStore.set_emergency_mode`."""
+        return self._call(self._store.set_emergency_mode(
+            active, reason=reason, updated_by=updated_by, expected_version=expected_version, actor=actor))
+
+    def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+        """See :meth:`PolicyStore.report_daily_loss`."""
+        return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
+
+    def rollback(
+        self, version: int, *, updated_by: str | None = None, reason: str,
+        expected_version: int | None = None, actor: Actor | None = None,
+    ) -> Policy:
+        """See :meth:`PolicyStore.rollback`."""
+        return self._call(self._store.rollback(
+            version, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+
+    def replace_policy(
+        self, document: Mapping[str, Any], *, updated_by: str | None = None, reason: str,
+        expected_version: int | None = None, actor: Actor | None = None,
+    ) -> Policy:
+        """See :meth:`PolicyStore.replace_policy`."""
+        return self._call(self._store.replace_policy(
+            document, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+
+    def refresh(self) -> Policy:
+        """See :meth:`PolicyStore.refresh`."""
+        return self._call(self._store.refresh())
