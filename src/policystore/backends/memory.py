@@ -37,9 +37,10 @@ class MemoryBackend:
     def __init__(self, name: str = "") -> None:
         self.url = f"memory://{name}"
         self._shared = _NAMED.setdefault(name, _Shared()) if name else _Shared()
-        self._closed = asyncio.Event()
+        self._closed = False
+        self._own: set[asyncio.Queue[int]] = set()
 
-    def set_available(self, available: bool) -> None:  # noqa: FBT001 - a test switch, read as a sentence
+    def set_available(self, available: bool) -> None:
         """Simulate an outage (False) or recovery (True) of this store."""
         self._shared.available = available
         if available:
@@ -57,7 +58,9 @@ class MemoryBackend:
 
     async def close(self) -> None:
         """End this back end's notification iterators."""
-        self._closed.set()
+        self._closed = True
+        for queue in self._own:
+            queue.put_nowait(-1)
 
     async def current_version(self) -> int:
         """Return the newest version, 0 when empty."""
@@ -95,21 +98,22 @@ class MemoryBackend:
         return list(self._check().entries[max(after, 0) : max(upto, 0)])
 
     async def notifications(self) -> AsyncIterator[int]:
-        """Yield each committed version until :meth:`close`."""
+        """Yield 0 once at start (check now), then each committed version until :meth:`close`."""
+        # A plain queue read, no helper tasks: nothing is left pending when the loop stops.
         queue: asyncio.Queue[int] = asyncio.Queue()
         self._shared.listeners.add(queue)
-        closed = asyncio.ensure_future(self._closed.wait())
+        self._own.add(queue)
         try:
-            while not self._closed.is_set():
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
+            # A commit made before this iterator started was heard by no one: tell the listener to check.
+            yield 0
+            while not self._closed:
+                version = await queue.get()
+                if version < 0:  # close() was called
                     return
-                yield getter.result()
+                yield version
         finally:
-            closed.cancel()
             self._shared.listeners.discard(queue)
+            self._own.discard(queue)
 
     async def aux_get(self, table: str) -> dict[str, str]:
         """Return a copy of an auxiliary table."""

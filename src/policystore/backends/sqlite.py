@@ -10,6 +10,7 @@ and costs no read of the document.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -126,7 +127,7 @@ class SQLiteBackend:
             try:
                 current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions").fetchone()[0]
                 if current != version - 1 or entry.version != version:
-                    raise VersionConflictError(version - 1, int(current))
+                    raise VersionConflictError(version - 1, int(current))  # noqa: TRY301 - the rollback below must run
                 conn.execute("INSERT INTO policy_versions (version, document, entry) VALUES (?, ?, ?)",
                              (version, doc_text, entry_text))
             except BaseException:
@@ -157,10 +158,8 @@ class SQLiteBackend:
         # Our own commits do not change data_version on our connection: say so once at start.
         yield 0
         while not self._closed.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), timeout=self._poll_interval)
-            except TimeoutError:
-                pass
             if self._closed.is_set():
                 return
             now = await self._run(lambda c: c.execute("PRAGMA data_version").fetchone()[0])

@@ -13,10 +13,10 @@ from enum import Enum
 from typing import Any, Final
 
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
-from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
-from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategySettings
 from policystore.model.history import FieldChange
+from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
+from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategySettings
 from policystore.model.validation import build_policy
 
 __all__ = ["apply_patch", "diff_policies", "risk_increases", "stored_values", "writable_paths"]
@@ -66,7 +66,7 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
     return tuple(changes)
 
 
-def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:
+def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:  # noqa: PLR0911 - one return per kind of path
     """Write ``value`` at ``path`` into the document ``data``; report a read-only path."""
     value = _json(value)
     head, _, rest = path.partition(".")

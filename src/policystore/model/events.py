@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from policystore.model.history import FieldChange, HistoryEntry
@@ -15,15 +15,18 @@ from policystore.model.history import FieldChange, HistoryEntry
 __all__ = ["EventType", "PolicyChanged", "events_for"]
 
 
-class EventType(str, Enum):
-    """The kinds of change event."""
+class EventType(StrEnum):
+    """The kinds of change event.
+
+    ``policy.rejected`` is not a change: the store held a document that failed
+    validation, the process refused it and keeps its last good version. Its
+    ``version`` is the refused one and ``reason`` says why.
+    """
 
     UPDATED = "policy.updated"
     MODE_CHANGED = "policy.mode.changed"
     EMERGENCY = "policy.emergency"
-
-    def __str__(self) -> str:
-        return self.value
+    REJECTED = "policy.rejected"
 
 
 @dataclass(frozen=True, slots=True)

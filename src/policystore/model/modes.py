@@ -6,12 +6,13 @@ store starts with them; three presets are ready for users to add.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Annotated, Any, Final
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AI_FLAGS",
@@ -20,24 +21,36 @@ __all__ = [
     "LIMIT_FIELDS",
     "MODE_FIELDS",
     "PRESETS",
+    "Count",
+    "Number",
     "RiskMode",
     "RiskModeConfig",
 ]
 
 
-class RiskMode(str, Enum):
+class RiskMode(StrEnum):
     """The built-in risk modes. Every API that takes a mode also takes its name."""
 
     NORMAL = "NORMAL"
     AGGRESSIVE_SMALL_ACCOUNT = "AGGRESSIVE_SMALL_ACCOUNT"
     DEFENSIVE = "DEFENSIVE"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 #: Shared by every value type of the model: frozen, unknown fields refused.
 FROZEN_CONFIG: Final = ConfigDict(extra="forbid")
+
+
+def _refuse_bool(value: Any) -> Any:
+    # Lax validation would read True as 1.0: a leverage of "True" is a mistake, not a number.
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "input should be a number, not a boolean")
+    return value
+
+
+#: A float limit: booleans are refused instead of read as 0 or 1.
+Number = Annotated[float, BeforeValidator(_refuse_bool)]
+#: An integer limit: booleans are refused instead of read as 0 or 1.
+Count = Annotated[int, BeforeValidator(_refuse_bool)]
 
 
 # A slotted dataclass, not a BaseModel: BaseModel's __getattr__ hook makes every
@@ -51,19 +64,19 @@ class RiskModeConfig:
     when the mode is part of a policy.
     """
 
-    max_leverage: float = Field(gt=0, allow_inf_nan=False, description="Highest leverage a position may use.")
-    max_risk_pct_per_trade: float = Field(
+    max_leverage: Number = Field(gt=0, allow_inf_nan=False, description="Highest leverage a position may use.")
+    max_risk_pct_per_trade: Number = Field(
         gt=0, le=1, allow_inf_nan=False, description="Fraction of equity one trade may put at risk."
     )
-    max_daily_drawdown: float = Field(
+    max_daily_drawdown: Number = Field(
         gt=0, le=1, allow_inf_nan=False, description="Fraction of equity the day may lose before trading halts."
     )
-    max_positions: int = Field(ge=1, description="Most positions open at once.")
-    global_min_confidence: float = Field(
+    max_positions: Count = Field(ge=1, description="Most positions open at once.")
+    global_min_confidence: Number = Field(
         ge=0, le=1, allow_inf_nan=False, description="Lowest signal confidence that may open a trade."
     )
-    scaling_factor: float = Field(gt=0, allow_inf_nan=False, description="Multiplier applied to every position size.")
-    position_size_cap: float = Field(gt=0, allow_inf_nan=False, description="Largest notional of one position.")
+    scaling_factor: Number = Field(gt=0, allow_inf_nan=False, description="Multiplier applied to every position size.")
+    position_size_cap: Number = Field(gt=0, allow_inf_nan=False, description="Largest notional of one position.")
     enable_rl: bool = True
     enable_meta_strategy: bool = True
     enable_pal: bool = True

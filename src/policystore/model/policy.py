@@ -9,7 +9,7 @@ from typing import Any, Final, NoReturn
 from pydantic import Field, TypeAdapter, field_validator
 from pydantic.dataclasses import dataclass
 
-from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, RiskModeConfig
+from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
 
 __all__ = [
     "BUILTIN_STRATEGIES",
@@ -41,8 +41,8 @@ class FrozenDict(dict[Any, Any]):
         msg = "policy snapshots are immutable; write changes through the store"
         raise TypeError(msg)
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
-    __ior__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
 
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
@@ -54,12 +54,12 @@ class StrategySettings:
     active mode's value".
     """
 
-    cooldown_seconds: float = Field(ge=0, allow_inf_nan=False, description="Seconds between two trades of one symbol.")
-    min_confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    max_leverage: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    max_risk_pct_per_trade: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    max_positions: int | None = Field(default=None, ge=1)
-    scaling_factor: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    cooldown_seconds: Number = Field(ge=0, allow_inf_nan=False, description="Seconds between two trades of one symbol.")
+    min_confidence: Number | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    max_leverage: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_risk_pct_per_trade: Number | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    max_positions: Count | None = Field(default=None, ge=1)
+    scaling_factor: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 #: Effective strategy fields, each with the mode field it derives from.
@@ -126,13 +126,13 @@ class Emergency:
 class HardLimits:
     """Absolute caps no mode may exceed; ``global_min_confidence`` is a floor."""
 
-    max_leverage: float = Field(default=10.0, gt=0, allow_inf_nan=False)
-    max_risk_pct_per_trade: float = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
-    max_daily_drawdown: float = Field(default=0.10, gt=0, le=1, allow_inf_nan=False)
-    max_positions: int = Field(default=100, ge=1)
-    global_min_confidence: float = Field(default=0.30, ge=0, le=1, allow_inf_nan=False)
-    scaling_factor: float = Field(default=2.0, gt=0, allow_inf_nan=False)
-    position_size_cap: float = Field(default=10_000.0, gt=0, allow_inf_nan=False)
+    max_leverage: Number = Field(default=10.0, gt=0, allow_inf_nan=False)
+    max_risk_pct_per_trade: Number = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
+    max_daily_drawdown: Number = Field(default=0.10, gt=0, le=1, allow_inf_nan=False)
+    max_positions: Count = Field(default=100, ge=1)
+    global_min_confidence: Number = Field(default=0.30, ge=0, le=1, allow_inf_nan=False)
+    scaling_factor: Number = Field(default=2.0, gt=0, allow_inf_nan=False)
+    position_size_cap: Number = Field(default=10_000.0, gt=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from policystore.errors import PermissionDeniedError
 from policystore.model.changes import risk_increases
@@ -12,7 +12,7 @@ from policystore.model.policy import Policy
 __all__ = ["Actor", "Role", "authorize_change"]
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """Roles in increasing power: a viewer reads, an operator lowers risk, an admin does all."""
 
     VIEWER = "viewer"
@@ -24,11 +24,10 @@ class Role(str, Enum):
         """Position in the order viewer < operator < admin."""
         return _RANK[self]
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+#: How many raised paths a refusal names before it says "and N more".
+_SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,5 +59,6 @@ def authorize_change(actor: Actor, old: Policy, new: Policy, action: str) -> Non
     actor.require(Role.OPERATOR, action)
     raised = risk_increases(old, new)
     if raised:
-        shown = ", ".join(raised[:3]) + (f" and {len(raised) - 3} more" if len(raised) > 3 else "")
+        more = len(raised) - _SHOWN
+        shown = ", ".join(raised[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
         actor.require(Role.ADMIN, f"{action} raises risk ({shown}) and")

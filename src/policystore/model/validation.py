@@ -63,46 +63,79 @@ def _cap_errors(path: str, field: str, value: Any, caps: Mapping[str, Any]) -> l
     return []
 
 
+def _usable_caps(raw: Any) -> dict[str, Any]:
+    """Return the caps modes are checked against, leaving out any cap that is itself invalid.
+
+    An invalid cap is reported by the value types; comparing every mode with it
+    would only add a false failure per mode.
+    """
+    given: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    caps = {f: given.get(f, getattr(_DEFAULT_CAPS, f)) for f in LIMIT_FIELDS}
+    try:
+        HardLimits(**caps)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            caps.pop(str(err["loc"][0]) if err["loc"] else "", None)
+    return caps
+
+
+def _mode_errors(modes: Mapping[Any, Any], active: Any, caps: Mapping[str, Any]) -> list[FieldError]:
+    """Mode names, caps, the built-in modes that must stay, and the active mode."""
+    errors: list[FieldError] = []
+    for name, mode in modes.items():
+        if not isinstance(name, str) or not MODE_NAME_PATTERN.match(name):
+            errors.append(FieldError(f"modes.{name}", "mode names are upper-case letters, digits and _"))
+        if isinstance(mode, Mapping):
+            for field in LIMIT_FIELDS:
+                errors += _cap_errors(f"modes.{name}.{field}", field, mode.get(field), caps)
+    errors += [
+        FieldError(f"modes.{name}", "is a built-in mode and cannot be removed")
+        for name in BUILTIN_MODES
+        if name not in modes
+    ]
+    if isinstance(active, str) and active not in modes:
+        errors.append(FieldError("active_mode", f"{active!r} is not a mode of this policy ({', '.join(modes)})"))
+    return errors
+
+
+def _strategy_errors(strategies: Mapping[Any, Any], caps: Mapping[str, Any]) -> list[FieldError]:
+    """Strategy names, override caps, and the built-in strategies that must stay."""
+    errors: list[FieldError] = []
+    for name, strategy in strategies.items():
+        if not isinstance(name, str) or not STRATEGY_NAME_PATTERN.match(name):
+            errors.append(FieldError(f"strategies.{name}", "strategy names are lower-case letters, digits and _"))
+        if isinstance(strategy, Mapping):
+            for field, mode_field in STRATEGY_FIELDS.items():
+                if mode_field is not None:
+                    errors += _cap_errors(f"strategies.{name}.{field}", mode_field, strategy.get(field), caps)
+    errors += [
+        FieldError(f"strategies.{name}", "is a built-in strategy and cannot be removed")
+        for name in BUILTIN_STRATEGIES
+        if name not in strategies
+    ]
+    return errors
+
+
 def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
     """Check the rules that span fields on raw data, tolerating any malformed part.
 
     Malformed parts are skipped here: their type errors come from the value
     types, so that one pass reports every problem.
+
+    Args:
+        data: a policy document as plain data.
+
+    Returns:
+        Every cross-field failure found, in document order.
     """
     errors: list[FieldError] = []
-    raw_caps = data.get("hard_limits")
-    caps: Mapping[str, Any] = raw_caps if isinstance(raw_caps, Mapping) else {}
-    caps = {f: caps.get(f, getattr(_DEFAULT_CAPS, f)) for f in LIMIT_FIELDS}
+    caps = _usable_caps(data.get("hard_limits"))
     modes = data.get("modes")
     if isinstance(modes, Mapping):
-        for name, mode in modes.items():
-            if not isinstance(name, str) or not MODE_NAME_PATTERN.match(name):
-                errors.append(FieldError(f"modes.{name}", "mode names are upper-case letters, digits and _"))
-            if isinstance(mode, Mapping):
-                for field in LIMIT_FIELDS:
-                    errors += _cap_errors(f"modes.{name}.{field}", field, mode.get(field), caps)
-        errors += [
-            FieldError(f"modes.{name}", "is a built-in mode and cannot be removed")
-            for name in BUILTIN_MODES
-            if name not in modes
-        ]
-        active = data.get("active_mode")
-        if isinstance(active, str) and active not in modes:
-            errors.append(FieldError("active_mode", f"{active!r} is not a mode of this policy ({', '.join(modes)})"))
+        errors += _mode_errors(modes, data.get("active_mode"), caps)
     strategies = data.get("strategies")
     if isinstance(strategies, Mapping):
-        for name, strategy in strategies.items():
-            if not isinstance(name, str) or not STRATEGY_NAME_PATTERN.match(name):
-                errors.append(FieldError(f"strategies.{name}", "strategy names are lower-case letters, digits and _"))
-            if isinstance(strategy, Mapping):
-                for field, mode_field in STRATEGY_FIELDS.items():
-                    if mode_field is not None:
-                        errors += _cap_errors(f"strategies.{name}.{field}", mode_field, strategy.get(field), caps)
-        errors += [
-            FieldError(f"strategies.{name}", "is a built-in strategy and cannot be removed")
-            for name in BUILTIN_STRATEGIES
-            if name not in strategies
-        ]
+        errors += _strategy_errors(strategies, caps)
     emergency = data.get("emergency")
     if isinstance(emergency, Mapping) and emergency.get("active") is True and not emergency.get("reason"):
         errors.append(FieldError("emergency.reason", "is required while the kill switch is on"))
@@ -121,6 +154,9 @@ def build_policy(data: Mapping[str, Any]) -> Policy:
     Raises:
         PolicyValidationError: one or more fields failed; every failure is listed.
     """
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__
+        raise PolicyValidationError([FieldError("policy", f"must be a mapping of fields to values, not {kind}")])
     errors: list[FieldError] = []
     policy: Policy | None = None
     try:

@@ -38,12 +38,12 @@ class LastKnownGood:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.error("Last-known-good copy %s cannot be read: %s", self.path, exc)
+            log.error("Last-known-good copy %s cannot be read: %s", self.path, exc)  # noqa: TRY400 - an expected condition the message fully states; a traceback would be noise
             return None
         try:
             return build_policy(json.loads(text))
         except (ValueError, TypeError, PolicyStoreError) as exc:
-            log.error("Last-known-good copy %s is not a valid policy and was ignored: %s", self.path, exc)
+            log.error("Last-known-good copy %s is not a valid policy and was ignored: %s", self.path, exc)  # noqa: TRY400
             return None
 
     def write(self, policy: Policy) -> None:
@@ -62,7 +62,7 @@ class LastKnownGood:
                 json.dump(policy.document(), handle, indent=1, sort_keys=True)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            Path(tmp).replace(self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from policystore.model.paths import flatten
@@ -19,16 +19,13 @@ from policystore.store.env import EnvironmentOverlay
 __all__ = ["Explanation", "ReadState", "Source"]
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     """Which layer of the fallback chain answered."""
 
     STORE = "store"
     LAST_KNOWN_GOOD = "last_known_good"
     ENVIRONMENT = "environment"
     DEFAULT = "default"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

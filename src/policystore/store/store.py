@@ -15,13 +15,11 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
-import inspect
 import logging
 import os
-import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Final, Self
 
 from policystore.backends.base import Backend
@@ -31,20 +29,19 @@ from policystore.errors import (
     PolicyValidationError,
     StoreUnavailableError,
     UnknownPathError,
-    VersionConflictError,
 )
 from policystore.model.changes import apply_patch, diff_policies
-from policystore.model.events import PolicyChanged, events_for
+from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode, RiskModeConfig
 from policystore.model.paths import suggest
-from policystore.model.policy import Policy, default_policy
-from policystore.model.roles import Actor, Role, authorize_change
+from policystore.model.policy import Policy
+from policystore.model.roles import Actor, Role
 from policystore.model.validation import build_policy
 from policystore.store.bus import EventBus, ExternalEventBus, Subscriber
-from policystore.store.env import overlay_environment
 from policystore.store.lkg import LastKnownGood
-from policystore.store.sources import Explanation, ReadState, Source
+from policystore.store.replica import Replica
+from policystore.store.sources import Explanation, Source
 from policystore.store.urls import DEFAULT_URL, backend_for_url, default_lkg_path
 
 __all__ = ["MISSING", "PolicyStore", "StaleTradingRule"]
@@ -62,7 +59,7 @@ MISSING: Final = _Missing.MISSING
 _AUTO: Final = object()
 
 
-class StaleTradingRule(str, Enum):
+class StaleTradingRule(StrEnum):
     """What ``can_open_new_trades`` answers while the live store cannot be reached.
 
     ``LAST_KNOWN_GOOD`` (default): follow the last-known-good copy's kill switch;
@@ -91,7 +88,7 @@ def _mode_name(mode: RiskMode | str) -> str:
     return mode.value if isinstance(mode, RiskMode) else str(mode)
 
 
-class PolicyStore:
+class PolicyStore(Replica):
     """The policy store: async reads and writes over one back end.
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
@@ -119,7 +116,7 @@ class PolicyStore:
         backend: Backend | str | Any | None = None,
         event_bus: ExternalEventBus | None = None,
         *,
-        lkg_path: str | os.PathLike[str] | None | object = _AUTO,
+        lkg_path: str | os.PathLike[str] | object | None = _AUTO,
         refresh_interval: float = 60.0,
         actor: Actor | None = None,
         environ: Mapping[str, str] | None = None,
@@ -379,7 +376,7 @@ class PolicyStore:
 
     async def set_emergency_mode(
         self,
-        active: bool,  # noqa: FBT001 - the contract's positional form: set_emergency_mode(True, ...)
+        active: bool,
         *,
         reason: str,
         updated_by: str | None = None,
@@ -453,169 +450,3 @@ class PolicyStore:
             lambda base: dataclasses.replace(imported, version=base.version),
             "importing a policy", updated_by, reason, expected_version, actor,
         )
-
-    async def refresh(self) -> Policy:
-        """Compare versions with the store now and load a newer one if there is one.
-
-        Raises:
-            StoreUnavailableError: the store cannot be reached (reads go stale).
-        """
-        try:
-            await self._catch_up()
-        except StoreUnavailableError as exc:
-            self._mark_unreachable(exc)
-            raise
-        return self._state.policy
-
-    # -- internals -----------------------------------------------------------
-
-    def _set_state(self, state: ReadState) -> None:
-        # One assignment each: a reader sees the old table or the new, never a mix.
-        self._state = state
-        self._values = state.values
-
-    def _fallback_state(self) -> ReadState:
-        saved = self._lkg.read() if self._lkg is not None else None
-        if saved is not None:
-            return ReadState.last_known_good(saved)
-        return ReadState.fallback(overlay_environment(default_policy(), self._environ))
-
-    def _mark_unreachable(self, exc: StoreUnavailableError) -> None:
-        self.last_error = exc
-        state = self._state
-        if state.source is Source.STORE:
-            log.warning("%s Answering from the last-known-good copy (version %d).", exc, state.policy.version)
-            self._set_state(ReadState.last_known_good(state.policy))
-
-    async def _seed(self) -> None:
-        now = self._clock()
-        first = dataclasses.replace(default_policy(), version=1, updated_at=now, updated_by="policystore",
-                                    reason="initial policy")
-        entry = HistoryEntry(1, now, "policystore", "initial policy", ())
-        with contextlib.suppress(VersionConflictError):  # another process seeded it first
-            await self._backend.commit(first.document(), entry)
-
-    async def _load_latest(self) -> Policy:
-        document = await self._backend.load()
-        if document is None:
-            raise StoreUnavailableError(self._backend.url, "the store holds no policy; run 'policystore init'")
-        try:
-            return build_policy(document)
-        except PolicyValidationError as exc:
-            raise StoreUnavailableError(self._backend.url, f"the stored policy is invalid and was refused ({exc})") from exc
-
-    async def _catch_up(self) -> None:
-        """Install the store's newest version if it is newer than ours, with its events."""
-        async with self._lock:
-            state = self._state
-            live = state.source is Source.STORE
-            current = await self._backend.current_version()
-            if live and current <= state.policy.version:
-                return
-            policy = await self._load_latest()
-            if live and policy.version <= state.policy.version:
-                return
-            after = state.policy.version if state.source in {Source.STORE, Source.LAST_KNOWN_GOOD} else 0
-            entries = await self._backend.entries(after, policy.version) if after < policy.version else []
-            await self._install(policy, entries, after)
-
-    async def _install(self, policy: Policy, entries: list[HistoryEntry], previous: int) -> None:
-        self.last_error = None
-        self._set_state(ReadState.live(policy))
-        if self._lkg is not None and policy.version != previous:
-            try:
-                await asyncio.to_thread(self._lkg.write, policy)
-            except OSError as exc:
-                log.error("Could not save the last-known-good copy to %s: %s", self._lkg.path, exc)
-        for entry in entries:
-            for event in events_for(entry, previous):
-                await self._bus.publish(event)
-            previous = entry.version
-
-    async def _write(
-        self,
-        change: Callable[[Policy], Policy],
-        action: str,
-        updated_by: str | None,
-        reason: str,
-        expected_version: int | None,
-        actor: Actor | None,
-    ) -> Policy:
-        who = actor or self._actor
-        author = who.name if actor is not None or not updated_by else updated_by
-        if not isinstance(reason, str) or not reason.strip():
-            raise PolicyValidationError([FieldError("reason", "is required: say why the policy changes")])
-        if not author.strip():
-            raise PolicyValidationError([FieldError("updated_by", "must name who makes the change")])
-        for attempt in range(50):
-            try:
-                base = await self._load_latest()
-            except StoreUnavailableError as exc:
-                self._mark_unreachable(exc)
-                raise
-            if expected_version is not None and base.version != expected_version:
-                raise VersionConflictError(expected_version, base.version)
-            candidate = change(base)
-            authorize_change(who, base, candidate, action)
-            now = self._clock()
-            new = dataclasses.replace(candidate, version=base.version + 1, updated_at=now, updated_by=author,
-                                      reason=reason)
-            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
-            try:
-                await self._backend.commit(new.document(), entry)
-            except VersionConflictError:
-                if expected_version is not None:
-                    raise
-                # Another writer got in first: apply the change again on its version.
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
-                continue
-            except StoreUnavailableError as exc:
-                self._mark_unreachable(exc)
-                raise
-            await self._after_commit(new, entry)
-            return new
-        current = await self._backend.current_version()
-        raise VersionConflictError(current - 1, current)
-
-    async def _after_commit(self, new: Policy, entry: HistoryEntry) -> None:
-        async with self._lock:
-            state = self._state
-            live = state.source is Source.STORE
-            installed = live and state.policy.version >= new.version  # a notification was first
-            direct = live and state.policy.version == new.version - 1
-            if direct:
-                await self._install(new, [entry], state.policy.version)
-        if not installed and not direct:
-            # We missed versions in between: load them, so events stay in order.
-            with contextlib.suppress(StoreUnavailableError):
-                await self.refresh()
-        if self._external is not None:
-            for event in events_for(entry, new.version - 1):
-                try:
-                    result = self._external.publish(event.type.value, event.to_dict())
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    log.exception("The external event bus failed to publish %s", event.event_id)
-
-    async def _follow_notifications(self) -> None:
-        while not self._closed:
-            try:
-                async for hint in self._backend.notifications():
-                    if hint == 0 or hint > self._state.policy.version or self._state.stale:
-                        await self.refresh()
-            except StoreUnavailableError:
-                pass  # marked stale by refresh(); the safety net and the retry below reconnect
-            except Exception:
-                log.exception("Following policy changes failed; retrying")
-            await asyncio.sleep(0.2)
-
-    async def _safety_net(self) -> None:
-        while not self._closed:
-            # While stale, retry often so every process reconverges soon after the store returns.
-            delay = min(self._refresh_interval, 0.5) if self._state.stale else self._refresh_interval
-            await asyncio.sleep(delay)
-            with contextlib.suppress(StoreUnavailableError):
-                await self.refresh()
-
-

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
+from policystore.backends.base import Backend
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode, RiskModeConfig
@@ -73,6 +74,16 @@ class SyncPolicyStore:
     def store(self) -> PolicyStore:
         """The async store behind this facade."""
         return self._store
+
+    @property
+    def backend(self) -> Backend:
+        """See :attr:`PolicyStore.backend`."""
+        return self._store.backend
+
+    @property
+    def actor(self) -> Actor:
+        """See :attr:`PolicyStore.actor`."""
+        return self._store.actor
 
     @property
     def url(self) -> str:
@@ -165,7 +176,7 @@ class SyncPolicyStore:
             changes, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
 
     def set_emergency_mode(
-        self, active: bool, *, reason: str, updated_by: str | None = None,  # noqa: FBT001 - mirrors the async API
+        self, active: bool, *, reason: str, updated_by: str | None = None,
         expected_version: int | None = None, actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.set_emergency_mode`."""

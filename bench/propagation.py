@@ -1,0 +1,225 @@
+"""How fast a policy change reaches other processes on one Redis, against the raw pub/sub floor.
+
+    .venv/bin/python bench/propagation.py [--switches 1000] [--interval-ms 5] [--readers 10]
+
+Starts its own redis-server (config/redis.conf). In one run it measures:
+
+1. the floor: raw Redis pub/sub delivery from one publisher to N subscriber processes;
+2. the store: N reader processes, each with a PolicyStore on the same Redis, while a
+   writer makes ``--switches`` mode switches (alternating); the latency of a version
+   is from just before its commit to the moment each reader's local snapshot held it
+   (or a newer one);
+3. a 60 s TTL cache, modelled (not measured): each reader re-reads at a random phase
+   every 60 s, so a change waits until that reader's next re-read;
+4. write throughput with 1 and 4 writer processes (``update`` without expected_version).
+
+Times are ``time.time_ns()`` on one machine, shared by all processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import redis.asyncio  # noqa: E402
+
+from policystore.store.store import PolicyStore  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
+
+TTL = 60.0
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE)
+
+
+def _await_ready(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        if line != "ready":
+            raise SystemExit(f"a child process failed to start (said {line!r})")
+
+
+def _collect(processes: list[subprocess.Popen[bytes]]) -> list[Any]:
+    results = []
+    for process in processes:
+        out, _ = process.communicate(timeout=300)
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return results
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _row(name: str, ms: list[float]) -> str:
+    return f"{name:<34} p50 {_pct(ms, 0.5):10.3f} ms   p99 {_pct(ms, 0.99):10.3f} ms   max {max(ms):10.3f} ms"
+
+
+# -- child processes -------------------------------------------------------------
+
+
+async def raw_subscriber(port: int, channel: str, count: int) -> None:
+    client = redis.asyncio.Redis(port=port)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(channel)
+    await pubsub.get_message(timeout=5)  # the subscribe confirmation
+    print("ready", flush=True)
+    latencies: list[int] = []
+    while len(latencies) < count:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
+        if message is None:
+            break
+        latencies.append(time.time_ns() - int(message["data"]))
+    await pubsub.aclose()
+    await client.aclose()
+    print(json.dumps(latencies), flush=True)
+
+
+class _TimedStore(PolicyStore):
+    """Records when each version became this process's snapshot."""
+
+    seen: dict[int, int]
+
+    def _set_state(self, state: Any) -> None:
+        super()._set_state(state)
+        seen = self.__dict__.setdefault("seen", {})
+        seen.setdefault(state.policy.version, time.time_ns())
+
+
+async def store_reader(url: str, last: int) -> None:
+    store = await _TimedStore.open(url)
+    print("ready", flush=True)
+    deadline = time.monotonic() + 300
+    while store.snapshot().version < last and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await store.close()
+    print(json.dumps(store.seen), flush=True)
+
+
+async def writer(url: str, count: int) -> None:
+    store = await PolicyStore.open(url, watch=False, lkg_path=None)
+    print("ready", flush=True)
+    start = time.time_ns()
+    for n in range(count):
+        await store.update({"strategies.moderate.cooldown_seconds": n}, reason="throughput")
+    end = time.time_ns()
+    await store.close()
+    print(json.dumps([start, end]), flush=True)
+
+
+# -- the run ---------------------------------------------------------------------
+
+
+async def measure_floor(server: RedisServer, readers: int, switches: int, interval: float) -> list[float]:
+    channel = f"bench:{uuid.uuid4().hex}"
+    subs = [_spawn("raw-sub", str(server.port), channel, str(switches)) for _ in range(readers)]
+    _await_ready(subs)
+    client = redis.asyncio.Redis(port=server.port)
+    for _ in range(switches):
+        await client.publish(channel, str(time.time_ns()))
+        await asyncio.sleep(interval)
+    await client.aclose()
+    return [ns / 1e6 for result in _collect(subs) for ns in result]
+
+
+async def measure_store(server: RedisServer, readers: int, switches: int, interval: float) -> tuple[list[float], dict[int, int]]:
+    url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
+    store = await PolicyStore.open(url, watch=False, lkg_path=None)
+    last = 1 + switches
+    procs = [_spawn("reader", url, str(last)) for _ in range(readers)]
+    _await_ready(procs)
+    committed: dict[int, int] = {}
+    commit = store.backend.commit
+
+    async def timed_commit(document: dict[str, Any], entry: Any) -> None:
+        committed[int(document["version"])] = time.time_ns()
+        await commit(document, entry)
+
+    store.backend.commit = timed_commit  # type: ignore[method-assign]
+    for n in range(switches):
+        await store.switch_mode("DEFENSIVE" if n % 2 == 0 else "NORMAL", reason=f"switch {n}")
+        await asyncio.sleep(interval)
+    await store.close()
+    latencies: list[float] = []
+    for seen in _collect(procs):
+        held = sorted((int(v), t) for v, t in seen.items())
+        for version, t0 in committed.items():
+            # The first moment the snapshot held this version or a newer one.
+            first = min(t for v, t in held if v >= version)
+            latencies.append((first - t0) / 1e6)
+    return latencies, committed
+
+
+def ttl_model(committed: dict[int, int], readers: int) -> list[float]:
+    rng = random.Random(7)
+    phases = [rng.uniform(0, TTL) for _ in range(readers)]
+    return [((phase - t / 1e9) % TTL) * 1000 for phase in phases for t in committed.values()]
+
+
+async def measure_writes(server: RedisServer, processes: int, count: int) -> float:
+    url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
+    seed = await PolicyStore.open(url, watch=False, lkg_path=None)
+    await seed.close()
+    procs = [_spawn("writer", url, str(count)) for _ in range(processes)]
+    _await_ready(procs)
+    spans = _collect(procs)
+    return processes * count / ((max(e for _, e in spans) - min(s for s, _ in spans)) / 1e9)
+
+
+async def run(args: argparse.Namespace) -> None:
+    interval = args.interval_ms / 1000
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"{args.readers} reader processes, {args.switches} mode switches, one every {args.interval_ms} ms\n")
+    with RedisServer() as server:
+        floor = await measure_floor(server, args.readers, args.switches, interval)
+        store, committed = await measure_store(server, args.readers, args.switches, interval)
+        ttl = ttl_model(committed, args.readers)
+        print(_row("raw Redis pub/sub (floor)", floor))
+        print(_row("PolicyStore commit -> snapshot", store))
+        print(_row("60 s TTL cache (modelled)", ttl))
+        ratio = _pct(store, 0.99) / _pct(floor, 0.99)
+        print(f"\nstore p99 / floor p99 = {ratio:.2f}x (target <= 2x); "
+              f"mean {statistics.fmean(store):.3f} ms vs TTL mean {statistics.fmean(ttl) / 1000:.1f} s")
+        print("TTL figures are computed from a model (uniform re-read phase), not measured.\n")
+        for n in (1, 4):
+            rate = await measure_writes(server, n, args.writes)
+            print(f"writes/s with {n} writer process{'es' if n > 1 else ''}: {rate:8.0f}  "
+                  f"({n * args.writes} writes, appendfsync always)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--switches", type=int, default=1000)
+    parser.add_argument("--interval-ms", type=float, default=5.0)
+    parser.add_argument("--readers", type=int, default=10)
+    parser.add_argument("--writes", type=int, default=300, help="writes per writer process")
+    parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        role, *rest = args.role
+        if role == "raw-sub":
+            asyncio.run(raw_subscriber(int(rest[0]), rest[1], int(rest[2])))
+        elif role == "reader":
+            asyncio.run(store_reader(rest[0], int(rest[1])))
+        elif role == "writer":
+            asyncio.run(writer(rest[0], int(rest[1])))
+        return
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

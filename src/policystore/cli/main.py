@@ -1,0 +1,259 @@
+"""The ``policystore`` command: read, change and audit the risk policy from a shell.
+
+Reading commands live here; the audit and file commands are in
+:mod:`policystore.cli.commands_audit`; the server and trading commands are
+loaded only when used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Final
+
+import click
+import yaml
+
+from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
+from policystore.cli.context import CliContext, PolicyStoreGroup, write_options
+from policystore.cli.output import render_explanation, render_preset, render_show, value_text
+from policystore.errors import FieldError, PolicyValidationError
+from policystore.model.modes import PRESETS
+from policystore.model.policy import Policy
+from policystore.model.roles import Role
+from policystore.store.store import PolicyStore
+from policystore.store.urls import DEFAULT_URL
+
+__all__ = ["cli", "main"]
+
+#: Commands other modules provide, imported on first use: name -> ("module:attribute", help).
+LAZY_COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "serve": ("policystore.cli.server_commands:serve", "Serve the HTTP API, the change stream and the dashboard."),
+    "token": ("policystore.cli.server_commands:token", "Create, list and revoke API tokens for the HTTP API."),
+    "decisions": ("policystore.cli.trading_commands:decisions", "List trading decisions: why, under which version."),
+    "replay": ("policystore.cli.trading_commands:replay", "Replay signals through sizer and executor per mode."),
+}
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+@click.group(
+    cls=PolicyStoreGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--store", "url", envvar="POLICYSTORE_URL", default=DEFAULT_URL, show_default=True, metavar="URL",
+    help="Store URL: sqlite:///PATH, redis://HOST:PORT/DB or memory:// (env POLICYSTORE_URL).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), default=Role.ADMIN.value, show_default=True,
+    help="Role writes are made with; file access to a store is admin access.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also print the store's log messages on stderr.")
+@click.version_option(package_name="policystore")
+@click.pass_context
+def cli(ctx: click.Context, url: str, as_json: bool, role: str, verbose: bool) -> None:
+    """Read, change and audit the trading risk policy.
+
+    \b
+    Exit status: 0 done, 2 usage, 3 invalid value or path,
+    4 version conflict, 5 store unreachable, 6 permission denied.
+
+    \b
+    Examples:
+      policystore show
+      policystore get risk.max_leverage
+      policystore mode DEFENSIVE --reason "volatility spike"
+      policystore set modes.NORMAL.max_leverage 4 --reason "tighter"
+      policystore --json history --limit 5
+    """  # noqa: D301 - click reads \b as "keep these lines as written"; a raw string would show it
+    # The store logs for long-running services; here its failures are reported as
+    # one sentence instead. A NullHandler keeps Python's last-resort handler from
+    # printing them, while handlers an embedding program installed still work.
+    logger = logging.getLogger("policystore")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    ctx.obj = CliContext(url=url, json=as_json, role=Role(role))
+
+
+@cli.command(short_help="Create the store if missing; print its version.")
+@pass_cli
+def init(obj: CliContext) -> None:
+    """Create the store if it is missing and print its version (safe to repeat)."""
+
+    async def action(store: PolicyStore) -> int:
+        return (await store.refresh()).version
+
+    version = obj.run(action, live=True)
+    obj.emit(f"Policy store {obj.url} is at version {version}.", {"url": obj.url, "version": version})
+
+
+@cli.command(short_help="Show the active mode, all modes and the kill switch.")
+@pass_cli
+def show(obj: CliContext) -> None:
+    """Show the active mode, every mode's values side by side, and the kill switch."""
+
+    async def action(store: PolicyStore) -> tuple[Policy, str, bool]:
+        return store.snapshot(), store.source.value, store.stale
+
+    policy, source, stale = obj.run(action)
+    obj.emit(render_show(policy, source=source, stale=stale), policy.document())
+
+
+@cli.command(short_help="Print the value at PATH.")
+@click.argument("path")
+@pass_cli
+def get(obj: CliContext, *, path: str) -> None:
+    """Print the value at PATH (such as risk.max_leverage); see 'paths'."""
+
+    async def action(store: PolicyStore) -> Any:
+        return store.get(path)
+
+    value = obj.run(action)
+    obj.emit(value_text(value), value)
+
+
+@cli.command(short_help="Tell where the value at PATH comes from.")
+@click.argument("path")
+@pass_cli
+def explain(obj: CliContext, *, path: str) -> None:
+    """Tell where the value at PATH comes from: source, version, staleness."""
+
+    async def action(store: PolicyStore) -> Any:
+        return store.explain(path)
+
+    explanation = obj.run(action)
+    obj.emit(render_explanation(explanation), explanation.to_dict())
+
+
+@cli.command()
+@pass_cli
+def paths(obj: CliContext) -> None:
+    """List every valid path, one per line."""
+
+    async def action(store: PolicyStore) -> list[str]:
+        return store.paths()
+
+    found = obj.run(action)
+    obj.emit("\n".join(found), found)
+
+
+@cli.command(short_help="Print the active mode, or switch to mode NAME.")
+@click.argument("name", required=False)
+@write_options(reason_required=False)
+@pass_cli
+def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expect_version: int | None) -> None:
+    """Print the active mode, or switch to mode NAME (needs --reason)."""
+    if name is None:
+
+        async def current(store: PolicyStore) -> tuple[str, int]:
+            policy = store.snapshot()
+            return policy.active_mode, policy.version
+
+        active, version = obj.run(current)
+        obj.emit(active, {"active_mode": active, "version": version})
+        return
+    reason = _require_reason(reason, "switching the mode")
+
+    async def switch(store: PolicyStore) -> dict[str, Any]:
+        policy = await store.switch_mode(name, reason=reason, expected_version=expect_version, actor=obj.actor(by))
+        return policy.document()
+
+    document = obj.run(switch, live=True)
+    obj.emit(f"Active mode is now {name} (version {document['version']}).", document)
+
+
+@cli.command(
+    name="set", short_help="Set PATH to VALUE (validated first).",
+    # so that a negative VALUE such as -1 is a value, not an unknown option
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("path")
+@click.argument("value")
+@write_options()
+@pass_cli
+def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect_version: int | None) -> None:
+    """Set PATH to VALUE (YAML: 4, 0.5, true, null, {...}); validated before it is written."""
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise PolicyValidationError([FieldError(path, f"the value {value!r} is not valid YAML ({problem})")]) from exc
+
+    async def action(store: PolicyStore) -> dict[str, Any]:
+        policy = await store.update({path: parsed}, reason=reason, expected_version=expect_version,
+                                    actor=obj.actor(by))
+        return policy.document()
+
+    document = obj.run(action, live=True)
+    obj.emit(f"Set {path} to {value_text(parsed)} (version {document['version']}).", document)
+
+
+@cli.command(short_help="Turn the kill switch on or off.")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@write_options()
+@pass_cli
+def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_version: int | None) -> None:
+    """Turn the kill switch on (no new trades) or off (admins only)."""
+    active = state == "on"
+
+    async def action(store: PolicyStore) -> dict[str, Any]:
+        policy = await store.set_emergency_mode(active, reason=reason, expected_version=expect_version,
+                                                actor=obj.actor(by))
+        return policy.document()
+
+    document = obj.run(action, live=True)
+    obj.emit(f"Kill switch is {state.upper()} (version {document['version']}).", document)
+
+
+@cli.command(short_help="List ready-made modes; --add one to the policy.")
+@click.argument("name", required=False, type=click.Choice(sorted(PRESETS)))
+@click.option("--add", is_flag=True, help="Add preset NAME to the policy as a mode of that name.")
+@write_options(expect_version=True, reason_required=False)
+@pass_cli
+def presets(obj: CliContext, *, name: str | None, add: bool, by: str, reason: str | None,
+            expect_version: int | None) -> None:
+    """List the ready-made modes with the reasoning behind their values; --add one to the policy."""
+    chosen = [name] if name else sorted(PRESETS)
+    if not add:
+        data = {n: {"values": dataclasses.asdict(PRESETS[n][0]), "reason": PRESETS[n][1]} for n in chosen}
+        obj.emit("\n\n".join(render_preset(*PRESETS[n]) for n in chosen), data)
+        return
+    if name is None:
+        raise click.UsageError("--add needs the NAME of the preset to add.")
+    reason = _require_reason(reason, "adding a preset")
+    values = dataclasses.asdict(PRESETS[name][0])
+
+    async def action(store: PolicyStore) -> dict[str, Any]:
+        policy = await store.update({f"modes.{name}": values}, reason=reason, expected_version=expect_version,
+                                    actor=obj.actor(by))
+        return policy.document()
+
+    document = obj.run(action, live=True)
+    obj.emit(f"Added mode {name} (version {document['version']}); switch with 'policystore mode {name}'.",
+             document)
+
+
+def _require_reason(reason: str | None, action: str) -> str:
+    if reason is None or not reason.strip():
+        raise click.UsageError(f"{action[0].upper()}{action[1:]} needs --reason TEXT saying why.")
+    return reason
+
+
+for _command in (history, diff, rollback, watch, export, import_):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Run the command line (the ``policystore`` console script)."""
+    cli.main(prog_name="policystore", auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+    main()

@@ -1,0 +1,185 @@
+"""``policystore serve`` and ``policystore token create|list|revoke``.
+
+Loaded only when used (the web stack is heavy). The store URL comes from the
+global ``--store`` option (``ctx.obj``); run on their own, the commands take
+``--store`` themselves (default ``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from policystore.errors import PolicyStoreError
+from policystore.server.tokens import TokenStore
+from policystore.store.store import PolicyStore
+from policystore.store.urls import DEFAULT_URL
+
+__all__ = ["serve", "serve_store", "token"]
+
+T = TypeVar("T")
+
+_store_option = click.option(
+    "--store", "store_url", default=None, metavar="URL",
+    help="Store URL when not given globally (env POLICYSTORE_URL; default sqlite:///./policystore.db).",
+)
+
+
+def _url(ctx: click.Context, own: str | None) -> str:
+    """The global --store wins; then this command's --store; then the environment; then the default."""
+    global_url = getattr(ctx.find_root().obj, "url", None)
+    if own:
+        return own
+    if isinstance(global_url, str) and global_url:
+        return global_url
+    return os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
+
+
+def _json(ctx: click.Context) -> bool:
+    return bool(getattr(ctx.find_root().obj, "json", False))
+
+
+def _run(url: str, action: Callable[[PolicyStore], Awaitable[T]]) -> T:
+    async def body() -> T:
+        store = await PolicyStore.open(url, watch=False)
+        try:
+            if store.stale and store.last_error is not None:
+                raise store.last_error
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(body())
+    except PolicyStoreError as exc:
+        if hasattr(click.get_current_context().find_root().obj, "url"):
+            raise  # inside the policystore group, which turns it into a sentence and an exit status
+        raise click.ClickException(" ".join(str(exc).split())) from exc
+
+
+async def serve_store(
+    url: str,
+    host: str,
+    port: int,
+    *,
+    cors_origins: Sequence[str] = (),
+    heartbeat: float = 15.0,
+    log_level: str = "info",
+    on_ready: Callable[[PolicyStore], Awaitable[None]] | None = None,
+) -> None:
+    """Open the store at ``url`` and serve it over HTTP until interrupted.
+
+    Args:
+        url: the store URL.
+        host: the address to listen on.
+        port: the port to listen on.
+        cors_origins: origins allowed to call the API from a browser.
+        heartbeat: seconds between stream heartbeats.
+        log_level: uvicorn's log level.
+        on_ready: called with the open store before serving (e.g. to print a first token).
+    """
+    import uvicorn
+
+    from policystore.server.app import create_app
+
+    store = await PolicyStore.open(url)
+    try:
+        if on_ready is not None:
+            await on_ready(store)
+        app = create_app(store, cors_origins=cors_origins, heartbeat=heartbeat)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="websockets-sansio",
+                                server_header=False, proxy_headers=False)
+        await uvicorn.Server(config).serve()
+    finally:
+        await store.close()
+
+
+@click.command()
+@click.option("--host", default=lambda: os.environ.get("POLICYSTORE_HOST", "127.0.0.1"), show_default="127.0.0.1",
+              help="Address to listen on (env POLICYSTORE_HOST).")
+@click.option("--port", type=click.IntRange(0, 65535), default=lambda: int(os.environ.get("POLICYSTORE_PORT", "8080")),
+              show_default="8080", help="Port to listen on (env POLICYSTORE_PORT).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Allow browser calls from ORIGIN (repeatable); none by default.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+              help="Seconds between heartbeats on the change stream.")
+@_store_option
+@click.pass_context
+def serve(ctx: click.Context, *, host: str, port: int, cors_origins: tuple[str, ...], heartbeat: float,
+          store_url: str | None) -> None:
+    """Serve the HTTP API, the change stream and the dashboard.
+
+    The dashboard is at http://HOST:PORT/ and asks for a token
+    (make one with 'policystore token create --role admin --name NAME').
+    """
+    url = _url(ctx, store_url)
+    click.echo(f"Serving {url} on http://{host}:{port}/ (dashboard at /, API under /v1).", err=True)
+    with contextlib.suppress(KeyboardInterrupt):  # an interactive stop is a normal end
+        asyncio.run(serve_store(url, host, port, cors_origins=cors_origins, heartbeat=heartbeat))
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke API tokens (the store keeps only their hashes)."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True,
+              help="viewer reads; operator lowers risk and turns the kill switch on; admin does all.")
+@click.option("--name", required=True, help="Who the token is for; the author of its changes in history.")
+@_store_option
+@click.pass_context
+def create(ctx: click.Context, role: str, name: str, store_url: str | None) -> None:
+    """Create a token and print it once; it cannot be shown again."""
+
+    async def action(store: PolicyStore) -> str:
+        return await TokenStore(store.backend).create(name, role)
+
+    secret = _run(_url(ctx, store_url), action)
+    if _json(ctx):
+        click.echo(json.dumps({"name": name, "role": role, "token": secret}))
+        return
+    click.echo(secret)
+    click.echo(f"Token {name!r} ({role}) created; it is shown only this once.", err=True)
+
+
+@token.command("list")
+@_store_option
+@click.pass_context
+def list_(ctx: click.Context, store_url: str | None) -> None:
+    """List tokens: name, role and creation time (never the secret)."""
+
+    async def action(store: PolicyStore) -> list[dict[str, str]]:
+        return [r.public() for r in await TokenStore(store.backend).records()]
+
+    rows = _run(_url(ctx, store_url), action)
+    if _json(ctx):
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("No tokens; create one with 'policystore token create --role admin --name NAME'.")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        click.echo(f"{row['name']:<{width}}  {row['role']:<8}  {row['created_at']}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@_store_option
+@click.pass_context
+def revoke(ctx: click.Context, name: str, store_url: str | None) -> None:
+    """Revoke the token NAME; servers stop accepting it within seconds."""
+
+    async def action(store: PolicyStore) -> None:
+        await TokenStore(store.backend).revoke(name)
+
+    _run(_url(ctx, store_url), action)
+    payload: dict[str, Any] = {"name": name, "revoked": True}
+    click.echo(json.dumps(payload) if _json(ctx) else f"Token {name!r} revoked.")

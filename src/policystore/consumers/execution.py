@@ -1,0 +1,336 @@
+"""The event-driven executor: gates each trading signal by the policy, sizes it and sends it to a broker.
+
+Every signal is decided from ONE snapshot of the policy, in this order:
+
+1. an opposite signal for a held position closes it (always allowed: it lowers risk);
+2. ``kill_switch``: the kill switch is on;
+3. ``store_unavailable``: the store cannot be reached and its stale rule forbids new trades;
+4. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``; the
+   executor also turns the kill switch on through the store (author ``executor``);
+5. ``unknown_strategy``: the policy has no such strategy;
+6. ``position_open``: a position in the symbol is already open (no pyramiding);
+7. ``low_confidence``: below the strategy's effective ``min_confidence``;
+8. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
+9. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
+10. ``zero_size``: the caps leave no room for a position.
+
+A refusal is a decision with a reason, never an exception, and every decision
+is recorded with the policy version it was made under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Side
+from policystore.consumers.sizing import SizingDecision, StrategyCache
+from policystore.errors import PolicyStoreError
+from policystore.model.policy import Policy
+from policystore.store.store import PolicyStore
+
+__all__ = ["DecisionRecorder", "EventDrivenExecutor", "ExecutionDecision", "Reason", "Signal", "Sizer"]
+
+log = logging.getLogger("policystore.consumers")
+
+#: A position's target sits this many stop distances from the entry.
+TARGET_MULTIPLE = 2.0
+
+
+class Reason(StrEnum):
+    """Why a signal was accepted or refused."""
+
+    ACCEPTED = "accepted"
+    CLOSED = "closed"
+    KILL_SWITCH = "kill_switch"
+    STORE_UNAVAILABLE = "store_unavailable"
+    UNKNOWN_STRATEGY = "unknown_strategy"
+    POSITION_OPEN = "position_open"
+    DAILY_DRAWDOWN = "daily_drawdown"
+    LOW_CONFIDENCE = "low_confidence"
+    COOLDOWN = "cooldown"
+    MAX_POSITIONS = "max_positions"
+    ZERO_SIZE = "zero_size"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A trading signal: buy or sell ``symbol`` at about ``price``.
+
+    Args:
+        symbol: the instrument.
+        side: ``"buy"`` or ``"sell"``.
+        confidence: in [0, 1].
+        price: the reference price, > 0.
+        strategy: the strategy that produced it (its config comes from the policy).
+        time: when it was produced, timezone-aware (converted to UTC).
+        stop_distance: price distance to the stop per unit, > 0, if known.
+        volatility: price volatility as a fraction, > 0, if known.
+
+    Raises:
+        ValueError: a field is out of range (the message names it).
+    """
+
+    symbol: str
+    side: Side
+    confidence: float
+    price: float
+    strategy: str
+    time: datetime
+    stop_distance: float | None = None
+    volatility: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            raise ValueError("symbol must not be empty")
+        if self.side not in {"buy", "sell"}:
+            raise ValueError(f"side must be 'buy' or 'sell' (got {self.side!r})")
+        if not 0 <= self.confidence <= 1:
+            raise ValueError(f"confidence must be in [0, 1] (got {self.confidence!r})")
+        if not 0 < self.price < float("inf"):
+            raise ValueError(f"price must be a positive finite number (got {self.price!r})")
+        for name in ("stop_distance", "volatility"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive finite number when given (got {value!r})")
+        if self.time.tzinfo is None:
+            raise ValueError("time must be timezone-aware (UTC)")
+        if self.time.utcoffset():
+            object.__setattr__(self, "time", self.time.astimezone(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionDecision:
+    """What the executor did with one signal.
+
+    Attributes:
+        accepted: True if an order went to the broker.
+        reason: why (``accepted``, ``closed`` or a refusal reason).
+        signal: the signal decided on.
+        policy_version: the version of the snapshot the decision used.
+        mode: that snapshot's active mode.
+        detail: one sentence with the figures behind the reason.
+        sizing: the sizing decision, for opened positions.
+        order: the order sent, if any.
+        fill: the broker's fill, if any.
+        decided_at: when the executor decided (its clock).
+    """
+
+    accepted: bool
+    reason: Reason
+    signal: Signal
+    policy_version: int
+    mode: str
+    detail: str
+    decided_at: datetime
+    sizing: SizingDecision | None = None
+    order: Order | None = None
+    fill: Fill | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the decision as one flat, JSON-ready record (what the decision log stores)."""
+        s = self.signal
+        record: dict[str, Any] = {
+            "time": s.time.isoformat(),
+            "decided_at": self.decided_at.isoformat(),
+            "symbol": s.symbol,
+            "strategy": s.strategy,
+            "side": s.side,
+            "confidence": s.confidence,
+            "price": s.price,
+            "accepted": self.accepted,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "policy_version": self.policy_version,
+            "mode": self.mode,
+        }
+        if self.sizing is not None:
+            z = self.sizing
+            record.update(quantity=z.quantity, notional=z.notional, leverage=z.leverage, risk_amount=z.risk_amount,
+                          multiplier=z.multiplier, binding_caps=list(z.binding_caps), stop_distance=z.stop_distance)
+        if self.fill is not None:
+            f = self.fill
+            record.update(fill_action=f.action, fill_quantity=f.quantity, fill_price=f.price, fee=f.fee,
+                          realized_pnl=f.realized_pnl)
+        return record
+
+
+class Sizer(Protocol):
+    """What the executor needs from a sizer (see :class:`RLPositionSizingAgent`)."""
+
+    def decide(  # noqa: PLR0917 - mirrors RLPositionSizingAgent.decide
+        self,
+        symbol: str,
+        equity: float,
+        price: float,
+        confidence: float,
+        stop_distance: float | None = None,
+        volatility: float | None = None,
+        strategy: str | None = None,
+        *,
+        policy: Policy | None = None,
+    ) -> SizingDecision:
+        """Size one position from ``policy``."""
+
+    def record_outcome(self, decision: SizingDecision, pnl: float) -> None:
+        """Learn from a closed trade."""
+
+
+class DecisionRecorder(Protocol):
+    """Where decisions go (see :mod:`policystore.consumers.decision_log`)."""
+
+    def record(self, decision: ExecutionDecision) -> None:
+        """Record one decision durably."""
+
+
+class EventDrivenExecutor:
+    """Turns trading signals into orders, inside the policy.
+
+    Args:
+        policy_store: the policy; read from its local snapshot, written only by the drawdown breaker.
+        broker: where orders go; its account state answers equity, positions and the day's loss.
+        sizer: sizes accepted signals.
+        decision_log: records every decision, or None.
+        clock: returns the current UTC time (``decided_at``).
+
+    Example::
+
+        executor = EventDrivenExecutor(policy_store=store, broker=PaperBroker(10_000),
+                                       sizer=RLPositionSizingAgent(policy_store=store))
+        decision = await executor.handle(signal)
+        decision.accepted, decision.reason, decision.policy_version
+    """
+
+    def __init__(
+        self,
+        policy_store: PolicyStore,
+        broker: Broker,
+        sizer: Sizer,
+        *,
+        decision_log: DecisionRecorder | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = policy_store
+        self._broker = broker
+        self._sizer = sizer
+        self._log = decision_log
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._strategies = StrategyCache()
+        self._last_entry: dict[str, datetime] = {}
+        self._open_sizing: dict[str, SizingDecision] = {}
+        broker.on_close(self._closed)
+
+    def _closed(self, trade: ClosedTrade) -> None:
+        sizing = self._open_sizing.pop(trade.symbol, None)
+        if sizing is not None:
+            self._sizer.record_outcome(sizing, trade.pnl)
+
+    async def run(self, queue: asyncio.Queue[Signal | None]) -> int:
+        """Handle signals from ``queue`` until a None sentinel arrives.
+
+        Returns:
+            How many signals were handled.
+        """
+        handled = 0
+        while (signal := await queue.get()) is not None:
+            try:
+                await self.handle(signal)
+                handled += 1
+            finally:
+                queue.task_done()
+        queue.task_done()
+        return handled
+
+    async def handle(self, signal: Signal) -> ExecutionDecision:
+        """Decide on one signal from one snapshot, send the order if accepted, and record the decision.
+
+        Returns:
+            The decision; refusals carry their reason.
+
+        Raises:
+            ValueError: the broker refused an order (the decision is recorded first).
+        """
+        snap = self._store.snapshot()
+        decision = await self._decide(snap, signal)
+        if self._log is not None:
+            self._log.record(decision)
+        return decision
+
+    def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
+        return ExecutionDecision(accepted=False, reason=reason, signal=signal, policy_version=snap.version,
+                                 mode=snap.active_mode, detail=detail, decided_at=self._clock())
+
+    async def _decide(self, snap: Policy, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
+        broker = self._broker
+        held = broker.position(signal.symbol)
+        if held is not None and held.side != signal.side:
+            order = Order(signal.symbol, signal.side, held.quantity, signal.price, signal.time, signal.strategy,
+                          policy_version=snap.version, reduce_only=True)
+            fill = await broker.submit(order)
+            detail = f"closed the {held.side} position in {signal.symbol}"
+            return ExecutionDecision(accepted=True, reason=Reason.CLOSED, signal=signal, policy_version=snap.version,
+                                     mode=snap.active_mode, detail=detail, decided_at=self._clock(), order=order,
+                                     fill=fill)
+        if snap.emergency.active:
+            return self._refuse(snap, signal, Reason.KILL_SWITCH, f"the kill switch is on: {snap.emergency.reason}")
+        if self._store.stale and not await self._store.can_open_new_trades():
+            return self._refuse(snap, signal, Reason.STORE_UNAVAILABLE,
+                                "the policy store cannot be reached and its stale rule forbids new trades")
+        loss = broker.daily_loss_fraction()
+        if loss >= snap.risk.max_daily_drawdown:
+            return await self._breaker(snap, signal, loss)
+        config = self._strategies.get(snap, signal.strategy)
+        if config is None:
+            return self._refuse(snap, signal, Reason.UNKNOWN_STRATEGY,
+                                f"strategy {signal.strategy!r} is not in policy version {snap.version}")
+        if held is not None:
+            return self._refuse(snap, signal, Reason.POSITION_OPEN,
+                                f"a {held.side} position in {signal.symbol} is already open")
+        if signal.confidence < config.min_confidence:
+            return self._refuse(snap, signal, Reason.LOW_CONFIDENCE,
+                                f"confidence {signal.confidence:g} is below {config.name}'s min_confidence "
+                                f"{config.min_confidence:g}")
+        last = self._last_entry.get(signal.symbol)
+        if last is not None and (waited := (signal.time - last).total_seconds()) < config.cooldown_seconds:
+            return self._refuse(snap, signal, Reason.COOLDOWN,
+                                f"{signal.symbol} traded {waited:g}s ago; {config.name}'s cooldown is "
+                                f"{config.cooldown_seconds:g}s")
+        if (count := broker.open_position_count()) >= config.max_positions:
+            return self._refuse(snap, signal, Reason.MAX_POSITIONS,
+                                f"{count} positions are open; {config.name}'s max_positions is {config.max_positions}")
+        return await self._open(snap, signal)
+
+    async def _breaker(self, snap: Policy, signal: Signal, loss: float) -> ExecutionDecision:
+        limit = snap.risk.max_daily_drawdown
+        detail = f"the day's loss of {loss:.2%} reached max_daily_drawdown {limit:.2%}"
+        try:
+            await self._store.report_daily_loss(loss, reporter="executor")
+        except PolicyStoreError as exc:
+            # Still refused: the loss is measured again on every signal, so trading stays halted.
+            log.error("The drawdown breaker could not turn the kill switch on: %s", exc)  # noqa: TRY400 - the cause is in the message
+            detail += f"; turning the kill switch on failed: {exc}"
+        return self._refuse(snap, signal, Reason.DAILY_DRAWDOWN, detail)
+
+    async def _open(self, snap: Policy, signal: Signal) -> ExecutionDecision:
+        sizing = self._sizer.decide(signal.symbol, self._broker.equity, signal.price, signal.confidence,
+                                    signal.stop_distance, signal.volatility, signal.strategy, policy=snap)
+        if sizing.quantity <= 0:
+            return self._refuse(snap, signal, Reason.ZERO_SIZE, "the policy's caps leave no room for a position")
+        stop = sizing.stop_distance
+        sign = 1.0 if signal.side == "buy" else -1.0
+        order = Order(signal.symbol, signal.side, sizing.quantity, signal.price, signal.time, signal.strategy,
+                      signal.price - sign * stop, signal.price + sign * TARGET_MULTIPLE * stop, snap.version)
+        fill = await self._broker.submit(order)
+        self._last_entry[signal.symbol] = signal.time
+        self._open_sizing[signal.symbol] = sizing
+        return ExecutionDecision(accepted=True, reason=Reason.ACCEPTED, signal=signal, policy_version=snap.version,
+                                 mode=snap.active_mode, detail="sized within the policy", decided_at=self._clock(),
+                                 sizing=sizing, order=order, fill=fill)

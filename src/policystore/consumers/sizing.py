@@ -1,0 +1,355 @@
+"""Position sizing under the policy: a risk-based size, scaled, capped, and optionally learned.
+
+How a size is made, every limit read from ONE snapshot of the policy:
+
+1. ``base = equity * max_risk_pct_per_trade / stop_distance``: the quantity
+   that loses exactly the per-trade risk budget if the stop is hit. Without a
+   stop, the stop is ``2 * volatility * price`` (volatility as a fraction).
+2. ``scaled = base * scaling_factor``.
+3. The caps apply after scaling, so scaling can never loosen them:
+   ``risk_amount = quantity * stop_distance <= equity * max_risk_pct_per_trade``,
+   ``notional <= position_size_cap`` and ``notional <= equity * max_leverage``.
+   A ``scaling_factor`` below 1 shrinks every size; one above 1 cannot take a
+   trade past its risk budget (the budget binds instead).
+4. ``quantity = capped * multiplier``: the learned multiplier (``ai.enable_rl``
+   on) is at most 1.0, so it only shrinks a size that already obeys the caps;
+   with learning off it is exactly 1.0.
+
+With a strategy, its effective config (overrides clamped to the mode) gives
+``max_risk_pct_per_trade``, ``max_leverage`` and ``scaling_factor``; the size
+cap is the mode's. A decision names every cap that bound it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from policystore.consumers.learning import MultiplierLearner
+from policystore.model.policy import Policy, StrategyConfig
+from policystore.store.store import PolicyStore
+
+__all__ = [
+    "CAP_LEVERAGE",
+    "CAP_RISK",
+    "CAP_SCALING",
+    "CAP_SIZE",
+    "VOLATILITY_STOP_MULTIPLE",
+    "RLPositionSizingAgent",
+    "SizingDecision",
+    "StrategyCache",
+    "size_position",
+]
+
+CAP_RISK: Final = "max_risk_pct_per_trade"
+CAP_SIZE: Final = "position_size_cap"
+CAP_LEVERAGE: Final = "max_leverage"
+CAP_SCALING: Final = "scaling_factor"
+#: Without a stop distance, the stop sits this many volatilities from the price.
+VOLATILITY_STOP_MULTIPLE: Final = 2.0
+_INF: Final = math.inf
+_TOLERANCE: Final = 1e-9  # relative: a cap within this of the result counts as binding
+
+
+@dataclass(frozen=True, slots=True)
+class SizingDecision:
+    """One sizing decision: the size, the risk it takes, and what limited it.
+
+    Attributes:
+        symbol: the instrument.
+        quantity: units to trade (0 if no size fits).
+        notional: ``quantity * price``.
+        leverage: ``notional / equity``.
+        risk_amount: money lost if the stop is hit (``quantity * stop_distance``).
+        policy_version: the version of the snapshot every limit came from.
+        mode: the active mode of that snapshot.
+        strategy: the strategy whose config applied, or None.
+        binding_caps: every cap that bound the result, by name.
+        multiplier: the learned multiplier (1.0 with learning off).
+        equity, price, confidence, stop_distance, volatility: the inputs;
+            ``stop_distance`` is the one used (derived from volatility if none was given).
+    """
+
+    symbol: str
+    quantity: float
+    notional: float
+    leverage: float
+    risk_amount: float
+    policy_version: int
+    mode: str
+    strategy: str | None
+    binding_caps: tuple[str, ...]
+    multiplier: float
+    equity: float
+    price: float
+    confidence: float
+    stop_distance: float
+    volatility: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the decision as JSON-ready data."""
+        data = asdict(self)
+        data["binding_caps"] = list(self.binding_caps)
+        return data
+
+
+class _Limits(NamedTuple):
+    risk_pct: float
+    max_leverage: float
+    scaling: float
+    size_cap: float
+    learn: bool
+
+
+class StrategyCache:
+    """Effective strategy configs, computed once per snapshot.
+
+    ``Policy.strategy(name)`` builds (and validates) a config object; doing
+    that per signal costs microseconds, so results are kept until the
+    snapshot object changes (a new version or a new source).
+    """
+
+    __slots__ = ("_configs", "_policy")
+
+    def __init__(self) -> None:
+        self._policy: Policy | None = None
+        self._configs: dict[str, StrategyConfig | None] = {}
+
+    def get(self, policy: Policy, name: str) -> StrategyConfig | None:
+        """Return strategy ``name``'s effective config under ``policy``, or None if it has no such strategy."""
+        if policy is not self._policy:
+            self._policy = policy
+            self._configs = {}
+        try:
+            return self._configs[name]
+        except KeyError:
+            config = policy.strategy(name) if name in policy.strategies else None
+            self._configs[name] = config
+            return config
+
+
+def _positive(name: str, value: float) -> float:
+    try:
+        if 0.0 < value < _INF and not isinstance(value, bool):
+            return value
+    except TypeError:
+        pass
+    raise ValueError(f"{name} must be a positive finite number (got {value!r})")
+
+
+def _diagnose(equity: float, price: float, confidence: float) -> None:
+    _positive("equity", equity)
+    _positive("price", price)
+    raise ValueError(f"confidence must be a number in [0, 1] (got {confidence!r})")
+
+
+def size_position(
+    equity: float,
+    price: float,
+    stop_distance: float,
+    *,
+    risk_pct: float,
+    max_leverage: float,
+    scaling: float,
+    size_cap: float,
+    multiplier: float = 1.0,
+) -> tuple[float, tuple[str, ...]]:
+    """Return the quantity that obeys every cap, and the caps that bound it (pure arithmetic).
+
+    Args:
+        equity: account equity, > 0.
+        price: the entry price, > 0.
+        stop_distance: price distance to the stop per unit, > 0.
+        risk_pct: the fraction of equity one trade may risk.
+        max_leverage: the most notional per unit of equity.
+        scaling: the policy's scaling factor.
+        size_cap: the largest notional of one position.
+        multiplier: the learned multiplier, applied last (values above 1 count as 1).
+
+    Returns:
+        ``(quantity, binding_caps)``; the caps named are those that bound the
+        size before the multiplier. The quantity is never negative and, after
+        rounding, ``quantity * stop_distance <= equity * risk_pct`` and
+        ``quantity * price <= min(size_cap, equity * max_leverage)`` hold exactly.
+    """
+    risk_budget = equity * risk_pct
+    q_risk = risk_budget / stop_distance
+    desired = q_risk * scaling
+    q_size = size_cap / price
+    q_leverage = equity * max_leverage / price
+    capped = min(desired, q_risk, q_size, q_leverage)
+    if not math.isfinite(capped) or capped < 0:
+        return 0.0, ()
+    limit = capped * (1 + _TOLERANCE)
+    binding: list[str] = []
+    if scaling < 1 and desired <= limit:
+        binding.append(CAP_SCALING)
+    if q_risk <= limit:
+        binding.append(CAP_RISK)
+    if q_size <= limit:
+        binding.append(CAP_SIZE)
+    if q_leverage <= limit:
+        binding.append(CAP_LEVERAGE)
+    quantity = capped * min(multiplier, 1.0)
+    # Division and multiplication each round; step down until the products obey the caps exactly.
+    notional_limit = min(size_cap, equity * max_leverage)
+    while quantity > 0 and (quantity * stop_distance > risk_budget or quantity * price > notional_limit):
+        quantity = math.nextafter(quantity, 0.0)
+    return quantity, tuple(binding)
+
+
+class RLPositionSizingAgent:
+    """Sizes positions under the policy's limits, with an optional learned multiplier.
+
+    Args:
+        policy_store: where every limit comes from (its local snapshot; no I/O per decision).
+        strategy: the default strategy whose effective config applies, or None for the mode's limits.
+        learner: the multiplier learner; by default a :class:`MultiplierLearner` seeded with ``seed``,
+            loaded from ``model_path`` if that file exists.
+        seed: seeds the default learner's exploration.
+        model_path: a JSON file the learner is loaded from and saved to after each outcome.
+
+    Example::
+
+        sizer = RLPositionSizingAgent(policy_store=store, strategy="moderate")
+        d = sizer.decide("BTCUSDT", equity=10_000, price=50_000, confidence=0.7, stop_distance=1_000)
+        d.quantity, d.risk_amount, d.binding_caps, d.policy_version
+    """
+
+    def __init__(
+        self,
+        policy_store: PolicyStore,
+        *,
+        strategy: str | None = None,
+        learner: MultiplierLearner | None = None,
+        seed: int = 0,
+        model_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._store = policy_store
+        self._strategy = strategy
+        self._model_path = Path(model_path) if model_path is not None else None
+        if learner is None:
+            exists = self._model_path is not None and self._model_path.exists()
+            learner = MultiplierLearner.load(self._model_path) if exists else MultiplierLearner(seed=seed)  # type: ignore[arg-type]
+        self.learner = learner
+        self._strategies = StrategyCache()
+        self._limits_policy: Policy | None = None
+        self._limits: dict[str | None, _Limits] = {}
+
+    def _limits_for(self, policy: Policy, strategy: str | None) -> _Limits:
+        if policy is not self._limits_policy:
+            self._limits_policy = policy
+            self._limits = {}
+        limits = self._limits.get(strategy)
+        if limits is None:
+            risk = policy.risk
+            if strategy is None:
+                limits = _Limits(risk.max_risk_pct_per_trade, risk.max_leverage, risk.scaling_factor,
+                                 risk.position_size_cap, risk.enable_rl)
+            else:
+                config = self._strategies.get(policy, strategy)
+                if config is None:
+                    known = ", ".join(sorted(policy.strategies))
+                    raise ValueError(f"strategy {strategy!r} is not in the policy (known: {known})")
+                limits = _Limits(config.max_risk_pct_per_trade, config.max_leverage, config.scaling_factor,
+                                 risk.position_size_cap, risk.enable_rl)
+            self._limits[strategy] = limits
+        return limits
+
+    def decide(  # noqa: PLR0917 - the documented positional form decide(symbol, equity, price, confidence, ...)
+        self,
+        symbol: str,
+        equity: float,
+        price: float,
+        confidence: float,
+        stop_distance: float | None = None,
+        volatility: float | None = None,
+        strategy: str | None = None,
+        *,
+        policy: Policy | None = None,
+    ) -> SizingDecision:
+        """Size one position from one snapshot of the policy.
+
+        Args:
+            symbol: the instrument.
+            equity: account equity, > 0.
+            price: entry price, > 0.
+            confidence: the signal's confidence in [0, 1].
+            stop_distance: price distance to the stop per unit, > 0.
+            volatility: price volatility as a fraction (> 0), used for a stop of
+                ``2 * volatility * price`` when no stop distance is given.
+            strategy: the strategy whose config applies (default: the agent's).
+            policy: the snapshot to decide from (default: ``store.snapshot()``);
+                an executor passes the one its checks used.
+
+        Returns:
+            The decision; its quantity is 0 if the caps leave no room.
+
+        Raises:
+            ValueError: a bad argument (named in the message), neither a stop
+                distance nor a volatility, or an unknown strategy.
+        """
+        snap = policy if policy is not None else self._store.snapshot()
+        try:
+            # One chained comparison on the hot path; the slow path below names what was wrong.
+            valid = 0.0 < equity < _INF and 0.0 < price < _INF and 0.0 <= confidence <= 1.0
+        except TypeError:
+            valid = False
+        if not valid or isinstance(confidence, bool):
+            _diagnose(equity, price, confidence)
+        if stop_distance is not None:
+            stop = _positive("stop_distance", stop_distance)
+            if volatility is not None:
+                volatility = _positive("volatility", volatility)
+        elif volatility is not None:
+            volatility = _positive("volatility", volatility)
+            stop = VOLATILITY_STOP_MULTIPLE * volatility * price
+        else:
+            raise ValueError("stop_distance or volatility is required: neither was given, so no stop can be set")
+        name = strategy if strategy is not None else self._strategy
+        limits = self._limits_for(snap, name)
+        multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
+        quantity, binding = size_position(
+            equity, price, stop, risk_pct=limits.risk_pct, max_leverage=limits.max_leverage,
+            scaling=limits.scaling, size_cap=limits.size_cap, multiplier=multiplier,
+        )
+        notional = quantity * price
+        return SizingDecision(
+            symbol, quantity, notional, notional / equity, quantity * stop, snap.version, snap.active_mode, name,
+            binding, multiplier, equity, price, confidence, stop, volatility,
+        )
+
+    def record_outcome(self, decision: SizingDecision, pnl: float) -> None:
+        """Teach the learner the outcome of a sized trade; saved to ``model_path`` if one was given.
+
+        The reward is the PnL as a fraction of the equity at decision time.
+
+        Args:
+            decision: the decision the trade was sized with.
+            pnl: the trade's realised profit or loss, in money.
+
+        Raises:
+            ValueError: the PnL is not finite.
+        """
+        if not math.isfinite(pnl):
+            raise ValueError(f"pnl must be a finite number (got {pnl!r})")
+        if decision.multiplier not in self.learner.actions:
+            return  # sized by another learner's actions: nothing this table can learn
+        self.learner.learn(decision.confidence, decision.stop_distance / decision.price, decision.multiplier,
+                           pnl / decision.equity)
+        if self._model_path is not None:
+            self.learner.save(self._model_path)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Save the learner to ``path`` (default: ``model_path``).
+
+        Raises:
+            ValueError: no path given and no ``model_path`` set.
+        """
+        target = path if path is not None else self._model_path
+        if target is None:
+            raise ValueError("no path to save to: pass path or construct the agent with model_path")
+        self.learner.save(target)

@@ -1,0 +1,156 @@
+"""The one table from error class to HTTP status, and the JSON body every error answers with.
+
+Every error body has the same shape::
+
+    {"error": "<ErrorClass>", "detail": "<one sentence>", ...facts}
+
+where the facts are the error's attributes (``path`` and ``suggestions``,
+``errors``, ``current_version``, ``required_role``...), so clients branch on
+data, not on the sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from policystore.errors import (
+    PermissionDeniedError,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    UnknownPathError,
+    VersionConflictError,
+)
+
+__all__ = [
+    "HTTP_STATUS",
+    "AuthenticationError",
+    "MalformedRequestError",
+    "PayloadTooLargeError",
+    "error_body",
+    "refusal_reason",
+    "status_for",
+]
+
+
+class AuthenticationError(PolicyStoreError):
+    """Raised when a request carries no token, or one the server does not know (HTTP 401).
+
+    Attributes:
+        reason: why the token was refused, in a few words.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Authentication failed: {reason}; send 'Authorization: Bearer <token>'.")
+
+
+class MalformedRequestError(PolicyStoreError):
+    """Raised when a request body is not JSON at all (HTTP 400).
+
+    Attributes:
+        reason: what the parser found wrong.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The request body is not valid JSON: {reason}.")
+
+
+class PayloadTooLargeError(PolicyStoreError):
+    """Raised when a request body is larger than the server accepts (HTTP 413).
+
+    Attributes:
+        limit: the largest body accepted, in bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
+
+
+#: The one table from error class to HTTP status; the most specific class wins.
+HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = {
+    MalformedRequestError: 400,
+    PolicyValidationError: 422,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    UnknownPathError: 404,
+    VersionConflictError: 409,
+    PayloadTooLargeError: 413,
+    StoreUnavailableError: 503,
+}
+
+#: Refusal reasons the metrics count, by error class.
+_REASONS: Final[Mapping[type[PolicyStoreError], str]] = {
+    PolicyValidationError: "validation",
+    UnknownPathError: "validation",
+    PayloadTooLargeError: "validation",
+    MalformedRequestError: "validation",
+    AuthenticationError: "authentication",
+    PermissionDeniedError: "permission",
+    VersionConflictError: "conflict",
+    StoreUnavailableError: "unavailable",
+}
+
+
+def _lookup(exc: PolicyStoreError, table: Mapping[type[PolicyStoreError], Any], default: Any) -> Any:
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return default
+
+
+def status_for(exc: PolicyStoreError) -> int:
+    """Return the HTTP status for ``exc`` from :data:`HTTP_STATUS`.
+
+    Args:
+        exc: a policystore error.
+
+    Returns:
+        The status of the nearest listed class in its hierarchy; 500 if none is listed.
+    """
+    status: int = _lookup(exc, HTTP_STATUS, 500)
+    return status
+
+
+def refusal_reason(exc: PolicyStoreError) -> str:
+    """Return the metrics label for a refused request: validation, permission, conflict...
+
+    Args:
+        exc: the error the request was refused with.
+
+    Returns:
+        One short word naming the kind of refusal.
+    """
+    reason: str = _lookup(exc, _REASONS, "other")
+    return reason
+
+
+def _facts(exc: PolicyStoreError) -> dict[str, Any]:  # noqa: PLR0911 - one return per error class
+    if isinstance(exc, UnknownPathError):
+        return {"path": exc.path, "suggestions": list(exc.suggestions)}
+    if isinstance(exc, PolicyValidationError):
+        return {"errors": [{"path": e.path, "message": e.message} for e in exc.errors]}
+    if isinstance(exc, VersionConflictError):
+        return {"expected_version": exc.expected_version, "current_version": exc.current_version}
+    if isinstance(exc, PermissionDeniedError):
+        return {"actor": exc.actor, "role": exc.role, "required_role": exc.required_role}
+    if isinstance(exc, StoreUnavailableError):
+        return {"store": exc.url}
+    if isinstance(exc, PayloadTooLargeError):
+        return {"limit": exc.limit}
+    return {}
+
+
+def error_body(exc: PolicyStoreError) -> dict[str, Any]:
+    """Return the JSON body for ``exc``: its class name, its sentence and its facts.
+
+    Args:
+        exc: a policystore error.
+
+    Returns:
+        ``{"error": ..., "detail": ..., **facts}``.
+    """
+    return {"error": type(exc).__name__, "detail": str(exc), **_facts(exc)}

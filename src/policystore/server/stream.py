@@ -1,0 +1,208 @@
+"""``WS /v1/stream``: the snapshot on connect, then every change event in version order.
+
+The token comes in an ``Authorization: Bearer`` header or as the first message,
+``{"token": "..."}`` (never in the URL, where logs would keep it). A refused
+client gets one ``{"type": "error", ...}`` message and close code 1008.
+
+Each client has a bounded queue. The store's event callback only puts events
+on the queues, so writers never wait for a client; a client whose queue is
+full is closed with code 1013 (try again later) and reconnects to a fresh
+snapshot. Heartbeats (``{"type": "heartbeat"}``) keep idle connections alive
+and tell clients the server is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from policystore.errors import PolicyStoreError
+from policystore.model.events import PolicyChanged
+from policystore.model.roles import Actor
+from policystore.server.auth import authenticate, token_from_header
+from policystore.server.errors import error_body
+from policystore.server.health import ServerMetrics
+from policystore.server.tokens import TokenStore
+from policystore.store.store import PolicyStore
+
+__all__ = ["CLOSE_AUTH", "CLOSE_SLOW", "StreamHub", "router"]
+
+log = logging.getLogger("policystore.server")
+
+#: Close code for a refused token (policy violation).
+CLOSE_AUTH: Final = 1008
+#: Close code for a client that fell too far behind (try again later).
+CLOSE_SLOW: Final = 1013
+
+router = APIRouter()
+
+
+@dataclass(eq=False)
+class _Client:
+    queue: asyncio.Queue[dict[str, Any]]
+    dropped: bool = field(default=False)
+
+    def offer(self, message: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped = True
+
+
+class StreamHub:
+    """Fans the store's change events out to every connected stream client.
+
+    Args:
+        store: the store whose events to send.
+        metrics: where to count clients and record propagation lag.
+        queue_size: events a client may have waiting before it is dropped.
+        heartbeat: seconds between heartbeats on an idle connection.
+        auth_timeout: seconds a client has to send its token message.
+    """
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        metrics: ServerMetrics,
+        *,
+        queue_size: int = 1000,
+        heartbeat: float = 15.0,
+        auth_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.queue_size = queue_size
+        self.heartbeat = heartbeat
+        self.auth_timeout = auth_timeout
+        self._clients: set[_Client] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Start receiving the store's events."""
+        if self._unsubscribe is None:
+            self._unsubscribe = self.store.subscribe(self._on_event)
+
+    def stop(self) -> None:
+        """Stop receiving events."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    @property
+    def client_count(self) -> int:
+        """How many clients are connected."""
+        return len(self._clients)
+
+    def _on_event(self, event: PolicyChanged) -> None:
+        self.metrics.observe_event(event, datetime.now(UTC))
+        message = event.to_dict()
+        for client in self._clients:
+            client.offer(message)
+
+    async def serve(self, websocket: WebSocket, tokens: TokenStore) -> None:
+        """Run one client's connection until it closes.
+
+        Args:
+            websocket: the accepted-to-be connection.
+            tokens: the token table to check the client's token against.
+        """
+        await websocket.accept()
+        actor = await self._authenticate(websocket, tokens)
+        if actor is None:
+            return
+        client = _Client(asyncio.Queue(maxsize=self.queue_size))
+        # Register before taking the snapshot, so no event falls between the two.
+        self._clients.add(client)
+        self.metrics.stream_clients.set(len(self._clients))
+        try:
+            snapshot = self.store.snapshot()
+            await websocket.send_json({
+                "type": "snapshot", "version": snapshot.version, "policy": snapshot.document(),
+                "source": self.store.source.value, "stale": self.store.stale, "viewer": actor.name,
+                "role": actor.role.value,
+            })
+            await self._pump(websocket, client, snapshot.version)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away
+        finally:
+            self._clients.discard(client)
+            self.metrics.stream_clients.set(len(self._clients))
+
+    async def _authenticate(self, websocket: WebSocket, tokens: TokenStore) -> Actor | None:
+        secret = token_from_header(websocket.headers.get("authorization"))
+        try:
+            if secret is None:
+                async with asyncio.timeout(self.auth_timeout):
+                    first = await websocket.receive_text()
+                secret = _token_of(first)
+            return await authenticate(tokens, secret)
+        except PolicyStoreError as exc:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await websocket.send_json({"type": "error", **error_body(exc)})
+                await websocket.close(CLOSE_AUTH, "authentication failed")
+        except TimeoutError:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await websocket.close(CLOSE_AUTH, "no token message in time")
+        except WebSocketDisconnect:
+            pass
+        return None
+
+    async def _pump(self, websocket: WebSocket, client: _Client, after: int) -> None:
+        reader = asyncio.create_task(_drain(websocket))
+        try:
+            while not reader.done():
+                try:
+                    async with asyncio.timeout(self.heartbeat):
+                        get = asyncio.ensure_future(client.queue.get())
+                        done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                except TimeoutError:
+                    await websocket.send_json({"type": "heartbeat", "at": datetime.now(UTC).isoformat()})
+                    continue
+                finally:
+                    if not get.done():
+                        get.cancel()
+                if client.dropped:
+                    self.metrics.dropped_clients.inc()
+                    await websocket.close(CLOSE_SLOW, "client fell behind; reconnect for a fresh snapshot")
+                    return
+                if get in done:
+                    message = get.result()
+                    if message["version"] > after:  # older ones are already in the snapshot
+                        await websocket.send_json(message)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await reader
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read and ignore what the client sends, until it disconnects."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+def _token_of(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) else None
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    """The change stream: authenticate, send the snapshot, then every change."""
+    hub: StreamHub = websocket.app.state.hub
+    await hub.serve(websocket, websocket.app.state.tokens)

@@ -1,0 +1,208 @@
+"""API tokens: created once, kept only as a SHA-256 hash in the store's ``tokens`` table.
+
+A token is ``ps_`` followed by 32 random bytes (URL-safe base64). The store
+keeps, per token name, the role, the creation time and the hash; the secret
+itself is shown once, when it is created, and never again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from policystore.backends.base import Backend
+from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError
+from policystore.model.roles import Role
+
+__all__ = ["TOKEN_TABLE", "TokenRecord", "TokenStore", "hash_token"]
+
+#: The auxiliary table of the back end the token hashes live in.
+TOKEN_TABLE: Final = "tokens"  # noqa: S105 - a table name, not a secret
+_PREFIX: Final = "ps_"
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
+
+
+def hash_token(secret: str) -> str:
+    """Return the hex SHA-256 of ``secret``: what the store keeps instead of the token."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """One API token as stored: never the secret, only its hash.
+
+    Attributes:
+        name: who the token belongs to; the author of every change made with it.
+        role: what the token may do.
+        created_at: when it was created (UTC).
+        digest: the SHA-256 of the secret, hex.
+    """
+
+    name: str
+    role: Role
+    created_at: datetime
+    digest: str
+
+    def to_json(self) -> str:
+        """Return the record as the JSON string the store keeps."""
+        return json.dumps({"role": self.role.value, "created_at": self.created_at.isoformat(), "sha256": self.digest})
+
+    @classmethod
+    def from_json(cls, name: str, text: str) -> TokenRecord:
+        """Rebuild a record from :meth:`to_json` output.
+
+        Raises:
+            ValueError, KeyError: the text is not a token record.
+        """
+        data: dict[str, Any] = json.loads(text)
+        return cls(name, Role(data["role"]), datetime.fromisoformat(data["created_at"]), str(data["sha256"]))
+
+    def public(self) -> dict[str, str]:
+        """Return what may be shown about the token: name, role, created_at."""
+        return {"name": self.name, "role": self.role.value, "created_at": self.created_at.isoformat()}
+
+
+class TokenStore:
+    """Creates, lists, revokes and checks API tokens kept in a back end's ``tokens`` table.
+
+    Lookups use a cached copy of the table, reloaded after ``ttl`` seconds and
+    on a miss (at most every ``miss_interval`` seconds, so a flood of bad
+    tokens cannot flood the store). If a reload fails, the cached copy keeps
+    answering: reads stay possible while the store is away, and writes fail on
+    their own.
+
+    Args:
+        backend: the back end holding the table.
+        ttl: seconds a loaded table is trusted; a revoked token works at most this long.
+        miss_interval: least seconds between reloads caused by unknown tokens.
+        clock: monotonic seconds (``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        ttl: float = 5.0,
+        miss_interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backend = backend
+        self._ttl = ttl
+        self._miss_interval = miss_interval
+        self._clock = clock
+        self._cache: list[TokenRecord] | None = None
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def records(self) -> list[TokenRecord]:
+        """Return every token record, sorted by name (read from the store now).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached.
+        """
+        table = await self._backend.aux_get(TOKEN_TABLE)
+        found = []
+        for name, text in table.items():
+            try:
+                found.append(TokenRecord.from_json(name, text))
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged record grants nothing
+        return sorted(found, key=lambda r: r.name)
+
+    async def create(self, name: str, role: Role | str, *, now: datetime | None = None) -> str:
+        """Create a token for ``name`` with ``role`` and return its secret (shown once).
+
+        Args:
+            name: who the token is for: letters, digits and ``_ . @ : -``, up to 64.
+            role: ``viewer``, ``operator`` or ``admin``.
+            now: the creation time (default: the current UTC time).
+
+        Returns:
+            The token to hand to its owner.
+
+        Raises:
+            PolicyValidationError: a bad name or role, or the name is taken.
+            StoreUnavailableError: the store cannot be reached.
+        """
+        if not _NAME.match(name):
+            msg = f"{name!r} is not a valid token name (letters, digits and _ . @ : -, at most 64)"
+            raise PolicyValidationError([FieldError("name", msg)])
+        try:
+            parsed = Role(role)
+        except ValueError:
+            msg = f"{role!r} is not a role; use one of {', '.join(r.value for r in Role)}"
+            raise PolicyValidationError([FieldError("role", msg)]) from None
+        if name in await self._backend.aux_get(TOKEN_TABLE):
+            msg = f"a token named {name!r} exists; revoke it first or pick another name"
+            raise PolicyValidationError([FieldError("name", msg)])
+        secret = _PREFIX + secrets.token_urlsafe(32)
+        record = TokenRecord(name, parsed, now or datetime.now(UTC), hash_token(secret))
+        await self._backend.aux_put(TOKEN_TABLE, name, record.to_json())
+        self._loaded_at = float("-inf")  # reload at the next lookup
+        return secret
+
+    async def revoke(self, name: str) -> None:
+        """Delete the token named ``name``.
+
+        Raises:
+            PolicyValidationError: no token has that name.
+            StoreUnavailableError: the store cannot be reached.
+        """
+        if name not in await self._backend.aux_get(TOKEN_TABLE):
+            raise PolicyValidationError([FieldError("name", f"no token is named {name!r}")])
+        await self._backend.aux_put(TOKEN_TABLE, name, None)
+        if self._cache is not None:  # revoked here: refused at once, even if a reload fails
+            self._cache = [r for r in self._cache if r.name != name]
+        self._loaded_at = float("-inf")
+
+    async def load(self) -> None:
+        """Load the table now (a server does this at start, so lookups work through an outage).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached.
+        """
+        await self._reload(force=True)
+
+    async def authenticate(self, secret: str) -> TokenRecord | None:
+        """Return the record of the token ``secret``, or None if no token matches.
+
+        Raises:
+            StoreUnavailableError: the table was never loaded and the store cannot be reached.
+        """
+        digest = hash_token(secret)
+        now = self._clock()
+        if self._cache is None or now - self._loaded_at > self._ttl:
+            await self._reload(force=self._cache is None)
+        found = _match(self._cache or [], digest)
+        if found is None and self._clock() - self._loaded_at > self._miss_interval:
+            await self._reload(force=False)
+            found = _match(self._cache or [], digest)
+        return found
+
+    async def _reload(self, *, force: bool) -> None:
+        async with self._lock:
+            try:
+                self._cache = await self.records()
+            except StoreUnavailableError:
+                if force or self._cache is None:
+                    raise
+                return  # keep the cached table while the store is away
+            self._loaded_at = self._clock()
+
+
+def _match(records: list[TokenRecord], digest: str) -> TokenRecord | None:
+    found = None
+    # Compare against every record in constant time, so timing tells nothing.
+    for record in records:
+        if hmac.compare_digest(record.digest, digest):
+            found = record
+    return found

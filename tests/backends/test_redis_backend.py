@@ -1,0 +1,223 @@
+"""RedisBackend against a real redis-server: compare-and-set, history, notices, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from policystore.backends.base import Backend
+from policystore.backends.redis import RedisBackend
+from policystore.errors import StoreUnavailableError, VersionConflictError
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.policy import default_policy
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
+AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _version(n: int, mode: str = "NORMAL") -> tuple[dict[str, Any], HistoryEntry]:
+    document = default_policy().document() | {"version": n, "active_mode": mode}
+    return document, HistoryEntry(n, AT, "tester", f"write {n}", (FieldChange("active_mode", "NORMAL", mode),))
+
+
+@pytest.fixture
+async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend.from_url(redis_url)
+    await backend.connect()
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def raw(backend: RedisBackend) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(backend.url.split("?")[0])
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port whose listener accepts connections but never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+async def _next(iterator: AsyncIterator[int]) -> int:
+    return await asyncio.wait_for(anext(iterator), timeout=10)
+
+
+class TestCommitAndRead:
+    """Versions, documents and history written by the Lua script."""
+
+    async def test_backend_protocol_implemented(self, backend: RedisBackend) -> None:
+        """RedisBackend satisfies the Backend protocol."""
+        assert isinstance(backend, Backend)
+
+    async def test_empty_namespace_reads_nothing(self, backend: RedisBackend) -> None:
+        """A new namespace is at version 0 with no document and no history."""
+        assert 0 == await backend.current_version()
+        assert await backend.load() is None
+        assert [] == await backend.history(10)
+
+    async def test_commits_readable_by_version(self, backend: RedisBackend) -> None:
+        """Each committed version is readable as newest, by number, and in history."""
+        first, second = _version(1), _version(2, "DEFENSIVE")
+        await backend.commit(*first)
+        await backend.commit(*second)
+        assert 2 == await backend.current_version()
+        assert second[0] == await backend.load()
+        assert first[0] == await backend.load(1)
+        assert await backend.load(3) is None
+        assert [2, 1] == [e.version for e in await backend.history(10)]
+        assert [1] == [e.version for e in await backend.history(10, before=2)]
+        assert [second[1]] == await backend.history(1)
+        assert [first[1], second[1]] == await backend.entries(0, 2)
+
+    async def test_stale_version_conflict_changes_nothing(self, backend: RedisBackend) -> None:
+        """A commit that is not the next version raises VersionConflictError and writes nothing."""
+        await backend.commit(*_version(1))
+        await backend.commit(*_version(2))
+        with pytest.raises(VersionConflictError) as caught:
+            await backend.commit(*_version(2, "DEFENSIVE"))
+        assert (1, 2) == (caught.value.expected_version, caught.value.current_version)
+        assert "NORMAL" == (await backend.load() or {})["active_mode"]
+        assert 2 == len(await backend.history(10))
+
+    async def test_entry_version_mismatch_conflict(self, backend: RedisBackend) -> None:
+        """A document and entry of different versions are refused."""
+        document, _ = _version(1)
+        with pytest.raises(VersionConflictError):
+            await backend.commit(document, _version(2)[1])
+        assert 0 == await backend.current_version()
+
+    async def test_flushed_script_cache_commit_succeeds(self, backend: RedisBackend, raw: redis.asyncio.Redis) -> None:
+        """After SCRIPT FLUSH (as after a restart) the commit reloads the script and succeeds."""
+        await backend.commit(*_version(1))
+        await raw.script_flush()
+        await backend.commit(*_version(2))
+        assert 2 == await backend.current_version()
+
+    async def test_aux_table_set_read_delete(self, backend: RedisBackend) -> None:
+        """Auxiliary keys are set, read back and deleted."""
+        await backend.aux_put("tokens", "a", "hash-a")
+        await backend.aux_put("tokens", "b", "hash-b")
+        await backend.aux_put("tokens", "a", None)
+        assert {"b": "hash-b"} == await backend.aux_get("tokens")
+        assert {} == await backend.aux_get("other")
+
+
+class TestNotifications:
+    """Pub/sub change notices."""
+
+    async def test_subscribe_then_commit_yields_zero_then_version(self, backend: RedisBackend) -> None:
+        """The iterator yields 0 once subscribed, then each committed version, and ends on close."""
+        notices = backend.notifications()
+        assert 0 == await _next(notices)
+        await backend.commit(*_version(1))
+        assert 1 == await _next(notices)
+        await backend.close()
+        with pytest.raises(StopAsyncIteration):
+            await _next(notices)
+
+    async def test_malformed_message_yields_zero(self, backend: RedisBackend, raw: redis.asyncio.Redis) -> None:
+        """A message that is not {"version": N} asks for a check instead of failing."""
+        notices = backend.notifications()
+        assert 0 == await _next(notices)
+        for garbage in (b"not json", b'{"version": "x"}', b"[1]"):
+            await raw.publish(backend.keys.channel, garbage)
+            assert 0 == await _next(notices)
+        await raw.publish(backend.keys.channel, json.dumps({"version": 7}))
+        assert 7 == await _next(notices)
+
+    async def test_server_restart_yields_zero_then_resumes(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis, redis_server: Any
+    ) -> None:
+        """Losing the server yields 0 (check now), and notices flow again after it returns."""
+        notices = backend.notifications()
+        assert 0 == await _next(notices)
+        redis_server.kill9()
+        assert 0 == await _next(notices)
+        redis_server.start()
+        # Zeros repeat while the iterator retries; keep consuming until it has resubscribed.
+        while not (await raw.pubsub_numsub(backend.keys.channel))[0][1]:
+            assert 0 == await _next(notices)
+        await backend.commit(*_version(1))
+        hint = await _next(notices)
+        while hint == 0:
+            hint = await _next(notices)
+        assert 1 == hint
+
+
+class TestCorruptData:
+    """Data in Redis that was not written by policystore."""
+
+    async def test_garbage_document_raises_unavailable(self, backend: RedisBackend, raw: redis.asyncio.Redis) -> None:
+        """A document that is not JSON raises StoreUnavailableError naming the problem."""
+        await raw.set(backend.keys.document, b"{garbage")
+        with pytest.raises(StoreUnavailableError, match="not valid JSON"):
+            await backend.load()
+
+    async def test_non_object_document_raises_unavailable(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """A JSON document that is not an object raises StoreUnavailableError."""
+        await raw.set(backend.keys.document, b"[1, 2]")
+        with pytest.raises(StoreUnavailableError, match="not an object"):
+            await backend.load()
+
+    async def test_garbage_version_blocks_reads_and_writes(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """A version key that holds no integer fails reads and commits with a clear reason."""
+        await raw.set(backend.keys.version, b"seven")
+        with pytest.raises(StoreUnavailableError, match="not a version"):
+            await backend.current_version()
+        with pytest.raises(StoreUnavailableError, match="holds no integer"):
+            await backend.commit(*_version(1))
+
+    async def test_missing_history_entry_raises_unavailable(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """A hole in the history is reported, not skipped."""
+        await backend.commit(*_version(1))
+        await backend.commit(*_version(2))
+        await raw.hdel(backend.keys.history, "1")
+        with pytest.raises(StoreUnavailableError, match="history entry 1 is missing"):
+            await backend.entries(0, 2)
+
+
+class TestUnreachable:
+    """Every call fails with StoreUnavailableError in bounded time when Redis is not there."""
+
+    async def test_refused_port_every_call_unavailable(self) -> None:
+        """With nothing listening, each call raises StoreUnavailableError and hides the password."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        backend = RedisBackend.from_url(f"redis://:hunter2@127.0.0.1:{port}/0?namespace=down")
+        calls = [backend.connect(), backend.current_version(), backend.load(), backend.commit(*_version(1)),
+                 backend.history(5), backend.entries(0, 1), backend.aux_get("t"), backend.aux_put("t", "k", "v")]
+        for call in calls:
+            with pytest.raises(StoreUnavailableError) as caught:
+                await call
+            assert "hunter2" not in str(caught.value)
+            assert "***" in caught.value.url
+        await backend.close()
+
+    async def test_silent_server_times_out_unavailable(self, silent_port: int) -> None:
+        """A server that accepts but never answers fails the call after the URL's timeout."""
+        backend = RedisBackend.from_url(f"redis://127.0.0.1:{silent_port}/0?timeout=0.2")
+        with pytest.raises(StoreUnavailableError, match=r"within 0\.2 s|Timeout"):
+            await backend.current_version()
+        with pytest.raises(StoreUnavailableError):
+            await backend.commit(*_version(1))
+        await backend.close()

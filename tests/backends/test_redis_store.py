@@ -1,0 +1,228 @@
+"""PolicyStore on Redis: outages, lost notices, corrupt data, namespaces and the client form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from policystore.backends.redis import RedisBackend
+from policystore.errors import StoreUnavailableError
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.store.sources import Source
+from policystore.store.store import PolicyStore
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
+
+
+async def eventually(condition: Callable[[], bool], what: str, deadline: float = 15.0) -> None:
+    """Wait until ``condition()`` holds; fail naming ``what`` after ``deadline`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not condition():
+        if loop.time() > end:
+            pytest.fail(f"{what} did not happen within {deadline} s")
+        await asyncio.sleep(0.01)
+
+
+def _backend(store: PolicyStore) -> RedisBackend:
+    backend = store.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[PolicyStore]:
+    store = await PolicyStore.open(redis_url, refresh_interval=3600)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def raw(redis_server: Any) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis(port=redis_server.port)
+    yield client
+    await client.aclose()
+
+
+async def _write_without_publish(raw: redis.asyncio.Redis, backend: RedisBackend, mode: str) -> int:
+    """Commit the next version through the keys but publish nothing, as if the notice were lost."""
+    document = json.loads(await raw.get(backend.keys.document))
+    version = document["version"] + 1
+    entry = HistoryEntry(version, datetime.now(UTC), "direct", "notice lost",
+                         (FieldChange("active_mode", document["active_mode"], mode),))
+    document |= {"version": version, "active_mode": mode}
+    async with raw.pipeline(transaction=True) as pipe:
+        pipe.set(backend.keys.document, json.dumps(document))
+        pipe.hset(backend.keys.documents, str(version), json.dumps(document))
+        pipe.hset(backend.keys.history, str(version), json.dumps(entry.to_dict()))
+        pipe.set(backend.keys.version, version)
+        await pipe.execute()
+    return version
+
+
+class TestLostNotice:
+    """A version whose pub/sub notice never arrived is still found."""
+
+    async def test_unpublished_version_found_by_refresh(self, store: PolicyStore, raw: redis.asyncio.Redis) -> None:
+        """refresh() compares versions and installs the unannounced one."""
+        version = await _write_without_publish(raw, _backend(store), "DEFENSIVE")
+        await store.refresh()
+        assert (version, "DEFENSIVE") == (store.snapshot().version, store.get("active_mode"))
+
+    async def test_unpublished_version_found_by_safety_net(self, redis_url: str, raw: redis.asyncio.Redis) -> None:
+        """The periodic version check installs it and replays its events."""
+        store = await PolicyStore.open(redis_url, refresh_interval=0.2)
+        events = store.watch()
+        try:
+            version = await _write_without_publish(raw, _backend(store), "DEFENSIVE")
+            event = await asyncio.wait_for(anext(events), timeout=15)
+            assert (version, "notice lost") == (event.version, event.reason)
+            assert "DEFENSIVE" == store.get("active_mode")
+        finally:
+            await store.close()
+
+
+class TestOutage:
+    """Redis down, then back."""
+
+    async def test_down_reads_stale_writes_fail_then_converge(self, store: PolicyStore, redis_url: str,
+                                                              redis_server: Any) -> None:
+        """Reads answer from the last-known-good copy, writes fail, and the store catches up on return."""
+        await store.switch_mode("DEFENSIVE", reason="before the outage")
+        redis_server.kill9()
+
+        with pytest.raises(StoreUnavailableError):
+            await store.refresh()
+        stale = store.explain("active_mode")
+        assert (Source.LAST_KNOWN_GOOD, True, "DEFENSIVE", 2) == (stale.source, stale.stale, stale.value,
+                                                                  stale.version)
+        with pytest.raises(StoreUnavailableError):
+            await store.switch_mode("NORMAL", reason="during the outage")
+        assert await store.can_open_new_trades()
+
+        redis_server.start()
+        other = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
+        await other.set_emergency_mode(True, reason="written elsewhere after the restart")
+        await other.close()
+        await eventually(lambda: store.snapshot().version == 3 and not store.stale, "reconverging to version 3")
+        live = store.explain("emergency.active")
+        assert (Source.STORE, False, True) == (live.source, live.stale, live.value)
+        assert not await store.can_open_new_trades()
+
+    async def test_kill9_after_acknowledged_writes_loses_nothing(self, store: PolicyStore, redis_url: str,
+                                                                 redis_server: Any) -> None:
+        """Every acknowledged write survives kill -9 (appendfsync always), and writing resumes."""
+        modes = ["DEFENSIVE", "NORMAL"] * 10
+        for number, mode in enumerate(modes):
+            await store.switch_mode(mode, reason=f"write {number}")
+        expected = store.snapshot().document()
+        redis_server.kill9()
+        redis_server.start()
+
+        reopened = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
+        try:
+            assert expected == reopened.snapshot().document()
+            history = await reopened.history(limit=100)
+            assert list(range(21, 0, -1)) == [e.version for e in history]
+            assert [f"write {n}" for n in range(20)] == [e.reason for e in reversed(history[:-1])]
+            await reopened.switch_mode("DEFENSIVE", reason="after the restart")
+            assert 22 == reopened.snapshot().version
+        finally:
+            await reopened.close()
+
+
+class TestCorruptDocument:
+    """Garbage written into the document key by something other than policystore."""
+
+    async def test_garbage_document_keeps_last_good_then_recovers(self, store: PolicyStore,
+                                                                   raw: redis.asyncio.Redis) -> None:
+        """Readers keep the last good version, writes fail clearly, and a repaired store is followed again."""
+        await store.switch_mode("DEFENSIVE", reason="last good")
+        backend = _backend(store)
+        good = await raw.get(backend.keys.document)
+        await raw.set(backend.keys.document, b"{this is not json")
+        await raw.set(backend.keys.version, 3)
+        await raw.publish(backend.keys.channel, b"garbage notice")
+
+        await eventually(lambda: store.stale, "going stale on the corrupt document")
+        assert (2, "DEFENSIVE", Source.LAST_KNOWN_GOOD) == (store.snapshot().version, store.get("active_mode"),
+                                                            store.source)
+        with pytest.raises(StoreUnavailableError, match="not valid JSON"):
+            await store.switch_mode("NORMAL", reason="on top of garbage")
+
+        repaired = json.loads(good) | {"version": 3, "active_mode": "NORMAL"}
+        entry = HistoryEntry(3, datetime.now(UTC), "operator", "repair", (FieldChange("active_mode", "DEFENSIVE",
+                                                                                      "NORMAL"),))
+        await raw.hset(backend.keys.history, "3", json.dumps(entry.to_dict()))
+        await raw.hset(backend.keys.documents, "3", json.dumps(repaired))
+        await raw.set(backend.keys.document, json.dumps(repaired))
+        await raw.publish(backend.keys.channel, json.dumps({"version": 3}))
+        await eventually(lambda: not store.stale, "following the repaired store")
+        assert (3, "NORMAL") == (store.snapshot().version, store.get("active_mode"))
+
+
+class TestNamespaces:
+    """Several policies in one Redis."""
+
+    async def test_two_namespaces_isolated(self, redis_server: Any) -> None:
+        """Writes, history and notices of one namespace never reach the other."""
+        one = await PolicyStore.open(redis_server.url(namespace="acct1-iso"), refresh_interval=3600)
+        two = await PolicyStore.open(redis_server.url(namespace="acct2-iso"), refresh_interval=3600)
+        try:
+            for number in range(4):
+                await two.update({"strategies.moderate.cooldown_seconds": 10 + number}, reason="ahead")
+            notices = _backend(two).notifications()
+            assert 0 == await asyncio.wait_for(anext(notices), timeout=10)
+            await one.switch_mode("DEFENSIVE", reason="only acct1")
+            await two.update({"strategies.moderate.cooldown_seconds": 99}, reason="acct2 again")
+            assert 6 == await asyncio.wait_for(anext(notices), timeout=10)
+            assert (2, "DEFENSIVE") == (one.snapshot().version, one.get("active_mode"))
+            assert (6, "NORMAL") == (two.snapshot().version, two.get("active_mode"))
+            assert [2, 1] == [e.version for e in await one.history()]
+            await notices.aclose()
+        finally:
+            for store in (one, two):
+                await _backend(store).close()
+                await store.close()
+
+
+class Recorder:
+    """A system event bus that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self.published.append((topic, payload))
+
+
+class TestClientForm:
+    """``PolicyStore(redis_client, event_bus=bus)``, the older constructor."""
+
+    async def test_client_and_bus_publishes_own_writes(self, redis_server: Any) -> None:
+        """A store built on a Redis client works and publishes its writes' events to the bus."""
+        client = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port, db=1)
+        await client.flushdb()
+        bus = Recorder()
+        store = PolicyStore(client, event_bus=bus)
+        await store.initialize()
+        try:
+            await store.switch_mode("DEFENSIVE", reason="client form")
+            await store.set_emergency_mode(True, reason="client form")
+            topics = [(topic, payload["version"]) for topic, payload in bus.published]
+            expected = [("policy.updated", 2), ("policy.mode.changed", 2), ("policy.updated", 3),
+                        ("policy.emergency", 3)]
+            assert expected == topics
+            assert "policystore:default:version" == _backend(store).keys.version
+            assert b"3" == await client.get("policystore:default:version")
+        finally:
+            await store.close()
+        assert await client.ping()  # the caller's client stays open
+        await client.flushdb()
+        await client.aclose()

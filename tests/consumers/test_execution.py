@@ -1,0 +1,172 @@
+"""The executor: each refusal reason, the drawdown breaker, mode switches and the decision log."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from policystore import PolicyStore
+from policystore.consumers.brokers import PaperBroker
+from policystore.consumers.decision_log import JsonlDecisionLog, MemoryDecisionLog, read_decisions
+from policystore.consumers.execution import EventDrivenExecutor, Reason, Signal
+from policystore.consumers.learning import MultiplierLearner
+from policystore.consumers.sizing import RLPositionSizingAgent
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def signal(symbol="BTC", side="buy", confidence=0.9, *, price=100.0, strategy="moderate", seconds=0.0,
+           stop=5.0) -> Signal:
+    return Signal(symbol, side, confidence, price, strategy, T0 + timedelta(seconds=seconds), stop_distance=stop)
+
+
+class Rig:
+    """A memory store, a cost-free paper broker, a sizer without exploration, an executor."""
+
+    def __init__(self, store: PolicyStore, log=None) -> None:
+        self.store = store
+        self.broker = PaperBroker(10_000, fee_bps=0, slippage_bps=0)
+        self.log = log if log is not None else MemoryDecisionLog()
+        sizer = RLPositionSizingAgent(policy_store=store, learner=MultiplierLearner(epsilon=0.0))
+        self.executor = EventDrivenExecutor(policy_store=store, broker=self.broker, sizer=sizer, decision_log=self.log)
+
+
+@pytest.fixture
+async def rig():
+    store = await PolicyStore.open(f"memory://exec-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    yield Rig(store)
+    await store.close()
+
+
+class TestRefusals:
+    """Each policy rule refuses with its reason, and nothing reaches the broker."""
+
+    async def test_handle_kill_switch_on_refuses(self, rig):
+        """While the kill switch is on, no trade opens."""
+        await rig.store.set_emergency_mode(True, reason="test halt", updated_by="ops")
+        decision = await rig.executor.handle(signal())
+        assert (False, Reason.KILL_SWITCH) == (decision.accepted, decision.reason)
+        assert [] == rig.broker.fills
+
+    async def test_handle_low_confidence_uses_the_stores_threshold(self, rig):
+        """The threshold is the strategy's effective min_confidence, read from the store."""
+        await rig.store.update({"strategies.moderate.min_confidence": 0.8}, updated_by="ops", reason="stricter")
+        refused = await rig.executor.handle(signal(confidence=0.7))
+        accepted = await rig.executor.handle(signal(symbol="ETH", confidence=0.85))
+        assert Reason.LOW_CONFIDENCE == refused.reason
+        assert Reason.ACCEPTED == accepted.reason
+
+    async def test_handle_reentry_inside_cooldown_refuses(self, rig):
+        """After an entry, a close and a re-entry 30 s later are inside moderate's 120 s cooldown."""
+        await rig.executor.handle(signal(seconds=0))
+        closed = await rig.executor.handle(signal(side="sell", seconds=10))
+        again = await rig.executor.handle(signal(seconds=30))
+        later = await rig.executor.handle(signal(seconds=121))
+        assert [Reason.CLOSED, Reason.COOLDOWN, Reason.ACCEPTED] == [closed.reason, again.reason, later.reason]
+
+    async def test_handle_beyond_max_positions_refuses(self, rig):
+        """The conservative strategy holds at most five positions."""
+        reasons = [(await rig.executor.handle(signal(symbol=f"S{i}", strategy="conservative"))).reason
+                   for i in range(6)]
+        assert [Reason.ACCEPTED] * 5 + [Reason.MAX_POSITIONS] == reasons
+
+    async def test_handle_unknown_strategy_refuses(self, rig):
+        """A strategy the policy does not know is refused, not guessed."""
+        decision = await rig.executor.handle(signal(strategy="martingale"))
+        assert Reason.UNKNOWN_STRATEGY == decision.reason
+
+    async def test_handle_same_side_while_held_refuses(self, rig):
+        """No second position in a held symbol."""
+        await rig.executor.handle(signal())
+        decision = await rig.executor.handle(signal(seconds=500))
+        assert Reason.POSITION_OPEN == decision.reason
+
+    async def test_handle_opposite_signal_under_kill_switch_still_closes(self, rig):
+        """Closing lowers risk, so it is allowed while the kill switch is on."""
+        await rig.executor.handle(signal())
+        await rig.store.set_emergency_mode(True, reason="halt", updated_by="ops")
+        decision = await rig.executor.handle(signal(side="sell", seconds=5))
+        assert (True, Reason.CLOSED) == (decision.accepted, decision.reason)
+        assert 0 == rig.broker.open_position_count()
+
+
+class TestDrawdownBreaker:
+    """A day's loss at max_daily_drawdown refuses and turns the kill switch on through the store."""
+
+    async def test_handle_after_daily_loss_turns_kill_switch_on(self, rig):
+        """A 6 % loss (NORMAL allows 5 %) refuses the next signal; the store shows the executor's kill switch."""
+        opened = await rig.executor.handle(signal(stop=1.5))
+        assert 10 == pytest.approx(opened.sizing.quantity)  # 1000 notional cap at price 100
+        rig.broker.mark("BTC", 40.0, T0 + timedelta(minutes=1))  # stop hit: 10 x 60 = 600 lost
+        refused = await rig.executor.handle(signal(symbol="ETH", seconds=120))
+        after = await rig.executor.handle(signal(symbol="SOL", seconds=180))
+        emergency = rig.store.snapshot().emergency
+        history = await rig.store.history(limit=1)
+        assert Reason.DAILY_DRAWDOWN == refused.reason
+        assert Reason.KILL_SWITCH == after.reason
+        assert (True, "executor") == (emergency.active, emergency.activated_by)
+        assert "executor" == history[0].by
+        assert not await rig.store.can_open_new_trades()
+
+
+class TestPolicyVersions:
+    """Each decision carries the version it was made under."""
+
+    async def test_handle_mode_switch_between_signals_changes_version_and_limits(self, rig):
+        """The second signal, after a switch to DEFENSIVE, is sized smaller under the new version."""
+        first = await rig.executor.handle(signal(symbol="A", stop=50))
+        await rig.store.switch_mode("DEFENSIVE", updated_by="ops", reason="volatility")
+        second = await rig.executor.handle(signal(symbol="B", stop=50))
+        assert (1, "NORMAL") == (first.policy_version, first.mode)
+        assert (2, "DEFENSIVE") == (second.policy_version, second.mode)
+        assert 10_000 * 0.015 == pytest.approx(first.sizing.risk_amount)
+        assert 10_000 * 0.0075 * 0.7 == pytest.approx(second.sizing.risk_amount)
+        assert 2 == second.order.policy_version
+
+
+class TestRunAndLog:
+    """Signals flow from a queue; every decision lands in the JSON Lines log."""
+
+    async def test_run_queue_until_sentinel_logs_every_decision(self, tmp_path):
+        """Three signals then None: three lines, each with reason and policy version."""
+        store = await PolicyStore.open(f"memory://exec-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+        path = tmp_path / "decisions.jsonl"
+        try:
+            with JsonlDecisionLog(path) as log:
+                rig = Rig(store, log)
+                queue: asyncio.Queue[Signal | None] = asyncio.Queue()
+                for item in (signal(), signal(confidence=0.1, symbol="X"), signal(strategy="nope"), None):
+                    queue.put_nowait(item)
+                handled = await rig.executor.run(queue)
+            records = read_decisions(path)
+            assert 3 == handled
+            assert ["accepted", "low_confidence", "unknown_strategy"] == [r["reason"] for r in records]
+            assert [1, 1, 1] == [r["policy_version"] for r in records]
+            assert 1000 == pytest.approx(records[0]["notional"])
+        finally:
+            await store.close()
+
+    def test_read_decisions_torn_last_line_skipped(self, tmp_path):
+        """A record cut short by a crash is skipped; the ones before it are read."""
+        path = tmp_path / "log.jsonl"
+        path.write_text('{"reason": "accepted"}\n{"reason": "cool')
+        assert [{"reason": "accepted"}] == read_decisions(path)
+
+
+class TestSignal:
+    """Signals validate their fields."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "named"),
+        [({"side": "hold"}, "side"), ({"confidence": 2.0}, "confidence"), ({"price": -1.0}, "price"),
+         ({"stop_distance": 0.0}, "stop_distance"), ({"time": datetime(2024, 1, 1)}, "time")],  # noqa: DTZ001
+    )
+    def test_init_bad_field_raises_naming_it(self, kwargs, named):
+        """Each bad field raises ValueError naming it."""
+        args = {"symbol": "X", "side": "buy", "confidence": 0.5, "price": 1.0, "strategy": "moderate", "time": T0,
+                **kwargs}
+        with pytest.raises(ValueError, match=named):
+            Signal(**args)

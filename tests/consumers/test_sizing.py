@@ -1,0 +1,167 @@
+"""Position sizing: every cap holds for every input and mode, decisions come from one snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policystore import PolicyStore
+from policystore.consumers.learning import MultiplierLearner
+from policystore.consumers.sizing import RLPositionSizingAgent
+from policystore.model.changes import apply_patch
+from policystore.model.modes import PRESETS
+from policystore.model.policy import Policy, default_policy
+
+
+def _with_presets() -> Policy:
+    patch = {f"modes.{name}": dataclasses.asdict(config) for name, (config, _doc) in PRESETS.items()}
+    return apply_patch(default_policy(), patch)
+
+
+ALL_MODES = _with_presets()
+POLICIES = {name: apply_patch(ALL_MODES, {"active_mode": name}) for name in ALL_MODES.modes}
+STRATEGY_NAMES = [None, *sorted(ALL_MODES.strategies)]
+
+
+def _offline_store() -> PolicyStore:
+    # Never opened: these tests hand the sizer the snapshot to decide from.
+    return PolicyStore(f"memory://sizing-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+
+
+async def _store() -> PolicyStore:
+    return await PolicyStore.open(f"memory://sizing-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+
+
+class TestCaps:
+    """No decision exceeds any cap of the snapshot it was made from."""
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        equity=st.floats(min_value=1.0, max_value=1e9),
+        price=st.floats(min_value=1e-4, max_value=1e6),
+        stop_fraction=st.floats(min_value=1e-6, max_value=2.0),
+        confidence=st.floats(min_value=0.0, max_value=1.0),
+        mode=st.sampled_from(sorted(POLICIES)),
+        strategy=st.sampled_from(STRATEGY_NAMES),
+        seed=st.integers(min_value=0, max_value=2**16),
+    )
+    def test_decide_any_input_and_mode_never_exceeds_a_cap(  # noqa: PLR0917 - hypothesis passes each drawn value
+        self, equity, price, stop_fraction, confidence, mode, strategy, seed,
+    ):
+        """Risk, notional and leverage stay within the mode's (and strategy's) limits, whatever the multiplier."""
+        policy = POLICIES[mode]
+        learner = MultiplierLearner(epsilon=1.0, seed=seed)  # always explores: every multiplier is tried
+        sizer = RLPositionSizingAgent(_offline_store(), learner=learner)
+        decision = sizer.decide("X", equity, price, confidence, stop_distance=price * stop_fraction,
+                                strategy=strategy, policy=policy)
+        risk = policy.risk
+        risk_pct = policy.strategy(strategy).max_risk_pct_per_trade if strategy else risk.max_risk_pct_per_trade
+        leverage = policy.strategy(strategy).max_leverage if strategy else risk.max_leverage
+        assert decision.quantity >= 0
+        assert decision.risk_amount <= equity * risk_pct
+        assert decision.risk_amount <= equity * risk.max_risk_pct_per_trade
+        assert decision.notional <= risk.position_size_cap
+        assert decision.notional <= equity * leverage
+        assert decision.notional <= equity * policy.hard_limits.max_leverage
+        assert decision.multiplier <= 1.0
+        assert policy.version == decision.policy_version
+        assert mode == decision.mode
+
+    def test_decide_small_stop_names_the_size_cap(self):
+        """A tight stop asks for a huge size; the size cap binds and is named."""
+        policy = POLICIES["NORMAL"]
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        decision = sizer.decide("X", 10_000, 100, 0.9, stop_distance=0.5, policy=policy)
+        assert ("position_size_cap",) == decision.binding_caps
+        assert 1000 == pytest.approx(decision.notional)
+
+    def test_decide_wide_stop_names_the_risk_cap(self):
+        """With a wide stop the per-trade risk budget binds: risk equals equity x risk_pct."""
+        policy = POLICIES["NORMAL"]
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        decision = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50, policy=policy)
+        assert ("max_risk_pct_per_trade",) == decision.binding_caps
+        assert 150 == pytest.approx(decision.risk_amount)
+        assert 3 == pytest.approx(decision.quantity)
+
+    def test_decide_scaling_below_one_names_scaling_factor(self):
+        """DEFENSIVE's 0.7 scaling shrinks the risk-based size and is named as binding."""
+        policy = POLICIES["DEFENSIVE"]
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        decision = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50, policy=policy)
+        assert ("scaling_factor",) == decision.binding_caps
+        assert 10_000 * 0.0075 * 0.7 == pytest.approx(decision.risk_amount)
+
+    def test_decide_strategy_override_clamps_the_mode(self):
+        """The conservative strategy's 0.5 % risk override applies under NORMAL's 1.5 %."""
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        decision = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50, strategy="conservative",
+                                policy=POLICIES["NORMAL"])
+        assert 50 == pytest.approx(decision.risk_amount)
+        assert "conservative" == decision.strategy
+
+    def test_decide_volatility_sets_a_stop_of_two_volatilities(self):
+        """Without a stop distance, the stop is 2 x volatility x price."""
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        decision = sizer.decide("X", 10_000, 200, 0.9, volatility=0.1, policy=POLICIES["NORMAL"])
+        assert 40 == pytest.approx(decision.stop_distance)
+
+
+class TestGuards:
+    """Bad arguments are refused with a message naming them."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "named"),
+        [
+            ({"equity": 0}, "equity"),
+            ({"equity": -5}, "equity"),
+            ({"price": 0}, "price"),
+            ({"price": float("nan")}, "price"),
+            ({"confidence": 1.5}, "confidence"),
+            ({"confidence": -0.1}, "confidence"),
+            ({"stop_distance": -1}, "stop_distance"),
+            ({"stop_distance": None, "volatility": -0.2}, "volatility"),
+            ({"stop_distance": None}, "stop_distance or volatility"),
+            ({"strategy": "nope"}, "nope"),
+        ],
+    )
+    def test_decide_bad_argument_raises_value_error_naming_it(self, kwargs, named):
+        """Each bad argument raises ValueError with its name in the message."""
+        sizer = RLPositionSizingAgent(_offline_store())
+        args = {"symbol": "X", "equity": 1000, "price": 10, "confidence": 0.5, "stop_distance": 1.0,
+                "policy": POLICIES["NORMAL"], **kwargs}
+        with pytest.raises(ValueError, match=named):
+            sizer.decide(**args)
+
+
+class TestSnapshot:
+    """A decision reads the store's snapshot once, and follows the store."""
+
+    async def test_decide_after_mode_switch_uses_new_version_and_limits(self):
+        """Switching to DEFENSIVE changes the next decision's version, mode and risk."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(policy_store=store, learner=MultiplierLearner(epsilon=0.0))
+            before = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50)
+            await store.switch_mode("DEFENSIVE", updated_by="test", reason="calmer")
+            after = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50)
+            assert (1, "NORMAL") == (before.policy_version, before.mode)
+            assert (2, "DEFENSIVE") == (after.policy_version, after.mode)
+            assert after.risk_amount < before.risk_amount
+        finally:
+            await store.close()
+
+    async def test_decide_rl_off_multiplier_is_one(self):
+        """With ai.enable_rl off, the multiplier is exactly 1 even for an exploring learner."""
+        store = await _store()
+        try:
+            await store.update({"modes.NORMAL.enable_rl": False}, updated_by="test", reason="no learning")
+            sizer = RLPositionSizingAgent(policy_store=store, learner=MultiplierLearner(epsilon=1.0))
+            multipliers = {sizer.decide("X", 10_000, 100, 0.9, stop_distance=50).multiplier for _ in range(30)}
+            assert {1.0} == multipliers
+        finally:
+            await store.close()

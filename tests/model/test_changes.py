@@ -1,0 +1,175 @@
+"""Patches, diffs and "does this raise risk?", with property tests over random patches."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policystore import PolicyValidationError, UnknownPathError
+from policystore.model.changes import apply_patch, diff_policies, risk_increases, stored_values, writable_paths
+from policystore.model.modes import AI_FLAGS
+from policystore.model.paths import flatten
+from policystore.model.policy import default_policy
+
+BASE = default_policy()
+WRITABLE = [p for p in writable_paths(BASE) if not p.startswith("emergency.activated")]
+
+
+def _value_for(path: str) -> st.SearchStrategy[Any]:
+    """Values for ``path``: mostly of the right kind, in range or out of it."""
+    leaf = path.rsplit(".", 1)[-1]
+    if path == "active_mode":
+        return st.sampled_from([*BASE.modes, "TURBO", "normal"])
+    if leaf in AI_FLAGS or path == "emergency.active":
+        return st.booleans()
+    if path == "emergency.reason":
+        return st.one_of(st.none(), st.text(min_size=1, max_size=10))
+    if leaf == "max_positions":
+        return st.one_of(st.integers(-5, 150), st.none())
+    numbers = st.one_of(
+        st.floats(-1.0, 12_000.0, allow_nan=False),
+        st.floats(0.0, 1.5, allow_nan=False),
+        st.sampled_from([0, 0.0, 1, float("inf")]),
+    )
+    return st.one_of(numbers, st.none()) if path.startswith("strategies.") else numbers
+
+
+@st.composite
+def patches(draw: st.DrawFn) -> dict[str, Any]:
+    """A random patch: a random subset of writable paths, sometimes with an unknown path."""
+    paths = draw(st.lists(st.sampled_from(WRITABLE), min_size=1, max_size=6, unique=True))
+    patch = {p: draw(_value_for(p)) for p in paths}
+    if draw(st.integers(0, 9)) == 0:
+        patch[draw(st.sampled_from(["risk.max_leverage", "modes.NORMAL.max_levrage", "nope"]))] = 1.0
+    return patch
+
+
+class TestApplyPatchProperties:
+    """A patch applies fully or not at all, and never changes the policy it was applied to."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(patch=patches())
+    def test_apply_patch_random_all_or_nothing(self, patch: dict[str, Any]) -> None:
+        """Random patches either apply every value or raise, leaving the original unchanged."""
+        before = copy.deepcopy(BASE.document())
+        try:
+            new = apply_patch(BASE, patch)
+        except UnknownPathError as exc:
+            assert exc.path in patch  # noqa: PT017 - a property test branches on the outcome
+        except PolicyValidationError:
+            pass
+        else:
+            stored = stored_values(new)
+            for path, value in patch.items():
+                assert value == stored[path]
+            assert set() == {c.path for c in diff_policies(BASE, new)} - set(patch)
+        assert before == BASE.document()
+
+    @settings(max_examples=100, deadline=None)
+    @given(patch=patches())
+    def test_apply_patch_result_every_path_resolves(self, patch: dict[str, Any]) -> None:
+        """Every path of a patched policy resolves, and risk.* mirrors the active mode."""
+        try:
+            new = apply_patch(BASE, patch)
+        except (PolicyValidationError, UnknownPathError):
+            return
+        values = flatten(new)
+        for field in ("max_leverage", "max_positions", "global_min_confidence"):
+            assert values[f"modes.{new.active_mode}.{field}"] == values[f"risk.{field}"]
+
+
+class TestApplyPatch:
+    """Single patches with a known outcome."""
+
+    def test_apply_patch_valid_change_keeps_metadata(self) -> None:
+        """The new policy has the change and the base's version; the base is untouched."""
+        new = apply_patch(BASE, {"modes.NORMAL.max_leverage": 4.0})
+        assert 4.0 == new.modes["NORMAL"].max_leverage
+        assert 4.0 == new.risk.max_leverage
+        assert BASE.version == new.version
+        assert 5.0 == BASE.modes["NORMAL"].max_leverage
+
+    def test_apply_patch_every_failure_listed(self) -> None:
+        """All failing fields of one patch are reported together."""
+        patch = {
+            "modes.NORMAL.max_leverage": -1,
+            "modes.NORMAL.max_positions": 0,
+            "modes.DEFENSIVE.global_min_confidence": 2,
+            "strategies.moderate.cooldown_seconds": -3,
+        }
+        with pytest.raises(PolicyValidationError) as caught:
+            apply_patch(BASE, patch)
+        assert set(patch) == set(caught.value.paths)
+
+    def test_apply_patch_read_only_paths_all_listed(self) -> None:
+        """risk.*, ai.* and metadata are read-only; each is named in the one error."""
+        with pytest.raises(PolicyValidationError) as caught:
+            apply_patch(BASE, {"risk.max_leverage": 3, "ai.enable_rl": False, "version": 9})
+        assert {"risk.max_leverage", "ai.enable_rl", "version"} == set(caught.value.paths)
+        assert "modes.NORMAL.max_leverage" in str(caught.value)
+
+    def test_apply_patch_unknown_path_suggests(self) -> None:
+        """An unknown path raises UnknownPathError with the nearest writable path."""
+        with pytest.raises(UnknownPathError) as caught:
+            apply_patch(BASE, {"modes.NORMAL.max_levrage": 3})
+        assert "modes.NORMAL.max_leverage" == caught.value.suggestions[0]
+
+    def test_apply_patch_empty_refused(self) -> None:
+        """An empty patch is an error, not a no-op version."""
+        with pytest.raises(PolicyValidationError):
+            apply_patch(BASE, {})
+
+    def test_apply_patch_add_and_remove_mode(self) -> None:
+        """A whole mode can be added, and a non-built-in one removed."""
+        added = apply_patch(BASE, {"modes.CALM": dataclasses.asdict(BASE.modes["DEFENSIVE"])})
+        assert BASE.modes["DEFENSIVE"] == added.modes["CALM"]
+        assert "CALM" not in apply_patch(added, {"modes.CALM": None}).modes
+
+
+class TestDiffPolicies:
+    """Field-level differences."""
+
+    def test_diff_policies_lists_changed_fields_only(self) -> None:
+        """Only the changed stored fields appear, with old and new values."""
+        new = apply_patch(BASE, {"modes.NORMAL.max_leverage": 4.0, "active_mode": "DEFENSIVE"})
+        changes = {c.path: (c.old, c.new) for c in diff_policies(BASE, new)}
+        assert {"modes.NORMAL.max_leverage": (5.0, 4.0), "active_mode": ("NORMAL", "DEFENSIVE")} == changes
+
+    def test_diff_policies_equal_policies_empty(self) -> None:
+        """Two equal policies have no difference."""
+        assert () == diff_policies(BASE, default_policy())
+
+
+class TestRiskIncreases:
+    """Which changes make a limit looser."""
+
+    @pytest.mark.parametrize(
+        ("patch", "raised"),
+        [
+            ({"modes.NORMAL.max_leverage": 6.0}, True),
+            ({"modes.NORMAL.max_leverage": 4.0}, False),
+            ({"modes.NORMAL.global_min_confidence": 0.4}, True),
+            ({"modes.NORMAL.global_min_confidence": 0.6}, False),
+            ({"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"}, True),
+            ({"active_mode": "DEFENSIVE"}, False),
+            ({"strategies.moderate.cooldown_seconds": 10}, True),
+            ({"hard_limits.max_leverage": 20.0}, True),
+            ({"modes.NORMAL.enable_rl": False}, False),
+        ],
+    )
+    def test_risk_increases_direction(self, patch: dict[str, Any], raised: bool) -> None:
+        """Looser limits raise risk; tighter ones and flag changes do not."""
+        assert raised == bool(risk_increases(BASE, apply_patch(BASE, patch)))
+
+    def test_risk_increases_kill_switch_off_raises(self) -> None:
+        """Turning the kill switch off is a risk increase; turning it on is not."""
+        on = apply_patch(BASE, {"emergency.active": True, "emergency.reason": "test"})
+        assert [] == risk_increases(BASE, on)
+        assert ["emergency.active"] == risk_increases(on, BASE)
+
+

@@ -1,0 +1,94 @@
+"""Dot paths: the flattened table, suggestions and unknown-path errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from policystore import UnknownPathError
+from policystore.model.modes import AI_FLAGS, BUILTIN_MODES, LIMIT_FIELDS, MODE_FIELDS
+from policystore.model.paths import flatten, suggest
+from policystore.model.policy import STRATEGY_FIELDS, default_policy
+
+
+class TestFlatten:
+    """Every readable path of a policy."""
+
+    def test_flatten_covers_every_contract_section(self) -> None:
+        """risk, ai, modes, strategies, emergency, hard_limits, active_mode and version all answer."""
+        values = flatten(default_policy())
+        expected = (
+            {f"risk.{f}" for f in LIMIT_FIELDS}
+            | {f"ai.{f}" for f in AI_FLAGS}
+            | {f"modes.{m}.{f}" for m in BUILTIN_MODES for f in MODE_FIELDS}
+            | {f"strategies.{s}.{f}" for s in default_policy().strategies for f in STRATEGY_FIELDS}
+            | {"emergency.active", "emergency.reason", "active_mode", "version"}
+            | {f"hard_limits.{f}" for f in LIMIT_FIELDS}
+        )
+        assert set() == expected - set(values)
+
+    def test_flatten_risk_follows_active_mode(self) -> None:
+        """risk.* and ai.* answer for the active mode."""
+        policy = dataclasses.replace(default_policy(), active_mode="DEFENSIVE")
+        values = flatten(policy)
+        assert 3.0 == values["risk.max_leverage"]
+        assert values["ai.enable_clm"] is False
+        assert 5.0 == values["modes.NORMAL.max_leverage"]
+
+    def test_flatten_strategy_derives_and_clamps(self) -> None:
+        """A strategy's unset field comes from the mode; an override never loosens the mode."""
+        values = flatten(dataclasses.replace(default_policy(), active_mode="DEFENSIVE"))
+        # aggressive sets nothing but a cooldown: every limit is DEFENSIVE's.
+        assert 3.0 == values["strategies.aggressive.max_leverage"]
+        assert 0.60 == values["strategies.aggressive.min_confidence"]
+        # moderate overrides leverage to 3.0 and confidence to 0.55: the stricter wins.
+        assert 0.60 == values["strategies.moderate.min_confidence"]
+        assert 120 == values["strategies.moderate.cooldown_seconds"]
+
+    def test_flatten_values_match_attributes(self) -> None:
+        """Each path's value equals the attribute it names."""
+        policy = default_policy()
+        values = flatten(policy)
+        for name, mode in policy.modes.items():
+            for field in MODE_FIELDS:
+                assert getattr(mode, field) == values[f"modes.{name}.{field}"]
+        assert policy.version == values["version"]
+
+
+class TestSuggest:
+    """Nearest valid paths for a mistyped one."""
+
+    @pytest.mark.parametrize(
+        ("typo", "expected"),
+        [
+            ("risk.max_levrage", "risk.max_leverage"),
+            ("risk.max_leverage_", "risk.max_leverage"),
+            ("modes.NORMAL.max_postions", "modes.NORMAL.max_positions"),
+            ("ai.enable_r", "ai.enable_rl"),
+        ],
+    )
+    def test_suggest_typo_nearest_first(self, typo: str, expected: str) -> None:
+        """The intended path is the first suggestion."""
+        assert expected == suggest(typo, list(flatten(default_policy())))[0]
+
+    def test_suggest_nothing_close_empty(self) -> None:
+        """A path like nothing valid gets no suggestion."""
+        assert [] == suggest("zzzzqqq", list(flatten(default_policy())))
+
+
+class TestUnknownPathError:
+    """The error for a path that names nothing."""
+
+    def test_unknown_path_error_is_key_error_with_facts(self) -> None:
+        """It is a KeyError, carries the path and suggestions, and names both."""
+        error = UnknownPathError("risk.max_levrage", ["risk.max_leverage"])
+        assert isinstance(error, KeyError)
+        assert "risk.max_levrage" == error.path
+        assert ("risk.max_leverage",) == error.suggestions
+        assert "'risk.max_levrage'" in str(error)
+        assert "'risk.max_leverage'" in str(error)
+
+    def test_unknown_path_error_no_suggestion_points_to_paths(self) -> None:
+        """Without suggestions the message points to the path list."""
+        assert "policystore paths" in str(UnknownPathError("x"))

@@ -1,0 +1,338 @@
+"""The /v1 HTTP API against a real uvicorn server: roles, status codes, authors, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from live_server import LiveServer
+
+from policystore import PolicyStore
+from policystore.backends.memory import MemoryBackend
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(f"sqlite:///{tmp_path}/policy.db").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.base, timeout=10) as client:
+        yield client
+
+
+def _version(live: LiveServer) -> int:
+    async def read(store: PolicyStore) -> int:
+        return (await store.refresh()).version
+
+    return live.call(read)
+
+
+class TestReads:
+    def test_policy_viewer_returns_document_with_version(self, live, http):
+        """A viewer reads the whole policy with its version, from the live store."""
+        response = http.get("/v1/policy", headers=live.headers("viewer"))
+
+        assert 200 == response.status_code
+        body = response.json()
+        assert 1 == body["version"]
+        assert "NORMAL" == body["policy"]["active_mode"]
+        assert {"source": "store", "stale": False} == {"source": body["source"], "stale": body["stale"]}
+
+    def test_value_known_path_returns_value_source_version(self, live, http):
+        """GET /v1/values/{path} answers the value with its source, version and staleness."""
+        response = http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer"))
+
+        assert 200 == response.status_code
+        body = response.json()
+        assert (5.0, "store", 1, False) == (body["value"], body["source"], body["version"], body["stale"])
+
+    def test_value_unknown_path_returns_404_with_suggestions(self, live, http):
+        """An unknown path is a 404 naming the path and the nearest valid ones."""
+        response = http.get("/v1/values/risk.max_leverag", headers=live.headers("viewer"))
+
+        assert 404 == response.status_code
+        body = response.json()
+        assert ("UnknownPathError", "risk.max_leverag") == (body["error"], body["path"])
+        assert "risk.max_leverage" in body["suggestions"]
+        assert "risk.max_leverag" in body["detail"]
+
+    def test_paths_viewer_lists_contract_paths(self, live, http):
+        """/v1/paths lists the contract's paths."""
+        paths = http.get("/v1/paths", headers=live.headers("viewer")).json()["paths"]
+
+        assert {"risk.max_leverage", "ai.enable_rl", "emergency.active", "active_mode", "version"} <= set(paths)
+
+    def test_history_and_diff_after_write_show_the_change(self, live, http):
+        """History lists the write newest first and diff shows the changed field."""
+        http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "volatility"}, headers=live.headers("operator"))
+
+        history = http.get("/v1/history", params={"limit": 1}, headers=live.headers("viewer")).json()["entries"]
+        diff = http.get("/v1/diff", params={"v1": 1, "v2": 2}, headers=live.headers("viewer")).json()
+
+        assert [(2, "otto-operator", "volatility")] == [(e["version"], e["by"], e["reason"]) for e in history]
+        assert {"path": "active_mode", "old": "NORMAL", "new": "DEFENSIVE"} in diff["changes"]
+
+    def test_diff_unknown_version_returns_422(self, live, http):
+        """A diff against a version that does not exist is invalid input."""
+        response = http.get("/v1/diff", params={"v1": 99}, headers=live.headers("viewer"))
+
+        assert 422 == response.status_code
+        assert "PolicyValidationError" == response.json()["error"]
+
+
+class TestAuthentication:
+    def test_request_without_token_returns_401(self, http):
+        """No token: 401 with a body that says how to authenticate."""
+        response = http.get("/v1/policy")
+
+        assert 401 == response.status_code
+        assert "AuthenticationError" == response.json()["error"]
+
+    def test_request_with_unknown_token_returns_401_and_changes_nothing(self, live, http):
+        """A wrong token is refused and the write does not happen."""
+        response = http.post("/v1/emergency", json={"active": True, "reason": "x"},
+                             headers={"Authorization": "Bearer ps_not-a-token"})
+
+        assert 401 == response.status_code
+        assert 1 == _version(live)
+
+    def test_revoked_token_returns_401(self, live, http):
+        """A revoked token stops working."""
+        assert live.token_store is not None
+        token_store = live.token_store
+        live.call(lambda _store: token_store.revoke("vera-viewer"))
+
+        response = http.get("/v1/policy", headers=live.headers("viewer"))
+
+        assert 401 == response.status_code
+
+    def test_token_in_query_string_is_not_accepted(self, live, http):
+        """Tokens travel in headers only, never in the URL."""
+        response = http.get("/v1/policy", params={"token": live.tokens["admin"]})
+
+        assert 401 == response.status_code
+
+
+class TestRoles:
+    def test_viewer_write_returns_403_and_changes_nothing(self, live, http):
+        """A viewer may not write: 403 naming the role needed; the version stays."""
+        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("viewer"))
+
+        assert 403 == response.status_code
+        body = response.json()
+        assert ("PermissionDeniedError", "viewer", "operator") == (body["error"], body["role"], body["required_role"])
+        assert 1 == _version(live)
+
+    def test_operator_lowering_risk_succeeds_with_token_name_as_author(self, live, http):
+        """An operator may lower risk; history records the token's name as author."""
+        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 4.0}, "reason": "tighter"},
+                              headers=live.headers("operator"))
+
+        assert 200 == response.status_code
+        assert (2, "otto-operator") == (response.json()["version"], response.json()["policy"]["updated_by"])
+        history = http.get("/v1/history", headers=live.headers("viewer")).json()["entries"]
+        assert "otto-operator" == history[0]["by"]
+
+    def test_operator_raising_risk_returns_403_and_changes_nothing(self, live, http):
+        """Raising a limit needs an admin; an operator's attempt changes nothing."""
+        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
+                              headers=live.headers("operator"))
+
+        assert 403 == response.status_code
+        assert "admin" == response.json()["required_role"]
+        assert 1 == _version(live)
+
+    def test_operator_switch_to_looser_mode_returns_403(self, live, http):
+        """A switch to a looser mode raises risk and needs an admin."""
+        response = http.post("/v1/mode", json={"mode": "AGGRESSIVE_SMALL_ACCOUNT", "reason": "x"},
+                             headers=live.headers("operator"))
+
+        assert 403 == response.status_code
+
+    def test_admin_raising_risk_succeeds(self, live, http):
+        """An admin may raise a limit."""
+        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
+                              headers=live.headers("admin"))
+
+        assert 200 == response.status_code
+        assert 6.0 == response.json()["policy"]["modes"]["NORMAL"]["max_leverage"]
+
+    def test_emergency_on_by_operator_off_needs_admin(self, live, http):
+        """An operator turns the kill switch on but not off; an admin turns it off."""
+        on = http.post("/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator"))
+        off_operator = http.post("/v1/emergency", json={"active": False, "reason": "resume"},
+                                 headers=live.headers("operator"))
+        off_admin = http.post("/v1/emergency", json={"active": False, "reason": "resume"},
+                              headers=live.headers("admin"))
+
+        assert (200, 403, 200) == (on.status_code, off_operator.status_code, off_admin.status_code)
+        assert "otto-operator" == on.json()["policy"]["emergency"]["activated_by"]
+        assert off_admin.json()["policy"]["emergency"]["active"] is False
+
+    def test_rollback_needs_admin(self, live, http):
+        """Rollback is for admins: 403 for an operator, a new version equal to the old for an admin."""
+        http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
+        refused = http.post("/v1/rollback", json={"version": 1, "reason": "undo"}, headers=live.headers("operator"))
+        done = http.post("/v1/rollback", json={"version": 1, "reason": "undo"}, headers=live.headers("admin"))
+
+        assert (403, 200) == (refused.status_code, done.status_code)
+        assert (3, "NORMAL", "ada-admin") == (done.json()["version"], done.json()["policy"]["active_mode"],
+                                              done.json()["policy"]["updated_by"])
+
+
+class TestInvalidInput:
+    def test_author_field_in_body_returns_422_and_changes_nothing(self, live, http):
+        """The author comes from the token: a body naming updated_by is refused."""
+        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x", "updated_by": "mallory"},
+                             headers=live.headers("admin"))
+
+        assert 422 == response.status_code
+        assert any("updated_by" in e["path"] for e in response.json()["errors"])
+        assert 1 == _version(live)
+
+    def test_value_breaking_rules_returns_422_listing_fields(self, live, http):
+        """A value outside its range is refused with every failed field."""
+        changes = {"modes.NORMAL.max_risk_pct_per_trade": 2.0, "modes.NORMAL.max_positions": -1}
+        response = http.patch("/v1/policy", json={"changes": changes, "reason": "bad"}, headers=live.headers("admin"))
+
+        assert 422 == response.status_code
+        paths = {e["path"] for e in response.json()["errors"]}
+        assert {"modes.NORMAL.max_risk_pct_per_trade", "modes.NORMAL.max_positions"} <= paths
+        assert 1 == _version(live)
+
+    def test_unknown_path_in_patch_returns_404(self, live, http):
+        """A patch naming a path that does not exist is a 404 naming it."""
+        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverge": 1}, "reason": "x"},
+                              headers=live.headers("admin"))
+
+        assert 404 == response.status_code
+        assert "modes.NORMAL.max_leverge" == response.json()["path"]
+
+    def test_malformed_json_returns_400(self, live, http):
+        """A body that is not JSON at all is a 400."""
+        response = http.post("/v1/mode", content=b"{not json", headers={**live.headers("admin"),
+                                                                         "Content-Type": "application/json"})
+
+        assert 400 == response.status_code
+        assert "MalformedRequestError" == response.json()["error"]
+
+    def test_oversized_body_returns_413_and_changes_nothing(self, live, http):
+        """A body over 64 KiB is refused before it is read."""
+        reason = "x" * (70 * 1024)
+        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": reason}, headers=live.headers("admin"))
+
+        assert 413 == response.status_code
+        assert "PayloadTooLargeError" == response.json()["error"]
+        assert 1 == _version(live)
+
+    def test_unknown_route_returns_404_in_error_shape(self, live, http):
+        """Unknown routes answer in the same error shape."""
+        response = http.get("/v1/nothing", headers=live.headers("admin"))
+
+        assert (404, "NotFound") == (response.status_code, response.json()["error"])
+
+
+class TestConflicts:
+    def test_stale_expected_version_returns_409_with_current_version(self, live, http):
+        """A write based on an old version is refused with the current version in the body."""
+        http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
+
+        response = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 4.0}, "reason": "x", "expected_version": 1},
+            headers=live.headers("operator"),
+        )
+
+        assert 409 == response.status_code
+        assert (1, 2) == (response.json()["expected_version"], response.json()["current_version"])
+        assert 2 == _version(live)
+
+    def test_matching_expected_version_succeeds(self, live, http):
+        """A write based on the current version goes through."""
+        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x", "expected_version": 1},
+                             headers=live.headers("operator"))
+
+        assert (200, 2) == (response.status_code, response.json()["version"])
+
+
+class TestUnavailableStore:
+    @pytest.fixture
+    def memory_live(self, request) -> Iterator[tuple[LiveServer, MemoryBackend]]:
+        name = f"server-{request.node.name}-{id(request)}"
+        server = LiveServer(f"memory://{name}").start()
+        yield server, MemoryBackend(name)
+        server.stop()
+
+    def test_write_while_store_down_returns_503_and_reads_go_stale(self, memory_live):
+        """With the store switched off, writes are 503 and reads answer stale from the last copy."""
+        live, backend = memory_live
+
+        async def switch_off(_store: PolicyStore) -> None:
+            backend.set_available(False)
+
+        live.call(switch_off)
+        with httpx.Client(base_url=live.base, timeout=10) as http:
+            write = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
+            read = http.get("/v1/values/active_mode", headers=live.headers("viewer"))
+            health = http.get("/healthz")
+
+        assert (503, "StoreUnavailableError") == (write.status_code, write.json()["error"]), read.text
+        assert 200 == read.status_code, read.text
+        assert ("NORMAL", True) == (read.json()["value"], read.json()["stale"])
+        assert (200, "degraded", False) == (health.status_code, health.json()["status"],
+                                            health.json()["store_reachable"])
+
+
+class TestHealthAndMetrics:
+    def test_healthz_live_store_is_ok(self, http):
+        """/healthz needs no token and reports a reachable, fresh store."""
+        body = http.get("/healthz").json()
+
+        assert ("ok", True, False, 1, "store") == (body["status"], body["store_reachable"], body["stale"],
+                                                   body["version"], body["source"])
+
+    def test_metrics_count_reads_writes_and_refusals(self, live, http):
+        """/metrics counts reads, writes, conflicts and refusals by reason."""
+        http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer"))
+        http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
+        http.post("/v1/mode", json={"mode": "NORMAL", "reason": "x", "expected_version": 1},
+                  headers=live.headers("admin"))
+        http.post("/v1/mode", json={"mode": "NORMAL", "reason": "x"}, headers=live.headers("viewer"))
+
+        text = http.get("/metrics").text
+
+        assert 'policystore_http_reads_total{route="value"} 1.0' in text
+        assert 'policystore_http_writes_total{operation="mode"} 1.0' in text
+        assert "policystore_http_conflicts_total 1.0" in text
+        assert 'policystore_http_refusals_total{reason="permission"} 1.0' in text
+        assert "policystore_policy_version 2.0" in text
+        assert "policystore_store_reachable 1.0" in text
+        assert "policystore_propagation_lag_seconds_count 1.0" in text
+
+    def test_no_cors_headers_by_default(self, http):
+        """CORS is closed unless origins are configured."""
+        response = http.get("/healthz", headers={"Origin": "http://evil.example"})
+
+        assert "access-control-allow-origin" not in response.headers
+
+
+class TestOpenAPI:
+    def test_every_contract_route_is_documented_with_a_response_schema(self, http):
+        """/openapi.json lists every /v1 route with a 200 response schema and bearer auth."""
+        schema = http.get("/openapi.json").json()
+        expected = {("get", "/v1/policy"), ("patch", "/v1/policy"), ("get", "/v1/values/{path}"),
+                    ("get", "/v1/paths"), ("post", "/v1/mode"), ("post", "/v1/emergency"), ("get", "/v1/history"),
+                    ("get", "/v1/diff"), ("post", "/v1/rollback"), ("get", "/healthz"), ("get", "/metrics")}
+
+        found = {(method, path) for path, ops in schema["paths"].items() for method in ops}
+
+        assert expected <= found
+        for method, path in expected - {("get", "/metrics")}:
+            assert "schema" in schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        assert "HTTPBearer" in schema["components"]["securitySchemes"]

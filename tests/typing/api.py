@@ -1,0 +1,86 @@
+"""The public API as a user writes it; checked with ``mypy --strict tests/typing/api.py``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import policystore
+from policystore import (
+    Actor,
+    Explanation,
+    HistoryEntry,
+    Policy,
+    PolicyChanged,
+    PolicyStore,
+    PolicyValidationError,
+    RiskMode,
+    RiskModeConfig,
+    Role,
+    Source,
+    SyncPolicyStore,
+    UnknownPathError,
+    VersionConflictError,
+)
+
+
+async def use_async(url: str) -> float:
+    """Open, read, write, audit and listen with the async store."""
+    store = await PolicyStore.open(url)
+    snap: Policy = store.snapshot()
+    leverage: float = snap.risk.max_leverage
+    confidence: float = (await store.get_active_risk_config()).global_min_confidence
+    explanation: Explanation = store.explain("risk.max_leverage")
+    source: Source = explanation.source
+    stale: bool = explanation.stale or store.stale
+    paths: list[str] = store.paths()
+    value = store.get("risk.max_leverage", None)
+    del source, stale, paths, value, confidence
+
+    def on_change(event: PolicyChanged) -> None:
+        print(event.type.value, event.version, event.by, event.new)  # noqa: T201
+
+    unsubscribe = store.subscribe(on_change)
+    operator = Actor("desk", Role.OPERATOR)
+    try:
+        new: Policy = await store.switch_mode(RiskMode.DEFENSIVE, reason="volatility", actor=operator)
+        await store.update({"modes.NORMAL.max_leverage": 4.0}, updated_by="ann", reason="tune",
+                           expected_version=new.version)
+    except VersionConflictError as conflict:
+        current: int = conflict.current_version
+        del current
+    except PolicyValidationError as invalid:
+        failed: tuple[str, ...] = invalid.paths
+        del failed
+    except UnknownPathError as unknown:
+        nearest: tuple[str, ...] = unknown.suggestions
+        del nearest
+    await store.set_emergency_mode(True, reason="halt", updated_by="ops")
+    allowed: bool = await store.can_open_new_trades()
+    entries: list[HistoryEntry] = await store.history(limit=10)
+    changed = [c.path for c in await store.diff(1)]
+    await store.rollback(entries[-1].version, reason="undo", updated_by="ada")
+    del allowed, changed
+    unsubscribe()
+    await store.close()
+    return leverage
+
+
+async def follow(store: PolicyStore) -> None:
+    """Print every change event as it comes."""
+    async for event in store.watch():
+        print(event.event_id, event.previous, event.new)  # noqa: T201
+
+
+def use_sync(url: str) -> RiskModeConfig:
+    """The same calls without await."""
+    with SyncPolicyStore.open(url) as store:
+        store.switch_mode("DEFENSIVE", reason="calm", updated_by="trader")
+        versions: list[int] = [e.version for e in store.history()]
+        del versions
+        return store.get_active_risk_config()
+
+
+if __name__ == "__main__":
+    asyncio.run(use_async("memory://"))
+    use_sync("memory://")
+    print(policystore.__all__)  # noqa: T201
