@@ -25,6 +25,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy src/policystore tests/typing

@@ -31,11 +31,14 @@ def _percentile(values: list[float], q: float) -> float:
 async def main(n: int) -> None:
     store = await PolicyStore.open(f"memory://bench-{uuid.uuid4().hex}", lkg_path=None, watch=False)
     broker = PaperBroker(1_000_000, fee_bps=5, slippage_bps=2)
-    executor = EventDrivenExecutor(policy_store=store, broker=broker,
-                                   sizer=RLPositionSizingAgent(policy_store=store, seed=1))
+    executor = EventDrivenExecutor(
+        policy_store=store, broker=broker, sizer=RLPositionSizingAgent(policy_store=store, seed=1)
+    )
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
-    signals = [Signal(f"S{i % SYMBOLS}", "buy", 0.8, 100.0, "aggressive", t0 + timedelta(seconds=i),
-                      stop_distance=2.0) for i in range(n)]
+    signals = [
+        Signal(f"S{i % SYMBOLS}", "buy", 0.8, 100.0, "aggressive", t0 + timedelta(seconds=i), stop_distance=2.0)
+        for i in range(n)
+    ]
     clock = time.perf_counter_ns
     samples: list[float] = []
     for s in signals:
@@ -59,8 +62,10 @@ async def main(n: int) -> None:
     print(f"signals: {n}, all accepted")
     print(f"arrival -> broker order (gate + size + paper fill): median {median:.1f} us, p99 {p99:.1f} us")
     print(f"baseline, paper broker submit alone:               median {b_median:.1f} us")
-    print(f"ratio median / baseline: {median / b_median:.1f}x; target median < 20 us: "
-          f"{'met' if median < 20 else 'NOT met'}")
+    print(
+        f"ratio median / baseline: {median / b_median:.1f}x; target median < 20 us: "
+        f"{'met' if median < 20 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

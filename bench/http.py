@@ -104,8 +104,9 @@ async def _stream_latency(ws_base: str, base: str, tokens: dict[str, str], clien
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tokens['admin']}"}) as http:
         for i in range(writes):
             leverage = 4.0 if i % 2 else 4.5
-            response = await http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": leverage},
-                                                            "reason": "bench"})
+            response = await http.patch(
+                "/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": leverage}, "reason": "bench"}
+            )
             response.raise_for_status()
             await asyncio.sleep(0.05)
     await asyncio.wait_for(asyncio.gather(*listeners), 30)
@@ -151,14 +152,18 @@ def main() -> None:
             server.wait(10)
 
     print(f"GET {path}: one uvicorn worker, {args.threads} keep-alive client threads, {args.seconds:.0f} s")
-    print(f"  requests/s {rps:8.0f}   p50 {statistics.median(lat) * 1000:6.2f} ms   "
-          f"p99 {_pct(lat, 0.99) * 1000:6.2f} ms")
-    print(f"  baseline (refused at authentication): requests/s {base_rps:8.0f}   "
-          f"p99 {_pct(base_lat, 0.99) * 1000:6.2f} ms")
+    print(
+        f"  requests/s {rps:8.0f}   p50 {statistics.median(lat) * 1000:6.2f} ms   p99 {_pct(lat, 0.99) * 1000:6.2f} ms"
+    )
+    print(
+        f"  baseline (refused at authentication): requests/s {base_rps:8.0f}   "
+        f"p99 {_pct(base_lat, 0.99) * 1000:6.2f} ms"
+    )
     print(f"  ratio authenticated read / baseline: {rps / base_rps:.2f}")
     print(f"WS /v1/stream: {args.clients} clients, {args.writes} writes, change (commit time) to client")
-    print(f"  p50 {statistics.median(lags) * 1000:6.2f} ms   p99 {_pct(lags, 0.99) * 1000:6.2f} ms   "
-          f"samples {len(lags)}")
+    print(
+        f"  p50 {statistics.median(lags) * 1000:6.2f} ms   p99 {_pct(lags, 0.99) * 1000:6.2f} ms   samples {len(lags)}"
+    )
 
 
 if __name__ == "__main__":

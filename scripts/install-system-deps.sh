@@ -9,7 +9,13 @@ if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "The tests need ${need[*]}; install them (apt-get install ${need[*]}) or run this as root." >&2
+        exit 1
+    fi
+    SUDO="sudo"
+fi
 echo "Installing ${need[*]} from Debian's packages"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

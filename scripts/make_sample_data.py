@@ -61,8 +61,9 @@ def _views(rng: random.Random, trends: dict[tuple[str, int], int]) -> dict[tuple
     return views
 
 
-def _signals(rng: random.Random, prices: dict[tuple[str, int], float], trends: dict[tuple[str, int], int]) -> list[
-        tuple[datetime, str, str, float, float, str, float | None, float | None]]:
+def _signals(
+    rng: random.Random, prices: dict[tuple[str, int], float], trends: dict[tuple[str, int], int]
+) -> list[tuple[datetime, str, str, float, float, str, float | None, float | None]]:
     rows: list[tuple[datetime, str, str, float, float, str, float | None, float | None]] = []
     views = _views(rng, trends)
 
@@ -118,8 +119,18 @@ def main(out: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(("time", "symbol", "side", "confidence", "price", "strategy", "stop_distance", "volatility"))
         for t, s, side, c, p, strategy, stop, vol in signal_rows:
-            writer.writerow((t.isoformat(), s, side, f"{c:.2f}", f"{p:.6g}", strategy,
-                             "" if stop is None else f"{stop:.6g}", "" if vol is None else f"{vol:g}"))
+            writer.writerow(
+                (
+                    t.isoformat(),
+                    s,
+                    side,
+                    f"{c:.2f}",
+                    f"{p:.6g}",
+                    strategy,
+                    "" if stop is None else f"{stop:.6g}",
+                    "" if vol is None else f"{vol:g}",
+                )
+            )
     print(f"wrote {len(price_rows)} prices and {len(signal_rows)} signals to {out}")
 
 

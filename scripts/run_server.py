@@ -24,8 +24,11 @@ async def _first_token(store: PolicyStore, address: str) -> None:
     print(f"\npolicystore: store {store.url} at version {store.snapshot().version}")
     print(f"Dashboard: {address}")
     if any(r.role.value == "admin" for r in records):
-        print("Sign in with an existing token (list them: policystore token list; "
-              "make one: policystore token create --role admin --name NAME).\n", flush=True)
+        print(
+            "Sign in with an existing token (list them: policystore token list; "
+            "make one: policystore token create --role admin --name NAME).\n",
+            flush=True,
+        )
         return
     name = "admin" if "admin" not in {r.name for r in records} else "admin-first-start"
     secret = await tokens.create(name, "admin")

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.redis_server import redis_server, redis_url  # noqa: E402,F401 - fixtures re-exported
+from support.redis_server import redis_server, redis_url  # noqa: F401 - fixtures re-exported
 
 BACKENDS = ("memory", "sqlite", "redis")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's last-known-good files and policy variables to itself."""
     for name in list(os.environ):
         if name.startswith(("POLICYSTORE_", "RM_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    yield
 
 
 @pytest.fixture(params=BACKENDS)

@@ -139,6 +139,4 @@ class PermissionDeniedError(PolicyStoreError):
         self.role = role
         self.required_role = required_role
         self.action = action
-        super().__init__(
-            f"Permission denied: {actor!r} has role {role!r} but {action} needs role {required_role!r}."
-        )
+        super().__init__(f"Permission denied: {actor!r} has role {role!r} but {action} needs role {required_role!r}.")

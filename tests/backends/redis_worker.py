@@ -1,7 +1,7 @@
 """A separate OS process for the Redis multi-process tests.
 
-    python redis_worker.py watch URL MODE SECONDS   print "ready V", then "seen V" once get() shows MODE
-    python redis_worker.py cas URL COUNT NAME       make COUNT compare-and-set updates; print a JSON summary
+python redis_worker.py watch URL MODE SECONDS   print "ready V", then "seen V" once get() shows MODE
+python redis_worker.py cas URL COUNT NAME       make COUNT compare-and-set updates; print a JSON summary
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ async def cas(url: str, count: int, name: str) -> None:
     try:
         while len(versions) < count:
             try:
-                new = await store.update({"strategies.conservative.cooldown_seconds": len(versions)},
-                                         updated_by=name, reason=f"{name} update {len(versions)}",
-                                         expected_version=expected)
+                new = await store.update(
+                    {"strategies.conservative.cooldown_seconds": len(versions)},
+                    updated_by=name,
+                    reason=f"{name} update {len(versions)}",
+                    expected_version=expected,
+                )
             except VersionConflictError as exc:
                 conflicts += 1
                 expected = exc.current_version

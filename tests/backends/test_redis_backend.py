@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from policystore.backends.base import Backend
+from policystore.backends.base import Backend, Published
 from policystore.backends.redis import RedisBackend
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
@@ -51,8 +51,12 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-async def _next(iterator: AsyncIterator[int]) -> int:
+async def _next(iterator: AsyncIterator[int | Published]) -> int | Published:
     return await asyncio.wait_for(anext(iterator), timeout=10)
+
+
+def _number(hint: int | Published) -> int:
+    return hint.version if isinstance(hint, Published) else hint
 
 
 class TestCommitAndRead:
@@ -119,11 +123,12 @@ class TestNotifications:
     """Pub/sub change notices."""
 
     async def test_subscribe_then_commit_yields_zero_then_version(self, backend: RedisBackend) -> None:
-        """The iterator yields 0 once subscribed, then each committed version, and ends on close."""
+        """The iterator yields 0 once subscribed, then each committed version with its content, and ends on close."""
         notices = backend.notifications()
         assert 0 == await _next(notices)
-        await backend.commit(*_version(1))
-        assert 1 == await _next(notices)
+        document, entry = _version(1)
+        await backend.commit(document, entry)
+        assert Published(1, document, entry) == await _next(notices)
         await backend.close()
         with pytest.raises(StopAsyncIteration):
             await _next(notices)
@@ -151,9 +156,9 @@ class TestNotifications:
         while not (await raw.pubsub_numsub(backend.keys.channel))[0][1]:
             assert 0 == await _next(notices)
         await backend.commit(*_version(1))
-        hint = await _next(notices)
+        hint = _number(await _next(notices))
         while hint == 0:
-            hint = await _next(notices)
+            hint = _number(await _next(notices))
         assert 1 == hint
 
 
@@ -194,6 +199,35 @@ class TestCorruptData:
         with pytest.raises(StoreUnavailableError, match="history entry 1 is missing"):
             await backend.entries(0, 2)
 
+    @pytest.mark.parametrize(
+        ("stored", "fragment"),
+        [(b"{oops", "history entry 1 is not valid JSON"), (b'{"version": 1}', "history entry 1 is malformed")],
+    )
+    async def test_garbage_history_entry_raises_unavailable(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis, stored: bytes, fragment: str
+    ) -> None:
+        """A history entry that is not JSON, or not an entry, is reported with its version."""
+        await backend.commit(*_version(1))
+        await raw.hset(backend.keys.history, "1", stored)
+        with pytest.raises(StoreUnavailableError, match=fragment):
+            await backend.history(10)
+
+    @pytest.mark.parametrize("which", ["documents", "history"])
+    async def test_wrong_type_hash_commit_writes_nothing(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis, which: str
+    ) -> None:
+        """A hash key holding another type refuses the commit before anything is half written."""
+        first = _version(1)
+        await backend.commit(*first)
+        key = getattr(backend.keys, which)
+        await raw.delete(key)
+        await raw.set(key, b"not a hash")
+        with pytest.raises(StoreUnavailableError) as caught:
+            await backend.commit(*_version(2, "DEFENSIVE"))
+        assert (1, first[0]) == (await backend.current_version(), await backend.load())
+        assert f"{key} holds a string, not a hash" in str(caught.value)
+        assert "may or may not" not in str(caught.value)
+
 
 class TestUnreachable:
     """Every call fails with StoreUnavailableError in bounded time when Redis is not there."""
@@ -204,8 +238,16 @@ class TestUnreachable:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         backend = RedisBackend.from_url(f"redis://:hunter2@127.0.0.1:{port}/0?namespace=down")
-        calls = [backend.connect(), backend.current_version(), backend.load(), backend.commit(*_version(1)),
-                 backend.history(5), backend.entries(0, 1), backend.aux_get("t"), backend.aux_put("t", "k", "v")]
+        calls = [
+            backend.connect(),
+            backend.current_version(),
+            backend.load(),
+            backend.commit(*_version(1)),
+            backend.history(5),
+            backend.entries(0, 1),
+            backend.aux_get("t"),
+            backend.aux_put("t", "k", "v"),
+        ]
         for call in calls:
             with pytest.raises(StoreUnavailableError) as caught:
                 await call

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import redis.asyncio
 
+from policystore.backends.base import Published
 from policystore.backends.redis import RedisBackend
 from policystore.errors import StoreUnavailableError
+from policystore.model.events import EventType
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
@@ -54,8 +56,13 @@ async def _write_without_publish(raw: redis.asyncio.Redis, backend: RedisBackend
     """Commit the next version through the keys but publish nothing, as if the notice were lost."""
     document = json.loads(await raw.get(backend.keys.document))
     version = document["version"] + 1
-    entry = HistoryEntry(version, datetime.now(UTC), "direct", "notice lost",
-                         (FieldChange("active_mode", document["active_mode"], mode),))
+    entry = HistoryEntry(
+        version,
+        datetime.now(UTC),
+        "direct",
+        "notice lost",
+        (FieldChange("active_mode", document["active_mode"], mode),),
+    )
     document |= {"version": version, "active_mode": mode}
     async with raw.pipeline(transaction=True) as pipe:
         pipe.set(backend.keys.document, json.dumps(document))
@@ -91,8 +98,9 @@ class TestLostNotice:
 class TestOutage:
     """Redis down, then back."""
 
-    async def test_down_reads_stale_writes_fail_then_converge(self, store: PolicyStore, redis_url: str,
-                                                              redis_server: Any) -> None:
+    async def test_down_reads_stale_writes_fail_then_converge(
+        self, store: PolicyStore, redis_url: str, redis_server: Any
+    ) -> None:
         """Reads answer from the last-known-good copy, writes fail, and the store catches up on return."""
         await store.switch_mode("DEFENSIVE", reason="before the outage")
         redis_server.kill9()
@@ -100,8 +108,7 @@ class TestOutage:
         with pytest.raises(StoreUnavailableError):
             await store.refresh()
         stale = store.explain("active_mode")
-        assert (Source.LAST_KNOWN_GOOD, True, "DEFENSIVE", 2) == (stale.source, stale.stale, stale.value,
-                                                                  stale.version)
+        assert (Source.LAST_KNOWN_GOOD, True, "DEFENSIVE", 2) == (stale.source, stale.stale, stale.value, stale.version)
         with pytest.raises(StoreUnavailableError):
             await store.switch_mode("NORMAL", reason="during the outage")
         assert await store.can_open_new_trades()
@@ -115,8 +122,9 @@ class TestOutage:
         assert (Source.STORE, False, True) == (live.source, live.stale, live.value)
         assert not await store.can_open_new_trades()
 
-    async def test_kill9_after_acknowledged_writes_loses_nothing(self, store: PolicyStore, redis_url: str,
-                                                                 redis_server: Any) -> None:
+    async def test_kill9_after_acknowledged_writes_loses_nothing(
+        self, store: PolicyStore, redis_url: str, redis_server: Any
+    ) -> None:
         """Every acknowledged write survives kill -9 (appendfsync always), and writing resumes."""
         modes = ["DEFENSIVE", "NORMAL"] * 10
         for number, mode in enumerate(modes):
@@ -140,8 +148,9 @@ class TestOutage:
 class TestCorruptDocument:
     """Garbage written into the document key by something other than policystore."""
 
-    async def test_garbage_document_keeps_last_good_then_recovers(self, store: PolicyStore,
-                                                                   raw: redis.asyncio.Redis) -> None:
+    async def test_garbage_document_keeps_last_good_then_recovers(
+        self, store: PolicyStore, raw: redis.asyncio.Redis
+    ) -> None:
         """Readers keep the last good version, writes fail clearly, and a repaired store is followed again."""
         await store.switch_mode("DEFENSIVE", reason="last good")
         backend = _backend(store)
@@ -151,20 +160,53 @@ class TestCorruptDocument:
         await raw.publish(backend.keys.channel, b"garbage notice")
 
         await eventually(lambda: store.stale, "going stale on the corrupt document")
-        assert (2, "DEFENSIVE", Source.LAST_KNOWN_GOOD) == (store.snapshot().version, store.get("active_mode"),
-                                                            store.source)
+        assert (2, "DEFENSIVE", Source.LAST_KNOWN_GOOD) == (
+            store.snapshot().version,
+            store.get("active_mode"),
+            store.source,
+        )
         with pytest.raises(StoreUnavailableError, match="not valid JSON"):
             await store.switch_mode("NORMAL", reason="on top of garbage")
 
         repaired = json.loads(good) | {"version": 3, "active_mode": "NORMAL"}
-        entry = HistoryEntry(3, datetime.now(UTC), "operator", "repair", (FieldChange("active_mode", "DEFENSIVE",
-                                                                                      "NORMAL"),))
+        entry = HistoryEntry(
+            3, datetime.now(UTC), "operator", "repair", (FieldChange("active_mode", "DEFENSIVE", "NORMAL"),)
+        )
         await raw.hset(backend.keys.history, "3", json.dumps(entry.to_dict()))
         await raw.hset(backend.keys.documents, "3", json.dumps(repaired))
         await raw.set(backend.keys.document, json.dumps(repaired))
         await raw.publish(backend.keys.channel, json.dumps({"version": 3}))
         await eventually(lambda: not store.stale, "following the repaired store")
         assert (3, "NORMAL") == (store.snapshot().version, store.get("active_mode"))
+
+    async def test_invalid_policy_refused_keeps_last_good(self, store: PolicyStore, raw: redis.asyncio.Redis) -> None:
+        """A well-formed document that breaks the policy's rules is refused, announced, and not installed."""
+        await store.switch_mode("DEFENSIVE", reason="last good")
+        events = store.watch()
+        backend = _backend(store)
+        document = json.loads(await raw.get(backend.keys.document))
+        document["version"] = 3
+        document["modes"]["NORMAL"]["max_positions"] = 0  # below the minimum of 1
+        entry = HistoryEntry(3, datetime.now(UTC), "intruder", "out of range", ())
+        async with raw.pipeline(transaction=True) as pipe:
+            pipe.set(backend.keys.document, json.dumps(document))
+            pipe.hset(backend.keys.documents, "3", json.dumps(document))
+            pipe.hset(backend.keys.history, "3", json.dumps(entry.to_dict()))
+            pipe.set(backend.keys.version, 3)
+            pipe.publish(backend.keys.channel, json.dumps({"version": 3}))
+            await pipe.execute()
+
+        event = await asyncio.wait_for(anext(events), timeout=15)
+        assert (EventType.REJECTED, 3) == (event.type, event.version)
+        assert "modes.NORMAL.max_positions" in event.reason
+        assert (2, "DEFENSIVE", Source.LAST_KNOWN_GOOD) == (
+            store.snapshot().version,
+            store.get("active_mode"),
+            store.source,
+        )
+        with pytest.raises(StoreUnavailableError, match="invalid and was refused"):
+            await store.refresh()
+        assert 2 == store.snapshot().version
 
 
 class TestNamespaces:
@@ -181,7 +223,9 @@ class TestNamespaces:
             assert 0 == await asyncio.wait_for(anext(notices), timeout=10)
             await one.switch_mode("DEFENSIVE", reason="only acct1")
             await two.update({"strategies.moderate.cooldown_seconds": 99}, reason="acct2 again")
-            assert 6 == await asyncio.wait_for(anext(notices), timeout=10)
+            hint = await asyncio.wait_for(anext(notices), timeout=10)
+            assert isinstance(hint, Published)
+            assert 6 == hint.version
             assert (2, "DEFENSIVE") == (one.snapshot().version, one.get("active_mode"))
             assert (6, "NORMAL") == (two.snapshot().version, two.get("active_mode"))
             assert [2, 1] == [e.version for e in await one.history()]
@@ -216,8 +260,12 @@ class TestClientForm:
             await store.switch_mode("DEFENSIVE", reason="client form")
             await store.set_emergency_mode(True, reason="client form")
             topics = [(topic, payload["version"]) for topic, payload in bus.published]
-            expected = [("policy.updated", 2), ("policy.mode.changed", 2), ("policy.updated", 3),
-                        ("policy.emergency", 3)]
+            expected = [
+                ("policy.updated", 2),
+                ("policy.mode.changed", 2),
+                ("policy.updated", 3),
+                ("policy.emergency", 3),
+            ]
             assert expected == topics
             assert "policystore:default:version" == _backend(store).keys.version
             assert b"3" == await client.get("policystore:default:version")

@@ -33,15 +33,13 @@ class TestFromUrl:
 
     def test_store_url_routes_to_redis_backend(self) -> None:
         """backend_for_url builds a RedisBackend for each Redis scheme."""
-        for url in ("redis://h:1/0", "rediss://h:1/0", "unix:///tmp/r.sock?db=0",
-                    "redis+sentinel://h:26379/svc"):
+        for url in ("redis://h:1/0", "rediss://h:1/0", "unix:///tmp/r.sock?db=0", "redis+sentinel://h:26379/svc"):
             assert isinstance(backend_for_url(url), RedisBackend)
 
     def test_sentinel_url_several_hosts_parsed(self) -> None:
         """A Sentinel URL with several hosts, a service and a db is accepted."""
         backend = RedisBackend.from_url("redis+sentinel://:pw@a:26379,b:26380/mymaster/3?namespace=n")
-        assert ("n", "redis+sentinel://:***@a:26379,b:26380/mymaster/3?namespace=n") == (backend.namespace,
-                                                                                          backend.url)
+        assert ("n", "redis+sentinel://:***@a:26379,b:26380/mymaster/3?namespace=n") == (backend.namespace, backend.url)
 
     @pytest.mark.parametrize(
         ("url", "fragment"),
@@ -75,5 +73,7 @@ class TestFromClient:
     def test_keys_of_namespace_share_prefix(self) -> None:
         """Every key of a namespace starts with its prefix."""
         keys = RedisKeys.for_namespace("acct2")
-        assert all(k.startswith("policystore:acct2:") for k in
-                   (keys.version, keys.document, keys.documents, keys.history, keys.channel, keys.aux("t")))
+        assert all(
+            k.startswith("policystore:acct2:")
+            for k in (keys.version, keys.document, keys.documents, keys.history, keys.channel, keys.aux("t"))
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,8 +34,14 @@ class Cli:
     def __call__(self, *args: str, code: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``policystore --store URL ARGS`` and check its exit status."""
         result = subprocess.run(
-            [*COMMAND, "--store", self.url, *args], capture_output=True, text=True, env=self.env, cwd=self.cwd,
-            input=stdin, timeout=60, check=False,
+            [*COMMAND, "--store", self.url, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
+            input=stdin,
+            timeout=60,
+            check=False,
         )
         assert code == result.returncode, f"stdout: {result.stdout}\nstderr: {result.stderr}"
         if code != 0:
@@ -107,7 +114,11 @@ class TestReadCommands:
         explained = cli.json("explain", "modes.DEFENSIVE.max_leverage")
         assert isinstance(explained, dict)
         assert ("modes.DEFENSIVE.max_leverage", 3.0, "store", 1, False) == (
-            explained["path"], explained["value"], explained["source"], explained["version"], explained["stale"]
+            explained["path"],
+            explained["value"],
+            explained["source"],
+            explained["version"],
+            explained["stale"],
         )
         assert "source   store" in cli("explain", "risk.max_leverage").stdout
 
@@ -116,9 +127,16 @@ class TestReadCommands:
         lines = cli("paths").stdout.split()
         listed = cli.json("paths")
         assert listed == lines
-        for path in ("risk.max_leverage", "ai.enable_rl", "modes.NORMAL.max_positions", "emergency.active",
-                     "hard_limits.max_leverage", "strategies.conservative.cooldown_seconds", "active_mode",
-                     "version"):
+        for path in (
+            "risk.max_leverage",
+            "ai.enable_rl",
+            "modes.NORMAL.max_positions",
+            "emergency.active",
+            "hard_limits.max_leverage",
+            "strategies.conservative.cooldown_seconds",
+            "active_mode",
+            "version",
+        ):
             assert path in lines
 
     def test_mode_without_name_prints_the_active_mode(self, cli: Cli) -> None:
@@ -268,6 +286,63 @@ class TestExportImport:
         """The format comes from the extension or --format, never a guess."""
         assert "--format" in cli("export", "policy.txt", code=2).stderr
 
+    @pytest.mark.parametrize("target", ["missing-folder/policy.yaml", "a-file/policy.yaml"])
+    def test_export_to_unwritable_path_exits_2_naming_it(self, cli: Cli, tmp_path: Path, target: str) -> None:
+        """A path whose folder is missing or is a file is a usage error naming the path; the store is untouched."""
+        cli("init")
+        (tmp_path / "a-file").write_text("")
+
+        stderr = cli("export", target, code=2).stderr
+
+        assert f"Error: Cannot write {target}: " in stderr
+        assert not (tmp_path / "missing-folder").exists()
+        assert 1 == cli.version()
+
+    def test_import_non_utf8_file_exits_3_and_changes_nothing(self, cli: Cli, tmp_path: Path) -> None:
+        """A file that is not UTF-8 text is an invalid value, said in one sentence naming the file."""
+        cli("init")
+        (tmp_path / "latin1.yaml").write_bytes("reason: d\u00e9fensif\n".encode("latin-1"))
+
+        stderr = cli("import", "latin1.yaml", "--reason", "x", code=3).stderr
+
+        assert "latin1.yaml is not UTF-8 text" in _one_sentence(stderr)
+        assert 1 == cli.version()
+
+    def test_import_file_the_os_cannot_read_exits_2_and_changes_nothing(
+        self, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A path that exists but cannot be opened (a Unix socket: refused even to root) is a usage error."""
+        monkeypatch.chdir(tmp_path)  # a relative socket path stays under the AF_UNIX length limit
+        cli("init")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind("socket.yaml")
+
+            stderr = cli("import", "socket.yaml", "--reason", "x", code=2).stderr
+
+        assert "Error: Cannot read socket.yaml: " in stderr
+        assert 1 == cli.version()
+
+
+class TestTokenNames:
+    """Token names become history authors, so they are held to a plain alphabet."""
+
+    @pytest.mark.parametrize("name", ["a:b", "local:alice", "two words", "tab\tname", "line\n"])
+    def test_token_create_name_with_colon_space_or_control_exits_3(self, cli: Cli, name: str) -> None:
+        """A name with ':' (which marks non-token authors such as local:USER), whitespace or a control
+        character is refused in one sentence, and no token is stored."""
+        stderr = cli("token", "create", "--role", "viewer", "--name", name, code=3).stderr
+
+        sentence = _one_sentence(stderr)
+        assert repr(name) in sentence
+        assert "':' is reserved" in sentence
+        assert [] == cli.json("token", "list")
+
+    def test_token_create_plain_name_succeeds(self, cli: Cli) -> None:
+        """Letters, digits and _ . @ - are fine."""
+        cli("token", "create", "--role", "viewer", "--name", "ops.bot-1@desk_a")
+
+        assert ["ops.bot-1@desk_a"] == [row["name"] for row in cli.json("token", "list")]
+
 
 class TestUnreachableStore:
     """A store that cannot be opened: writes fail with 5, reads answer stale with a warning."""
@@ -311,8 +386,12 @@ class TestWatch:
         """Three events (one set, one mode switch with its mode event), then watch exits by itself."""
         cli("init")
         watcher = subprocess.Popen(
-            [*COMMAND, "--store", cli.url, "--json", "watch", "--count", "3"], env=cli.env, cwd=cli.cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [*COMMAND, "--store", cli.url, "--json", "watch", "--count", "3"],
+            env=cli.env,
+            cwd=cli.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert watcher.stderr is not None
@@ -332,8 +411,12 @@ class TestWatch:
     def test_watch_interrupted_stops_cleanly_with_status_0(self, cli: Cli) -> None:
         """Ctrl-C is the normal way to end watch: no traceback, exit status 0."""
         watcher = subprocess.Popen(
-            [*COMMAND, "--store", cli.url, "watch"], env=cli.env, cwd=cli.cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [*COMMAND, "--store", cli.url, "watch"],
+            env=cli.env,
+            cwd=cli.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert watcher.stderr is not None
@@ -351,7 +434,26 @@ class TestHelp:
     def test_help_lists_core_and_lazy_commands(self, cli: Cli) -> None:
         """--help names each command of the contract and the exit statuses."""
         out = cli("--help").stdout
-        for name in ("init", "show", "get", "explain", "paths", "mode", "set", "emergency", "history", "diff",
-                     "rollback", "watch", "presets", "export", "import", "serve", "token", "decisions", "replay"):
+        for name in (
+            "init",
+            "show",
+            "get",
+            "explain",
+            "paths",
+            "mode",
+            "set",
+            "emergency",
+            "history",
+            "diff",
+            "rollback",
+            "watch",
+            "presets",
+            "export",
+            "import",
+            "serve",
+            "token",
+            "decisions",
+            "replay",
+        ):
             assert f"  {name} " in out
         assert "6 permission denied" in out

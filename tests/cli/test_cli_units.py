@@ -55,10 +55,13 @@ class TestOutput:
 
 
 def _group() -> click.Group:
-    @click.group(cls=PolicyStoreGroup, lazy_commands={
-        "ghost": ("policystore.cli.no_such_module:ghost", "A command whose module is missing."),
-        "shown": ("policystore.cli.commands_audit:history", "Loaded on first use."),
-    })
+    @click.group(
+        cls=PolicyStoreGroup,
+        lazy_commands={
+            "ghost": ("policystore.cli.no_such_module:ghost", "A command whose module is missing."),
+            "shown": ("policystore.cli.commands_audit:history", "Loaded on first use."),
+        },
+    )
     def group() -> None:
         """A test group."""
 

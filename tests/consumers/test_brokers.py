@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,3 +69,36 @@ class TestMarks:
         assert 500 / 10_000 == pytest.approx(broker.daily_loss_fraction())
         broker.mark("BTC", 50.0, T0 + timedelta(days=1))
         assert 0 == broker.daily_loss_fraction()
+
+
+class TestNonFiniteFigures:
+    """Infinite prices are refused and an unmeasurable loss is reported as NaN, never as no loss."""
+
+    @pytest.mark.parametrize(("qty", "price"), [(10.0, float("inf")), (float("inf"), 100.0), (10.0, float("nan"))])
+    async def test_submit_non_finite_quantity_or_price_raises(self, qty, price):
+        """An infinite or NaN order would make the equity non-finite."""
+        broker = PaperBroker(fee_bps=0, slippage_bps=0)
+        with pytest.raises(ValueError, match="positive finite"):
+            await broker.submit(order(qty=qty, price=price))
+        assert 0 == broker.open_position_count()
+
+    @pytest.mark.parametrize("price", [float("inf"), float("nan"), 0.0])
+    async def test_mark_non_finite_price_raises(self, price):
+        """A long marked at inf would make the unrealised PnL inf - inf = NaN."""
+        broker = PaperBroker(fee_bps=0, slippage_bps=0)
+        await broker.submit(order())
+        with pytest.raises(ValueError, match="price"):
+            broker.mark("BTC", price, T0)
+        assert 10_000 == pytest.approx(broker.equity)
+
+    def test_daily_loss_fraction_nan_equity_is_nan_not_zero(self):
+        """A NaN equity reports a NaN loss, so the drawdown breaker sees it (max() would report 0)."""
+        broker = PaperBroker(10_000)
+        broker.starting_equity = float("nan")
+        assert math.isnan(broker.daily_loss_fraction())
+
+    def test_daily_loss_fraction_day_started_without_equity_is_nan(self):
+        """With no positive equity at the day's start, there is no base to measure the loss against."""
+        broker = PaperBroker(10_000)
+        broker.day_start_equity = 0.0
+        assert math.isnan(broker.daily_loss_fraction())

@@ -34,8 +34,9 @@ class TestReplayFigures:
         recomputed = []
         for t in result.closed:
             sign = 1 if t.side == "buy" else -1
-            recomputed.append(sign * (t.exit_price - t.entry_price) * t.quantity
-                              - FEE * t.quantity * (t.entry_price + t.exit_price))
+            recomputed.append(
+                sign * (t.exit_price - t.entry_price) * t.quantity - FEE * t.quantity * (t.entry_price + t.exit_price)
+            )
         peak, worst = 0.0, 0.0
         for _, equity in result.curve:
             peak = max(peak, equity)
@@ -76,8 +77,9 @@ class TestCommands:
     def test_replay_compare_modes_json_plot_and_log(self, tmp_path):
         """Three modes in JSON, a PNG, and a log whose lines recount each mode's accepted signals."""
         png, log = tmp_path / "replay.png", tmp_path / "decisions.jsonl"
-        result = CliRunner().invoke(cli, ["replay", "--sample", "--compare-modes", "--json", "--plot", str(png),
-                                          "--log", str(log)])
+        result = CliRunner().invoke(
+            cli, ["replay", "--sample", "--compare-modes", "--json", "--plot", str(png), "--log", str(log)]
+        )
         assert 0 == result.exit_code, result.output
         figures = json.loads(result.output)
         lines = [json.loads(line) for line in log.read_text().splitlines()]

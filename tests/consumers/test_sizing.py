@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from policystore import PolicyStore
 from policystore.consumers.learning import MultiplierLearner
-from policystore.consumers.sizing import RLPositionSizingAgent
+from policystore.consumers.sizing import RLPositionSizingAgent, size_position
 from policystore.model.changes import apply_patch
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy, default_policy
@@ -50,14 +51,22 @@ class TestCaps:
         seed=st.integers(min_value=0, max_value=2**16),
     )
     def test_decide_any_input_and_mode_never_exceeds_a_cap(  # noqa: PLR0917 - hypothesis passes each drawn value
-        self, equity, price, stop_fraction, confidence, mode, strategy, seed,
+        self,
+        equity,
+        price,
+        stop_fraction,
+        confidence,
+        mode,
+        strategy,
+        seed,
     ):
         """Risk, notional and leverage stay within the mode's (and strategy's) limits, whatever the multiplier."""
         policy = POLICIES[mode]
         learner = MultiplierLearner(epsilon=1.0, seed=seed)  # always explores: every multiplier is tried
         sizer = RLPositionSizingAgent(_offline_store(), learner=learner)
-        decision = sizer.decide("X", equity, price, confidence, stop_distance=price * stop_fraction,
-                                strategy=strategy, policy=policy)
+        decision = sizer.decide(
+            "X", equity, price, confidence, stop_distance=price * stop_fraction, strategy=strategy, policy=policy
+        )
         risk = policy.risk
         risk_pct = policy.strategy(strategy).max_risk_pct_per_trade if strategy else risk.max_risk_pct_per_trade
         leverage = policy.strategy(strategy).max_leverage if strategy else risk.max_leverage
@@ -99,8 +108,9 @@ class TestCaps:
     def test_decide_strategy_override_clamps_the_mode(self):
         """The conservative strategy's 0.5 % risk override applies under NORMAL's 1.5 %."""
         sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
-        decision = sizer.decide("X", 10_000, 100, 0.9, stop_distance=50, strategy="conservative",
-                                policy=POLICIES["NORMAL"])
+        decision = sizer.decide(
+            "X", 10_000, 100, 0.9, stop_distance=50, strategy="conservative", policy=POLICIES["NORMAL"]
+        )
         assert 50 == pytest.approx(decision.risk_amount)
         assert "conservative" == decision.strategy
 
@@ -132,10 +142,81 @@ class TestGuards:
     def test_decide_bad_argument_raises_value_error_naming_it(self, kwargs, named):
         """Each bad argument raises ValueError with its name in the message."""
         sizer = RLPositionSizingAgent(_offline_store())
-        args = {"symbol": "X", "equity": 1000, "price": 10, "confidence": 0.5, "stop_distance": 1.0,
-                "policy": POLICIES["NORMAL"], **kwargs}
+        args = {
+            "symbol": "X",
+            "equity": 1000,
+            "price": 10,
+            "confidence": 0.5,
+            "stop_distance": 1.0,
+            "policy": POLICIES["NORMAL"],
+            **kwargs,
+        }
         with pytest.raises(ValueError, match=named):
             sizer.decide(**args)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        name=st.sampled_from(["equity", "price", "stop_distance", "volatility"]),
+        bad=st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, 0.0]), st.floats(max_value=0.0)),
+    )
+    def test_decide_non_finite_or_non_positive_input_raises_naming_it(self, name, bad):
+        """NaN, +-inf, 0 or a negative value in any numeric input is refused by name, never sized."""
+        sizer = RLPositionSizingAgent(_offline_store())
+        args = {
+            "symbol": "X",
+            "equity": 1000.0,
+            "price": 10.0,
+            "confidence": 0.5,
+            "stop_distance": 1.0,
+            "volatility": 0.01,
+            "policy": POLICIES["NORMAL"],
+            name: bad,
+        }
+        with pytest.raises(ValueError, match=name):
+            sizer.decide(**args)
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 1.5, -0.1])
+    def test_decide_confidence_outside_unit_interval_raises_naming_it(self, bad):
+        """A NaN confidence fails every comparison, so it is refused explicitly."""
+        sizer = RLPositionSizingAgent(_offline_store())
+        with pytest.raises(ValueError, match="confidence"):
+            sizer.decide("X", 1000.0, 10.0, bad, stop_distance=1.0, policy=POLICIES["NORMAL"])
+
+    @pytest.mark.parametrize(("volatility", "price"), [(1e300, 1e10), (1e-320, 1e-5)])
+    def test_decide_volatility_stop_overflowing_or_underflowing_raises(self, volatility, price):
+        """Finite inputs whose derived stop is inf or 0 are refused instead of giving a NaN risk amount."""
+        sizer = RLPositionSizingAgent(_offline_store())
+        with pytest.raises(ValueError, match="volatility"):
+            sizer.decide("X", 1000.0, price, 0.5, volatility=volatility, policy=POLICIES["NORMAL"])
+
+
+SIZE_ARGS = {
+    "equity": 10_000.0,
+    "price": 100.0,
+    "stop_distance": 5.0,
+    "risk_pct": 0.015,
+    "max_leverage": 3.0,
+    "scaling": 1.0,
+    "size_cap": 1000.0,
+    "multiplier": 1.0,
+}
+
+
+class TestSizePositionNonFinite:
+    """The pure sizing arithmetic fails closed: a NaN anywhere sizes nothing."""
+
+    @pytest.mark.parametrize("name", sorted(SIZE_ARGS))
+    def test_size_position_nan_argument_sizes_nothing(self, name):
+        """min() skips a NaN after its first argument; a NaN cap must not be dropped and leave the size uncapped."""
+        args = {**SIZE_ARGS, name: math.nan}
+        equity, price, stop = args.pop("equity"), args.pop("price"), args.pop("stop_distance")
+        assert (0.0, ()) == size_position(equity, price, stop, **args)
+
+    def test_size_position_negative_multiplier_sizes_nothing(self):
+        """The quantity is never negative."""
+        args = {**SIZE_ARGS, "multiplier": -0.5}
+        equity, price, stop = args.pop("equity"), args.pop("price"), args.pop("stop_distance")
+        assert (0.0, ()) == size_position(equity, price, stop, **args)
 
 
 class TestSnapshot:

@@ -15,6 +15,7 @@ from policystore.model.changes import apply_patch, diff_policies, risk_increases
 from policystore.model.modes import AI_FLAGS
 from policystore.model.paths import flatten
 from policystore.model.policy import default_policy
+from policystore.model.validation import cross_field_errors
 
 BASE = default_policy()
 WRITABLE = [p for p in writable_paths(BASE) if not p.startswith("emergency.activated")]
@@ -69,6 +70,16 @@ class TestApplyPatchProperties:
                 assert value == stored[path]
             assert set() == {c.path for c in diff_policies(BASE, new)} - set(patch)
         assert before == BASE.document()
+
+    @settings(max_examples=300, deadline=None)
+    @given(patch=patches())
+    def test_accepted_patch_passes_the_full_cross_field_check(self, patch: dict[str, Any]) -> None:
+        """The quick check that accepts a valid policy never accepts what the full check refuses."""
+        try:
+            new = apply_patch(BASE, patch)
+        except (UnknownPathError, PolicyValidationError):
+            return
+        assert [] == cross_field_errors(new.document())
 
     @settings(max_examples=100, deadline=None)
     @given(patch=patches())
@@ -171,5 +182,3 @@ class TestRiskIncreases:
         on = apply_patch(BASE, {"emergency.active": True, "emergency.reason": "test"})
         assert [] == risk_increases(BASE, on)
         assert ["emergency.active"] == risk_increases(on, BASE)
-
-

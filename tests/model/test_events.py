@@ -19,7 +19,11 @@ class TestEventsFor:
         events = events_for(entry, 2)
         assert [EventType.UPDATED] == [e.type for e in events]
         assert (3, 2, "ann", "tighten", AT) == (
-            events[0].version, events[0].previous_version, events[0].by, events[0].reason, events[0].at,
+            events[0].version,
+            events[0].previous_version,
+            events[0].by,
+            events[0].reason,
+            events[0].at,
         )
         assert {"modes.NORMAL.max_leverage": 5.0} == events[0].previous
         assert {"modes.NORMAL.max_leverage": 4.0} == events[0].new
@@ -27,7 +31,10 @@ class TestEventsFor:
     def test_events_for_mode_and_kill_switch_all_kinds(self) -> None:
         """A mode switch and a kill-switch flip add their own events after policy.updated."""
         entry = HistoryEntry(
-            5, AT, "bob", "storm",
+            5,
+            AT,
+            "bob",
+            "storm",
             (FieldChange("active_mode", "NORMAL", "DEFENSIVE"), FieldChange("emergency.active", old=False, new=True)),
         )
         kinds = [e.type.value for e in events_for(entry, 4)]

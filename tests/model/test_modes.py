@@ -114,8 +114,13 @@ class TestRiskModeConfigRanges:
 
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("max_risk_pct_per_trade", 1.0), ("max_daily_drawdown", 1), ("global_min_confidence", 0.0),
-         ("global_min_confidence", 1.0), ("max_positions", 1)],
+        [
+            ("max_risk_pct_per_trade", 1.0),
+            ("max_daily_drawdown", 1),
+            ("global_min_confidence", 0.0),
+            ("global_min_confidence", 1.0),
+            ("max_positions", 1),
+        ],
     )
     def test_risk_mode_config_range_edges_accepted(self, field: str, value: float) -> None:
         """The inclusive edges of each range are accepted."""

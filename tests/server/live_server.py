@@ -22,8 +22,9 @@ TOKEN_NAMES = {"viewer": "vera-viewer", "operator": "otto-operator", "admin": "a
 class LiveServer:
     """Serves ``url`` over HTTP on 127.0.0.1 from a thread with its own event loop."""
 
-    def __init__(self, url: str, **app_options: Any) -> None:
+    def __init__(self, url: str, *, token_ttl: float | None = None, **app_options: Any) -> None:
         self.url = url
+        self.token_ttl = token_ttl
         self.app_options = app_options
         self.tokens: dict[str, str] = {}
         self.base = ""
@@ -71,7 +72,8 @@ class LiveServer:
 
     async def _main(self) -> None:
         self.store = await PolicyStore.open(self.url, refresh_interval=0.5)
-        self.token_store = TokenStore(self.store.backend)
+        ttl = {} if self.token_ttl is None else {"ttl": self.token_ttl}
+        self.token_store = TokenStore(self.store.backend, **ttl)
         for role, name in TOKEN_NAMES.items():
             self.tokens[role] = await self.token_store.create(name, role)
         app = create_app(self.store, tokens=self.token_store, **self.app_options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,8 +97,9 @@ class TestAuthentication:
 
     def test_request_with_unknown_token_returns_401_and_changes_nothing(self, live, http):
         """A wrong token is refused and the write does not happen."""
-        response = http.post("/v1/emergency", json={"active": True, "reason": "x"},
-                             headers={"Authorization": "Bearer ps_not-a-token"})
+        response = http.post(
+            "/v1/emergency", json={"active": True, "reason": "x"}, headers={"Authorization": "Bearer ps_not-a-token"}
+        )
 
         assert 401 == response.status_code
         assert 1 == _version(live)
@@ -131,8 +133,11 @@ class TestRoles:
 
     def test_operator_lowering_risk_succeeds_with_token_name_as_author(self, live, http):
         """An operator may lower risk; history records the token's name as author."""
-        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 4.0}, "reason": "tighter"},
-                              headers=live.headers("operator"))
+        response = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 4.0}, "reason": "tighter"},
+            headers=live.headers("operator"),
+        )
 
         assert 200 == response.status_code
         assert (2, "otto-operator") == (response.json()["version"], response.json()["policy"]["updated_by"])
@@ -141,8 +146,11 @@ class TestRoles:
 
     def test_operator_raising_risk_returns_403_and_changes_nothing(self, live, http):
         """Raising a limit needs an admin; an operator's attempt changes nothing."""
-        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
-                              headers=live.headers("operator"))
+        response = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
+            headers=live.headers("operator"),
+        )
 
         assert 403 == response.status_code
         assert "admin" == response.json()["required_role"]
@@ -150,15 +158,19 @@ class TestRoles:
 
     def test_operator_switch_to_looser_mode_returns_403(self, live, http):
         """A switch to a looser mode raises risk and needs an admin."""
-        response = http.post("/v1/mode", json={"mode": "AGGRESSIVE_SMALL_ACCOUNT", "reason": "x"},
-                             headers=live.headers("operator"))
+        response = http.post(
+            "/v1/mode", json={"mode": "AGGRESSIVE_SMALL_ACCOUNT", "reason": "x"}, headers=live.headers("operator")
+        )
 
         assert 403 == response.status_code
 
     def test_admin_raising_risk_succeeds(self, live, http):
         """An admin may raise a limit."""
-        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
-                              headers=live.headers("admin"))
+        response = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "looser"},
+            headers=live.headers("admin"),
+        )
 
         assert 200 == response.status_code
         assert 6.0 == response.json()["policy"]["modes"]["NORMAL"]["max_leverage"]
@@ -166,10 +178,12 @@ class TestRoles:
     def test_emergency_on_by_operator_off_needs_admin(self, live, http):
         """An operator turns the kill switch on but not off; an admin turns it off."""
         on = http.post("/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator"))
-        off_operator = http.post("/v1/emergency", json={"active": False, "reason": "resume"},
-                                 headers=live.headers("operator"))
-        off_admin = http.post("/v1/emergency", json={"active": False, "reason": "resume"},
-                              headers=live.headers("admin"))
+        off_operator = http.post(
+            "/v1/emergency", json={"active": False, "reason": "resume"}, headers=live.headers("operator")
+        )
+        off_admin = http.post(
+            "/v1/emergency", json={"active": False, "reason": "resume"}, headers=live.headers("admin")
+        )
 
         assert (200, 403, 200) == (on.status_code, off_operator.status_code, off_admin.status_code)
         assert "otto-operator" == on.json()["policy"]["emergency"]["activated_by"]
@@ -182,15 +196,21 @@ class TestRoles:
         done = http.post("/v1/rollback", json={"version": 1, "reason": "undo"}, headers=live.headers("admin"))
 
         assert (403, 200) == (refused.status_code, done.status_code)
-        assert (3, "NORMAL", "ada-admin") == (done.json()["version"], done.json()["policy"]["active_mode"],
-                                              done.json()["policy"]["updated_by"])
+        assert (3, "NORMAL", "ada-admin") == (
+            done.json()["version"],
+            done.json()["policy"]["active_mode"],
+            done.json()["policy"]["updated_by"],
+        )
 
 
 class TestInvalidInput:
     def test_author_field_in_body_returns_422_and_changes_nothing(self, live, http):
         """The author comes from the token: a body naming updated_by is refused."""
-        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x", "updated_by": "mallory"},
-                             headers=live.headers("admin"))
+        response = http.post(
+            "/v1/mode",
+            json={"mode": "DEFENSIVE", "reason": "x", "updated_by": "mallory"},
+            headers=live.headers("admin"),
+        )
 
         assert 422 == response.status_code
         assert any("updated_by" in e["path"] for e in response.json()["errors"])
@@ -208,16 +228,20 @@ class TestInvalidInput:
 
     def test_unknown_path_in_patch_returns_404(self, live, http):
         """A patch naming a path that does not exist is a 404 naming it."""
-        response = http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverge": 1}, "reason": "x"},
-                              headers=live.headers("admin"))
+        response = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverge": 1}, "reason": "x"},
+            headers=live.headers("admin"),
+        )
 
         assert 404 == response.status_code
         assert "modes.NORMAL.max_leverge" == response.json()["path"]
 
     def test_malformed_json_returns_400(self, live, http):
         """A body that is not JSON at all is a 400."""
-        response = http.post("/v1/mode", content=b"{not json", headers={**live.headers("admin"),
-                                                                         "Content-Type": "application/json"})
+        response = http.post(
+            "/v1/mode", content=b"{not json", headers={**live.headers("admin"), "Content-Type": "application/json"}
+        )
 
         assert 400 == response.status_code
         assert "MalformedRequestError" == response.json()["error"]
@@ -238,6 +262,88 @@ class TestInvalidInput:
         assert (404, "NotFound") == (response.status_code, response.json()["error"])
 
 
+class TestContentType:
+    BODY = b'{"mode": "DEFENSIVE", "reason": "volatility"}'
+
+    @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+    def test_json_body_without_json_content_type_returns_400_naming_the_header(self, live, http, content_type):
+        """A JSON body not labelled application/json is a 400 that says which header to send; nothing changes."""
+        headers = live.headers("admin") | ({"Content-Type": content_type} if content_type else {})
+
+        response = http.post("/v1/mode", content=self.BODY, headers=headers)
+
+        assert 400 == response.status_code
+        body = response.json()
+        assert ("ContentTypeError", content_type) == (body["error"], body["content_type"])
+        assert "Content-Type: application/json" in body["detail"]
+        assert 1 == _version(live)
+
+    def test_json_body_with_json_content_type_and_charset_is_accepted(self, live, http):
+        """application/json with parameters is still JSON."""
+        headers = live.headers("admin") | {"Content-Type": "application/json; charset=utf-8"}
+
+        response = http.post("/v1/mode", content=self.BODY, headers=headers)
+
+        assert 200 == response.status_code, response.text
+        assert 2 == _version(live)
+
+    def test_json_content_type_with_missing_field_is_still_422(self, live, http):
+        """A JSON body that lacks a field is invalid input (422), not a content-type problem."""
+        response = http.post("/v1/mode", json={"mode": "DEFENSIVE"}, headers=live.headers("admin"))
+
+        assert 422 == response.status_code
+        assert ["body.reason"] == [e["path"] for e in response.json()["errors"]]
+
+    def test_wrong_content_type_without_token_is_still_401(self, http):
+        """Authentication is checked before the body: no token is a 401 whatever the body."""
+        response = http.post("/v1/mode", content=self.BODY, headers={"Content-Type": "text/plain"})
+
+        assert 401 == response.status_code
+
+
+class TestBrowserHeaders:
+    @pytest.mark.parametrize("path", ["/", "/static/index.html"])
+    def test_dashboard_pages_carry_strict_security_headers(self, http, path):
+        """Both ways to the dashboard's HTML send the CSP, nosniff, no framing and no referrer."""
+        response = http.get(path)
+
+        assert (200, "text/html") == (response.status_code, response.headers["content-type"].split(";")[0])
+        csp = {d.split()[0]: d.split()[1:] for d in response.headers["content-security-policy"].split("; ")}
+        assert ["'self'"] == csp["connect-src"]  # same-origin ws: included; no other host
+        assert ["'self'"] == csp["script-src"]
+        assert ["'self'"] == csp["style-src"]
+        assert ["'none'"] == csp["frame-ancestors"]
+        assert ["'none'"] == csp["default-src"]
+        assert "nosniff" == response.headers["x-content-type-options"]
+        assert "DENY" == response.headers["x-frame-options"]
+        assert "no-referrer" == response.headers["referrer-policy"]
+
+    def test_dashboard_html_has_no_inline_script_or_style(self, http):
+        """The page loads its script and style from files, so the CSP needs no 'unsafe-inline'."""
+        html = http.get("/").text
+
+        assert '<script src="/static/app.js" defer></script>' in html
+        assert "<style" not in html
+        assert " style=" not in html
+        assert re.search(r"\son[a-z]+\s*=", html) is None  # no inline event handlers such as onclick=
+
+    def test_api_and_error_responses_carry_nosniff_too(self, live, http):
+        """JSON answers, refusals included, carry the same headers."""
+        ok = http.get("/v1/policy", headers=live.headers("viewer"))
+        refused = http.get("/v1/policy")
+
+        assert ("nosniff", "nosniff") == (
+            ok.headers["x-content-type-options"],
+            refused.headers["x-content-type-options"],
+        )
+        assert "frame-ancestors 'none'" in refused.headers["content-security-policy"]
+
+    @pytest.mark.parametrize("path", ["/docs", "/redoc"])
+    def test_cdn_backed_docs_pages_are_not_served(self, http, path):
+        """FastAPI's doc pages would need CDN scripts the CSP forbids; the schema is at /openapi.json."""
+        assert 404 == http.get(path).status_code
+
+
 class TestConflicts:
     def test_stale_expected_version_returns_409_with_current_version(self, live, http):
         """A write based on an old version is refused with the current version in the body."""
@@ -255,8 +361,11 @@ class TestConflicts:
 
     def test_matching_expected_version_succeeds(self, live, http):
         """A write based on the current version goes through."""
-        response = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x", "expected_version": 1},
-                             headers=live.headers("operator"))
+        response = http.post(
+            "/v1/mode",
+            json={"mode": "DEFENSIVE", "reason": "x", "expected_version": 1},
+            headers=live.headers("operator"),
+        )
 
         assert (200, 2) == (response.status_code, response.json()["version"])
 
@@ -285,8 +394,11 @@ class TestUnavailableStore:
         assert (503, "StoreUnavailableError") == (write.status_code, write.json()["error"]), read.text
         assert 200 == read.status_code, read.text
         assert ("NORMAL", True) == (read.json()["value"], read.json()["stale"])
-        assert (200, "degraded", False) == (health.status_code, health.json()["status"],
-                                            health.json()["store_reachable"])
+        assert (200, "degraded", False) == (
+            health.status_code,
+            health.json()["status"],
+            health.json()["store_reachable"],
+        )
 
 
 class TestHealthAndMetrics:
@@ -294,15 +406,21 @@ class TestHealthAndMetrics:
         """/healthz needs no token and reports a reachable, fresh store."""
         body = http.get("/healthz").json()
 
-        assert ("ok", True, False, 1, "store") == (body["status"], body["store_reachable"], body["stale"],
-                                                   body["version"], body["source"])
+        assert ("ok", True, False, 1, "store") == (
+            body["status"],
+            body["store_reachable"],
+            body["stale"],
+            body["version"],
+            body["source"],
+        )
 
     def test_metrics_count_reads_writes_and_refusals(self, live, http):
         """/metrics counts reads, writes, conflicts and refusals by reason."""
         http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer"))
         http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
-        http.post("/v1/mode", json={"mode": "NORMAL", "reason": "x", "expected_version": 1},
-                  headers=live.headers("admin"))
+        http.post(
+            "/v1/mode", json={"mode": "NORMAL", "reason": "x", "expected_version": 1}, headers=live.headers("admin")
+        )
         http.post("/v1/mode", json={"mode": "NORMAL", "reason": "x"}, headers=live.headers("viewer"))
 
         text = http.get("/metrics").text
@@ -326,9 +444,19 @@ class TestOpenAPI:
     def test_every_contract_route_is_documented_with_a_response_schema(self, http):
         """/openapi.json lists every /v1 route with a 200 response schema and bearer auth."""
         schema = http.get("/openapi.json").json()
-        expected = {("get", "/v1/policy"), ("patch", "/v1/policy"), ("get", "/v1/values/{path}"),
-                    ("get", "/v1/paths"), ("post", "/v1/mode"), ("post", "/v1/emergency"), ("get", "/v1/history"),
-                    ("get", "/v1/diff"), ("post", "/v1/rollback"), ("get", "/healthz"), ("get", "/metrics")}
+        expected = {
+            ("get", "/v1/policy"),
+            ("patch", "/v1/policy"),
+            ("get", "/v1/values/{path}"),
+            ("get", "/v1/paths"),
+            ("post", "/v1/mode"),
+            ("post", "/v1/emergency"),
+            ("get", "/v1/history"),
+            ("get", "/v1/diff"),
+            ("post", "/v1/rollback"),
+            ("get", "/healthz"),
+            ("get", "/metrics"),
+        }
 
         found = {(method, path) for path, ops in schema["paths"].items() for method in ops}
 

@@ -18,13 +18,31 @@ class TestOpenAPIFuzzing:
         try:
             result = subprocess.run(
                 [
-                    sys.executable, "-m", "schemathesis.cli", "run", f"{live.base}/openapi.json",
-                    "--header", f"Authorization: Bearer {live.tokens['admin']}",
-                    "--checks", "not_a_server_error", "--max-examples", "20", "--workers", "1",
-                    "--phases", "fuzzing",  # WS /v1/stream is not an OpenAPI operation
-                    "--request-timeout", "10", "--seed", "1",
+                    sys.executable,
+                    "-m",
+                    "schemathesis.cli",
+                    "run",
+                    f"{live.base}/openapi.json",
+                    "--header",
+                    f"Authorization: Bearer {live.tokens['admin']}",
+                    "--checks",
+                    "not_a_server_error",
+                    "--max-examples",
+                    "20",
+                    "--workers",
+                    "1",
+                    "--phases",
+                    "fuzzing",  # WS /v1/stream is not an OpenAPI operation
+                    "--request-timeout",
+                    "10",
+                    "--seed",
+                    "1",
                 ],
-                capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=240,
+                check=False,
+                cwd=tmp_path,
             )
         finally:
             live.stop()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,12 +18,17 @@ from live_server import LiveServer
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from policystore.server.stream import CLOSE_AUTH, _Client
+from policystore import PolicyStore
+from policystore.server.health import ServerMetrics
+from policystore.server.stream import CLOSE_AUTH, StreamHub, _Client
+
+HEARTBEAT = 0.2
 
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(f"sqlite:///{tmp_path}/policy.db", heartbeat=0.2).start()
+    # A short token TTL, so a revocation made by another process is seen within a few heartbeats.
+    server = LiveServer(f"sqlite:///{tmp_path}/policy.db", heartbeat=HEARTBEAT, token_ttl=0.3).start()
     yield server
     server.stop()
 
@@ -68,12 +78,22 @@ class TestStreamEvents:
         with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
             snapshot = _receive(ws)
             with httpx.Client(base_url=live.base, timeout=10) as http:
-                for leverage in (4.5, 4.0, 3.5, 3.0):
-                    http.patch("/v1/policy", json={"changes": {"modes.NORMAL.max_leverage": leverage},
-                                                   "reason": "step down"}, headers=live.headers("operator"))
-                http.post("/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator"))
+                statuses = [
+                    http.patch(
+                        "/v1/policy",
+                        json={"changes": {"modes.NORMAL.max_leverage": leverage}, "reason": "step down"},
+                        headers=live.headers("operator"),
+                    ).status_code
+                    for leverage in (4.5, 4.0, 3.5, 3.0)
+                ]
+                statuses.append(
+                    http.post(
+                        "/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator")
+                    ).status_code
+                )
             events = [_receive(ws) for _ in range(6)]  # four updates, then updated + emergency
 
+        assert [200] * 5 == statuses
         assert 1 == snapshot["version"]
         assert [2, 3, 4, 5, 6, 6] == [e["version"] for e in events]
         assert ["policy.updated"] * 5 + ["policy.emergency"] == [e["type"] for e in events]
@@ -115,3 +135,116 @@ class TestSlowClient:
         client.offer({"version": 1})
 
         assert client.dropped is False
+
+
+def _until_closed(ws) -> tuple[list[dict], ConnectionClosed]:
+    """Read every message until the server closes the connection; return them and the closing error."""
+    received = []
+    try:
+        while True:
+            received.append(json.loads(ws.recv(timeout=10)))
+    except ConnectionClosed as closed:
+        return received, closed
+
+
+class TestRevokedToken:
+    def test_token_revoked_on_server_closes_stream_with_1008(self, live):
+        """Revoking the token a stream signed in with ends that stream within a few heartbeats."""
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
+            assert "snapshot" == _receive(ws)["type"]
+            live.call(lambda _store: live.token_store.revoke("vera-viewer"))
+            revoked_at = time.monotonic()
+            received, closed = _until_closed(ws)
+            waited = time.monotonic() - revoked_at
+
+        assert CLOSE_AUTH == closed.rcvd.code
+        assert {"type": "error", "error": "AuthenticationError"} == {k: received[-1][k] for k in ("type", "error")}
+        assert "revoked" in received[-1]["detail"]
+        assert waited < 5 * HEARTBEAT
+
+    def test_token_revoked_by_cli_in_another_process_closes_stream(self, live, tmp_path):
+        """A revocation made by 'policystore token revoke' elsewhere reaches the open stream too."""
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYSTORE_", "RM_"))}
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
+            assert "snapshot" == _receive(ws)["type"]
+            revoke = subprocess.run(
+                [sys.executable, "-m", "policystore.cli.main", "--store", live.url, "token", "revoke", "vera-viewer"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env=environment,
+                cwd=tmp_path,
+            )
+            revoked_at = time.monotonic()
+            received, closed = _until_closed(ws)
+            waited = time.monotonic() - revoked_at
+
+        assert 0 == revoke.returncode, revoke.stderr
+        assert CLOSE_AUTH == closed.rcvd.code
+        assert "AuthenticationError" == received[-1]["error"]
+        assert waited < 3.0  # token TTL (0.3 s) plus a few heartbeats, with room for a slow machine
+
+    def test_other_tokens_stream_stays_open_after_a_revocation(self, live):
+        """Only the revoked token's streams close; another client keeps its heartbeats."""
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("admin")) as ws:
+            _receive(ws)
+            live.call(lambda _store: live.token_store.revoke("vera-viewer"))
+            beats = [_receive(ws, "heartbeat") for _ in range(5)]
+
+        assert ["heartbeat"] * 5 == [b["type"] for b in beats]
+
+
+class _RecordingSocket:
+    """Stands in for the WebSocket: records what is sent, leaves once it has ``wanted`` events."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.events: list[dict[str, Any]] = []
+        self.heartbeats = 0
+        self.closed: tuple[int, str] | None = None
+        self.gone = asyncio.Event()
+
+    async def send_json(self, data: dict[str, Any]) -> None:
+        if data.get("type") == "heartbeat":
+            self.heartbeats += 1
+        else:
+            self.events.append(data)
+        if len(self.events) >= self.wanted:
+            self.gone.set()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "websocket.disconnect"}
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+        self.gone.set()
+
+
+class TestHeartbeatNeverLosesEvents:
+    async def test_heartbeat_due_every_turn_still_delivers_every_queued_event(self):
+        """With a heartbeat due on every loop turn, each queued event still reaches the client, in order.
+
+        A heartbeat timer that fires in the same loop turn as the queue read completes must not
+        discard the event that read took.
+        """
+        store = await PolicyStore.open("memory://", watch=False)
+        try:
+            hub = StreamHub(store, ServerMetrics(), heartbeat=0.0)
+            client = _Client(asyncio.Queue(maxsize=200))
+            for version in range(1, 101):
+                client.offer({"type": "policy.updated", "version": version})
+            socket = _RecordingSocket(wanted=100)
+
+            async def always_valid() -> bool:
+                return True
+
+            async with asyncio.timeout(10):
+                await hub._pump(socket, client, 0, always_valid)
+        finally:
+            await store.close()
+
+        assert list(range(1, 101)) == [e["version"] for e in socket.events]
+        assert socket.heartbeats > 0
+        assert socket.closed is None  # it left on its own; nothing was refused or dropped

@@ -118,7 +118,8 @@ class TestWrites:
         """One update of several fields is one version with a change per field."""
         await store.update(
             {"modes.NORMAL.max_leverage": 4.0, "strategies.moderate.cooldown_seconds": 200},
-            updated_by="ann", reason="tune",
+            updated_by="ann",
+            reason="tune",
         )
         assert 2 == store.get("version")
         assert 4.0 == store.get("risk.max_leverage")
@@ -133,7 +134,9 @@ class TestWrites:
         await store.set_emergency_mode(True, reason="exchange outage", updated_by="ops")
         assert not await store.can_open_new_trades()
         assert (True, "exchange outage", 2) == (
-            store.get("emergency.active"), store.get("emergency.reason"), store.get("version"),
+            store.get("emergency.active"),
+            store.get("emergency.reason"),
+            store.get("version"),
         )
         await store.set_emergency_mode(False, reason="exchange back", updated_by="ops")
         assert await store.can_open_new_trades()
@@ -284,8 +287,11 @@ class TestEvents:
         await store.set_emergency_mode(True, reason="halt", updated_by="cat")
         await eventually(lambda: len(seen) >= 5)
         assert [
-            (2, "policy.updated"), (3, "policy.updated"), (3, "policy.mode.changed"),
-            (4, "policy.updated"), (4, "policy.emergency"),
+            (2, "policy.updated"),
+            (3, "policy.updated"),
+            (3, "policy.mode.changed"),
+            (4, "policy.updated"),
+            (4, "policy.emergency"),
         ] == [(e.version, e.type.value) for e in seen]
         mode_event = seen[2]
         assert (2, "bob", "calm") == (mode_event.previous_version, mode_event.by, mode_event.reason)
@@ -396,14 +402,14 @@ class TestSeveralWriters:
         """Many concurrent updates of different fields, without expected_version, all land."""
         other = await PolicyStore.open(store_url)
         strategies = ("conservative", "moderate", "aggressive", "defensive")
-        writes = [
-            (s, i, (store, other)[i % 2]) for s in strategies for i in range(5)
-        ]
+        writes = [(s, i, (store, other)[i % 2]) for s in strategies for i in range(5)]
         try:
-            await asyncio.gather(*(
-                writer.update({f"strategies.{s}.cooldown_seconds": 1000 + i * 10 + n}, reason=f"{s}-{i}")
-                for n, (s, i, writer) in enumerate(writes)
-            ))
+            await asyncio.gather(
+                *(
+                    writer.update({f"strategies.{s}.cooldown_seconds": 1000 + i * 10 + n}, reason=f"{s}-{i}")
+                    for n, (s, i, writer) in enumerate(writes)
+                )
+            )
             assert 1 + len(writes) == await store.backend.current_version()
             entries = await store.history(limit=100)
             assert list(range(len(writes) + 1, 0, -1)) == [e.version for e in entries]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -68,16 +67,29 @@ class TestLastKnownGoodFile:
         """Each version a sqlite store sees is saved beside the database, whole."""
         store = await PolicyStore.open(f"sqlite:///{tmp_path}/policy.db")
         lkg_file = tmp_path / "policy.db.lkg.json"
+
+        def saved() -> tuple[int, float] | None:
+            policy = LastKnownGood(lkg_file).read()
+            return None if policy is None else (policy.version, policy.modes["NORMAL"].max_leverage)
+
         try:
             for version, leverage in ((2, 4.0), (3, 3.5)):
                 await store.update({"modes.NORMAL.max_leverage": leverage}, reason="tune")
-                text = await asyncio.to_thread(lkg_file.read_text, encoding="utf-8")
-                saved = build_policy(json.loads(text))
-                assert (version, leverage) == (saved.version, saved.modes["NORMAL"].max_leverage)
+                await eventually(lambda v=version, lev=leverage: saved() == (v, lev))  # type: ignore[misc]
             names = await asyncio.to_thread(lambda: [p.name for p in tmp_path.iterdir()])
             assert [] == [n for n in names if n.endswith(".tmp")]
         finally:
             await store.close()
+
+    async def test_close_saves_the_newest_version_first(self, tmp_path: Path) -> None:
+        """A burst of versions is saved coalesced in the background; close waits for the newest."""
+        store = await PolicyStore.open(f"sqlite:///{tmp_path}/policy.db")
+        for positions in range(20, 26):
+            await store.update({"modes.NORMAL.max_positions": positions}, reason="burst")
+        await store.close()
+        saved = LastKnownGood(tmp_path / "policy.db.lkg.json").read()
+        assert saved is not None
+        assert (7, 25) == (saved.version, saved.modes["NORMAL"].max_positions)
 
 
 class TestUnreachableStore:
@@ -97,7 +109,10 @@ class TestUnreachableStore:
         try:
             explanation = store.explain("risk.max_leverage")
             assert (4.0, Source.LAST_KNOWN_GOOD, True, 2) == (
-                explanation.value, explanation.source, explanation.stale, explanation.version,
+                explanation.value,
+                explanation.source,
+                explanation.stale,
+                explanation.version,
             )
             assert store.stale
             assert await store.can_open_new_trades()
@@ -115,7 +130,9 @@ class TestUnreachableStore:
             with pytest.raises(StoreUnavailableError):
                 await store.refresh()
             assert (Source.LAST_KNOWN_GOOD, True, 2) == (
-                store.explain("modes.NORMAL.max_positions").source, store.stale, store.get("version"),
+                store.explain("modes.NORMAL.max_positions").source,
+                store.stale,
+                store.get("version"),
             )
             assert 20 == store.get("modes.NORMAL.max_positions")
             backend.set_available(True)
@@ -148,7 +165,10 @@ class TestUnreachableStore:
         try:
             explanation = store.explain("risk.max_leverage")
             assert (5.0, Source.DEFAULT, True, 0) == (
-                explanation.value, explanation.source, explanation.stale, explanation.version,
+                explanation.value,
+                explanation.source,
+                explanation.stale,
+                explanation.version,
             )
             assert isinstance(store.last_error, StoreUnavailableError)
             assert not await store.can_open_new_trades()
@@ -173,11 +193,19 @@ class TestEnvironment:
             ({"POLICYSTORE_RISK__MAX_LEVERAGE": "4"}, "risk.max_leverage", 4.0, "POLICYSTORE_RISK__MAX_LEVERAGE"),
             ({"RM_MAX_LEVERAGE": "3.5"}, "risk.max_leverage", 3.5, "RM_MAX_LEVERAGE"),
             ({"RM_RISK_PER_TRADE_PCT": "0.01"}, "risk.max_risk_pct_per_trade", 0.01, "RM_RISK_PER_TRADE_PCT"),
-            ({"RM_MAX_LEVERAGE": "3.5", "POLICYSTORE_RISK__MAX_LEVERAGE": "2"}, "risk.max_leverage", 2.0,
-             "POLICYSTORE_RISK__MAX_LEVERAGE"),
+            (
+                {"RM_MAX_LEVERAGE": "3.5", "POLICYSTORE_RISK__MAX_LEVERAGE": "2"},
+                "risk.max_leverage",
+                2.0,
+                "POLICYSTORE_RISK__MAX_LEVERAGE",
+            ),
             ({"POLICYSTORE_AI__ENABLE_RL": "false"}, "ai.enable_rl", False, "POLICYSTORE_AI__ENABLE_RL"),
-            ({"POLICYSTORE_MODES__DEFENSIVE__MAX_POSITIONS": "7"}, "modes.DEFENSIVE.max_positions", 7,
-             "POLICYSTORE_MODES__DEFENSIVE__MAX_POSITIONS"),
+            (
+                {"POLICYSTORE_MODES__DEFENSIVE__MAX_POSITIONS": "7"},
+                "modes.DEFENSIVE.max_positions",
+                7,
+                "POLICYSTORE_MODES__DEFENSIVE__MAX_POSITIONS",
+            ),
         ],
     )
     async def test_environment_variable_answers(
@@ -188,7 +216,10 @@ class TestEnvironment:
         try:
             explanation = store.explain(path)
             assert (value, Source.ENVIRONMENT, True, 0) == (
-                explanation.value, explanation.source, explanation.stale, explanation.version,
+                explanation.value,
+                explanation.source,
+                explanation.stale,
+                explanation.version,
             )
             assert variable in explanation.detail
             assert value == store.get(path)
@@ -218,7 +249,10 @@ class TestEnvironment:
         try:
             explanation = store.explain("risk.max_leverage")
             assert (5.0, Source.DEFAULT, True, 0) == (
-                explanation.value, explanation.source, explanation.stale, explanation.version,
+                explanation.value,
+                explanation.source,
+                explanation.stale,
+                explanation.version,
             )
         finally:
             await store.close()

@@ -50,7 +50,9 @@ async def apply_batch(batch: list[dict[str, Any]]) -> None:
                 await store.update(patch, reason="property")
             except (PolicyValidationError, UnknownPathError):
                 assert (version, before, history_length) == (
-                    store.get("version"), stored_values(store.snapshot()), len(await store.history(limit=100)),
+                    store.get("version"),
+                    stored_values(store.snapshot()),
+                    len(await store.history(limit=100)),
                 )
                 assert snap is store.snapshot()
             else:

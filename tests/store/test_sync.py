@@ -88,3 +88,39 @@ class TestSyncFacadeBehaviour:
         store = SyncPolicyStore.open(f"sqlite:///{tmp_path}/p.db")
         store.close()
         store.close()
+
+    def test_sync_watch_hears_changes_made_before_first_next(self, sync_store: SyncPolicyStore) -> None:
+        """watch() listens from the call, not from the first next()."""
+        events = sync_store.watch()
+        sync_store.update({"modes.NORMAL.max_positions": 20}, reason="fewer")
+        assert 2 == next(events).version
+
+    def test_sync_watch_ends_on_close(self, tmp_path: Path) -> None:
+        """A thread iterating watch() finishes when the facade closes."""
+        store = SyncPolicyStore.open(f"sqlite:///{tmp_path}/p.db")
+        seen: list[int] = []
+        events = store.watch()
+        follower = threading.Thread(target=lambda: seen.extend(e.version for e in events))
+        follower.start()
+        store.update({"modes.NORMAL.max_positions": 20}, reason="fewer")
+        store.close()
+        follower.join(timeout=10)
+        assert not follower.is_alive()
+        assert [2] == seen
+
+    def test_blocking_call_from_subscriber_refused_not_hung(self, sync_store: SyncPolicyStore) -> None:
+        """A subscriber runs on the store's thread: a blocking call there raises instead of hanging."""
+        failures: list[BaseException] = []
+        done = threading.Event()
+
+        def react(_event: PolicyChanged) -> None:
+            try:
+                sync_store.get_policy()
+            except RuntimeError as exc:
+                failures.append(exc)
+            done.set()
+
+        sync_store.subscribe(react)
+        sync_store.update({"modes.NORMAL.max_positions": 20}, reason="fewer")
+        assert done.wait(10)
+        assert "subscriber" in str(failures[0])

@@ -83,8 +83,7 @@ class RedisServer:
         if self.running:
             return
         self._log = (self.dir / "redis.log").open("ab")
-        command = [self.executable, str(CONFIG), "--port", str(self.port), "--dir", str(self.dir),
-                   "--daemonize", "no"]
+        command = [self.executable, str(CONFIG), "--port", str(self.port), "--dir", str(self.dir), "--daemonize", "no"]
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -43,8 +43,9 @@ async def use_async(url: str) -> float:
     operator = Actor("desk", Role.OPERATOR)
     try:
         new: Policy = await store.switch_mode(RiskMode.DEFENSIVE, reason="volatility", actor=operator)
-        await store.update({"modes.NORMAL.max_leverage": 4.0}, updated_by="ann", reason="tune",
-                           expected_version=new.version)
+        await store.update(
+            {"modes.NORMAL.max_leverage": 4.0}, updated_by="ann", reason="tune", expected_version=new.version
+        )
     except VersionConflictError as conflict:
         current: int = conflict.current_version
         del current

@@ -9,11 +9,25 @@ loads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "Published"]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A new version as its commit announced it, document and history entry included.
+
+    A listener holding the version just before can install it without reading
+    the store back; it still validates the document, as after any load.
+    """
+
+    version: int
+    document: dict[str, Any]
+    entry: HistoryEntry
 
 
 @runtime_checkable
@@ -55,10 +69,12 @@ class Backend(Protocol):
     async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
         """Return the entries with ``after < version <= upto``, oldest first."""
 
-    def notifications(self) -> AsyncIterator[int]:
-        """Yield a version each time the store may hold a newer one (0: unknown, check).
+    def notifications(self) -> AsyncIterator[int | Published]:
+        """Yield a hint each time the store may hold a newer version.
 
-        After a reconnect the iterator yields 0 so the listener re-reads.
+        A hint is a version number (0: unknown, check), or the :class:`Published`
+        version itself when the back end's notifications carry it. After a
+        reconnect the iterator yields 0 so the listener re-reads.
         """
 
     async def aux_get(self, table: str) -> dict[str, str]:

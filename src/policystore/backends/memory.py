@@ -11,6 +11,7 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
+from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
 
@@ -24,7 +25,7 @@ class _Shared:
         self.documents: list[dict[str, Any]] = []
         self.entries: list[HistoryEntry] = []
         self.aux: dict[str, dict[str, str]] = {}
-        self.listeners: set[asyncio.Queue[int]] = set()
+        self.listeners: set[asyncio.Queue[int | Published]] = set()
         self.available = True
 
 
@@ -38,7 +39,7 @@ class MemoryBackend:
         self.url = f"memory://{name}"
         self._shared = _NAMED.setdefault(name, _Shared()) if name else _Shared()
         self._closed = False
-        self._own: set[asyncio.Queue[int]] = set()
+        self._own: set[asyncio.Queue[int | Published]] = set()
 
     def set_available(self, available: bool) -> None:
         """Simulate an outage (False) or recovery (True) of this store."""
@@ -85,7 +86,7 @@ class MemoryBackend:
         shared.documents.append(copy.deepcopy(document))
         shared.entries.append(entry)
         for queue in shared.listeners:
-            queue.put_nowait(current + 1)
+            queue.put_nowait(Published(current + 1, copy.deepcopy(document), entry))
 
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before``, newest first."""
@@ -97,20 +98,20 @@ class MemoryBackend:
         """Return entries with ``after < version <= upto``, oldest first."""
         return list(self._check().entries[max(after, 0) : max(upto, 0)])
 
-    async def notifications(self) -> AsyncIterator[int]:
+    async def notifications(self) -> AsyncIterator[int | Published]:
         """Yield 0 once at start (check now), then each committed version until :meth:`close`."""
         # A plain queue read, no helper tasks: nothing is left pending when the loop stops.
-        queue: asyncio.Queue[int] = asyncio.Queue()
+        queue: asyncio.Queue[int | Published] = asyncio.Queue()
         self._shared.listeners.add(queue)
         self._own.add(queue)
         try:
             # A commit made before this iterator started was heard by no one: tell the listener to check.
             yield 0
             while not self._closed:
-                version = await queue.get()
-                if version < 0:  # close() was called
+                hint = await queue.get()
+                if hint == -1:  # close() was called
                     return
-                yield version
+                yield hint
         finally:
             self._shared.listeners.discard(queue)
             self._own.discard(queue)

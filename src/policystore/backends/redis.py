@@ -16,9 +16,13 @@ master's. ``namespace`` (default ``default``) prefixes every key with
 
 A write is one Lua script: it checks the version (compare-and-set), stores the
 document, the document by version, the history entry and the new version, and
-publishes ``{"version": N}`` on the namespace's channel, all in one atomic step,
+publishes the new version (number, document and entry) on the namespace's channel,
+all in one atomic step,
 so no reader can see a version without its history or miss its notice except by
 losing the connection (after which :meth:`RedisBackend.notifications` yields 0).
+A commit whose reply is lost is re-sent once and recognised by its write id
+(see :mod:`policystore.backends._redis_layout`); if no reply comes at all the
+commit raises StoreUnavailableError saying the version may have been written.
 """
 
 from __future__ import annotations
@@ -27,20 +31,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import parse_url
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
+from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys
+from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
+from policystore.backends.base import Published
+from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
 from policystore.store.urls import redact
 
@@ -49,121 +49,11 @@ __all__ = ["RedisBackend", "RedisKeys"]
 log = logging.getLogger("policystore.redis")
 T = TypeVar("T")
 
-DEFAULT_NAMESPACE: Final = "default"
-DEFAULT_TIMEOUT: Final = 1.0
-_NAMESPACE_RE: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 # Seconds of silence on the pub/sub connection before it is pinged; a ping
 # unanswered within the timeout means the connection is dead even if TCP has not noticed.
 _KEEPALIVE: Final = 5.0
-
-# KEYS: version, document, documents, history. ARGV: new version, document, entry, channel, message.
-_COMMIT_LUA: Final = """
-local raw = redis.call('GET', KEYS[1])
-local current = 0
-if raw then
-  current = tonumber(raw)
-  if not current then return redis.error_reply('policystore: the version key holds no integer') end
-end
-local new = tonumber(ARGV[1])
-if current ~= new - 1 then return {0, current} end
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return {1, new}
-"""
-
-
-def _invalid(message: str) -> PolicyValidationError:
-    return PolicyValidationError([FieldError("store", message)])
-
-
-@dataclass(frozen=True, slots=True)
-class RedisKeys:
-    """The Redis keys and channel of one namespace.
-
-    Attributes:
-        prefix: ``policystore:NAMESPACE:``, the start of every key.
-        version: the newest version (an integer string).
-        document: the newest document (JSON).
-        documents: a hash of version -> document JSON, for rollback and diff.
-        history: a hash of version -> history entry JSON.
-        channel: where each commit publishes ``{"version": N}``.
-    """
-
-    prefix: str
-    version: str
-    document: str
-    documents: str
-    history: str
-    channel: str
-
-    @classmethod
-    def for_namespace(cls, namespace: str) -> RedisKeys:
-        """Return the keys of ``namespace``.
-
-        Raises:
-            PolicyValidationError: the name is empty, too long or has characters
-                other than letters, digits, ``_``, ``.`` and ``-``.
-        """
-        if not _NAMESPACE_RE.match(namespace):
-            raise _invalid(f"namespace {namespace!r} must be 1 to 64 letters, digits, '_', '.' or '-'")
-        p = f"policystore:{namespace}:"
-        return cls(p, p + "version", p + "document", p + "documents", p + "history", p + "changes")
-
-    def aux(self, table: str) -> str:
-        """Return the hash key of auxiliary table ``table``."""
-        return f"{self.prefix}aux:{table}"
-
-
-def _split_options(url: str) -> tuple[str, str, float]:
-    """Remove ``namespace`` and ``timeout`` from ``url``'s query; return (url, namespace, timeout)."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    namespace = query.pop("namespace", [DEFAULT_NAMESPACE])[-1]
-    raw_timeout = query.pop("timeout", [str(DEFAULT_TIMEOUT)])[-1]
-    try:
-        timeout = float(raw_timeout)
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout <= 60:  # noqa: PLR2004 - a minute is already far beyond any sane bound on one call
-        raise _invalid(f"timeout={raw_timeout!r} in {redact(url)!r} must be a number of seconds above 0, at most 60")
-    return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), namespace, timeout
-
-
-def _client_options(timeout: float) -> dict[str, Any]:
-    # One immediate retry replaces a pooled connection the server closed (after a
-    # restart); no backoff, so a call still fails within the timeout.
-    return {"socket_connect_timeout": timeout, "socket_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
-
-
-def _sentinel_factory(url: str, timeout: float) -> Callable[[], Redis]:
-    """Parse ``redis+sentinel://[:pw@]h:p[,h:p]/service[/db]``; return a factory of master clients."""
-    rest = url.split("://", 1)[1]
-    netloc, _, path = rest.partition("/")
-    password = None
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        password = unquote(userinfo.split(":", 1)[1]) if ":" in userinfo else None
-    hosts: list[tuple[str, int]] = []
-    for item in netloc.split(","):
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise _invalid(f"{redact(url)!r}: Sentinel address {item!r} is not HOST:PORT")
-        hosts.append((host.strip("[]"), int(port)))
-    segments = [s for s in path.split("?", 1)[0].split("/") if s]
-    if not 1 <= len(segments) <= 2 or (len(segments) == 2 and not segments[1].isdigit()):  # noqa: PLR2004
-        raise _invalid(f"{redact(url)!r} is not of the form redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
-    service, db = segments[0], int(segments[1]) if len(segments) == 2 else 0  # noqa: PLR2004
-    options = _client_options(timeout)
-
-    def factory() -> Redis:
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(options), **options)  # type: ignore[no-untyped-call]
-        master: Redis = sentinel.master_for(service, db=db, password=password, **options)
-        return master
-
-    return factory
+#: Seconds one wait for a notice lasts before the listener checks whether it was closed.
+_POLL: Final = 0.25
 
 
 class RedisBackend:
@@ -205,22 +95,8 @@ class RedisBackend:
         Raises:
             PolicyValidationError: the URL, its namespace or its timeout is malformed.
         """
-        plain, namespace, timeout = _split_options(url)
-        if plain.lower().startswith("redis+sentinel://"):
-            factory = _sentinel_factory(plain, timeout)
-        else:
-            try:
-                parse_url(plain)  # parse now, so a malformed URL fails at once, not at first use
-            except (ValueError, TypeError) as exc:
-                raise _invalid(f"{redact(url)!r} is not a valid Redis URL ({exc})") from exc
-            db = urlsplit(plain).path.strip("/")
-            if plain.lower().startswith(("redis://", "rediss://")) and db and not db.isdigit():
-                raise _invalid(f"{redact(url)!r} is not a valid Redis URL (the database {db!r} is not a number)")
-
-            def factory() -> Redis:
-                return Redis.from_url(plain, **_client_options(timeout))
-
-        return cls(factory, url, namespace=namespace, timeout=timeout)
+        target = parse_redis_url(url)
+        return cls(target.factory, url, namespace=target.namespace, timeout=target.timeout)
 
     @classmethod
     def from_client(
@@ -249,7 +125,7 @@ class RedisBackend:
     def _client(self) -> Redis:
         if self._redis is None:
             self._redis = self._factory()
-            self._commit_script = self._redis.register_script(_COMMIT_LUA)
+            self._commit_script = self._redis.register_script(COMMIT_LUA)
         return self._redis
 
     async def _call(self, what: str, operation: Callable[[Redis], Awaitable[T]]) -> T:
@@ -331,8 +207,9 @@ class RedisBackend:
             raw = await self._call(f"reading version {version}", lambda r: r.hget(self.keys.documents, version))
         document = self._decode(raw, "policy document")
         if document is not None and not isinstance(document, dict):
-            raise StoreUnavailableError(self.url, f"the stored policy document is a JSON {type(document).__name__}, "
-                                                  "not an object")
+            raise StoreUnavailableError(
+                self.url, f"the stored policy document is a JSON {type(document).__name__}, not an object"
+            )
         return document
 
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
@@ -340,21 +217,44 @@ class RedisBackend:
 
         Raises:
             VersionConflictError: the store is not at ``document["version"] - 1``.
-            StoreUnavailableError: Redis cannot be reached; nothing was written.
+            StoreUnavailableError: Redis cannot be reached or refused the script. If
+                the connection failed after the call was sent, the version may have
+                been written, and the message says so.
         """
         version = int(document["version"])
         if entry.version != version:
             current = await self.current_version()
             raise VersionConflictError(version - 1, current)
-        args = [version, json.dumps(document, sort_keys=True), json.dumps(entry.to_dict(), sort_keys=True),
-                self.keys.channel, json.dumps({"version": version})]
-        keys = [self.keys.version, self.keys.document, self.keys.documents, self.keys.history]
-        # _call makes the client (and registers the script) before the lambda runs;
-        # register_script's object sends EVALSHA and falls back to loading the script on NOSCRIPT.
-        ok, current = await self._call(f"committing version {version}",
-                                       lambda r: self._commit_script(keys=keys, args=args, client=r))
-        if not int(ok):
-            raise VersionConflictError(version - 1, int(current))
+        outcome = await self._run_commit(CommitCall.build(self.keys, document, entry))
+        if not outcome.committed:
+            raise VersionConflictError(version - 1, outcome.current)
+        if outcome.replayed:
+            log.info(
+                "Version %d reached %s before its reply was lost; the re-sent commit confirmed it.", version, self.url
+            )
+
+    async def _run_commit(self, call: CommitCall) -> CommitOutcome:
+        """Send one commit script; the client re-sends it once if the connection drops."""
+        try:
+            # _call makes the client (and registers the script) before the lambda runs;
+            # register_script's object sends EVALSHA and falls back to loading the script on NOSCRIPT.
+            reply = await self._call(
+                f"committing version {call.version}",
+                lambda r: self._commit_script(keys=call.keys, args=call.args, client=r),
+            )
+        except StoreUnavailableError as exc:
+            if isinstance(exc.__cause__, ResponseError) and str(exc.__cause__).startswith("policystore:"):
+                raise  # the script's own refusal, which comes before its first write
+            # The call may have reached Redis and run before the connection failed, the
+            # time ran out, or a re-send was refused, so neither a conflict nor success
+            # may be reported.
+            reason = f"{exc.reason}; version {call.version} may or may not have been written, so read it back first"
+            raise StoreUnavailableError(self.url, reason) from exc.__cause__
+        try:
+            return CommitOutcome.from_reply(reply)
+        except (TypeError, ValueError) as exc:
+            reason = f"committing version {call.version} got the reply {reply!r}, which is not a commit status"
+            raise StoreUnavailableError(self.url, reason) from exc
 
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before`` (all when None), newest first."""
@@ -379,8 +279,11 @@ class RedisBackend:
         else:
             await self._call(f"writing table {table}", lambda r: r.hset(name, key, value))
 
-    async def notifications(self) -> AsyncIterator[int]:
+    async def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each published version; 0 after every (re)subscribe and on connection loss.
+
+        A notice that carries its document and history entry is yielded as
+        :class:`Published`; one with only a version, as that number.
 
         Never raises for a lost connection: it yields 0 (so the listener checks,
         finds the store unreachable and goes stale), then resubscribes with a
@@ -394,7 +297,7 @@ class RedisBackend:
                 pubsub = self._client.pubsub()
                 try:
                     await self._call("subscribing", lambda _r: pubsub.subscribe(self.keys.channel))  # noqa: B023
-                    async with contextlib.aclosing(self._listen(pubsub, closed)) as hints:
+                    async with contextlib.aclosing(self._listen(pubsub)) as hints:
                         async for hint in hints:
                             pause = 0.05
                             yield hint
@@ -412,39 +315,35 @@ class RedisBackend:
         finally:
             closed.cancel()
 
-    async def _listen(self, pubsub: Any, closed: asyncio.Future[Any]) -> AsyncGenerator[int, None]:
-        """Yield hints from one subscription until ``closed``; raise when the connection is lost."""
+    async def _listen(self, pubsub: Any) -> AsyncGenerator[int | Published, None]:
+        """Yield hints from one subscription until :meth:`close`; raise when the connection is lost.
+
+        Messages are awaited directly, not through a helper task per message:
+        every process on a host wakes for every change, so each loop iteration
+        saved per message is CPU the other processes get back. A close is
+        noticed within :data:`_POLL` seconds.
+        """
         loop = asyncio.get_running_loop()
         heard = loop.time()
         pinged = False
-        getter: asyncio.Future[Any] | None = None
-        try:
-            while not _cancel_requested():
-                getter = asyncio.ensure_future(pubsub.get_message(timeout=1.0))
-                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    return
-                message, getter = getter.result(), None
-                now = loop.time()
-                if message is None:
-                    if now - heard > _KEEPALIVE + self.timeout:
-                        raise StoreUnavailableError(self.url, "the notification connection stopped answering pings")
-                    if now - heard > _KEEPALIVE and not pinged:
-                        await pubsub.ping()
-                        pinged = True
-                    continue
-                heard, pinged = now, False
-                kind = _text(message.get("type"))
-                if kind == "subscribe":
-                    yield 0  # subscribed (first time, or redis-py resubscribed after a reconnect): re-read
-                elif kind == "message":
-                    yield _hint(message.get("data"))
-            raise asyncio.CancelledError
-        finally:
-            # A read still in flight holds the connection: stop it before the caller closes the pub/sub.
-            if getter is not None and not getter.done():
-                getter.cancel()
-                await asyncio.wait({getter}, timeout=self.timeout)
+        while not self._closed.is_set():
+            if _cancel_requested():
+                raise asyncio.CancelledError
+            message = await pubsub.get_message(timeout=_POLL)
+            now = loop.time()
+            if message is None:
+                if now - heard > _KEEPALIVE + self.timeout:
+                    raise StoreUnavailableError(self.url, "the notification connection stopped answering pings")
+                if now - heard > _KEEPALIVE and not pinged:
+                    await pubsub.ping()
+                    pinged = True
+                continue
+            heard, pinged = now, False
+            kind = _text(message.get("type"))
+            if kind == "subscribe":
+                yield 0  # subscribed (first time, or redis-py resubscribed after a reconnect): re-read
+            elif kind == "message":
+                yield _hint(message.get("data"))
 
 
 def _cancel_requested() -> bool:
@@ -458,10 +357,19 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _hint(data: Any) -> int:
-    """Return the version a change message announces, or 0 (check) when it is malformed."""
+def _hint(data: Any) -> int | Published:
+    """Return what a change message announces: the version with its content, its number, or 0 (check)."""
     try:
-        version = json.loads(data)["version"]
+        notice = json.loads(data)
+        version = notice["version"]
     except (ValueError, TypeError, KeyError):
         return 0
-    return version if isinstance(version, int) and not isinstance(version, bool) and version > 0 else 0
+    if not (isinstance(version, int) and not isinstance(version, bool) and version > 0):
+        return 0
+    document, entry = notice.get("document"), notice.get("entry")
+    if isinstance(document, dict) and isinstance(entry, dict):
+        try:
+            return Published(version, document, HistoryEntry.from_dict(entry))
+        except (ValueError, TypeError, KeyError):
+            return version  # the content is unusable; the listener reads the version back
+    return version

@@ -76,8 +76,9 @@ class SQLiteBackend:
         def open_db() -> None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
@@ -128,28 +129,37 @@ class SQLiteBackend:
                 current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions").fetchone()[0]
                 if current != version - 1 or entry.version != version:
                     raise VersionConflictError(version - 1, int(current))  # noqa: TRY301 - the rollback below must run
-                conn.execute("INSERT INTO policy_versions (version, document, entry) VALUES (?, ?, ?)",
-                             (version, doc_text, entry_text))
+                conn.execute(
+                    "INSERT INTO policy_versions (version, document, entry) VALUES (?, ?, ?)",
+                    (version, doc_text, entry_text),
+                )
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT (disk full, I/O error) can leave the transaction
+                # open; end it, or every later write on this connection would fail.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
         await self._run(write)
 
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before``, newest first."""
         bound = before if before is not None else 2**62
-        rows = await self._run(lambda c: c.execute(
-            "SELECT entry FROM policy_versions WHERE version < ? ORDER BY version DESC LIMIT ?", (bound, limit)
-        ).fetchall())
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT entry FROM policy_versions WHERE version < ? ORDER BY version DESC LIMIT ?", (bound, limit)
+            ).fetchall()
+        )
         return [HistoryEntry.from_dict(_decode(r[0], self.url)) for r in rows]
 
     async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
         """Return entries with ``after < version <= upto``, oldest first."""
-        rows = await self._run(lambda c: c.execute(
-            "SELECT entry FROM policy_versions WHERE version > ? AND version <= ? ORDER BY version", (after, upto)
-        ).fetchall())
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT entry FROM policy_versions WHERE version > ? AND version <= ? ORDER BY version", (after, upto)
+            ).fetchall()
+        )
         return [HistoryEntry.from_dict(_decode(r[0], self.url)) for r in rows]
 
     async def notifications(self) -> AsyncIterator[int]:
@@ -177,9 +187,13 @@ class SQLiteBackend:
         if value is None:
             await self._run(lambda c: c.execute("DELETE FROM aux WHERE tbl = ? AND key = ?", (table, key)))
         else:
-            await self._run(lambda c: c.execute(
-                "INSERT INTO aux (tbl, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value", (table, key, value)))
+            await self._run(
+                lambda c: c.execute(
+                    "INSERT INTO aux (tbl, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+                    (table, key, value),
+                )
+            )
 
 
 def _decode(text: str, url: str) -> Any:

@@ -26,8 +26,9 @@ _FORMATS = ("yaml", "json")
 
 
 @click.command(short_help="List changes, newest first.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
-              help="Show at most N entries.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Show at most N entries."
+)
 @pass_cli
 def history(obj: CliContext, *, limit: int) -> None:
     """List the newest changes first: version, when, who, why and what changed."""
@@ -111,7 +112,10 @@ def _format(file: str, chosen: str | None, *, as_json: bool) -> str:
 
 
 _format_option = click.option(
-    "--format", "fmt", type=click.Choice(_FORMATS), default=None,
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default=None,
     help="File format; by default from the extension (.json, .yaml/.yml).",
 )
 
@@ -132,12 +136,33 @@ def export(obj: CliContext, *, file: str, fmt: str | None) -> None:
     if file == "-":
         click.echo(text, nl=False)
         return
-    Path(file).write_text(text, encoding="utf-8")
+    try:
+        Path(file).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        # A path that cannot be written is a bad argument, as click's own file checks treat one (exit 2).
+        raise click.UsageError(f"Cannot write {file}: {_os_reason(exc)}.") from exc
     click.echo(f"Exported version {document['version']} to {file}.", err=obj.json)
 
 
+def _os_reason(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _read_text(file: str) -> str:
+    try:
+        return sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        # Same class of mistake as a missing file, which click already refuses with exit 2.
+        raise click.UsageError(f"Cannot read {file}: {_os_reason(exc)}.") from exc
+    except UnicodeDecodeError as exc:
+        # The file is there but its content is no policy document: an invalid value (exit 3),
+        # like a file that is not valid YAML or JSON.
+        msg = f"{file} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        raise PolicyValidationError([FieldError("file", msg)]) from exc
+
+
 def _read_document(file: str, kind: str) -> dict[str, Any]:
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    text = _read_text(file)
     try:
         data = json.loads(text) if kind == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -159,8 +184,9 @@ def import_(obj: CliContext, *, file: str, fmt: str | None, by: str, reason: str
     document = _read_document(file, _format(file, fmt, as_json=False))
 
     async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.replace_policy(document, reason=reason, expected_version=expect_version,
-                                            actor=obj.actor(by))
+        policy = await store.replace_policy(
+            document, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+        )
         return policy.document()
 
     written = obj.run(action, live=True)

@@ -178,14 +178,23 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
     def decorate(func: F) -> F:
         if expect_version:
             func = click.option(
-                "--expect-version", type=click.IntRange(min=1), default=None, metavar="N",
+                "--expect-version",
+                type=click.IntRange(min=1),
+                default=None,
+                metavar="N",
                 help="Write only if the store is at version N (else exit 4).",
             )(func)
         func = click.option(
-            "--reason", required=reason_required, metavar="TEXT", help="Why the policy changes (recorded in history).",
+            "--reason",
+            required=reason_required,
+            metavar="TEXT",
+            help="Why the policy changes (recorded in history).",
         )(func)
         return click.option(
-            "--by", default=default_author, show_default="local:$USER", metavar="NAME",
+            "--by",
+            default=default_author,
+            show_default="local:$USER",
+            metavar="NAME",
             help="Author recorded in history.",
         )(func)
 
@@ -263,6 +272,9 @@ def _unavailable(name: str, target: str, short_help: str, exc: Exception) -> cli
         raise click.ClickException(message)
 
     return click.Command(
-        name, callback=fail, help=f"{short_help}\n\nNot available: {module_name} cannot be imported.",
-        short_help=short_help, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        name,
+        callback=fail,
+        help=f"{short_help}\n\nNot available: {module_name} cannot be imported.",
+        short_help=short_help,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )

@@ -43,12 +43,20 @@ pass_cli = click.make_pass_decorator(CliContext)
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "--store", "url", envvar="POLICYSTORE_URL", default=DEFAULT_URL, show_default=True, metavar="URL",
+    "--store",
+    "url",
+    envvar="POLICYSTORE_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    metavar="URL",
     help="Store URL: sqlite:///PATH, redis://HOST:PORT/DB or memory:// (env POLICYSTORE_URL).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
-    "--role", type=click.Choice([r.value for r in Role]), default=Role.ADMIN.value, show_default=True,
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.ADMIN.value,
+    show_default=True,
     help="Role writes are made with; file access to a store is admin access.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Also print the store's log messages on stderr.")
@@ -170,7 +178,8 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
 
 
 @cli.command(
-    name="set", short_help="Set PATH to VALUE (validated first).",
+    name="set",
+    short_help="Set PATH to VALUE (validated first).",
     # so that a negative VALUE such as -1 is a value, not an unknown option
     context_settings={"ignore_unknown_options": True},
 )
@@ -187,8 +196,7 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
         raise PolicyValidationError([FieldError(path, f"the value {value!r} is not valid YAML ({problem})")]) from exc
 
     async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.update({path: parsed}, reason=reason, expected_version=expect_version,
-                                    actor=obj.actor(by))
+        policy = await store.update({path: parsed}, reason=reason, expected_version=expect_version, actor=obj.actor(by))
         return policy.document()
 
     document = obj.run(action, live=True)
@@ -204,8 +212,9 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
     active = state == "on"
 
     async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.set_emergency_mode(active, reason=reason, expected_version=expect_version,
-                                                actor=obj.actor(by))
+        policy = await store.set_emergency_mode(
+            active, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+        )
         return policy.document()
 
     document = obj.run(action, live=True)
@@ -217,8 +226,9 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
 @click.option("--add", is_flag=True, help="Add preset NAME to the policy as a mode of that name.")
 @write_options(expect_version=True, reason_required=False)
 @pass_cli
-def presets(obj: CliContext, *, name: str | None, add: bool, by: str, reason: str | None,
-            expect_version: int | None) -> None:
+def presets(
+    obj: CliContext, *, name: str | None, add: bool, by: str, reason: str | None, expect_version: int | None
+) -> None:
     """List the ready-made modes with the reasoning behind their values; --add one to the policy."""
     chosen = [name] if name else sorted(PRESETS)
     if not add:
@@ -231,13 +241,13 @@ def presets(obj: CliContext, *, name: str | None, add: bool, by: str, reason: st
     values = dataclasses.asdict(PRESETS[name][0])
 
     async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.update({f"modes.{name}": values}, reason=reason, expected_version=expect_version,
-                                    actor=obj.actor(by))
+        policy = await store.update(
+            {f"modes.{name}": values}, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+        )
         return policy.document()
 
     document = obj.run(action, live=True)
-    obj.emit(f"Added mode {name} (version {document['version']}); switch with 'policystore mode {name}'.",
-             document)
+    obj.emit(f"Added mode {name} (version {document['version']}); switch with 'policystore mode {name}'.", document)
 
 
 def _require_reason(reason: str | None, action: str) -> str:

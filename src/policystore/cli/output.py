@@ -163,14 +163,16 @@ def render_explanation(explanation: Explanation) -> str:
     Returns:
         The text.
     """
-    return _key_values([
-        ("path", explanation.path),
-        ("value", explanation.value),
-        ("source", explanation.source.value),
-        ("version", explanation.version),
-        ("stale", explanation.stale),
-        ("detail", explanation.detail or "-"),
-    ])
+    return _key_values(
+        [
+            ("path", explanation.path),
+            ("value", explanation.value),
+            ("source", explanation.source.value),
+            ("version", explanation.version),
+            ("stale", explanation.stale),
+            ("detail", explanation.detail or "-"),
+        ]
+    )
 
 
 def render_history(entries: Sequence[HistoryEntry]) -> str:

@@ -1,8 +1,9 @@
 """``policystore serve`` and ``policystore token create|list|revoke``.
 
 Loaded only when used (the web stack is heavy). The store URL comes from the
-global ``--store`` option (``ctx.obj``); run on their own, the commands take
-``--store`` themselves (default ``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``).
+command's own ``--store`` if given, else from the global ``--store`` option
+(``ctx.obj``); run outside the ``policystore`` group, from ``$POLICYSTORE_URL``
+or ``sqlite:///./policystore.db``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -21,18 +23,30 @@ from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
-__all__ = ["serve", "serve_store", "token"]
+__all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
 
 T = TypeVar("T")
 
+#: Largest stream message accepted from a client. Clients only ever send their token,
+#: so this is generous; uvicorn's default (16 MiB) would let one client pin that much memory.
+WS_MAX_SIZE: Final = 64 * 1024
+
 _store_option = click.option(
-    "--store", "store_url", default=None, metavar="URL",
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
     help="Store URL when not given globally (env POLICYSTORE_URL; default sqlite:///./policystore.db).",
 )
 
 
 def _url(ctx: click.Context, own: str | None) -> str:
-    """The global --store wins; then this command's --store; then the environment; then the default."""
+    """This command's --store wins; then the global --store; then the environment; then the default.
+
+    Inside the ``policystore`` group the global option always has a value (it reads
+    ``$POLICYSTORE_URL`` and has the default itself), so the last two steps serve a
+    command run on its own.
+    """
     global_url = getattr(ctx.find_root().obj, "url", None)
     if own:
         return own
@@ -63,6 +77,44 @@ def _run(url: str, action: Callable[[PolicyStore], Awaitable[T]]) -> T:
         raise click.ClickException(" ".join(str(exc).split())) from exc
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Return a TCP socket bound to ``host:port``, ready for uvicorn to listen on.
+
+    Binding here, before the store is opened and uvicorn starts, turns a busy
+    port into one sentence and a usage error instead of uvicorn's log lines.
+
+    Args:
+        host: the address (or name) to listen on.
+        port: the port; 0 picks a free one.
+
+    Returns:
+        The bound socket.
+
+    Raises:
+        click.UsageError: the address cannot be resolved or bound (exit 2).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        raise click.UsageError(f"Cannot listen on {host}:{port}: {_reason(exc)}.") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        # Lets a restarted server take over a port still in TIME_WAIT; a live listener still refuses.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise click.UsageError(f"Cannot listen on {host}:{port}: {_reason(exc)}.") from exc
+    return sock
+
+
+def _reason(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split()).rstrip(".").lower() or type(exc).__name__
+
+
 async def serve_store(
     url: str,
     host: str,
@@ -72,6 +124,7 @@ async def serve_store(
     heartbeat: float = 15.0,
     log_level: str = "info",
     on_ready: Callable[[PolicyStore], Awaitable[None]] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Open the store at ``url`` and serve it over HTTP until interrupted.
 
@@ -83,45 +136,85 @@ async def serve_store(
         heartbeat: seconds between stream heartbeats.
         log_level: uvicorn's log level.
         on_ready: called with the open store before serving (e.g. to print a first token).
+        sock: a socket already bound by :func:`bind_socket` (default: bind ``host:port`` now).
+            It is closed when serving ends.
+
+    Raises:
+        click.UsageError: ``host:port`` cannot be bound.
     """
     import uvicorn
 
     from policystore.server.app import create_app
 
-    store = await PolicyStore.open(url)
+    listening = sock if sock is not None else bind_socket(host, port)
     try:
-        if on_ready is not None:
-            await on_ready(store)
-        app = create_app(store, cors_origins=cors_origins, heartbeat=heartbeat)
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="websockets-sansio",
-                                server_header=False, proxy_headers=False)
-        await uvicorn.Server(config).serve()
+        store = await PolicyStore.open(url)
+        try:
+            if on_ready is not None:
+                await on_ready(store)
+            app = create_app(store, cors_origins=cors_origins, heartbeat=heartbeat)
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level=log_level,
+                ws="websockets-sansio",
+                ws_max_size=WS_MAX_SIZE,
+                server_header=False,
+                proxy_headers=False,
+            )
+            await uvicorn.Server(config).serve(sockets=[listening])
+        finally:
+            await store.close()
     finally:
-        await store.close()
+        listening.close()
 
 
 @click.command()
-@click.option("--host", default=lambda: os.environ.get("POLICYSTORE_HOST", "127.0.0.1"), show_default="127.0.0.1",
-              help="Address to listen on (env POLICYSTORE_HOST).")
-@click.option("--port", type=click.IntRange(0, 65535), default=lambda: int(os.environ.get("POLICYSTORE_PORT", "8080")),
-              show_default="8080", help="Port to listen on (env POLICYSTORE_PORT).")
-@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
-              help="Allow browser calls from ORIGIN (repeatable); none by default.")
-@click.option("--heartbeat", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
-              help="Seconds between heartbeats on the change stream.")
+@click.option(
+    "--host",
+    default=lambda: os.environ.get("POLICYSTORE_HOST", "127.0.0.1"),
+    show_default="127.0.0.1",
+    help="Address to listen on (env POLICYSTORE_HOST).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=lambda: int(os.environ.get("POLICYSTORE_PORT", "8080")),
+    show_default="8080",
+    help="Port to listen on (env POLICYSTORE_PORT).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Allow browser calls from ORIGIN (repeatable); none by default.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds between heartbeats on the change stream; each one also re-checks the client's token.",
+)
 @_store_option
 @click.pass_context
-def serve(ctx: click.Context, *, host: str, port: int, cors_origins: tuple[str, ...], heartbeat: float,
-          store_url: str | None) -> None:
+def serve(
+    ctx: click.Context, *, host: str, port: int, cors_origins: tuple[str, ...], heartbeat: float, store_url: str | None
+) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
     The dashboard is at http://HOST:PORT/ and asks for a token
     (make one with 'policystore token create --role admin --name NAME').
     """
     url = _url(ctx, store_url)
-    click.echo(f"Serving {url} on http://{host}:{port}/ (dashboard at /, API under /v1).", err=True)
+    sock = bind_socket(host, port)
+    bound = sock.getsockname()[1]  # the real port, when 0 asked for a free one
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving {url} on http://{shown}:{bound}/ (dashboard at /, API under /v1).", err=True)
     with contextlib.suppress(KeyboardInterrupt):  # an interactive stop is a normal end
-        asyncio.run(serve_store(url, host, port, cors_origins=cors_origins, heartbeat=heartbeat))
+        asyncio.run(serve_store(url, host, bound, cors_origins=cors_origins, heartbeat=heartbeat, sock=sock))
 
 
 @click.group()
@@ -130,8 +223,12 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True,
-              help="viewer reads; operator lowers risk and turns the kill switch on; admin does all.")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    required=True,
+    help="viewer reads; operator lowers risk and turns the kill switch on; admin does all.",
+)
 @click.option("--name", required=True, help="Who the token is for; the author of its changes in history.")
 @_store_option
 @click.pass_context

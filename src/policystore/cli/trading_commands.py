@@ -46,14 +46,21 @@ def _fail(message: str) -> None:
 def _decision_line(record: dict[str, Any]) -> str:
     outcome = "accepted" if record.get("accepted") else "refused "
     size = f"qty {record['quantity']:.6g}" if "quantity" in record else ""
-    return (f"{record.get('time', '?'):<25} v{record.get('policy_version', '?'):<4} {record.get('mode', ''):<24} "
-            f"{record.get('symbol', '?'):<8} {record.get('strategy', '?'):<12} {record.get('side', '?'):<4} "
-            f"{outcome} {record.get('reason', '?'):<16} {size}").rstrip()
+    return (
+        f"{record.get('time', '?'):<25} v{record.get('policy_version', '?'):<4} {record.get('mode', ''):<24} "
+        f"{record.get('symbol', '?'):<8} {record.get('strategy', '?'):<12} {record.get('side', '?'):<4} "
+        f"{outcome} {record.get('reason', '?'):<16} {size}"
+    ).rstrip()
 
 
 @click.command()
-@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"Decision log (JSON Lines); default $POLICYSTORE_DECISION_LOG or ./{DEFAULT_LOG}.")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Decision log (JSON Lines); default $POLICYSTORE_DECISION_LOG or ./{DEFAULT_LOG}.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show the newest N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def decisions(log_path: Path | None, limit: int, as_json: bool) -> None:
@@ -81,13 +88,15 @@ def _render(results: list[ModeResult]) -> str:
     lines = [f"{'mode':<26}{'signals':>8}{'accepted':>9}{'trades':>7}{'PnL':>10}{'max DD':>8}  refused"]
     for r in results:
         refused = ", ".join(f"{reason} {count}" for reason, count in r.refused.items()) or "none"
-        lines.append(f"{r.mode:<26}{r.signals:>8}{r.accepted:>9}{r.trades:>7}{r.pnl:>+10.2f}"
-                     f"{r.max_drawdown:>8.1%}  {refused}")
+        lines.append(
+            f"{r.mode:<26}{r.signals:>8}{r.accepted:>9}{r.trades:>7}{r.pnl:>+10.2f}{r.max_drawdown:>8.1%}  {refused}"
+        )
     return "\n".join(lines)
 
 
-def _inputs(signals_csv: Path | None, prices_csv: Path | None, *, sample: bool, modes: tuple[str, ...],
-            compare_modes: bool) -> tuple[Path, Path, list[str]]:
+def _inputs(
+    signals_csv: Path | None, prices_csv: Path | None, *, sample: bool, modes: tuple[str, ...], compare_modes: bool
+) -> tuple[Path, Path, list[str]]:
     if sample:
         signals_csv, prices_csv = sample_paths()
     if signals_csv is None or prices_csv is None:
@@ -100,25 +109,57 @@ def _inputs(signals_csv: Path | None, prices_csv: Path | None, *, sample: bool, 
 
 @click.command()
 @click.argument("signals_csv", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--prices", "prices_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Prices CSV (time,symbol,price).")
+@click.option(
+    "--prices",
+    "prices_csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Prices CSV (time,symbol,price).",
+)
 @click.option("--sample", is_flag=True, help="Use the sample signals and prices that ship with policystore.")
-@click.option("--mode", "modes", multiple=True, metavar="MODE",
-              help="A mode or preset to replay under (repeatable); default NORMAL.")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    metavar="MODE",
+    help="A mode or preset to replay under (repeatable); default NORMAL.",
+)
 @click.option("--compare-modes", is_flag=True, help=f"Replay under every built-in mode ({', '.join(COMPARE_MODES)}).")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Draw the equity curves, one line per mode, into this PNG (needs matplotlib).")
-@click.option("--equity", type=click.FloatRange(min=0, min_open=True), default=1_000.0, show_default=True,
-              help="Starting equity of the paper account.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Draw the equity curves, one line per mode, into this PNG (needs matplotlib).",
+)
+@click.option(
+    "--equity",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1_000.0,
+    show_default=True,
+    help="Starting equity of the paper account.",
+)
 @click.option("--fee-bps", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Fee per fill.")
 @click.option("--slippage-bps", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Slippage per fill.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sizer's learner.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also append every decision to this JSON Lines log (see 'policystore decisions').")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also append every decision to this JSON Lines log (see 'policystore decisions').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def replay(  # noqa: PLR0917 - click passes one argument per option
-    signals_csv: Path | None, prices_csv: Path | None, sample: bool, modes: tuple[str, ...], compare_modes: bool,
-    plot: Path | None, equity: float, fee_bps: float, slippage_bps: float, seed: int, log_path: Path | None,
+    signals_csv: Path | None,
+    prices_csv: Path | None,
+    sample: bool,
+    modes: tuple[str, ...],
+    compare_modes: bool,
+    plot: Path | None,
+    equity: float,
+    fee_bps: float,
+    slippage_bps: float,
+    seed: int,
+    log_path: Path | None,
     as_json: bool,
 ) -> None:
     """Replay SIGNALS_CSV and --prices through the sizer, executor and a paper broker, per risk mode.
@@ -131,12 +172,14 @@ def replay(  # noqa: PLR0917 - click passes one argument per option
       policystore replay --sample --compare-modes --plot replay.png
       policystore replay signals.csv --prices prices.csv --mode DEFENSIVE --json
     """  # noqa: D301 - click reads \b as "keep these lines as written"
-    signals_csv, prices_csv, chosen = _inputs(signals_csv, prices_csv, sample=sample, modes=modes,
-                                              compare_modes=compare_modes)
+    signals_csv, prices_csv, chosen = _inputs(
+        signals_csv, prices_csv, sample=sample, modes=modes, compare_modes=compare_modes
+    )
     try:
         signals, prices = load_signals(signals_csv), load_prices(prices_csv)
-        results = asyncio.run(replay_modes(chosen, signals, prices, equity=equity, fee_bps=fee_bps,
-                                           slippage_bps=slippage_bps, seed=seed))
+        results = asyncio.run(
+            replay_modes(chosen, signals, prices, equity=equity, fee_bps=fee_bps, slippage_bps=slippage_bps, seed=seed)
+        )
     except ValueError as exc:
         _fail(f"Cannot replay: {exc}.")
         return

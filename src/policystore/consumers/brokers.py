@@ -10,6 +10,7 @@ date; the day's loss is measured against the equity at that moment.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -119,7 +120,11 @@ class Broker(Protocol):
         """Return how many positions are open."""
 
     def daily_loss_fraction(self) -> float:
-        """Return the day's loss as a fraction of the day's starting equity (0 when up)."""
+        """Return the day's loss as a fraction of the day's starting equity (0 when up).
+
+        NaN when the loss cannot be measured; an executor treats any non-finite
+        figure as the limit reached.
+        """
 
     def on_close(self, callback: Callable[[ClosedTrade], None]) -> None:
         """Call ``callback`` with every round trip the broker closes."""
@@ -128,8 +133,19 @@ class Broker(Protocol):
 class _Open:
     """A position while it is open (mutable inside the broker only)."""
 
-    __slots__ = ("entry_fee", "entry_price", "mark", "opened_at", "quantity", "side", "sign", "stop", "strategy",
-                 "symbol", "target")
+    __slots__ = (
+        "entry_fee",
+        "entry_price",
+        "mark",
+        "opened_at",
+        "quantity",
+        "side",
+        "sign",
+        "stop",
+        "strategy",
+        "symbol",
+        "target",
+    )
 
     def __init__(self, order: Order, price: float, fee: float) -> None:
         self.symbol = order.symbol
@@ -196,8 +212,9 @@ class PaperBroker:
         p = self._positions.get(symbol)
         if p is None:
             return None
-        return Position(p.symbol, p.side, p.quantity, p.entry_price, p.entry_fee, p.opened_at, p.strategy, p.stop,
-                        p.target, p.mark)
+        return Position(
+            p.symbol, p.side, p.quantity, p.entry_price, p.entry_fee, p.opened_at, p.strategy, p.stop, p.target, p.mark
+        )
 
     def positions(self) -> list[Position]:
         """Return every open position, by symbol."""
@@ -208,8 +225,18 @@ class PaperBroker:
         return len(self._positions)
 
     def daily_loss_fraction(self) -> float:
-        """Return the day's loss as a fraction of the day's starting equity (0 when up)."""
-        return max(0.0, (self.day_start_equity - self.equity) / self.day_start_equity)
+        """Return the day's loss as a fraction of the day's starting equity (0 when up).
+
+        NaN when it cannot be measured: a non-finite equity, or a day that started
+        with no positive equity.
+        """
+        start = self.day_start_equity
+        if not start > 0:
+            return math.nan  # no base to measure against; also avoids dividing by zero
+        loss = (start - self.equity) / start
+        # Not max(0.0, loss): max() drops a NaN that is not its first argument, reporting a
+        # broken account as "no loss" and letting the drawdown breaker pass it.
+        return 0.0 if loss < 0 else loss
 
     def on_close(self, callback: Callable[[ClosedTrade], None]) -> None:
         """Call ``callback`` with every round trip closed from now on."""
@@ -235,11 +262,14 @@ class PaperBroker:
             The fill.
 
         Raises:
-            ValueError: a non-positive quantity or price, a second position in one
-                symbol, or ``reduce_only`` with nothing to reduce.
+            ValueError: a quantity or price that is not positive and finite, a second
+                position in one symbol, or ``reduce_only`` with nothing to reduce.
         """
-        if not order.quantity > 0 or not order.price > 0:
-            raise ValueError(f"order quantity and price must be positive (got {order.quantity}, {order.price})")
+        # An infinite price or quantity would turn the account's equity into inf or NaN.
+        if not 0 < order.quantity < math.inf or not 0 < order.price < math.inf:
+            raise ValueError(
+                f"order quantity and price must be positive finite numbers (got {order.quantity}, {order.price})"
+            )
         self._roll_day(order.time)
         held = self._positions.get(order.symbol)
         if held is not None and held.side != order.side:
@@ -267,10 +297,10 @@ class PaperBroker:
             The closing fill, if the mark closed the position.
 
         Raises:
-            ValueError: a non-positive price.
+            ValueError: a price that is not positive and finite.
         """
-        if not price > 0:
-            raise ValueError(f"price must be positive (got {price!r})")
+        if not 0 < price < math.inf:
+            raise ValueError(f"price must be a positive finite number (got {price!r})")
         self._roll_day(time)
         p = self._positions.get(symbol)
         if p is None:
@@ -296,8 +326,9 @@ class PaperBroker:
         side: Side = "sell" if p.side == "buy" else "buy"
         fill = Fill(p.symbol, side, p.quantity, exit_price, fee, time, "close", reason, pnl)
         self.fills.append(fill)
-        trade = ClosedTrade(p.symbol, p.side, p.quantity, p.entry_price, exit_price, p.opened_at, time, p.strategy,
-                            reason, pnl)
+        trade = ClosedTrade(
+            p.symbol, p.side, p.quantity, p.entry_price, exit_price, p.opened_at, time, p.strategy, reason, pnl
+        )
         self.closed.append(trade)
         for listener in list(self._listeners):
             try:

@@ -5,33 +5,43 @@ Every signal is decided from ONE snapshot of the policy, in this order:
 1. an opposite signal for a held position closes it (always allowed: it lowers risk);
 2. ``kill_switch``: the kill switch is on;
 3. ``store_unavailable``: the store cannot be reached and its stale rule forbids new trades;
-4. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``; the
-   executor also turns the kill switch on through the store (author ``executor``);
+4. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``, or the
+   broker's loss or equity figure is unusable (NaN, infinite, equity not
+   positive): a loss that cannot be measured counts as reached. The executor
+   also turns the kill switch on through the store (author ``executor``);
 5. ``unknown_strategy``: the policy has no such strategy;
 6. ``position_open``: a position in the symbol is already open (no pyramiding);
 7. ``low_confidence``: below the strategy's effective ``min_confidence``;
 8. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
 9. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
-10. ``zero_size``: the caps leave no room for a position.
+10. ``zero_size``: the caps leave no room for a position;
+11. ``broker_rejected``: the broker's submit raised (the order, its sizing and
+    the error are recorded; no position is counted as opened). A failed close
+    is refused with this reason too.
 
 A refusal is a decision with a reason, never an exception, and every decision
-is recorded with the policy version it was made under.
+is recorded with the policy version it was made under. Decisions are made one
+at a time (an :class:`asyncio.Lock`), so signals handled concurrently, from
+:meth:`EventDrivenExecutor.run` and direct calls alike, each see the positions
+the ones before them opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Side
+from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Position, Side
 from policystore.consumers.sizing import SizingDecision, StrategyCache
 from policystore.errors import PolicyStoreError
 from policystore.model.policy import Policy
+from policystore.model.roles import Actor, Role
 from policystore.store.store import PolicyStore
 
 __all__ = ["DecisionRecorder", "EventDrivenExecutor", "ExecutionDecision", "Reason", "Signal", "Sizer"]
@@ -56,6 +66,7 @@ class Reason(StrEnum):
     COOLDOWN = "cooldown"
     MAX_POSITIONS = "max_positions"
     ZERO_SIZE = "zero_size"
+    BROKER_REJECTED = "broker_rejected"
 
     def __str__(self) -> str:
         return self.value
@@ -112,14 +123,14 @@ class ExecutionDecision:
     """What the executor did with one signal.
 
     Attributes:
-        accepted: True if an order went to the broker.
+        accepted: True if the broker filled an order (False for every refusal, ``broker_rejected`` included).
         reason: why (``accepted``, ``closed`` or a refusal reason).
         signal: the signal decided on.
         policy_version: the version of the snapshot the decision used.
         mode: that snapshot's active mode.
         detail: one sentence with the figures behind the reason.
-        sizing: the sizing decision, for opened positions.
-        order: the order sent, if any.
+        sizing: the sizing decision, for opened positions and for opens the broker rejected.
+        order: the order sent, if any (also when the broker rejected it).
         fill: the broker's fill, if any.
         decided_at: when the executor decided (its clock).
     """
@@ -154,12 +165,24 @@ class ExecutionDecision:
         }
         if self.sizing is not None:
             z = self.sizing
-            record.update(quantity=z.quantity, notional=z.notional, leverage=z.leverage, risk_amount=z.risk_amount,
-                          multiplier=z.multiplier, binding_caps=list(z.binding_caps), stop_distance=z.stop_distance)
+            record.update(
+                quantity=z.quantity,
+                notional=z.notional,
+                leverage=z.leverage,
+                risk_amount=z.risk_amount,
+                multiplier=z.multiplier,
+                binding_caps=list(z.binding_caps),
+                stop_distance=z.stop_distance,
+            )
         if self.fill is not None:
             f = self.fill
-            record.update(fill_action=f.action, fill_quantity=f.quantity, fill_price=f.price, fee=f.fee,
-                          realized_pnl=f.realized_pnl)
+            record.update(
+                fill_action=f.action,
+                fill_quantity=f.quantity,
+                fill_price=f.price,
+                fee=f.fee,
+                realized_pnl=f.realized_pnl,
+            )
         return record
 
 
@@ -226,6 +249,9 @@ class EventDrivenExecutor:
         self._strategies = StrategyCache()
         self._last_entry: dict[str, datetime] = {}
         self._open_sizing: dict[str, SizingDecision] = {}
+        # The gates read broker state (open positions, last entries) that only changes once an
+        # awaited submit returns; deciding two signals at once would let both pass the same gate.
+        self._lock = asyncio.Lock()
         broker.on_close(self._closed)
 
     def _closed(self, trade: ClosedTrade) -> None:
@@ -235,6 +261,9 @@ class EventDrivenExecutor:
 
     async def run(self, queue: asyncio.Queue[Signal | None]) -> int:
         """Handle signals from ``queue`` until a None sentinel arrives.
+
+        A broker failure is a ``broker_rejected`` decision, not an exception, so
+        the loop goes on with the next signal.
 
         Returns:
             How many signals were handled.
@@ -252,85 +281,213 @@ class EventDrivenExecutor:
     async def handle(self, signal: Signal) -> ExecutionDecision:
         """Decide on one signal from one snapshot, send the order if accepted, and record the decision.
 
+        Concurrent calls are decided one after another, each from a snapshot taken
+        once the previous decision is made and recorded.
+
         Returns:
-            The decision; refusals carry their reason.
+            The decision; refusals carry their reason, a broker that raised included
+            (``broker_rejected``, with the error in ``detail``).
 
         Raises:
-            ValueError: the broker refused an order (the decision is recorded first).
+            OSError, ValueError: the decision log could not record the decision.
         """
-        snap = self._store.snapshot()
-        decision = await self._decide(snap, signal)
-        if self._log is not None:
-            self._log.record(decision)
-        return decision
+        async with self._lock:
+            snap = self._store.snapshot()
+            decision = await self._decide(snap, signal)
+            if self._log is not None:
+                self._log.record(decision)
+            return decision
 
     def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
-        return ExecutionDecision(accepted=False, reason=reason, signal=signal, policy_version=snap.version,
-                                 mode=snap.active_mode, detail=detail, decided_at=self._clock())
+        return ExecutionDecision(
+            accepted=False,
+            reason=reason,
+            signal=signal,
+            policy_version=snap.version,
+            mode=snap.active_mode,
+            detail=detail,
+            decided_at=self._clock(),
+        )
 
     async def _decide(self, snap: Policy, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
         broker = self._broker
         held = broker.position(signal.symbol)
         if held is not None and held.side != signal.side:
-            order = Order(signal.symbol, signal.side, held.quantity, signal.price, signal.time, signal.strategy,
-                          policy_version=snap.version, reduce_only=True)
-            fill = await broker.submit(order)
-            detail = f"closed the {held.side} position in {signal.symbol}"
-            return ExecutionDecision(accepted=True, reason=Reason.CLOSED, signal=signal, policy_version=snap.version,
-                                     mode=snap.active_mode, detail=detail, decided_at=self._clock(), order=order,
-                                     fill=fill)
+            return await self._close(snap, signal, held)
         if snap.emergency.active:
             return self._refuse(snap, signal, Reason.KILL_SWITCH, f"the kill switch is on: {snap.emergency.reason}")
         if self._store.stale and not await self._store.can_open_new_trades():
-            return self._refuse(snap, signal, Reason.STORE_UNAVAILABLE,
-                                "the policy store cannot be reached and its stale rule forbids new trades")
+            return self._refuse(
+                snap,
+                signal,
+                Reason.STORE_UNAVAILABLE,
+                "the policy store cannot be reached and its stale rule forbids new trades",
+            )
         loss = broker.daily_loss_fraction()
-        if loss >= snap.risk.max_daily_drawdown:
-            return await self._breaker(snap, signal, loss)
+        equity = broker.equity
+        # Every comparison with NaN is False: a NaN loss would pass ``loss >= limit``, so an
+        # unusable figure must count as a breach explicitly. Equity is checked here too: it is
+        # what the loss is measured against and what the size is computed from.
+        if not (math.isfinite(loss) and 0.0 < equity < math.inf) or loss >= snap.risk.max_daily_drawdown:
+            return await self._breaker(snap, signal, loss, equity)
         config = self._strategies.get(snap, signal.strategy)
         if config is None:
-            return self._refuse(snap, signal, Reason.UNKNOWN_STRATEGY,
-                                f"strategy {signal.strategy!r} is not in policy version {snap.version}")
+            return self._refuse(
+                snap,
+                signal,
+                Reason.UNKNOWN_STRATEGY,
+                f"strategy {signal.strategy!r} is not in policy version {snap.version}",
+            )
         if held is not None:
-            return self._refuse(snap, signal, Reason.POSITION_OPEN,
-                                f"a {held.side} position in {signal.symbol} is already open")
+            return self._refuse(
+                snap, signal, Reason.POSITION_OPEN, f"a {held.side} position in {signal.symbol} is already open"
+            )
         if signal.confidence < config.min_confidence:
-            return self._refuse(snap, signal, Reason.LOW_CONFIDENCE,
-                                f"confidence {signal.confidence:g} is below {config.name}'s min_confidence "
-                                f"{config.min_confidence:g}")
+            return self._refuse(
+                snap,
+                signal,
+                Reason.LOW_CONFIDENCE,
+                f"confidence {signal.confidence:g} is below {config.name}'s min_confidence {config.min_confidence:g}",
+            )
         last = self._last_entry.get(signal.symbol)
         if last is not None and (waited := (signal.time - last).total_seconds()) < config.cooldown_seconds:
-            return self._refuse(snap, signal, Reason.COOLDOWN,
-                                f"{signal.symbol} traded {waited:g}s ago; {config.name}'s cooldown is "
-                                f"{config.cooldown_seconds:g}s")
+            return self._refuse(
+                snap,
+                signal,
+                Reason.COOLDOWN,
+                f"{signal.symbol} traded {waited:g}s ago; {config.name}'s cooldown is {config.cooldown_seconds:g}s",
+            )
         if (count := broker.open_position_count()) >= config.max_positions:
-            return self._refuse(snap, signal, Reason.MAX_POSITIONS,
-                                f"{count} positions are open; {config.name}'s max_positions is {config.max_positions}")
-        return await self._open(snap, signal)
+            return self._refuse(
+                snap,
+                signal,
+                Reason.MAX_POSITIONS,
+                f"{count} positions are open; {config.name}'s max_positions is {config.max_positions}",
+            )
+        return await self._open(snap, signal, equity)
 
-    async def _breaker(self, snap: Policy, signal: Signal, loss: float) -> ExecutionDecision:
+    async def _breaker(self, snap: Policy, signal: Signal, loss: float, equity: float) -> ExecutionDecision:
         limit = snap.risk.max_daily_drawdown
-        detail = f"the day's loss of {loss:.2%} reached max_daily_drawdown {limit:.2%}"
         try:
-            await self._store.report_daily_loss(loss, reporter="executor")
+            if math.isfinite(loss) and 0.0 < equity < math.inf:
+                detail = f"the day's loss of {loss:.2%} reached max_daily_drawdown {limit:.2%}"
+                await self._store.report_daily_loss(loss, reporter="executor")
+            else:
+                figures = [f"the day's loss is {loss!r}"] if not math.isfinite(loss) else []
+                figures += [f"the equity is {equity!r}"] if not 0.0 < equity < math.inf else []
+                detail = (
+                    f"{' and '.join(figures)}: not usable, the loss cannot be measured, so it counts as "
+                    f"reaching max_daily_drawdown {limit:.2%}"
+                )
+                # With an unusable figure there is no loss fraction to report to the store's
+                # breaker, so the kill switch is turned on here, as the same operator-level author.
+                if not self._store.snapshot().emergency.active:
+                    await self._store.set_emergency_mode(
+                        True,
+                        reason=f"drawdown breaker: {detail}",
+                        updated_by="executor",
+                        actor=Actor("executor", Role.OPERATOR),
+                    )
         except PolicyStoreError as exc:
             # Still refused: the loss is measured again on every signal, so trading stays halted.
             log.error("The drawdown breaker could not turn the kill switch on: %s", exc)  # noqa: TRY400 - the cause is in the message
             detail += f"; turning the kill switch on failed: {exc}"
         return self._refuse(snap, signal, Reason.DAILY_DRAWDOWN, detail)
 
-    async def _open(self, snap: Policy, signal: Signal) -> ExecutionDecision:
-        sizing = self._sizer.decide(signal.symbol, self._broker.equity, signal.price, signal.confidence,
-                                    signal.stop_distance, signal.volatility, signal.strategy, policy=snap)
+    async def _close(self, snap: Policy, signal: Signal, held: Position) -> ExecutionDecision:
+        order = Order(
+            signal.symbol,
+            signal.side,
+            held.quantity,
+            signal.price,
+            signal.time,
+            signal.strategy,
+            policy_version=snap.version,
+            reduce_only=True,
+        )
+        try:
+            fill = await self._broker.submit(order)
+        except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
+            return self._rejected(snap, signal, order, exc, f"closing the {held.side} position")
+        detail = f"closed the {held.side} position in {signal.symbol}"
+        return ExecutionDecision(
+            accepted=True,
+            reason=Reason.CLOSED,
+            signal=signal,
+            policy_version=snap.version,
+            mode=snap.active_mode,
+            detail=detail,
+            decided_at=self._clock(),
+            order=order,
+            fill=fill,
+        )
+
+    def _rejected(
+        self,
+        snap: Policy,
+        signal: Signal,
+        order: Order,
+        exc: Exception,
+        action: str,
+        *,
+        sizing: SizingDecision | None = None,
+    ) -> ExecutionDecision:
+        detail = f"the broker failed {action} in {signal.symbol}: {type(exc).__name__}: {exc}"
+        log.error("Refused %s %s: %s", signal.side, signal.symbol, detail)
+        return ExecutionDecision(
+            accepted=False,
+            reason=Reason.BROKER_REJECTED,
+            signal=signal,
+            policy_version=snap.version,
+            mode=snap.active_mode,
+            detail=detail,
+            decided_at=self._clock(),
+            sizing=sizing,
+            order=order,
+        )
+
+    async def _open(self, snap: Policy, signal: Signal, equity: float) -> ExecutionDecision:
+        sizing = self._sizer.decide(
+            signal.symbol,
+            equity,
+            signal.price,
+            signal.confidence,
+            signal.stop_distance,
+            signal.volatility,
+            signal.strategy,
+            policy=snap,
+        )
         if sizing.quantity <= 0:
             return self._refuse(snap, signal, Reason.ZERO_SIZE, "the policy's caps leave no room for a position")
         stop = sizing.stop_distance
         sign = 1.0 if signal.side == "buy" else -1.0
-        order = Order(signal.symbol, signal.side, sizing.quantity, signal.price, signal.time, signal.strategy,
-                      signal.price - sign * stop, signal.price + sign * TARGET_MULTIPLE * stop, snap.version)
-        fill = await self._broker.submit(order)
+        order = Order(
+            signal.symbol,
+            signal.side,
+            sizing.quantity,
+            signal.price,
+            signal.time,
+            signal.strategy,
+            signal.price - sign * stop,
+            signal.price + sign * TARGET_MULTIPLE * stop,
+            snap.version,
+        )
+        try:
+            fill = await self._broker.submit(order)
+        except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
+            # Nothing is counted as opened: no cooldown starts and no outcome is awaited for it.
+            return self._rejected(snap, signal, order, exc, f"opening a {signal.side} position", sizing=sizing)
         self._last_entry[signal.symbol] = signal.time
         self._open_sizing[signal.symbol] = sizing
-        return ExecutionDecision(accepted=True, reason=Reason.ACCEPTED, signal=signal, policy_version=snap.version,
-                                 mode=snap.active_mode, detail="sized within the policy", decided_at=self._clock(),
-                                 sizing=sizing, order=order, fill=fill)
+        return ExecutionDecision(
+            accepted=True,
+            reason=Reason.ACCEPTED,
+            signal=signal,
+            policy_version=snap.version,
+            mode=snap.active_mode,
+            detail="sized within the policy",
+            decided_at=self._clock(),
+            sizing=sizing,
+            order=order,
+            fill=fill,
+        )

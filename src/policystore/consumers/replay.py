@@ -91,9 +91,15 @@ class ModeResult:
     def summary(self) -> dict[str, Any]:
         """Return the figures (no curve or decisions) as JSON-ready data."""
         return {
-            "mode": self.mode, "signals": self.signals, "accepted": self.accepted, "refused": dict(self.refused),
-            "trades": self.trades, "pnl": round(self.pnl, 2), "max_drawdown": round(self.max_drawdown, 4),
-            "starting_equity": self.starting_equity, "final_equity": round(self.final_equity, 2),
+            "mode": self.mode,
+            "signals": self.signals,
+            "accepted": self.accepted,
+            "refused": dict(self.refused),
+            "trades": self.trades,
+            "pnl": round(self.pnl, 2),
+            "max_drawdown": round(self.max_drawdown, 4),
+            "starting_equity": self.starting_equity,
+            "final_equity": round(self.final_equity, 2),
         }
 
 
@@ -130,9 +136,18 @@ def load_signals(path: str | Path) -> list[Signal]:
     signals = []
     for where, row in _rows(Path(path), _SIGNAL_COLUMNS):
         try:
-            signals.append(Signal(row["symbol"], row["side"], float(row["confidence"]),  # type: ignore[arg-type]
-                                  float(row["price"]), row["strategy"], _time(row["time"]),
-                                  _optional(row.get("stop_distance")), _optional(row.get("volatility"))))
+            signals.append(
+                Signal(
+                    row["symbol"],
+                    row["side"],  # type: ignore[arg-type]
+                    float(row["confidence"]),
+                    float(row["price"]),
+                    row["strategy"],
+                    _time(row["time"]),
+                    _optional(row.get("stop_distance")),
+                    _optional(row.get("volatility")),
+                )
+            )
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     return signals
@@ -171,8 +186,11 @@ async def _open_mode_store(mode: str) -> PolicyStore:
             await store.close()
             known = ", ".join([*snap.modes, *PRESETS])
             raise ValueError(f"unknown mode {mode!r}; known modes and presets: {known}")
-        await store.update({f"modes.{mode}": dataclasses.asdict(PRESETS[mode][0])}, updated_by="replay",
-                           reason=f"replay: add preset {mode}")
+        await store.update(
+            {f"modes.{mode}": dataclasses.asdict(PRESETS[mode][0])},
+            updated_by="replay",
+            reason=f"replay: add preset {mode}",
+        )
     if store.snapshot().active_mode != mode:
         await store.switch_mode(mode, updated_by="replay", reason=f"replay under {mode}")
     return store
@@ -218,9 +236,13 @@ async def replay_mode(
         broker = PaperBroker(equity, fee_bps=fee_bps, slippage_bps=slippage_bps)
         log = MemoryDecisionLog()
         now: list[datetime] = [signals[0].time if signals else datetime.now().astimezone()]
-        executor = EventDrivenExecutor(policy_store=store, broker=broker,
-                                       sizer=RLPositionSizingAgent(policy_store=store, seed=seed),
-                                       decision_log=log, clock=lambda: now[0])
+        executor = EventDrivenExecutor(
+            policy_store=store,
+            broker=broker,
+            sizer=RLPositionSizingAgent(policy_store=store, seed=seed),
+            decision_log=log,
+            clock=lambda: now[0],
+        )
         events: list[tuple[datetime, int, PriceTick | Signal]] = [(t.time, 0, t) for t in prices]
         events += [(s.time, 1, s) for s in signals]
         events.sort(key=lambda e: (e[0], e[1]))
@@ -244,17 +266,26 @@ async def replay_mode(
         decisions = log.decisions
         refused = Counter(d.reason.value for d in decisions if not d.accepted)
         return ModeResult(
-            mode=mode, signals=len(decisions), accepted=sum(d.accepted for d in decisions),
-            refused=dict(sorted(refused.items())), trades=len(broker.closed), pnl=broker.equity - equity,
-            max_drawdown=_max_drawdown(curve), starting_equity=equity, final_equity=broker.equity, curve=curve,
-            decisions=decisions, closed=list(broker.closed),
+            mode=mode,
+            signals=len(decisions),
+            accepted=sum(d.accepted for d in decisions),
+            refused=dict(sorted(refused.items())),
+            trades=len(broker.closed),
+            pnl=broker.equity - equity,
+            max_drawdown=_max_drawdown(curve),
+            starting_equity=equity,
+            final_equity=broker.equity,
+            curve=curve,
+            decisions=decisions,
+            closed=list(broker.closed),
         )
     finally:
         await store.close()
 
 
-async def replay_modes(modes: list[str], signals: list[Signal], prices: list[PriceTick],
-                       **options: Any) -> list[ModeResult]:
+async def replay_modes(
+    modes: list[str], signals: list[Signal], prices: list[PriceTick], **options: Any
+) -> list[ModeResult]:
     """Replay the same data under each mode in turn (see :func:`replay_mode`)."""
     return [await replay_mode(mode, signals, prices, **options) for mode in modes]
 
@@ -277,19 +308,35 @@ def plot_equity(results: list[ModeResult], path: str | Path) -> None:
     for result in results:
         times = [t for t, _ in result.curve]
         values = [v for _, v in result.curve]
-        label = (f"{result.mode}: PnL {result.pnl:+.2f}, max DD {result.max_drawdown:.1%}, "
-                 f"{result.accepted}/{result.signals} accepted")
+        label = (
+            f"{result.mode}: PnL {result.pnl:+.2f}, max DD {result.max_drawdown:.1%}, "
+            f"{result.accepted}/{result.signals} accepted"
+        )
         (line,) = ax.plot(times, values, label=label, linewidth=1.6)  # type: ignore[arg-type]  # datetimes plot
         # Mark each trip of the drawdown breaker on the curve, where it happened.
         trips = [d.signal.time for d in result.decisions if d.reason is Reason.DAILY_DRAWDOWN]
         for trip in trips:
             at = max((i for i, t in enumerate(times) if t <= trip), default=0)
-            ax.plot([times[at]], [values[at]], marker="v", markersize=11, color=line.get_color(),  # type: ignore[arg-type]
-                    markeredgecolor="black", linestyle="none")
+            ax.plot(
+                [times[at]],  # type: ignore[arg-type]
+                [values[at]],
+                marker="v",
+                markersize=11,
+                color=line.get_color(),
+                markeredgecolor="black",
+                linestyle="none",
+            )
         tripped_any = tripped_any or bool(trips)
     if tripped_any:
-        ax.plot([], [], marker="v", color="grey", markeredgecolor="black", linestyle="none",
-                label="drawdown breaker: kill switch on for the rest of the day")
+        ax.plot(
+            [],
+            [],
+            marker="v",
+            color="grey",
+            markeredgecolor="black",
+            linestyle="none",
+            label="drawdown breaker: kill switch on for the rest of the day",
+        )
     if results:
         ax.axhline(results[0].starting_equity, color="grey", linewidth=0.8, linestyle="--", label="starting equity")
     ax.set_title("Replay: equity by risk mode (same signals and prices)")

@@ -171,7 +171,8 @@ def size_position(
 
     Returns:
         ``(quantity, binding_caps)``; the caps named are those that bound the
-        size before the multiplier. The quantity is never negative and, after
+        size before the multiplier. A NaN anywhere, or a negative multiplier,
+        gives ``(0.0, ())``. The quantity is never negative and, after
         rounding, ``quantity * stop_distance <= equity * risk_pct`` and
         ``quantity * price <= min(size_cap, equity * max_leverage)`` hold exactly.
     """
@@ -181,7 +182,9 @@ def size_position(
     q_size = size_cap / price
     q_leverage = equity * max_leverage / price
     capped = min(desired, q_risk, q_size, q_leverage)
-    if not math.isfinite(capped) or capped < 0:
+    # min() ignores a NaN that is not its first argument, which would silently drop that cap;
+    # q_risk's NaN shows in desired, so checking the other two is enough.
+    if not math.isfinite(capped) or capped < 0 or math.isnan(q_size + q_leverage) or not multiplier >= 0:
         return 0.0, ()
     limit = capped * (1 + _TOLERANCE)
     binding: list[str] = []
@@ -247,15 +250,25 @@ class RLPositionSizingAgent:
         if limits is None:
             risk = policy.risk
             if strategy is None:
-                limits = _Limits(risk.max_risk_pct_per_trade, risk.max_leverage, risk.scaling_factor,
-                                 risk.position_size_cap, risk.enable_rl)
+                limits = _Limits(
+                    risk.max_risk_pct_per_trade,
+                    risk.max_leverage,
+                    risk.scaling_factor,
+                    risk.position_size_cap,
+                    risk.enable_rl,
+                )
             else:
                 config = self._strategies.get(policy, strategy)
                 if config is None:
                     known = ", ".join(sorted(policy.strategies))
                     raise ValueError(f"strategy {strategy!r} is not in the policy (known: {known})")
-                limits = _Limits(config.max_risk_pct_per_trade, config.max_leverage, config.scaling_factor,
-                                 risk.position_size_cap, risk.enable_rl)
+                limits = _Limits(
+                    config.max_risk_pct_per_trade,
+                    config.max_leverage,
+                    config.scaling_factor,
+                    risk.position_size_cap,
+                    risk.enable_rl,
+                )
             self._limits[strategy] = limits
         return limits
 
@@ -307,19 +320,45 @@ class RLPositionSizingAgent:
         elif volatility is not None:
             volatility = _positive("volatility", volatility)
             stop = VOLATILITY_STOP_MULTIPLE * volatility * price
+            # Finite inputs can still overflow to inf (risk_amount would be 0 x inf = NaN) or
+            # underflow to 0 (a stop at the entry price).
+            if not 0.0 < stop < _INF:
+                raise ValueError(
+                    f"volatility {volatility!r} at price {price!r} gives a stop distance of {stop!r}, "
+                    "not a positive finite number"
+                )
         else:
             raise ValueError("stop_distance or volatility is required: neither was given, so no stop can be set")
         name = strategy if strategy is not None else self._strategy
         limits = self._limits_for(snap, name)
         multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
         quantity, binding = size_position(
-            equity, price, stop, risk_pct=limits.risk_pct, max_leverage=limits.max_leverage,
-            scaling=limits.scaling, size_cap=limits.size_cap, multiplier=multiplier,
+            equity,
+            price,
+            stop,
+            risk_pct=limits.risk_pct,
+            max_leverage=limits.max_leverage,
+            scaling=limits.scaling,
+            size_cap=limits.size_cap,
+            multiplier=multiplier,
         )
         notional = quantity * price
         return SizingDecision(
-            symbol, quantity, notional, notional / equity, quantity * stop, snap.version, snap.active_mode, name,
-            binding, multiplier, equity, price, confidence, stop, volatility,
+            symbol,
+            quantity,
+            notional,
+            notional / equity,
+            quantity * stop,
+            snap.version,
+            snap.active_mode,
+            name,
+            binding,
+            multiplier,
+            equity,
+            price,
+            confidence,
+            stop,
+            volatility,
         )
 
     def record_outcome(self, decision: SizingDecision, pnl: float) -> None:
@@ -338,8 +377,9 @@ class RLPositionSizingAgent:
             raise ValueError(f"pnl must be a finite number (got {pnl!r})")
         if decision.multiplier not in self.learner.actions:
             return  # sized by another learner's actions: nothing this table can learn
-        self.learner.learn(decision.confidence, decision.stop_distance / decision.price, decision.multiplier,
-                           pnl / decision.equity)
+        self.learner.learn(
+            decision.confidence, decision.stop_distance / decision.price, decision.multiplier, pnl / decision.equity
+        )
         if self._model_path is not None:
             self.learner.save(self._model_path)
 

@@ -7,6 +7,7 @@ result is validated as one document and every failure is reported together.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -19,10 +20,13 @@ from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
 from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategySettings
 from policystore.model.validation import build_policy
 
-__all__ = ["apply_patch", "diff_policies", "risk_increases", "stored_values", "writable_paths"]
+__all__ = ["apply_patch", "diff_policies", "risk_increases", "stamp_emergency", "stored_values", "writable_paths"]
 
 _SETTINGS_FIELDS: Final = tuple(StrategySettings.__dataclass_fields__)
 _READ_ONLY: Final = ("version", "updated_at", "updated_by", "reason")
+#: Who turned the kill switch on, and when, is the store's record of the write
+#: that did it: a caller cannot name someone else or another time.
+_STAMPED: Final = ("emergency.activated_at", "emergency.activated_by")
 
 
 def _json(value: Any) -> Any:
@@ -66,17 +70,28 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
     return tuple(changes)
 
 
-def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:  # noqa: PLR0911 - one return per kind of path
+def _read_only(path: str, current: Policy) -> str | None:
+    """Say why ``path`` cannot be written, or None when it can."""
+    head, _, rest = path.partition(".")
+    if head in {"risk", "ai"} and rest:
+        return f"is read-only; write modes.{current.active_mode}.{rest} to change the active mode"
+    if path in _READ_ONLY:
+        return "is set by the store on every write and cannot be written"
+    if path in _STAMPED:
+        return "is set by the store when the kill switch is turned on and cannot be written"
+    return None
+
+
+def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:
     """Write ``value`` at ``path`` into the document ``data``; report a read-only path."""
     value = _json(value)
     head, _, rest = path.partition(".")
     if path == "active_mode":
         data["active_mode"] = value
         return None
-    if head in {"risk", "ai"} and rest:
-        return FieldError(path, f"is read-only; write modes.{current.active_mode}.{rest} to change the active mode")
-    if path in _READ_ONLY:
-        return FieldError(path, "is set by the store on every write and cannot be written")
+    refusal = _read_only(path, current)
+    if refusal is not None:
+        return FieldError(path, refusal)
     name, _, field = rest.partition(".")
     section_fields = {"modes": MODE_FIELDS, "strategies": _SETTINGS_FIELDS}.get(head)
     if section_fields is not None and name and not field:
@@ -125,6 +140,26 @@ def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
     return build_policy(data)
 
 
+def stamp_emergency(base: Policy, new: Policy, at: datetime, by: str) -> Policy:
+    """Record who turned the kill switch on and when, on the version a write makes.
+
+    Turning it on stamps ``at`` and ``by``; keeping it on keeps the first stamp
+    (re-arming does not hide who stopped trading first); turning it off clears
+    both. Any stamp in ``new`` itself (from an import or a rollback) is replaced.
+    """
+    was, now = base.emergency, new.emergency
+    if not now.active:
+        stamp: tuple[datetime | None, str | None] = (None, None)
+    elif was.active:
+        stamp = (was.activated_at or at, was.activated_by or by)
+    else:
+        stamp = (at, by)
+    if (now.activated_at, now.activated_by) == stamp:
+        return new
+    emergency = dataclasses.replace(now, activated_at=stamp[0], activated_by=stamp[1])
+    return dataclasses.replace(new, emergency=emergency)
+
+
 def _looser(field: str, old: Any, new: Any) -> bool:
     return bool(new > old) if LIMIT_FIELDS[field] > 0 else bool(new < old)
 
@@ -136,20 +171,21 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     drawdown, positions, size cap or scaling, or lower minimum confidence, in
     any mode, in the active mode's effective limits (a mode switch), in the hard
     caps, or in a strategy's effective config (including a shorter cooldown);
-    and turning the kill switch off.
+    adding a mode or a strategy; and turning the kill switch off.
     """
     raised: set[str] = set()
     for name, mode in new.modes.items():
         before = old.modes.get(name)
-        if before is not None:
-            raised.update(
-                f"modes.{name}.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(before, f), getattr(mode, f))
-            )
+        if before is None:
+            # A new mode or strategy is new room to take risk in; otherwise one
+            # could be removed and added back looser in two lowering-looking steps.
+            raised.add(f"modes.{name}")
+        else:
+            raised.update(f"modes.{name}.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(before, f), getattr(mode, f)))
+    raised.update(f"strategies.{name}" for name in new.strategies.keys() - old.strategies.keys())
     raised.update(f"risk.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(old.risk, f), getattr(new.risk, f)))
     raised.update(
-        f"hard_limits.{f}"
-        for f in LIMIT_FIELDS
-        if _looser(f, getattr(old.hard_limits, f), getattr(new.hard_limits, f))
+        f"hard_limits.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(old.hard_limits, f), getattr(new.hard_limits, f))
     )
     for name in new.strategies.keys() & old.strategies.keys():
         before_s, after_s = old.strategy(name), new.strategy(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
@@ -73,9 +74,13 @@ STRATEGY_FIELDS: Final[dict[str, str | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+@dataclasses.dataclass(frozen=True, slots=True)
 class StrategyConfig:
-    """A strategy's effective config under one mode: every field filled in."""
+    """A strategy's effective config under one mode: every field filled in.
+
+    A plain dataclass, not a validated one: it is derived from values already
+    validated, once per strategy in every process at every version.
+    """
 
     name: str
     cooldown_seconds: float

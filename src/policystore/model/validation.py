@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from numbers import Real
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -142,6 +142,43 @@ def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
     return errors
 
 
+def _within_caps(config: Any, fields: Mapping[str, str | None], caps: HardLimits) -> bool:
+    for field, cap_field in fields.items():
+        value = getattr(config, field)
+        if cap_field is None or value is None:
+            continue
+        cap = getattr(caps, cap_field)
+        if (value > cap) if LIMIT_FIELDS[cap_field] > 0 else (value < cap):
+            return False
+    return True
+
+
+_MODE_CAPS: Final = {field: field for field in LIMIT_FIELDS}
+
+
+def _consistent(policy: Policy) -> bool:
+    """Tell quickly, on the typed policy, that every cross-field rule holds.
+
+    Every version a process installs is validated, so this runs once per
+    version in every process: attribute reads here cost a third of walking the
+    raw data. False only means "look closer": :func:`cross_field_errors` then
+    decides and names each failure.
+    """
+    caps = policy.hard_limits
+    modes, strategies = policy.modes, policy.strategies
+    return (
+        policy.active_mode in modes
+        and all(name in modes for name in BUILTIN_MODES)
+        and all(name in strategies for name in BUILTIN_STRATEGIES)
+        and all(MODE_NAME_PATTERN.match(name) and _within_caps(m, _MODE_CAPS, caps) for name, m in modes.items())
+        and all(
+            STRATEGY_NAME_PATTERN.match(name) and _within_caps(s, STRATEGY_FIELDS, caps)
+            for name, s in strategies.items()
+        )
+        and not (policy.emergency.active and not policy.emergency.reason)
+    )
+
+
 def build_policy(data: Mapping[str, Any]) -> Policy:
     """Validate ``data`` and return the policy it describes.
 
@@ -163,6 +200,8 @@ def build_policy(data: Mapping[str, Any]) -> Policy:
         policy = policy_adapter.validate_python(dict(data))
     except ValidationError as exc:
         errors = pydantic_errors(exc)
+    if policy is not None and _consistent(policy):
+        return policy
     seen = {e.path for e in errors}
     errors += [e for e in cross_field_errors(data) if e.path not in seen]
     if errors or policy is None:

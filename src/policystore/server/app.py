@@ -2,7 +2,11 @@
 
 The app does not own the store: whoever opened it closes it (see
 :func:`policystore.cli.server_commands.serve`). CORS is closed unless origins
-are given; request bodies over ``max_body`` bytes are refused with 413.
+are given; request bodies over ``max_body`` bytes are refused with 413. Every
+response carries a strict Content-Security-Policy and the other browser
+hardening headers; FastAPI's own /docs and /redoc pages are not served, since
+they load scripts from a CDN and run inline code that policy forbids (the
+schema stays at /openapi.json).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +37,7 @@ from policystore.errors import (
 )
 from policystore.server import health, routes, stream
 from policystore.server.errors import (
+    ContentTypeError,
     MalformedRequestError,
     PayloadTooLargeError,
     error_body,
@@ -43,15 +49,26 @@ from policystore.server.stream import StreamHub
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 
-__all__ = ["DASHBOARD_DIR", "create_app"]
+__all__ = ["DASHBOARD_DIR", "SECURITY_HEADERS", "create_app"]
 
 log = logging.getLogger("policystore.server")
 
 #: Where the dashboard's files live (package data; no build step).
 DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
-#: The dashboard loads only its own files and talks only to this server.
-_CSP: Final = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; "
-               "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+#: The dashboard loads only its own files and talks only to this server. 'self' in connect-src also
+#: admits ws:/wss: to the same host and port (CSP Level 3), so the stream needs no wider rule; no
+#: inline script or style is allowed, so an injected string cannot run in a page holding a token.
+_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+#: Sent with every HTTP response: HTML pages need them, and on JSON they cost nothing.
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate CSP 2
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(
@@ -96,6 +113,8 @@ def create_app(
         version=__version__,
         summary="The trading risk policy: read, change and audit it; follow every change.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
     app.state.tokens = token_store
@@ -109,18 +128,22 @@ def create_app(
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST", "PATCH"],
-                           allow_headers=["Authorization", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(BodyLimit, limit=max_body)
+    # Added last, so it is outermost and also covers refusals made by the middleware inside it.
+    app.add_middleware(SecurityHeaders)
     return app
 
 
 def _add_dashboard(app: FastAPI) -> None:
-    headers = {"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
-        return FileResponse(DASHBOARD_DIR / "index.html", headers=headers)
+        return FileResponse(DASHBOARD_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="static")
 
@@ -136,14 +159,21 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
         assert isinstance(exc, PolicyStoreError)  # noqa: S101 - registered for this class only
         return refuse(exc)
 
-    async def on_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
         problems: list[Any] = list(exc.errors())
         for problem in problems:
             if problem.get("type") == "json_invalid":
                 return refuse(MalformedRequestError(str(problem.get("ctx", {}).get("error", "cannot parse"))))
-        fields = [FieldError(".".join(str(p) for p in problem.get("loc", ())), str(problem.get("msg", "invalid")))
-                  for problem in problems]
+        # A body not labelled as JSON is never parsed, so its fields would all be reported as missing;
+        # name the real cause instead.
+        content_type = request.headers.get("content-type")
+        if not _is_json(content_type) and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems):
+            return refuse(ContentTypeError(content_type))
+        fields = [
+            FieldError(".".join(str(p) for p in problem.get("loc", ())), str(problem.get("msg", "invalid")))
+            for problem in problems
+        ]
         return refuse(PolicyValidationError(fields or [FieldError("request", "is invalid")]))
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -157,6 +187,43 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     app.add_exception_handler(PolicyStoreError, on_policystore_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether ``content_type`` is one FastAPI parses as JSON: application/json or application/*+json."""
+    if not content_type:
+        return False
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response.
+
+    Done here rather than per route so that every page (``/``, the static
+    ``/static/index.html``, error pages) is covered, including ones added later.
+
+    Args:
+        app: the application to wrap.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and add the headers to the response's start message."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodyLimit:
@@ -195,8 +262,9 @@ class BodyLimit:
                 await self._refuse(send)
                 return
             more = message.get("more_body", False)
-        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}],
-                                      receive), send)
+        await self.app(
+            scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive), send
+        )
 
     async def _refuse(self, send: Send) -> None:
         response = JSONResponse(error_body(PayloadTooLargeError(self.limit)), status_code=413)

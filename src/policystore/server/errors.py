@@ -26,6 +26,7 @@ from policystore.errors import (
 __all__ = [
     "HTTP_STATUS",
     "AuthenticationError",
+    "ContentTypeError",
     "MalformedRequestError",
     "PayloadTooLargeError",
     "error_body",
@@ -58,6 +59,22 @@ class MalformedRequestError(PolicyStoreError):
         super().__init__(f"The request body is not valid JSON: {reason}.")
 
 
+class ContentTypeError(PolicyStoreError):
+    """Raised when a request body is not labelled ``Content-Type: application/json`` (HTTP 400).
+
+    The contract answers invalid input with 400 or 422, so this is a 400
+    rather than a 415; the sentence names the header to send.
+
+    Attributes:
+        content_type: the Content-Type the request came with, or None if it had none.
+    """
+
+    def __init__(self, content_type: str | None) -> None:
+        self.content_type = content_type
+        got = f"it came as {content_type!r}" if content_type else "it came with no Content-Type"
+        super().__init__(f"The request body must be a JSON object sent with 'Content-Type: application/json'; {got}.")
+
+
 class PayloadTooLargeError(PolicyStoreError):
     """Raised when a request body is larger than the server accepts (HTTP 413).
 
@@ -73,6 +90,7 @@ class PayloadTooLargeError(PolicyStoreError):
 #: The one table from error class to HTTP status; the most specific class wins.
 HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = {
     MalformedRequestError: 400,
+    ContentTypeError: 400,
     PolicyValidationError: 422,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
@@ -88,6 +106,7 @@ _REASONS: Final[Mapping[type[PolicyStoreError], str]] = {
     UnknownPathError: "validation",
     PayloadTooLargeError: "validation",
     MalformedRequestError: "validation",
+    ContentTypeError: "validation",
     AuthenticationError: "authentication",
     PermissionDeniedError: "permission",
     VersionConflictError: "conflict",
@@ -141,6 +160,8 @@ def _facts(exc: PolicyStoreError) -> dict[str, Any]:  # noqa: PLR0911 - one retu
         return {"store": exc.url}
     if isinstance(exc, PayloadTooLargeError):
         return {"limit": exc.limit}
+    if isinstance(exc, ContentTypeError):
+        return {"content_type": exc.content_type}
     return {}
 
 

@@ -40,22 +40,28 @@ class ServerMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.reads = Counter("policystore_http_reads", "Read requests answered.", ["route"], registry=self.registry)
         self.writes = Counter("policystore_http_writes", "Writes committed.", ["operation"], registry=self.registry)
-        self.conflicts = Counter("policystore_http_conflicts", "Writes refused on a version conflict.",
-                                 registry=self.registry)
-        self.refusals = Counter("policystore_http_refusals", "Requests refused, by reason.", ["reason"],
-                                registry=self.registry)
-        self.version = Gauge("policystore_policy_version", "Policy version this server holds.",
-                             registry=self.registry)
-        self.reachable = Gauge("policystore_store_reachable", "1 when the store answered the last probe.",
-                               registry=self.registry)
-        self.stale = Gauge("policystore_stale", "1 while answers come from a fallback, not the live store.",
-                           registry=self.registry)
-        self.stream_clients = Gauge("policystore_stream_clients", "Open change-stream connections.",
-                                    registry=self.registry)
-        self.dropped_clients = Counter("policystore_stream_dropped_clients",
-                                       "Stream clients closed for falling behind.", registry=self.registry)
+        self.conflicts = Counter(
+            "policystore_http_conflicts", "Writes refused on a version conflict.", registry=self.registry
+        )
+        self.refusals = Counter(
+            "policystore_http_refusals", "Requests refused, by reason.", ["reason"], registry=self.registry
+        )
+        self.version = Gauge("policystore_policy_version", "Policy version this server holds.", registry=self.registry)
+        self.reachable = Gauge(
+            "policystore_store_reachable", "1 when the store answered the last probe.", registry=self.registry
+        )
+        self.stale = Gauge(
+            "policystore_stale", "1 while answers come from a fallback, not the live store.", registry=self.registry
+        )
+        self.stream_clients = Gauge(
+            "policystore_stream_clients", "Open change-stream connections.", registry=self.registry
+        )
+        self.dropped_clients = Counter(
+            "policystore_stream_dropped_clients", "Stream clients closed for falling behind.", registry=self.registry
+        )
         self.propagation = Histogram(
-            "policystore_propagation_lag_seconds", "Seconds from a change's commit to this server installing it.",
+            "policystore_propagation_lag_seconds",
+            "Seconds from a change's commit to this server installing it.",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
@@ -138,8 +144,12 @@ async def healthz(request: Request) -> HealthResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-                     "description": "Metrics in the Prometheus text format."}},
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "description": "Metrics in the Prometheus text format.",
+        }
+    },
 )
 async def metrics(request: Request) -> Response:
     """Return the server's metrics in the Prometheus text format."""

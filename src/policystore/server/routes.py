@@ -34,10 +34,16 @@ class ErrorBody(BaseModel):
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    text = {400: "Malformed request.", 401: "No token, or an unknown one.", 403: "The token's role is too low.",
-            404: "Unknown policy path.", 409: "Version conflict; the body has current_version.",
-            413: "Request body too large.", 422: "Invalid input; the body lists every failed field.",
-            503: "The store cannot be reached; nothing changed."}
+    text = {
+        400: "Malformed request.",
+        401: "No token, or an unknown one.",
+        403: "The token's role is too low.",
+        404: "Unknown policy path.",
+        409: "Version conflict; the body has current_version.",
+        413: "Request body too large.",
+        422: "Invalid input; the body lists every failed field.",
+        503: "The store cannot be reached; nothing changed.",
+    }
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
 
 
@@ -52,7 +58,8 @@ Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why; recorded in history.")]
 ExpectedVersion = Annotated[
-    int | None, Field(default=None, ge=1, description="Write only if the store is at this version (else 409)."),
+    int | None,
+    Field(default=None, ge=1, description="Write only if the store is at this version (else 409)."),
 ]
 
 
@@ -143,8 +150,13 @@ class HistoryEntryModel(BaseModel):
     @classmethod
     def of(cls, entry: HistoryEntry) -> HistoryEntryModel:
         """Build from a :class:`HistoryEntry`."""
-        return cls(version=entry.version, at=entry.at, by=entry.by, reason=entry.reason,
-                   changes=[ChangeModel.of(c) for c in entry.changes])
+        return cls(
+            version=entry.version,
+            at=entry.at,
+            by=entry.by,
+            reason=entry.reason,
+            changes=[ChangeModel.of(c) for c in entry.changes],
+        )
 
 
 class HistoryResponse(BaseModel):
@@ -173,8 +185,7 @@ def _metrics(request: Request) -> ServerMetrics:
 
 def _policy_response(store: PolicyStore, policy: Policy | None = None) -> PolicyResponse:
     shown = policy or store.snapshot()
-    return PolicyResponse(version=shown.version, source=store.source.value, stale=store.stale,
-                          policy=shown.document())
+    return PolicyResponse(version=shown.version, source=store.source.value, stale=store.stale, policy=shown.document())
 
 
 @router.get("/policy", summary="The whole policy", responses=ERROR_RESPONSES)
@@ -207,8 +218,7 @@ async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
 async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> PolicyResponse:
     """Switch the active mode; a switch to a looser mode needs an admin."""
     store = _store(request)
-    policy = await store.switch_mode(body.mode, reason=body.reason, expected_version=body.expected_version,
-                                     actor=actor)
+    policy = await store.switch_mode(body.mode, reason=body.reason, expected_version=body.expected_version, actor=actor)
     _metrics(request).writes.labels("mode").inc()
     return _policy_response(store, policy)
 
@@ -217,8 +227,7 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Pol
 async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> PolicyResponse:
     """Apply path -> value changes as one version; a change that raises risk needs an admin."""
     store = _store(request)
-    policy = await store.update(body.changes, reason=body.reason, expected_version=body.expected_version,
-                                actor=actor)
+    policy = await store.update(body.changes, reason=body.reason, expected_version=body.expected_version, actor=actor)
     _metrics(request).writes.labels("update").inc()
     return _policy_response(store, policy)
 
@@ -227,8 +236,9 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
 async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> PolicyResponse:
     """Turn the kill switch on (any operator) or off (admins only)."""
     store = _store(request)
-    policy = await store.set_emergency_mode(body.active, reason=body.reason,
-                                            expected_version=body.expected_version, actor=actor)
+    policy = await store.set_emergency_mode(
+        body.active, reason=body.reason, expected_version=body.expected_version, actor=actor
+    )
     _metrics(request).writes.labels("emergency").inc()
     return _policy_response(store, policy)
 
@@ -257,15 +267,15 @@ async def get_diff(
     _metrics(request).reads.labels("diff").inc()
     store = _store(request)
     changes = await store.diff(v1, v2)
-    return DiffResponse(v1=v1, v2=v2 if v2 is not None else store.snapshot().version,
-                        changes=[ChangeModel.of(c) for c in changes])
+    return DiffResponse(
+        v1=v1, v2=v2 if v2 is not None else store.snapshot().version, changes=[ChangeModel.of(c) for c in changes]
+    )
 
 
 @router.post("/rollback", summary="Roll back to an earlier version", responses=_WRITE_ERRORS)
 async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> PolicyResponse:
     """Write a new version equal in content to ``version`` (admins only)."""
     store = _store(request)
-    policy = await store.rollback(body.version, reason=body.reason, expected_version=body.expected_version,
-                                  actor=actor)
+    policy = await store.rollback(body.version, reason=body.reason, expected_version=body.expected_version, actor=actor)
     _metrics(request).writes.labels("rollback").inc()
     return _policy_response(store, policy)

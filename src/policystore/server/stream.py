@@ -9,6 +9,10 @@ on the queues, so writers never wait for a client; a client whose queue is
 full is closed with code 1013 (try again later) and reconnects to a fresh
 snapshot. Heartbeats (``{"type": "heartbeat"}``) keep idle connections alive
 and tell clients the server is still there.
+
+At every heartbeat the client's token is checked again: a connection whose
+token was revoked gets one error message and close code 1008, so revoking a
+token also cuts off the changes it was following.
 """
 
 from __future__ import annotations
@@ -17,18 +21,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from policystore.errors import PolicyStoreError
+from policystore.errors import PolicyStoreError, StoreUnavailableError
 from policystore.model.events import PolicyChanged
 from policystore.model.roles import Actor
 from policystore.server.auth import authenticate, token_from_header
-from policystore.server.errors import error_body
+from policystore.server.errors import AuthenticationError, error_body
 from policystore.server.health import ServerMetrics
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
@@ -115,72 +119,127 @@ class StreamHub:
             tokens: the token table to check the client's token against.
         """
         await websocket.accept()
-        actor = await self._authenticate(websocket, tokens)
-        if actor is None:
+        signed_in = await self._authenticate(websocket, tokens)
+        if signed_in is None:
             return
+        actor, secret = signed_in
         client = _Client(asyncio.Queue(maxsize=self.queue_size))
         # Register before taking the snapshot, so no event falls between the two.
         self._clients.add(client)
         self.metrics.stream_clients.set(len(self._clients))
         try:
             snapshot = self.store.snapshot()
-            await websocket.send_json({
-                "type": "snapshot", "version": snapshot.version, "policy": snapshot.document(),
-                "source": self.store.source.value, "stale": self.store.stale, "viewer": actor.name,
-                "role": actor.role.value,
-            })
-            await self._pump(websocket, client, snapshot.version)
+            await websocket.send_json(
+                {
+                    "type": "snapshot",
+                    "version": snapshot.version,
+                    "policy": snapshot.document(),
+                    "source": self.store.source.value,
+                    "stale": self.store.stale,
+                    "viewer": actor.name,
+                    "role": actor.role.value,
+                }
+            )
+            await self._pump(websocket, client, snapshot.version, lambda: _still_valid(tokens, secret, actor.name))
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away
         finally:
             self._clients.discard(client)
             self.metrics.stream_clients.set(len(self._clients))
 
-    async def _authenticate(self, websocket: WebSocket, tokens: TokenStore) -> Actor | None:
+    async def _authenticate(self, websocket: WebSocket, tokens: TokenStore) -> tuple[Actor, str] | None:
         secret = token_from_header(websocket.headers.get("authorization"))
         try:
             if secret is None:
                 async with asyncio.timeout(self.auth_timeout):
                     first = await websocket.receive_text()
                 secret = _token_of(first)
-            return await authenticate(tokens, secret)
+            actor = await authenticate(tokens, secret)
         except PolicyStoreError as exc:
-            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await websocket.send_json({"type": "error", **error_body(exc)})
-                await websocket.close(CLOSE_AUTH, "authentication failed")
+            await _refuse(websocket, exc, "authentication failed")
         except TimeoutError:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await websocket.close(CLOSE_AUTH, "no token message in time")
         except WebSocketDisconnect:
             pass
+        else:
+            assert secret is not None  # noqa: S101 - authenticate refuses a missing token
+            return actor, secret
         return None
 
-    async def _pump(self, websocket: WebSocket, client: _Client, after: int) -> None:
+    async def _pump(
+        self,
+        websocket: WebSocket,
+        client: _Client,
+        after: int,
+        token_valid: Callable[[], Awaitable[bool]],
+    ) -> None:
+        """Send the client's queued events, a heartbeat every interval, until it leaves or is closed."""
+        loop = asyncio.get_running_loop()
         reader = asyncio.create_task(_drain(websocket))
+        # One get task lives until it delivers: cancelling a get that has already taken an
+        # event off the queue (a timeout landing in the same loop turn) would lose that event.
+        get: asyncio.Task[dict[str, Any]] | None = None
+        next_beat = loop.time() + self.heartbeat
         try:
-            while not reader.done():
-                try:
-                    async with asyncio.timeout(self.heartbeat):
-                        get = asyncio.ensure_future(client.queue.get())
-                        done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                except TimeoutError:
-                    await websocket.send_json({"type": "heartbeat", "at": datetime.now(UTC).isoformat()})
-                    continue
-                finally:
-                    if not get.done():
-                        get.cancel()
+            while True:
+                if get is None:
+                    get = asyncio.create_task(client.queue.get())
+                timeout = max(0.0, next_beat - loop.time())
+                done, _ = await asyncio.wait({get, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    return
                 if client.dropped:
                     self.metrics.dropped_clients.inc()
                     await websocket.close(CLOSE_SLOW, "client fell behind; reconnect for a fresh snapshot")
                     return
                 if get in done:
                     message = get.result()
+                    get = None
                     if message["version"] > after:  # older ones are already in the snapshot
                         await websocket.send_json(message)
+                # Beat on a fixed cadence, busy or idle, so a revoked token is noticed even mid-burst.
+                if loop.time() >= next_beat:
+                    if not await _beat(websocket, token_valid):
+                        return
+                    next_beat = loop.time() + self.heartbeat
         finally:
-            reader.cancel()
+            await _cancel(get, reader)
+
+
+async def _beat(websocket: WebSocket, token_valid: Callable[[], Awaitable[bool]]) -> bool:
+    """Send a heartbeat if the token still holds; else refuse the client. Return whether it stays."""
+    if not await token_valid():
+        await _refuse(websocket, AuthenticationError("the token was revoked"), "token revoked")
+        return False
+    await websocket.send_json({"type": "heartbeat", "at": datetime.now(UTC).isoformat()})
+    return True
+
+
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    for task in tasks:
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await reader
+                await task
+
+
+async def _still_valid(tokens: TokenStore, secret: str, name: str) -> bool:
+    """Whether ``secret`` still belongs to the token ``name`` (not revoked, not replaced)."""
+    try:
+        record = await tokens.authenticate(secret)
+    except StoreUnavailableError:
+        # The table was loaded when the client signed in, so this only happens if the
+        # store is away and the cache is gone; keep serving, as reads do through an outage.
+        return True
+    return record is not None and record.name == name
+
+
+async def _refuse(websocket: WebSocket, exc: PolicyStoreError, reason: str) -> None:
+    """Send ``exc`` as one error message, then close with 1008 (policy violation)."""
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await websocket.send_json({"type": "error", **error_body(exc)})
+        await websocket.close(CLOSE_AUTH, reason)
 
 
 async def _drain(websocket: WebSocket) -> None:

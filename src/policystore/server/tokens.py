@@ -28,7 +28,11 @@ __all__ = ["TOKEN_TABLE", "TokenRecord", "TokenStore", "hash_token"]
 #: The auxiliary table of the back end the token hashes live in.
 TOKEN_TABLE: Final = "tokens"  # noqa: S105 - a table name, not a secret
 _PREFIX: Final = "ps_"
-_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
+#: Token names become history authors. Writes made without a token are recorded as
+#: ``local:<user>``, so ':' is kept out of token names: no token can pass for such an author.
+#: Whitespace and control characters are out too (they would garble one-line history output).
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_NAME_RULE: Final = "letters, digits and _ . @ -, starting with a letter or digit, at most 64"
 
 
 def hash_token(secret: str) -> str:
@@ -122,7 +126,8 @@ class TokenStore:
         """Create a token for ``name`` with ``role`` and return its secret (shown once).
 
         Args:
-            name: who the token is for: letters, digits and ``_ . @ : -``, up to 64.
+            name: who the token is for: letters, digits and ``_ . @ -``, up to 64 (no ``:``,
+                which marks authors that are not tokens, such as ``local:<user>``).
             role: ``viewer``, ``operator`` or ``admin``.
             now: the creation time (default: the current UTC time).
 
@@ -133,8 +138,9 @@ class TokenStore:
             PolicyValidationError: a bad name or role, or the name is taken.
             StoreUnavailableError: the store cannot be reached.
         """
-        if not _NAME.match(name):
-            msg = f"{name!r} is not a valid token name (letters, digits and _ . @ : -, at most 64)"
+        # fullmatch, not match with '$': '$' also accepts a trailing newline.
+        if not _NAME.fullmatch(name):
+            msg = f"{name!r} is not a valid token name ({_NAME_RULE}; ':' is reserved for authors such as local:<user>)"
             raise PolicyValidationError([FieldError("name", msg)])
         try:
             parsed = Role(role)

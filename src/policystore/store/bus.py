@@ -41,15 +41,20 @@ class EventBus:
 
         return unsubscribe
 
-    async def watch(self) -> AsyncIterator[PolicyChanged]:
-        """Yield every event from now on, in version order, until the store closes."""
+    def watch(self) -> AsyncIterator[PolicyChanged]:
+        """Yield every event from the call on, in version order, until the store closes."""
+        # Registered now, not at the first iteration: no event between the two is missed.
         queue: asyncio.Queue[PolicyChanged | None] = asyncio.Queue()
         self._queues.add(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._queues.discard(queue)
+
+        async def follow() -> AsyncIterator[PolicyChanged]:
+            try:
+                while (event := await queue.get()) is not None:
+                    yield event
+            finally:
+                self._queues.discard(queue)
+
+        return follow()
 
     async def publish(self, event: PolicyChanged) -> None:
         """Deliver ``event``; subscriber errors are logged with the event, never raised."""

@@ -46,14 +46,21 @@ class LastKnownGood:
             log.error("Last-known-good copy %s is not a valid policy and was ignored: %s", self.path, exc)  # noqa: TRY400
             return None
 
+    def _saved_version(self) -> int:
+        """The version in the file now, or -1 when there is none; a peek, not a full validation."""
+        try:
+            version = json.loads(self.path.read_text(encoding="utf-8")).get("version", -1)
+        except (OSError, ValueError, AttributeError):
+            return -1
+        return version if isinstance(version, int) else -1
+
     def write(self, policy: Policy) -> None:
-        """Replace the file with ``policy`` atomically; a newer saved version is kept.
+        """Replace the file with ``policy`` atomically; the same or a newer saved version is kept.
 
         Several processes on one machine share the file, so a process that
         heard of a version later than another does not overwrite it.
         """
-        saved = self.read()
-        if saved is not None and saved.version > policy.version:
+        if self._saved_version() >= policy.version:  # another process on this machine saved it already
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

@@ -13,11 +13,12 @@ import dataclasses
 import inspect
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from policystore.backends.base import Backend
+from policystore.backends.base import Backend, Published
 from policystore.errors import (
     FieldError,
     PolicyStoreError,
@@ -25,7 +26,7 @@ from policystore.errors import (
     StoreUnavailableError,
     VersionConflictError,
 )
-from policystore.model.changes import diff_policies
+from policystore.model.changes import diff_policies, stamp_emergency
 from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
@@ -42,6 +43,11 @@ log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
+#: Seconds between two saves of the last-known-good copy by one process. A burst
+#: of versions costs one file write per interval, not one each (every process on
+#: the machine saves, and each save is fsync'd); the newest version is always
+#: saved, at most this late, and at once on close.
+LKG_SAVE_INTERVAL = 0.2
 
 
 class Replica:
@@ -63,7 +69,16 @@ class Replica:
     _actor: Actor
     _clock: Callable[[], datetime]
     last_error: PolicyStoreError | None
-    _rejected_version: int = -1
+    #: The newest version found in the store and refused as invalid; while it is
+    #: newer than the version held, no new trade may be opened (fail closed).
+    _refused_version: int = -1
+    #: Events waiting to be delivered, in version order (see ``_deliver``).
+    _outbox: deque[PolicyChanged]
+    _delivering: bool = False
+    #: The newest version waiting to be saved as the last-known-good copy.
+    _lkg_pending: Policy | None = None
+    _lkg_task: asyncio.Task[None] | None = None
+    _lkg_hurry: asyncio.Event
 
     async def refresh(self) -> Policy:
         """Compare versions with the store now and load a newer one if there is one.
@@ -79,7 +94,27 @@ class Replica:
         except StoreUnavailableError as exc:
             self._mark_unreachable(exc)
             raise
+        finally:
+            await self._deliver()
         return self._state.policy
+
+    async def _deliver(self) -> None:
+        """Hand queued events to subscribers, outside the lock and in version order.
+
+        Events are queued under the lock and delivered after it is released, so a
+        subscriber may itself write to the store. Only one delivery runs at a
+        time: a write made by a subscriber queues its events behind the one being
+        delivered, and the running delivery hands them on when the subscriber
+        returns.
+        """
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            while self._outbox:
+                await self._bus.publish(self._outbox.popleft())
+        finally:
+            self._delivering = False
 
     def _set_state(self, state: ReadState) -> None:
         # One assignment each: a reader sees the old table or the new, never a mix.
@@ -101,8 +136,9 @@ class Replica:
 
     async def _seed(self) -> None:
         now = self._clock()
-        first = dataclasses.replace(default_policy(), version=1, updated_at=now, updated_by="policystore",
-                                    reason="initial policy")
+        first = dataclasses.replace(
+            default_policy(), version=1, updated_at=now, updated_by="policystore", reason="initial policy"
+        )
         entry = HistoryEntry(1, now, "policystore", "initial policy", ())
         with contextlib.suppress(VersionConflictError):  # another process seeded it first
             await self._backend.commit(first.document(), entry)
@@ -117,52 +153,115 @@ class Replica:
             reason = f"the stored policy is invalid and was refused ({exc})"
             raise StoreUnavailableError(self._backend.url, reason) from exc
 
+    async def _load_base(self, *, replaces_whole: bool) -> Policy:
+        """Load the version a write builds on.
+
+        A write that replaces the whole document (a rollback or an import) does
+        not need the stored content, so it also works when the newest stored
+        version is invalid: that is how an operator repairs such a store. Its
+        history then records the change from the last valid version this
+        process held.
+        """
+        try:
+            return await self._load_latest()
+        except StoreUnavailableError as exc:
+            if not (replaces_whole and isinstance(exc.__cause__, ValueError)):
+                raise
+            current = await self._backend.current_version()
+            log.warning("Writing over invalid version %d of the store: %s", current, exc)
+            return dataclasses.replace(self._state.policy, version=current)
+
     async def _catch_up(self) -> None:
         """Install the store's newest version if it is newer than ours, with its events."""
         async with self._lock:
             state = self._state
             live = state.source is Source.STORE
             current = await self._backend.current_version()
-            if live and current <= state.policy.version:
+            if live and current == state.policy.version:
                 return
             try:
                 policy = await self._load_latest()
             except StoreUnavailableError as exc:
-                await self._announce_rejection(exc, current)
+                self._announce_rejection(exc, current)
                 raise
-            if live and policy.version <= state.policy.version:
+            if live and policy.version < state.policy.version:
+                # The store went back (restored or re-created): it is the source of
+                # truth, so follow it, loudly; there are no events to replay.
+                log.error(
+                    "The store is at version %d, older than version %d held here; following the store.",
+                    policy.version,
+                    state.policy.version,
+                )
+                self._install(policy, [], policy.version)
+                return
+            if live and policy.version == state.policy.version:
                 return
             # Replay the versions we missed as events, in order. With nothing known
             # before (environment and defaults answered) there is nothing to replay.
             known = state.source in {Source.STORE, Source.LAST_KNOWN_GOOD}
             after = state.policy.version if known else policy.version
             entries = await self._backend.entries(after, policy.version) if after < policy.version else []
-            await self._install(policy, entries, after)
+            self._install(policy, entries, after)
 
-    async def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
-        """Publish one ``policy.rejected`` event per refused version, so operators hear of it."""
-        if not isinstance(exc.__cause__, ValueError) or version == self._rejected_version:
+    def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
+        """Queue one ``policy.rejected`` event per refused version, so operators hear of it."""
+        if not isinstance(exc.__cause__, ValueError) or version == self._refused_version:
             return
-        self._rejected_version = version
+        self._refused_version = version
         log.error("Refused version %d from the store: %s", version, exc)
-        await self._bus.publish(PolicyChanged(
-            type=EventType.REJECTED, version=version, previous_version=self._state.policy.version,
-            at=self._clock(), by="policystore", reason=str(exc), changes=(),
-        ))
+        self._outbox.append(
+            PolicyChanged(
+                type=EventType.REJECTED,
+                version=version,
+                previous_version=self._state.policy.version,
+                at=self._clock(),
+                by="policystore",
+                reason=str(exc),
+                changes=(),
+            )
+        )
 
-    async def _install(self, policy: Policy, entries: list[HistoryEntry], previous: int) -> None:
+    def _install(self, policy: Policy, entries: list[HistoryEntry], previous: int) -> None:
+        """Make ``policy`` the read state and queue its events; called with the lock held."""
         self.last_error = None
         before = self._state
         self._set_state(ReadState.live(policy))
+        if policy.version >= self._refused_version:
+            self._refused_version = -1
         if self._lkg is not None and (before.source is not Source.STORE or before.policy.version != policy.version):
-            try:
-                await asyncio.to_thread(self._lkg.write, policy)
-            except OSError as exc:
-                log.error("Could not save the last-known-good copy to %s: %s", self._lkg.path, exc)  # noqa: TRY400
+            self._save_last_known_good(policy)
         for entry in entries:
-            for event in events_for(entry, previous):
-                await self._bus.publish(event)
+            self._outbox.extend(events_for(entry, previous))
             previous = entry.version
+
+    def _save_last_known_good(self, policy: Policy) -> None:
+        """Save ``policy`` to disk soon, off the path that installs versions.
+
+        One background task writes the newest pending version, then rests
+        :data:`LKG_SAVE_INTERVAL`; versions that arrive meanwhile are coalesced
+        into its next write.
+        """
+        self._lkg_pending = policy
+        if self._lkg_task is None or self._lkg_task.done():
+            self._lkg_task = asyncio.create_task(self._write_last_known_good(), name="policystore-lkg")
+
+    async def _write_last_known_good(self) -> None:
+        lkg = self._lkg
+        while lkg is not None and (policy := self._lkg_pending) is not None:
+            self._lkg_pending = None
+            try:
+                await asyncio.to_thread(lkg.write, policy)
+            except OSError as exc:
+                log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
+
+    async def _flush_last_known_good(self) -> None:
+        """Save the newest version seen now and wait until it is on disk (used on close)."""
+        self._lkg_hurry.set()
+        task = self._lkg_task
+        if task is not None:
+            await asyncio.shield(task)
 
     async def _write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
         self,
@@ -172,6 +271,8 @@ class Replica:
         reason: str,
         expected_version: int | None,
         actor: Actor | None,
+        *,
+        replaces_whole: bool = False,
     ) -> Policy:
         who = actor or self._actor
         author = who.name if actor is not None or not updated_by else updated_by
@@ -181,17 +282,18 @@ class Replica:
             raise PolicyValidationError([FieldError("updated_by", "must name who makes the change")])
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             try:
-                base = await self._load_latest()
+                base = await self._load_base(replaces_whole=replaces_whole)
             except StoreUnavailableError as exc:
                 self._mark_unreachable(exc)
                 raise
             if expected_version is not None and base.version != expected_version:
                 raise VersionConflictError(expected_version, base.version)
-            candidate = change(base)
-            authorize_change(who, base, candidate, action)
             now = self._clock()
-            new = dataclasses.replace(candidate, version=base.version + 1, updated_at=now, updated_by=author,
-                                      reason=reason)
+            candidate = stamp_emergency(base, change(base), now, author)
+            authorize_change(who, base, candidate, action)
+            new = dataclasses.replace(
+                candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
+            )
             entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
             try:
                 await self._backend.commit(new.document(), entry)
@@ -216,7 +318,8 @@ class Replica:
             installed = live and state.policy.version >= new.version  # a notification was first
             direct = live and state.policy.version == new.version - 1
             if direct:
-                await self._install(new, [entry], state.policy.version)
+                self._install(new, [entry], state.policy.version)
+        await self._deliver()
         if not installed and not direct:
             # We missed versions in between: load them, so events stay in order.
             with contextlib.suppress(StoreUnavailableError):
@@ -230,11 +333,43 @@ class Replica:
                 except Exception:
                     log.exception("The external event bus failed to publish %s", event.event_id)
 
+    async def _install_published(self, published: Published) -> bool:
+        """Install a version from its notification, without reading the store back.
+
+        Only the version right after the one held qualifies: anything else (a
+        gap, a stale copy, a document that fails validation) returns False and
+        the caller re-reads, which replays missed versions and refuses invalid
+        ones loudly.
+
+        Returns:
+            True when this process now holds ``published.version`` or newer.
+        """
+        async with self._lock:
+            state = self._state
+            if state.source is not Source.STORE:
+                return False
+            if state.policy.version >= published.version:
+                return True
+            if state.policy.version != published.version - 1 or published.entry.version != published.version:
+                return False
+            try:
+                policy = build_policy(published.document)
+            except PolicyValidationError:
+                return False
+            if policy.version != published.version:
+                return False
+            self._install(policy, [published.entry], state.policy.version)
+        await self._deliver()
+        return True
+
     async def _follow_notifications(self) -> None:
         while not self._closed:
             try:
                 async for hint in self._backend.notifications():
-                    if hint == 0 or hint > self._state.policy.version or self._state.stale:
+                    if isinstance(hint, Published):
+                        if not await self._install_published(hint):
+                            await self.refresh()
+                    elif hint == 0 or hint > self._state.policy.version or self._state.stale:
                         await self.refresh()
             except StoreUnavailableError:
                 pass  # marked stale by refresh(); the safety net and the retry below reconnect
@@ -249,5 +384,3 @@ class Replica:
             await asyncio.sleep(delay)
             with contextlib.suppress(StoreUnavailableError):
                 await self.refresh()
-
-

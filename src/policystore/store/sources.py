@@ -101,7 +101,11 @@ class ReadState:
             return Explanation(path, value, Source.STORE, version, stale=False, detail="read from the live store")
         if self.source is Source.LAST_KNOWN_GOOD:
             return Explanation(
-                path, value, self.source, version, stale=True,
+                path,
+                value,
+                self.source,
+                version,
+                stale=True,
                 detail="the live store cannot be reached; answered from the last-known-good copy",
             )
         problems = "; ".join(self.problems.values())

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import getpass
 import logging
+import math
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -24,25 +25,20 @@ from typing import Any, Final, Self
 
 from policystore.backends.base import Backend
 from policystore.errors import (
-    FieldError,
     PolicyStoreError,
-    PolicyValidationError,
     StoreUnavailableError,
     UnknownPathError,
 )
-from policystore.model.changes import apply_patch, diff_policies
 from policystore.model.events import PolicyChanged
-from policystore.model.history import FieldChange, HistoryEntry
-from policystore.model.modes import RiskMode, RiskModeConfig
+from policystore.model.modes import RiskModeConfig
 from policystore.model.paths import suggest
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
-from policystore.model.validation import build_policy
 from policystore.store.bus import EventBus, ExternalEventBus, Subscriber
 from policystore.store.lkg import LastKnownGood
-from policystore.store.replica import Replica
 from policystore.store.sources import Explanation, Source
 from policystore.store.urls import DEFAULT_URL, backend_for_url, default_lkg_path
+from policystore.store.writes import Writes
 
 __all__ = ["MISSING", "PolicyStore", "StaleTradingRule"]
 
@@ -84,11 +80,7 @@ def _default_actor() -> Actor:
     return Actor(f"local:{user}", Role.ADMIN)
 
 
-def _mode_name(mode: RiskMode | str) -> str:
-    return mode.value if isinstance(mode, RiskMode) else str(mode)
-
-
-class PolicyStore(Replica):
+class PolicyStore(Writes):
     """The policy store: async reads and writes over one back end.
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
@@ -145,7 +137,10 @@ class PolicyStore(Replica):
         self._stale_rule = StaleTradingRule(stale_trading)
         self._clock = clock
         self._bus = EventBus()
+        self._outbox = deque()
+        self._lkg_hurry = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._initialized = False
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.last_error: PolicyStoreError | None = None
@@ -172,7 +167,14 @@ class PolicyStore(Replica):
         return store
 
     async def initialize(self) -> None:
-        """Connect, create the first version in a new store, load it and start following changes."""
+        """Connect, create the first version in a new store, load it and start following changes.
+
+        Raises:
+            RuntimeError: the store was already initialised or has been closed.
+        """
+        if self._initialized or self._closed:
+            raise RuntimeError("this PolicyStore was already initialised; open a new one instead")
+        self._initialized = True
         try:
             await self._backend.connect()
             if await self._backend.current_version() == 0:
@@ -193,7 +195,9 @@ class PolicyStore(Replica):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self._deliver()
         self._bus.close()
+        await self._flush_last_known_good()
         await self._backend.close()
 
     async def __aenter__(self) -> Self:
@@ -270,17 +274,22 @@ class PolicyStore(Replica):
         return self._state.policy.risk
 
     async def get_value(self, path: str, default: Any = MISSING) -> Any:
-        """Async form of :meth:`get`."""
+        """Async form of :meth:`get`: the value at ``path`` from the local snapshot.
+
+        Raises:
+            UnknownPathError: no such path and no default was given.
+        """
         return self.get(path, default)
 
     async def can_open_new_trades(self) -> bool:
         """Return whether a new trade may be opened now.
 
-        False while the kill switch is on; while stale, the answer follows the
-        store's :class:`StaleTradingRule`.
+        False while the kill switch is on, and while the store holds a newer
+        version that was refused as invalid (its kill switch cannot be known);
+        while stale, the answer follows the store's :class:`StaleTradingRule`.
         """
         state = self._state
-        if state.policy.emergency.active:
+        if state.policy.emergency.active or self._refused_version > state.policy.version:
             return False
         if not state.stale or self._stale_rule is StaleTradingRule.FOLLOW:
             return True
@@ -296,107 +305,6 @@ class PolicyStore(Replica):
         """Iterate over every change event from now on, in version order."""
         return self._bus.watch()
 
-    # -- audit ---------------------------------------------------------------
-
-    async def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
-        """Return up to ``limit`` history entries, newest first (older than ``before``)."""
-        if limit < 1:
-            raise PolicyValidationError([FieldError("limit", f"must be at least 1 (got {limit})")])
-        return await self._backend.history(limit, before)
-
-    async def version_at(self, version: int) -> Policy:
-        """Return the policy as it was at ``version``.
-
-        Raises:
-            PolicyValidationError: there is no such version.
-        """
-        document = await self._backend.load(version) if version >= 1 else None
-        if document is None:
-            current = await self._backend.current_version()
-            msg = f"there is no version {version}; versions run from 1 to {current}"
-            raise PolicyValidationError([FieldError("version", msg)])
-        return build_policy(document)
-
-    async def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
-        """Return the stored fields that differ from version ``v1`` to ``v2`` (default: current)."""
-        old = await self.version_at(v1)
-        new = await self.version_at(v2) if v2 is not None else await self._load_latest()
-        return list(diff_policies(old, new))
-
-    # -- writes --------------------------------------------------------------
-
-    async def switch_mode(
-        self,
-        mode: RiskMode | str,
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """Make ``mode`` the active mode. A looser mode needs an admin.
-
-        Returns:
-            The new policy.
-
-        Raises:
-            PolicyValidationError: no such mode, or an empty reason.
-            VersionConflictError: ``expected_version`` is not the current version.
-            PermissionDeniedError: the switch raises risk and the actor is no admin.
-            StoreUnavailableError: the store cannot be reached; nothing changed.
-        """
-        name = _mode_name(mode)
-        return await self._write(
-            lambda base: apply_patch(base, {"active_mode": name}),
-            f"switching to mode {name}", updated_by, reason, expected_version, actor,
-        )
-
-    async def update(
-        self,
-        changes: Mapping[str, Any],
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """Apply path -> value ``changes`` as one new version, all or nothing.
-
-        Without ``expected_version`` a concurrent write is not an error: the
-        changes are applied again on the newer version, so neither is lost.
-
-        Raises:
-            UnknownPathError, PolicyValidationError, VersionConflictError,
-            PermissionDeniedError, StoreUnavailableError: as for :meth:`switch_mode`.
-        """
-        patch = dict(changes)
-        return await self._write(
-            lambda base: apply_patch(base, patch), "this change", updated_by, reason, expected_version, actor
-        )
-
-    async def set_emergency_mode(
-        self,
-        active: bool,
-        *,
-        reason: str,
-        updated_by: str | None = None,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """Turn the kill switch on (any operator) or off (admins only)."""
-        author = (actor or self._actor).name if updated_by is None or actor is not None else updated_by
-        now = self._clock()
-        patch: dict[str, Any] = (
-            {"emergency.active": True, "emergency.reason": reason, "emergency.activated_at": now,
-             "emergency.activated_by": author}
-            if active
-            else {"emergency.active": False, "emergency.reason": None, "emergency.activated_at": None,
-                  "emergency.activated_by": None}
-        )
-        action = "turning the kill switch on" if active else "turning the kill switch off"
-        return await self._write(lambda base: apply_patch(base, patch), action, updated_by, reason,
-                                 expected_version, actor)
-
     async def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
         """The drawdown breaker: turn the kill switch on once the day's loss reaches the limit.
 
@@ -407,46 +315,22 @@ class PolicyStore(Replica):
 
         Returns:
             True if new trades may still be opened.
+
+        Raises:
+            StoreUnavailableError: the breaker tripped but the kill switch could not
+                be written; nothing may be opened, and the caller must not trade.
         """
         limit = self._state.policy.risk.max_daily_drawdown
-        if loss_fraction >= limit and not self._state.policy.emergency.active:
+        # A loss that is not a finite number cannot be compared with the limit:
+        # treat it as a breach rather than let it pass every check.
+        breached = not math.isfinite(loss_fraction) or loss_fraction >= limit
+        if breached and not self._state.policy.emergency.active:
             mode = self._state.policy.active_mode
-            reason = (f"drawdown breaker: the day's loss of {loss_fraction:.2%} reached max_daily_drawdown "
-                      f"{limit:.2%} of mode {mode}")
-            await self.set_emergency_mode(True, reason=reason, updated_by=reporter,
-                                          actor=actor or Actor(reporter, Role.OPERATOR))
+            figure = f"{loss_fraction:.2%}" if math.isfinite(loss_fraction) else f"{loss_fraction!r} (not a number)"
+            reason = (
+                f"drawdown breaker: the day's loss of {figure} reached max_daily_drawdown {limit:.2%} of mode {mode}"
+            )
+            await self.set_emergency_mode(
+                True, reason=reason, updated_by=reporter, actor=actor or Actor(reporter, Role.OPERATOR)
+            )
         return await self.can_open_new_trades()
-
-    async def rollback(
-        self,
-        version: int,
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """Write a new version equal in content to ``version``. Admins only."""
-        (actor or self._actor).require(Role.ADMIN, "rolling back")
-        target = await self.version_at(version)
-        return await self._write(
-            lambda base: dataclasses.replace(target, version=base.version),
-            f"rolling back to version {version}", updated_by, reason, expected_version, actor,
-        )
-
-    async def replace_policy(
-        self,
-        document: Mapping[str, Any],
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """Replace the whole document (an import) as one new version; metadata in it is ignored."""
-        data = {k: v for k, v in document.items() if k not in {"version", "updated_at", "updated_by", "reason"}}
-        imported = build_policy(data)
-        return await self._write(
-            lambda base: dataclasses.replace(imported, version=base.version),
-            "importing a policy", updated_by, reason, expected_version, actor,
-        )

@@ -35,6 +35,7 @@ class SyncPolicyStore:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="policystore-sync", daemon=True)
         self._thread.start()
+        self._watchers: set[queue.Queue[PolicyChanged | None]] = set()
         self._store = self._call(self._make(args, options))
 
     @staticmethod
@@ -42,6 +43,14 @@ class SyncPolicyStore:
         return PolicyStore(*args, **options)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            # Waiting on the loop from the loop's own thread would never return.
+            coro.close()
+            msg = (
+                "a blocking SyncPolicyStore method was called from a subscriber, which runs on the "
+                "store's own thread; use the async store (.store) there, or hand the work to another thread"
+            )
+            raise RuntimeError(msg)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     @classmethod
@@ -60,6 +69,8 @@ class SyncPolicyStore:
         if self._loop.is_closed():
             return
         self._call(self._store.close())
+        for events in list(self._watchers):
+            events.put(None)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
@@ -138,14 +149,21 @@ class SyncPolicyStore:
         return self._store.subscribe(callback)
 
     def watch(self) -> Iterator[PolicyChanged]:
-        """Iterate (blocking) over every change event from now on."""
-        events: queue.Queue[PolicyChanged] = queue.Queue()
+        """Iterate (blocking) over every change event from the call on, until :meth:`close`."""
+        # Subscribe now, not at the first next(): no event between the two is missed.
+        events: queue.Queue[PolicyChanged | None] = queue.Queue()
         unsubscribe = self._store.subscribe(events.put)
-        try:
-            while True:
-                yield events.get()
-        finally:
-            unsubscribe()
+        self._watchers.add(events)
+
+        def follow() -> Iterator[PolicyChanged]:
+            try:
+                while (event := events.get()) is not None:
+                    yield event
+            finally:
+                unsubscribe()
+                self._watchers.discard(events)
+
+        return follow()
 
     def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
         """See :meth:`PolicyStore.history`."""
@@ -160,48 +178,88 @@ class SyncPolicyStore:
         return self._call(self._store.diff(v1, v2))
 
     def switch_mode(
-        self, mode: RiskMode | str, *, updated_by: str | None = None, reason: str,
-        expected_version: int | None = None, actor: Actor | None = None,
+        self,
+        mode: RiskMode | str,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.switch_mode`."""
-        return self._call(self._store.switch_mode(
-            mode, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+        return self._call(
+            self._store.switch_mode(
+                mode, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+            )
+        )
 
     def update(
-        self, changes: Mapping[str, Any], *, updated_by: str | None = None, reason: str,
-        expected_version: int | None = None, actor: Actor | None = None,
+        self,
+        changes: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.update`."""
-        return self._call(self._store.update(
-            changes, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+        return self._call(
+            self._store.update(
+                changes, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+            )
+        )
 
     def set_emergency_mode(
-        self, active: bool, *, reason: str, updated_by: str | None = None,
-        expected_version: int | None = None, actor: Actor | None = None,
+        self,
+        active: bool,
+        *,
+        reason: str,
+        updated_by: str | None = None,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.set_emergency_mode`."""
-        return self._call(self._store.set_emergency_mode(
-            active, reason=reason, updated_by=updated_by, expected_version=expected_version, actor=actor))
+        return self._call(
+            self._store.set_emergency_mode(
+                active, reason=reason, updated_by=updated_by, expected_version=expected_version, actor=actor
+            )
+        )
 
     def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
         """See :meth:`PolicyStore.report_daily_loss`."""
         return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
 
     def rollback(
-        self, version: int, *, updated_by: str | None = None, reason: str,
-        expected_version: int | None = None, actor: Actor | None = None,
+        self,
+        version: int,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.rollback`."""
-        return self._call(self._store.rollback(
-            version, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+        return self._call(
+            self._store.rollback(
+                version, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+            )
+        )
 
     def replace_policy(
-        self, document: Mapping[str, Any], *, updated_by: str | None = None, reason: str,
-        expected_version: int | None = None, actor: Actor | None = None,
+        self,
+        document: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.replace_policy`."""
-        return self._call(self._store.replace_policy(
-            document, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor))
+        return self._call(
+            self._store.replace_policy(
+                document, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+            )
+        )
 
     def refresh(self) -> Policy:
         """See :meth:`PolicyStore.refresh`."""

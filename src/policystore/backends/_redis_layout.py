@@ -1,0 +1,150 @@
+"""How a policy is laid out in Redis: the keys of a namespace and the script that commits a version.
+
+Each write carries a random write id inside its history entry (the extra
+``write_id`` field, which :meth:`HistoryEntry.from_dict` ignores). When the
+reply to a commit is lost after Redis ran it, the client re-sends the same
+call; the script then finds its version already taken by an entry identical
+to the one it carries, so it reports the earlier success instead of a
+conflict, and writes nothing twice. Two separate writes never share an id, so
+a genuine conflict, even between writes of identical content, stays one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final
+
+from policystore.backends._redis_urls import NAMESPACE_RE, invalid
+from policystore.model.history import HistoryEntry
+
+__all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys"]
+
+WRITE_ID: Final = "write_id"
+_COMMITTED: Final = 1
+_REPLAYED: Final = 2
+
+# KEYS: version, document, documents, history. ARGV: new version, document, entry, channel, message.
+# Returns {0, current} on a conflict, {1, new} after writing, {2, current} when this very
+# entry is already stored at the new version (a re-sent call whose first reply was lost).
+# Every check comes before the first write: Redis does not undo a script's earlier
+# writes when a later command in it fails, so a failure must leave nothing half written.
+COMMIT_LUA: Final = """
+local raw = redis.call('GET', KEYS[1])
+local current = 0
+if raw then
+  current = tonumber(raw)
+  if not current then return redis.error_reply('policystore: the version key holds no integer') end
+end
+for _, key in ipairs({KEYS[3], KEYS[4]}) do
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= 'none' and kind ~= 'hash' then
+    return redis.error_reply('policystore: ' .. key .. ' holds a ' .. kind .. ', not a hash')
+  end
+end
+local new = tonumber(ARGV[1])
+if current ~= new - 1 then
+  if current >= new and redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[3] then return {2, current} end
+  return {0, current}
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {1, new}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """The Redis keys and channel of one namespace.
+
+    Attributes:
+        prefix: ``policystore:NAMESPACE:``, the start of every key.
+        version: the newest version (an integer string).
+        document: the newest document (JSON).
+        documents: a hash of version -> document JSON, for rollback and diff.
+        history: a hash of version -> history entry JSON.
+        channel: where each commit publishes ``{"version": N, "document": ..., "entry": ...}``.
+    """
+
+    prefix: str
+    version: str
+    document: str
+    documents: str
+    history: str
+    channel: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> RedisKeys:
+        """Return the keys of ``namespace``.
+
+        Raises:
+            PolicyValidationError: the name is empty, too long or has characters
+                other than letters, digits, ``_``, ``.`` and ``-``.
+        """
+        if not NAMESPACE_RE.match(namespace):
+            raise invalid(f"namespace {namespace!r} must be 1 to 64 letters, digits, '_', '.' or '-'")
+        p = f"policystore:{namespace}:"
+        return cls(p, p + "version", p + "document", p + "documents", p + "history", p + "changes")
+
+    def aux(self, table: str) -> str:
+        """Return the hash key of auxiliary table ``table``."""
+        return f"{self.prefix}aux:{table}"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCall:
+    """One write ready to send to :data:`COMMIT_LUA`; re-sending it unchanged is safe.
+
+    Attributes:
+        version: the version the write makes.
+        keys: the script's KEYS.
+        args: the script's ARGV, the entry among them with its write id.
+    """
+
+    version: int
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+    @classmethod
+    def build(cls, keys: RedisKeys, document: dict[str, Any], entry: HistoryEntry) -> CommitCall:
+        """Serialise ``document`` and ``entry`` under a new write id."""
+        version = int(document["version"])
+        stored_entry = entry.to_dict() | {WRITE_ID: uuid.uuid4().hex}
+        document_json = json.dumps(document, sort_keys=True)
+        entry_json = json.dumps(stored_entry, sort_keys=True)
+        # The notice carries the version itself, so a listener one version behind
+        # installs it without reading it back (three round trips fewer per process).
+        notice = f'{{"version": {version}, "document": {document_json}, "entry": {entry_json}}}'
+        args = (version, document_json, entry_json, keys.channel, notice)
+        return cls(version, (keys.version, keys.document, keys.documents, keys.history), args)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """What the commit script answered.
+
+    Attributes:
+        committed: the version is stored (by this call or by an earlier send of it).
+        replayed: it was stored by an earlier send whose reply was lost.
+        current: the store's version when the script ran.
+    """
+
+    committed: bool
+    replayed: bool
+    current: int
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> CommitOutcome:
+        """Read the script's ``{status, version}`` reply.
+
+        Raises:
+            ValueError, TypeError: the reply is not two integers.
+        """
+        status, current = (int(item) for item in reply)
+        if status not in {0, _COMMITTED, _REPLAYED}:
+            raise ValueError(f"unknown commit status {status}")
+        return cls(status != 0, status == _REPLAYED, current)

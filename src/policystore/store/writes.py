@@ -1,0 +1,230 @@
+"""The audited write API of a store: every write, and the history it leaves.
+
+Each write is validated, checked against the actor's role, committed with
+compare-and-set on the version and recorded in history (see
+:meth:`~policystore.store.replica.Replica._write`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from policystore.errors import FieldError, PolicyValidationError
+from policystore.model.changes import apply_patch, diff_policies
+from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.modes import RiskMode
+from policystore.model.policy import Policy
+from policystore.model.roles import Actor, Role
+from policystore.model.validation import build_policy
+from policystore.store.replica import Replica
+
+__all__ = ["Writes"]
+
+
+def _mode_name(mode: RiskMode | str) -> str:
+    return mode.value if isinstance(mode, RiskMode) else str(mode)
+
+
+class Writes(Replica):
+    """History, diff and the writes of :class:`~policystore.store.store.PolicyStore`."""
+
+    # -- audit ---------------------------------------------------------------
+
+    async def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` history entries, newest first (older than ``before``)."""
+        if limit < 1:
+            raise PolicyValidationError([FieldError("limit", f"must be at least 1 (got {limit})")])
+        return await self._backend.history(limit, before)
+
+    async def version_at(self, version: int) -> Policy:
+        """Return the policy as it was at ``version``.
+
+        Raises:
+            PolicyValidationError: there is no such version.
+        """
+        document = await self._backend.load(version) if version >= 1 else None
+        if document is None:
+            current = await self._backend.current_version()
+            msg = f"there is no version {version}; versions run from 1 to {current}"
+            raise PolicyValidationError([FieldError("version", msg)])
+        return build_policy(document)
+
+    async def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
+        """Return the stored fields that differ from version ``v1`` to ``v2`` (default: current)."""
+        old = await self.version_at(v1)
+        new = await self.version_at(v2) if v2 is not None else await self._load_latest()
+        return list(diff_policies(old, new))
+
+    # -- writes --------------------------------------------------------------
+
+    async def switch_mode(
+        self,
+        mode: RiskMode | str,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Make ``mode`` the active mode. A looser mode needs an admin.
+
+        Returns:
+            The new policy.
+
+        Raises:
+            PolicyValidationError: no such mode, or an empty reason.
+            VersionConflictError: ``expected_version`` is not the current version.
+            PermissionDeniedError: the switch raises risk and the actor is no admin.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        name = _mode_name(mode)
+        return await self._write(
+            lambda base: apply_patch(base, {"active_mode": name}),
+            f"switching to mode {name}",
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+        )
+
+    async def update(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Apply path -> value ``changes`` as one new version, all or nothing.
+
+        Without ``expected_version`` a concurrent write is not an error: the
+        changes are applied again on the newer version, so neither is lost.
+
+        Raises:
+            UnknownPathError, PolicyValidationError, VersionConflictError,
+            PermissionDeniedError, StoreUnavailableError: as for :meth:`switch_mode`.
+        """
+        patch = dict(changes)
+        return await self._write(
+            lambda base: apply_patch(base, patch), "this change", updated_by, reason, expected_version, actor
+        )
+
+    async def set_emergency_mode(
+        self,
+        active: bool,
+        *,
+        reason: str,
+        updated_by: str | None = None,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Turn the kill switch on (any operator) or off (admins only).
+
+        The store records who turned it on and when (``emergency.activated_by``
+        and ``emergency.activated_at``); turning it on again while it is on keeps
+        that record and replaces the reason.
+
+        Args:
+            active: True to stop new trades, False to allow them again.
+            reason: why; required, and kept as ``emergency.reason`` while on.
+            updated_by: the author to record when no ``actor`` is given.
+            expected_version: fail unless the store is at this version.
+            actor: who writes, with which role.
+
+        Returns:
+            The new policy.
+
+        Raises:
+            PolicyValidationError: an empty reason.
+            VersionConflictError: ``expected_version`` is not the current version.
+            PermissionDeniedError: turning it off without the admin role.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        patch: dict[str, Any] = (
+            {"emergency.active": True, "emergency.reason": reason}
+            if active
+            else {"emergency.active": False, "emergency.reason": None}
+        )
+        action = "turning the kill switch on" if active else "turning the kill switch off"
+        return await self._write(
+            lambda base: apply_patch(base, patch), action, updated_by, reason, expected_version, actor
+        )
+
+    async def rollback(
+        self,
+        version: int,
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Write a new version equal in content to ``version``. Admins only.
+
+        Works even when the newest stored version is invalid, so a corrupted
+        store can be repaired by rolling back to a good version.
+
+        Args:
+            version: the version whose content to restore.
+            updated_by: the author to record when no ``actor`` is given.
+            reason: why; required.
+            expected_version: fail unless the store is at this version.
+            actor: who writes, with which role.
+
+        Returns:
+            The new policy.
+
+        Raises:
+            PermissionDeniedError: the actor is no admin.
+            PolicyValidationError: no such version, or an empty reason.
+            VersionConflictError: ``expected_version`` is not the current version.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        (actor or self._actor).require(Role.ADMIN, "rolling back")
+        target = await self.version_at(version)
+        return await self._write(
+            lambda base: dataclasses.replace(target, version=base.version),
+            f"rolling back to version {version}",
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            replaces_whole=True,
+        )
+
+    async def replace_policy(
+        self,
+        document: Mapping[str, Any],
+        *,
+        updated_by: str | None = None,
+        reason: str,
+        expected_version: int | None = None,
+        actor: Actor | None = None,
+    ) -> Policy:
+        """Replace the whole document (an import) as one new version.
+
+        The document is validated before anything is written. Its metadata
+        (version, author, time, reason) and the kill switch's activation record
+        are ignored: the store sets them. Works even when the newest stored
+        version is invalid.
+
+        Raises:
+            PolicyValidationError: the document breaks a rule (every failure is
+                listed), or an empty reason.
+            VersionConflictError, PermissionDeniedError, StoreUnavailableError:
+                as for :meth:`switch_mode`.
+        """
+        data = {k: v for k, v in document.items() if k not in {"version", "updated_at", "updated_by", "reason"}}
+        imported = build_policy(data)
+        return await self._write(
+            lambda base: dataclasses.replace(imported, version=base.version),
+            "importing a policy",
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            replaces_whole=True,
+        )
