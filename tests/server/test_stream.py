@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from websockets.sync.client import connect
 
 from policystore import PolicyStore
 from policystore.server.health import ServerMetrics
-from policystore.server.stream import CLOSE_AUTH, StreamHub, _Client
+from policystore.server.stream import CLOSE_AUTH, CLOSE_SLOW, StreamHub, _Client
 
 HEARTBEAT = 0.2
 
@@ -41,6 +42,13 @@ def _receive(ws, kind: str | None = None) -> dict:
             return message
         if message["type"] == kind:
             return message
+
+
+def _receive_until_closed(ws, deadline: float = 10.0) -> None:
+    """Read messages until the server closes the connection (which raises ConnectionClosed), or give up."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        ws.recv(timeout=10)  # every message, heartbeats included, until the close
 
 
 class TestStreamAuthentication:
@@ -99,6 +107,29 @@ class TestStreamEvents:
         assert ["policy.updated"] * 5 + ["policy.emergency"] == [e["type"] for e in events]
         assert [4.5, 4.0, 3.5, 3.0] == [e["new"]["modes.NORMAL.max_leverage"] for e in events[:4]]
         assert {"otto-operator"} == {e["by"] for e in events}
+
+    def test_store_restored_to_older_version_closes_for_fresh_snapshot(self, live, tmp_path):
+        """When the store goes back to an older version, the client is told to reconnect, then sees it."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        with sqlite3.connect(db) as src, sqlite3.connect(backup) as dst:
+            src.backup(dst)
+        with httpx.Client(base_url=live.base, timeout=10) as http:
+            status = http.post(
+                "/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator")
+            ).status_code
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
+            before = _receive(ws)
+            with sqlite3.connect(backup) as src, sqlite3.connect(db) as dst:
+                src.backup(dst)
+            with pytest.raises(ConnectionClosed) as closed:
+                _receive_until_closed(ws)
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
+            after = _receive(ws)
+
+        assert 200 == status
+        assert (2, True) == (before["version"], before["policy"]["emergency"]["active"])
+        assert CLOSE_SLOW == closed.value.rcvd.code
+        assert (1, False) == (after["version"], after["policy"]["emergency"]["active"])
 
     def test_idle_connection_receives_heartbeats(self, live):
         """An idle client receives heartbeats."""
@@ -234,7 +265,7 @@ class TestHeartbeatNeverLosesEvents:
             hub = StreamHub(store, ServerMetrics(), heartbeat=0.0)
             client = _Client(asyncio.Queue(maxsize=200))
             for version in range(1, 101):
-                client.offer({"type": "policy.updated", "version": version})
+                client.offer({"type": "policy.updated", "version": version, "previous_version": version - 1})
             socket = _RecordingSocket(wanted=100)
 
             async def always_valid() -> bool:

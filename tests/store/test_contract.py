@@ -23,20 +23,11 @@ from policystore import (
     VersionConflictError,
 )
 from policystore.model.changes import stored_values
+from support.waiting import eventually
 
 VIEWER = Actor("vera", Role.VIEWER)
 OPERATOR = Actor("otto", Role.OPERATOR)
 ADMIN = Actor("ada", Role.ADMIN)
-
-
-async def eventually(predicate: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds; fail only after a generous deadline (not a timing test)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        if loop.time() > end:
-            pytest.fail("the condition did not hold before the deadline")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

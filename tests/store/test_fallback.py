@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,7 @@ from policystore.model.changes import apply_patch
 from policystore.model.policy import default_policy
 from policystore.model.validation import build_policy
 from policystore.store.lkg import LastKnownGood
-
-
-async def eventually(predicate: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds; fail only after a generous deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        if loop.time() > end:
-            pytest.fail("the condition did not hold before the deadline")
-        await asyncio.sleep(0.01)
+from support.waiting import eventually
 
 
 def memory_backend() -> MemoryBackend:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import uuid
@@ -24,6 +25,8 @@ from policystore import (
 )
 from policystore.backends.memory import MemoryBackend
 from policystore.model.history import HistoryEntry
+from policystore.store.lkg import LastKnownGood
+from support.waiting import eventually
 
 OPERATOR = Actor("otto", Role.OPERATOR)
 ADMIN = Actor("ada", Role.ADMIN)
@@ -222,27 +225,142 @@ class TestDrawdownBreaker:
 
 
 class TestStoreGoesBack:
-    """A store restored from an older backup is followed, loudly."""
+    """A store whose history was replaced (a restore, a failover that lost writes) is followed, failing closed."""
 
-    async def test_restored_older_store_is_followed(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-        """After a restore to version 1, readers hold version 1, not their newer copy."""
-        db = tmp_path / "policy.db"
-        store = await PolicyStore.open(f"sqlite:///{db}", watch=False)
+    @staticmethod
+    def copy_database(source: Path, target: Path) -> None:
+        """Copy one SQLite database over another with SQLite's backup API, as a restore does."""
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+
+    async def test_restored_older_store_followed_and_trading_held(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """After a restore to version 1: version 1 is held, announced, saved, and no trade opens until a write."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        lkg = tmp_path / "lkg.json"
+        store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=lkg)
+        heard: list[PolicyChanged] = []
+        store.subscribe(heard.append)
         try:
-            backup = tmp_path / "backup.db"
-            with sqlite3.connect(db) as live, sqlite3.connect(backup) as copy:
-                live.backup(copy)
+            self.copy_database(db, backup)
             await store.update({"modes.NORMAL.max_positions": 12}, reason="tune")
             await store.update({"modes.NORMAL.max_positions": 11}, reason="tune")
-            assert 3 == store.get("version")
-            with sqlite3.connect(backup) as copy, sqlite3.connect(db) as live:
-                copy.backup(live)
+            heard.clear()
+            self.copy_database(backup, db)
             with caplog.at_level(logging.ERROR, logger="policystore"):
                 await store.refresh()
             assert (1, 30) == (store.get("version"), store.get("modes.NORMAL.max_positions"))
-            assert "older than version 3" in caplog.text
+            assert "history was replaced" in caplog.text
+            assert [(EventType.UPDATED, 1, 3)] == [(e.type, e.version, e.previous_version) for e in heard]
+            assert ["modes.NORMAL.max_positions"] == [c.path for c in heard[0].changes]
+            assert not await store.can_open_new_trades()
+            await store.update({"modes.NORMAL.max_positions": 25}, reason="confirm after the restore")
+            assert await store.can_open_new_trades()
         finally:
             await store.close()
+
+    async def test_restore_overwrites_a_newer_last_known_good_copy(self, tmp_path: Path) -> None:
+        """The saved copy follows the store back, so a restart during an outage does not revive lost versions."""
+        db, backup, lkg = tmp_path / "policy.db", tmp_path / "backup.db", tmp_path / "lkg.json"
+        store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=lkg)
+        try:
+            self.copy_database(db, backup)
+            await store.set_emergency_mode(True, reason="halt", actor=OPERATOR)
+
+            def saved_version() -> int:
+                saved = LastKnownGood(lkg).read()
+                return -1 if saved is None else saved.version
+
+            await eventually(lambda: saved_version() == 2)
+            self.copy_database(backup, db)
+            await store.refresh()
+        finally:
+            await store.close()
+        saved = LastKnownGood(lkg).read()
+        assert saved is not None
+        assert (1, False) == (saved.version, saved.emergency.active)
+
+    async def test_same_version_number_other_content_detected(self, tmp_path: Path) -> None:
+        """After a lost write, the next write reuses its number; the content check still notices."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        follower = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        other = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        try:
+            self.copy_database(db, backup)
+            await follower.set_emergency_mode(True, reason="halt", actor=OPERATOR)  # version 2, then lost
+            self.copy_database(backup, db)
+            await other.update({"modes.NORMAL.max_leverage": 4.0}, reason="tune")  # another version 2
+            await follower.refresh()
+            assert (2, False, 4.0) == (
+                follower.get("version"),
+                follower.get("emergency.active"),
+                follower.get("modes.NORMAL.max_leverage"),
+            )
+            assert not await follower.can_open_new_trades()
+        finally:
+            await follower.close()
+            await other.close()
+
+
+class TestNumbersAsText:
+    """A number sent as text is checked against the hard limits like any number."""
+
+    async def test_text_leverage_above_cap_refused(self, store: PolicyStore) -> None:
+        """'50' is refused by the hard limit, not waved through as text."""
+        with pytest.raises(PolicyValidationError, match="hard limit"):
+            await store.update({"modes.NORMAL.max_leverage": "50"}, reason="tune", actor=ADMIN)
+        assert (1, 5.0) == (store.get("version"), store.get("modes.NORMAL.max_leverage"))
+
+    async def test_text_cap_still_caps(self, store: PolicyStore) -> None:
+        """A cap given as text still binds every mode."""
+        with pytest.raises(PolicyValidationError, match="hard limit"):
+            await store.update(
+                {"hard_limits.max_leverage": "10", "modes.NORMAL.max_leverage": 50}, reason="tune", actor=ADMIN
+            )
+        assert 1 == store.get("version")
+
+
+class TestEventsNeverStranded:
+    """Every queued event is delivered, whatever happens to the task delivering it."""
+
+    async def test_close_delivers_events_queued_behind_a_slow_subscriber(self) -> None:
+        """Events queued while another task delivers still reach watchers before close ends them."""
+        store = PolicyStore(MemoryBackend(f"close-{uuid.uuid4().hex}"), lkg_path=None, environ={})
+        await store.initialize()
+        events = store.watch()
+
+        async def slow(_event: PolicyChanged) -> None:
+            await asyncio.sleep(0.05)
+
+        store.subscribe(slow)
+        first = asyncio.create_task(store.update({"modes.NORMAL.max_positions": 20}, reason="a"))
+        await asyncio.sleep(0.01)
+        await store.update({"modes.NORMAL.max_positions": 21}, reason="b")
+        await store.close()
+        await first
+        versions = [event.version async for event in events]
+        assert [2, 3] == sorted(set(versions))
+
+    async def test_cancelled_delivery_hands_on_the_rest(self, store: PolicyStore) -> None:
+        """Cancelling the task that delivers does not leave later events waiting for the next change."""
+        heard: list[int] = []
+        started = asyncio.Event()
+
+        async def slow(event: PolicyChanged) -> None:
+            started.set()
+            await asyncio.sleep(0.05)
+            heard.append(event.version)
+
+        store.subscribe(slow)
+        first = asyncio.create_task(store.update({"modes.NORMAL.max_positions": 20}, reason="a"))
+        await started.wait()
+        await store.update({"modes.NORMAL.max_positions": 21}, reason="b")  # queued behind the first
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        await eventually(lambda: 3 in heard)
+        assert 2 in heard
 
 
 class TestInitializeOnce:

@@ -203,7 +203,10 @@ def build_policy(data: Mapping[str, Any]) -> Policy:
     if policy is not None and _consistent(policy):
         return policy
     seen = {e.path for e in errors}
-    errors += [e for e in cross_field_errors(data) if e.path not in seen]
+    # Check the typed values when there are some: pydantic reads "50" as 50.0, and the
+    # raw-data check passes over anything that is not already a number.
+    checked = data if policy is None else policy.document()
+    errors += [e for e in cross_field_errors(checked) if e.path not in seen]
     if errors or policy is None:
         raise PolicyValidationError(errors or [FieldError("policy", "is not a valid policy document")])
     return policy

@@ -29,7 +29,7 @@ from typing import Any, Final
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from policystore.errors import PolicyStoreError, StoreUnavailableError
-from policystore.model.events import PolicyChanged
+from policystore.model.events import EventType, PolicyChanged
 from policystore.model.roles import Actor
 from policystore.server.auth import authenticate, token_from_header
 from policystore.server.errors import AuthenticationError, error_body
@@ -196,6 +196,11 @@ class StreamHub:
                 if get in done:
                     message = get.result()
                     get = None
+                    if _rewinds(message):
+                        await websocket.close(
+                            CLOSE_SLOW, "the store's history was replaced; reconnect for a fresh snapshot"
+                        )
+                        return
                     if message["version"] > after:  # older ones are already in the snapshot
                         await websocket.send_json(message)
                 # Beat on a fixed cadence, busy or idle, so a revoked token is noticed even mid-burst.
@@ -205,6 +210,12 @@ class StreamHub:
                     next_beat = loop.time() + self.heartbeat
         finally:
             await _cancel(get, reader)
+
+
+def _rewinds(message: dict[str, Any]) -> bool:
+    """Whether a change goes back to an older version: the client's copy is of a history now replaced."""
+    version, previous = int(message["version"]), int(message["previous_version"])
+    return message["type"] != EventType.REJECTED.value and version <= previous
 
 
 async def _beat(websocket: WebSocket, token_valid: Callable[[], Awaitable[bool]]) -> bool:

@@ -54,13 +54,14 @@ class LastKnownGood:
             return -1
         return version if isinstance(version, int) else -1
 
-    def write(self, policy: Policy) -> None:
+    def write(self, policy: Policy, *, force: bool = False) -> None:
         """Replace the file with ``policy`` atomically; the same or a newer saved version is kept.
 
         Several processes on one machine share the file, so a process that
-        heard of a version later than another does not overwrite it.
+        heard of a version later than another does not overwrite it; ``force``
+        does, for a store that went back to an older version.
         """
-        if self._saved_version() >= policy.version:  # another process on this machine saved it already
+        if not force and self._saved_version() >= policy.version:  # another process here saved it already
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)

@@ -72,16 +72,21 @@ class Replica:
     #: The newest version found in the store and refused as invalid; while it is
     #: newer than the version held, no new trade may be opened (fail closed).
     _refused_version: int = -1
+    #: The version the store went back to (restored from a backup, or a failover
+    #: that lost writes); no new trade until a later write confirms the policy.
+    _rewound_to: int = -1
     #: Events waiting to be delivered, in version order (see ``_deliver``).
     _outbox: deque[PolicyChanged]
     _delivering: bool = False
+    _delivery: asyncio.Task[None] | None = None
     #: The newest version waiting to be saved as the last-known-good copy.
     _lkg_pending: Policy | None = None
+    _lkg_force: bool = False
     _lkg_task: asyncio.Task[None] | None = None
     _lkg_hurry: asyncio.Event
 
     async def refresh(self) -> Policy:
-        """Compare versions with the store now and load a newer one if there is one.
+        """Check the store now and load its newest version if it differs from the one held.
 
         Returns:
             The policy this process now holds.
@@ -89,8 +94,12 @@ class Replica:
         Raises:
             StoreUnavailableError: the store cannot be reached (reads go stale).
         """
+        return await self._refresh(deep=True)
+
+    async def _refresh(self, *, deep: bool) -> Policy:
+        """Catch up with the store; ``deep`` also compares the content of an equal version."""
         try:
-            await self._catch_up()
+            await self._catch_up(deep=deep)
         except StoreUnavailableError as exc:
             self._mark_unreachable(exc)
             raise
@@ -112,9 +121,23 @@ class Replica:
         self._delivering = True
         try:
             while self._outbox:
-                await self._bus.publish(self._outbox.popleft())
+                # Shielded: a cancelled caller does not cut one event's delivery short.
+                await asyncio.shield(self._bus.publish(self._outbox.popleft()))
         finally:
             self._delivering = False
+            if self._outbox and not self._closed:
+                # Cancelled with events left: hand them to a task of their own.
+                self._delivery = asyncio.create_task(self._deliver(), name="policystore-deliver")
+
+    async def _deliver_all(self) -> None:
+        """Wait for a delivery in progress, then deliver what is left (used on close)."""
+        for _ in range(1000):  # a bound, so a subscriber that never returns cannot hang close()
+            if not self._delivering:
+                await self._deliver()
+                if not self._outbox:
+                    return
+            await asyncio.sleep(0.01)
+        log.error("Closing with %d change events undelivered: a subscriber did not return", len(self._outbox))
 
     def _set_state(self, state: ReadState) -> None:
         # One assignment each: a reader sees the old table or the new, never a mix.
@@ -171,37 +194,59 @@ class Replica:
             log.warning("Writing over invalid version %d of the store: %s", current, exc)
             return dataclasses.replace(self._state.policy, version=current)
 
-    async def _catch_up(self) -> None:
-        """Install the store's newest version if it is newer than ours, with its events."""
+    async def _catch_up(self, *, deep: bool) -> None:
+        """Install the store's newest version if it differs from ours, with its events."""
         async with self._lock:
             state = self._state
             live = state.source is Source.STORE
             current = await self._backend.current_version()
-            if live and current == state.policy.version:
+            if live and current == state.policy.version and not deep:
                 return
             try:
                 policy = await self._load_latest()
             except StoreUnavailableError as exc:
                 self._announce_rejection(exc, current)
                 raise
-            if live and policy.version < state.policy.version:
-                # The store went back (restored or re-created): it is the source of
-                # truth, so follow it, loudly; there are no events to replay.
-                log.error(
-                    "The store is at version %d, older than version %d held here; following the store.",
-                    policy.version,
-                    state.policy.version,
-                )
-                self._install(policy, [], policy.version)
+            held = state.policy
+            known = state.source in {Source.STORE, Source.LAST_KNOWN_GOOD}
+            if known and (
+                policy.version < held.version
+                or (policy.version == held.version and policy.updated_at != held.updated_at)
+            ):
+                self._follow_rewound_store(policy, held)
                 return
-            if live and policy.version == state.policy.version:
+            if live and policy.version == held.version:
                 return
             # Replay the versions we missed as events, in order. With nothing known
             # before (environment and defaults answered) there is nothing to replay.
-            known = state.source in {Source.STORE, Source.LAST_KNOWN_GOOD}
             after = state.policy.version if known else policy.version
             entries = await self._backend.entries(after, policy.version) if after < policy.version else []
             self._install(policy, entries, after)
+
+    def _follow_rewound_store(self, policy: Policy, held: Policy) -> None:
+        """Follow a store whose history no longer contains the version held here; fail closed.
+
+        The store went back: restored from a backup, re-created, or failed over
+        to a replica that had not received the newest writes. It is the source of
+        truth, so its version is installed, announced as one change from the
+        version held, and saved as the last-known-good copy. A write that was
+        lost may have been the one that stopped trading, so no new trade may be
+        opened until a later write confirms the policy.
+        """
+        log.error(
+            "The store is at version %d (written %s), but version %d (written %s) was held here: its history "
+            "was replaced (a restore, or a failover that lost writes). Following the store; no new trades until "
+            "the next write confirms the policy.",
+            policy.version,
+            policy.updated_at.isoformat(),
+            held.version,
+            held.updated_at.isoformat(),
+        )
+        reason = "the store's history was replaced (a restore, or a failover that lost writes); following the store"
+        entry = HistoryEntry(policy.version, self._clock(), "policystore", reason, diff_policies(held, policy))
+        self._install(policy, [entry], held.version)
+        self._rewound_to = policy.version
+        self._save_last_known_good(policy, force=True)
 
     def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
         """Queue one ``policy.rejected`` event per refused version, so operators hear of it."""
@@ -228,33 +273,46 @@ class Replica:
         self._set_state(ReadState.live(policy))
         if policy.version >= self._refused_version:
             self._refused_version = -1
+        if policy.version > self._rewound_to:
+            self._rewound_to = -1
         if self._lkg is not None and (before.source is not Source.STORE or before.policy.version != policy.version):
-            self._save_last_known_good(policy)
+            # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
+            urgent = policy.emergency.active and not before.policy.emergency.active
+            self._save_last_known_good(policy, urgent=urgent)
         for entry in entries:
             self._outbox.extend(events_for(entry, previous))
             previous = entry.version
 
-    def _save_last_known_good(self, policy: Policy) -> None:
+    def _save_last_known_good(self, policy: Policy, *, force: bool = False, urgent: bool = False) -> None:
         """Save ``policy`` to disk soon, off the path that installs versions.
 
         One background task writes the newest pending version, then rests
         :data:`LKG_SAVE_INTERVAL`; versions that arrive meanwhile are coalesced
-        into its next write.
+        into its next write. ``force`` writes even over a newer saved version
+        (the store went back); ``urgent`` cuts the rest short.
         """
+        if self._lkg is None or self._closed:
+            return
         self._lkg_pending = policy
+        self._lkg_force = force or self._lkg_force
+        if urgent or force:
+            self._lkg_hurry.set()
         if self._lkg_task is None or self._lkg_task.done():
             self._lkg_task = asyncio.create_task(self._write_last_known_good(), name="policystore-lkg")
 
     async def _write_last_known_good(self) -> None:
         lkg = self._lkg
         while lkg is not None and (policy := self._lkg_pending) is not None:
-            self._lkg_pending = None
+            force, self._lkg_pending, self._lkg_force = self._lkg_force, None, False
             try:
-                await asyncio.to_thread(lkg.write, policy)
+                await asyncio.to_thread(lkg.write, policy, force=force)
             except OSError as exc:
                 log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
+            if not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
+                if not self._closed:
+                    self._lkg_hurry.clear()
 
     async def _flush_last_known_good(self) -> None:
         """Save the newest version seen now and wait until it is on disk (used on close)."""
@@ -323,7 +381,7 @@ class Replica:
         if not installed and not direct:
             # We missed versions in between: load them, so events stay in order.
             with contextlib.suppress(StoreUnavailableError):
-                await self.refresh()
+                await self._refresh(deep=False)
         if self._external is not None:
             for event in events_for(entry, new.version - 1):
                 try:
@@ -346,11 +404,12 @@ class Replica:
         """
         async with self._lock:
             state = self._state
-            if state.source is not Source.STORE:
+            held = state.policy
+            # Only the next version, or the one held (whose content is checked: after a
+            # failover the same number can stand for another write); anything else re-reads.
+            if state.source is not Source.STORE or published.version not in {held.version, held.version + 1}:
                 return False
-            if state.policy.version >= published.version:
-                return True
-            if state.policy.version != published.version - 1 or published.entry.version != published.version:
+            if published.entry.version != published.version:
                 return False
             try:
                 policy = build_policy(published.document)
@@ -358,7 +417,9 @@ class Replica:
                 return False
             if policy.version != published.version:
                 return False
-            self._install(policy, [published.entry], state.policy.version)
+            if policy.version == held.version:
+                return policy.updated_at == held.updated_at
+            self._install(policy, [published.entry], held.version)
         await self._deliver()
         return True
 
@@ -368,9 +429,9 @@ class Replica:
                 async for hint in self._backend.notifications():
                     if isinstance(hint, Published):
                         if not await self._install_published(hint):
-                            await self.refresh()
-                    elif hint == 0 or hint > self._state.policy.version or self._state.stale:
-                        await self.refresh()
+                            await self._refresh(deep=hint.version == self._state.policy.version)
+                    elif hint == 0 or hint != self._state.policy.version or self._state.stale:
+                        await self._refresh(deep=hint == 0)
             except StoreUnavailableError:
                 pass  # marked stale by refresh(); the safety net and the retry below reconnect
             except Exception:

@@ -195,7 +195,7 @@ class PolicyStore(Writes):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self._deliver()
+        await self._deliver_all()
         self._bus.close()
         await self._flush_last_known_good()
         await self._backend.close()
@@ -284,12 +284,18 @@ class PolicyStore(Writes):
     async def can_open_new_trades(self) -> bool:
         """Return whether a new trade may be opened now.
 
-        False while the kill switch is on, and while the store holds a newer
+        False while the kill switch is on; while the store holds a newer
         version that was refused as invalid (its kill switch cannot be known);
-        while stale, the answer follows the store's :class:`StaleTradingRule`.
+        and after the store went back to an older version (a restore, or a
+        failover that lost writes), until the next write confirms the policy.
+        While stale, the answer follows the store's :class:`StaleTradingRule`.
         """
         state = self._state
-        if state.policy.emergency.active or self._refused_version > state.policy.version:
+        if (
+            state.policy.emergency.active
+            or self._refused_version > state.policy.version
+            or self._rewound_to >= state.policy.version
+        ):
             return False
         if not state.stale or self._stale_rule is StaleTradingRule.FOLLOW:
             return True
