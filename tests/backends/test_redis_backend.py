@@ -128,7 +128,11 @@ class TestNotifications:
         assert 0 == await _next(notices)
         document, entry = _version(1)
         await backend.commit(document, entry)
-        assert Published(1, document, entry) == await _next(notices)
+        hint = await _next(notices)
+        assert isinstance(hint, Published)
+        assert (1, entry) == (hint.version, hint.entry)
+        assert isinstance(hint.document, bytes)
+        assert document == json.loads(hint.document)
         await backend.close()
         with pytest.raises(StopAsyncIteration):
             await _next(notices)

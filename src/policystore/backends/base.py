@@ -22,11 +22,13 @@ class Published:
     """A new version as its commit announced it, document and history entry included.
 
     A listener holding the version just before can install it without reading
-    the store back; it still validates the document, as after any load.
+    the store back; it still validates the document, as after any load. The
+    document may come as the JSON text it was published as, so a listener
+    parses and validates it in one step.
     """
 
     version: int
-    document: dict[str, Any]
+    document: dict[str, Any] | bytes
     entry: HistoryEntry
 
 

@@ -358,16 +358,22 @@ def _text(value: Any) -> str:
 
 
 def _hint(data: Any) -> int | Published:
-    """Return what a change message announces: the version with its content, its number, or 0 (check)."""
+    """Return what a change message announces: the version with its content, its number, or 0 (check).
+
+    A notice is a JSON header (``{"version": N, "entry": {...}}``), then a
+    newline and the document's JSON text; a header alone announces the number.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    head, _, document = raw.partition(b"\n") if isinstance(raw, bytes) else (raw, b"", b"")
     try:
-        notice = json.loads(data)
+        notice = json.loads(head)
         version = notice["version"]
     except (ValueError, TypeError, KeyError):
         return 0
     if not (isinstance(version, int) and not isinstance(version, bool) and version > 0):
         return 0
-    document, entry = notice.get("document"), notice.get("entry")
-    if isinstance(document, dict) and isinstance(entry, dict):
+    entry = notice.get("entry")
+    if document and isinstance(entry, dict):
         try:
             return Published(version, document, HistoryEntry.from_dict(entry))
         except (ValueError, TypeError, KeyError):

@@ -7,6 +7,7 @@ builds, so everything a path can answer is computed here, once.
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Any, Final
 
 from policystore.model.modes import AI_FLAGS, LIMIT_FIELDS, MODE_FIELDS
@@ -23,6 +24,12 @@ __all__ = [
 EMERGENCY_FIELDS: Final = ("active", "reason", "activated_at", "activated_by")
 HARD_LIMIT_FIELDS: Final = tuple(HardLimits.__dataclass_fields__)
 METADATA_PATHS: Final = ("active_mode", "version", "updated_at", "updated_by", "reason")
+
+
+@functools.lru_cache(maxsize=1024)
+def _keys(section: str, name: str, fields: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Every process flattens every version it installs; the path strings stay the same.
+    return tuple((f"{section}.{name}.{field}", field) for field in fields)
 
 
 def flatten(policy: Policy) -> dict[str, Any]:
@@ -44,12 +51,12 @@ def flatten(policy: Policy) -> dict[str, Any]:
     for flag in AI_FLAGS:
         values[f"ai.{flag}"] = getattr(risk, flag)
     for name, mode in policy.modes.items():
-        for field in MODE_FIELDS:
-            values[f"modes.{name}.{field}"] = getattr(mode, field)
+        for key, field in _keys("modes", name, MODE_FIELDS):
+            values[key] = getattr(mode, field)
     for name in policy.strategies:
         effective = policy.strategy(name)
-        for field in STRATEGY_FIELDS:
-            values[f"strategies.{name}.{field}"] = getattr(effective, field)
+        for key, field in _keys("strategies", name, tuple(STRATEGY_FIELDS)):
+            values[key] = getattr(effective, field)
     for field in EMERGENCY_FIELDS:
         values[f"emergency.{field}"] = getattr(policy.emergency, field)
     for field in HARD_LIMIT_FIELDS:

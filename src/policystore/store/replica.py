@@ -31,7 +31,7 @@ from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor, authorize_change
-from policystore.model.validation import build_policy
+from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import EventBus, ExternalEventBus
 from policystore.store.env import overlay_environment
 from policystore.store.lkg import LastKnownGood
@@ -411,8 +411,9 @@ class Replica:
                 return False
             if published.entry.version != published.version:
                 return False
+            document = published.document
             try:
-                policy = build_policy(published.document)
+                policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
             except PolicyValidationError:
                 return False
             if policy.version != published.version:
