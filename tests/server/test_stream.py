@@ -123,13 +123,24 @@ class TestStreamEvents:
                 src.backup(dst)
             with pytest.raises(ConnectionClosed) as closed:
                 _receive_until_closed(ws)
+        # The server follows the store back to version 1, then stops trading in the store itself.
+        end = time.monotonic() + 10
+        halted: dict[str, Any] = {}
+        while time.monotonic() < end and halted.get("activated_by") != "policystore":
+            time.sleep(0.05)
+            halted = httpx.get(f"{live.base}/v1/policy", headers=live.headers("viewer")).json()["policy"]["emergency"]
         with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
             after = _receive(ws)
 
         assert 200 == status
-        assert (2, True) == (before["version"], before["policy"]["emergency"]["active"])
+        assert (2, "otto-operator") == (before["version"], before["policy"]["emergency"]["activated_by"])
         assert CLOSE_SLOW == closed.value.rcvd.code
-        assert (1, False) == (after["version"], after["policy"]["emergency"]["active"])
+        assert (2, True, "policystore") == (
+            after["version"],
+            after["policy"]["emergency"]["active"],
+            after["policy"]["emergency"]["activated_by"],
+        )
+        assert "went back to version 1" in after["policy"]["emergency"]["reason"]
 
     def test_idle_connection_receives_heartbeats(self, live):
         """An idle client receives heartbeats."""

@@ -302,6 +302,62 @@ class TestStoreGoesBack:
             await follower.close()
             await other.close()
 
+    async def test_followers_halt_the_store_for_every_process(self, tmp_path: Path) -> None:
+        """A process that follows the store turns the kill switch on, so a process started later refuses too."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        follower = await PolicyStore.open(f"sqlite:///{db}", lkg_path=tmp_path / "lkg.json")
+        try:
+            self.copy_database(db, backup)
+            await follower.update({"modes.NORMAL.max_positions": 12}, reason="tune")
+            self.copy_database(backup, db)
+            await eventually(lambda: follower.get("emergency.active") is True)
+            assert ("policystore", 2) == (follower.get("emergency.activated_by"), follower.get("version"))
+        finally:
+            await follower.close()
+        late = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        try:
+            assert not await late.can_open_new_trades()
+            assert "went back to version 1" in late.get("emergency.reason")
+        finally:
+            await late.close()
+
+    async def test_store_restored_then_written_past_the_held_version(self, tmp_path: Path) -> None:
+        """Held v3; restored to v2, then v3 and v4 written anew: the check finds v3 is not the one held."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        follower = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        other = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        try:
+            await follower.update({"modes.NORMAL.max_positions": 12}, reason="tune")
+            self.copy_database(db, backup)
+            await follower.set_emergency_mode(True, reason="halt", actor=OPERATOR)  # version 3, then lost
+            self.copy_database(backup, db)
+            await other.update({"modes.NORMAL.max_positions": 11}, reason="tune")
+            await other.update({"modes.NORMAL.max_positions": 10}, reason="tune")
+            await follower.refresh()
+            assert (4, 10, False) == (
+                follower.get("version"),
+                follower.get("modes.NORMAL.max_positions"),
+                follower.get("emergency.active"),
+            )
+            assert not await follower.can_open_new_trades()
+        finally:
+            await follower.close()
+            await other.close()
+
+    async def test_own_write_after_unnoticed_restore_is_installed(self, tmp_path: Path) -> None:
+        """A breaker write made on the restored store is what this process holds, not its older copy."""
+        db, backup = tmp_path / "policy.db", tmp_path / "backup.db"
+        store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        try:
+            self.copy_database(db, backup)
+            await store.update({"modes.NORMAL.max_positions": 12}, reason="tune")
+            await store.update({"modes.NORMAL.max_positions": 11}, reason="tune")
+            self.copy_database(backup, db)
+            allowed = await store.report_daily_loss(0.5, reporter="risk-engine")
+            assert (False, True, 2) == (allowed, store.get("emergency.active"), store.get("version"))
+        finally:
+            await store.close()
+
 
 class TestNumbersAsText:
     """A number sent as text is checked against the hard limits like any number."""
@@ -341,6 +397,22 @@ class TestEventsNeverStranded:
         await first
         versions = [event.version async for event in events]
         assert [2, 3] == sorted(set(versions))
+
+    async def test_cancelled_caller_keeps_delivery_in_version_order(self, store: PolicyStore) -> None:
+        """A write whose caller gives up mid-delivery: every subscriber still sees versions in order."""
+        seen: list[tuple[int, str]] = []
+
+        async def slow(event: PolicyChanged) -> None:
+            await asyncio.sleep(0.02)
+            seen.append((event.version, event.type.value))
+
+        store.subscribe(slow)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(store.switch_mode("DEFENSIVE", reason="a", actor=ADMIN), timeout=0.01)
+        await store.update({"modes.NORMAL.max_positions": 20}, reason="b", actor=OPERATOR)
+        await eventually(lambda: (3, "policy.updated") in seen)
+        assert [2, 2, 3] == [version for version, _ in seen]
+        assert ["policy.updated", "policy.mode.changed", "policy.updated"] == [kind for _, kind in seen]
 
     async def test_cancelled_delivery_hands_on_the_rest(self, store: PolicyStore) -> None:
         """Cancelling the task that delivers does not leave later events waiting for the next change."""

@@ -15,7 +15,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from policystore.backends.base import Backend, Published
@@ -26,11 +26,11 @@ from policystore.errors import (
     StoreUnavailableError,
     VersionConflictError,
 )
-from policystore.model.changes import diff_policies, stamp_emergency
+from policystore.model.changes import apply_patch, diff_policies, stamp_emergency
 from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
-from policystore.model.roles import Actor, authorize_change
+from policystore.model.roles import Actor, Role, authorize_change
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import EventBus, ExternalEventBus
 from policystore.store.env import overlay_environment
@@ -48,6 +48,10 @@ _MAX_WRITE_ATTEMPTS = 50
 #: the machine saves, and each save is fsync'd); the newest version is always
 #: saved, at most this late, and at once on close.
 LKG_SAVE_INTERVAL = 0.2
+#: Seconds ``close()`` waits for subscribers to take the events still queued.
+_CLOSE_DELIVERY_SECONDS = 5.0
+#: Who the store writes as when it stops trading by itself.
+_SELF = Actor("policystore", Role.OPERATOR)
 
 
 class Replica:
@@ -66,6 +70,7 @@ class Replica:
     _values: dict[str, Any]
     _closed: bool
     _refresh_interval: float
+    _watch: bool
     _actor: Actor
     _clock: Callable[[], datetime]
     last_error: PolicyStoreError | None
@@ -75,6 +80,8 @@ class Replica:
     #: The version the store went back to (restored from a backup, or a failover
     #: that lost writes); no new trade until a later write confirms the policy.
     _rewound_to: int = -1
+    #: A rewound version whose kill switch this process is to turn on, or -1.
+    _halt_pending: int = -1
     #: Events waiting to be delivered, in version order (see ``_deliver``).
     _outbox: deque[PolicyChanged]
     _delivering: bool = False
@@ -105,6 +112,8 @@ class Replica:
             raise
         finally:
             await self._deliver()
+        if self._halt_pending >= 0:
+            await self._halt_after_rewind()
         return self._state.policy
 
     async def _deliver(self) -> None:
@@ -121,8 +130,10 @@ class Replica:
         self._delivering = True
         try:
             while self._outbox:
-                # Shielded: a cancelled caller does not cut one event's delivery short.
-                await asyncio.shield(self._bus.publish(self._outbox.popleft()))
+                # Taken off the queue only once delivered: a delivery cancelled half way
+                # is repeated whole by the next one (each event carries an event_id).
+                await self._bus.publish(self._outbox[0])
+                self._outbox.popleft()
         finally:
             self._delivering = False
             if self._outbox and not self._closed:
@@ -130,14 +141,19 @@ class Replica:
                 self._delivery = asyncio.create_task(self._deliver(), name="policystore-deliver")
 
     async def _deliver_all(self) -> None:
-        """Wait for a delivery in progress, then deliver what is left (used on close)."""
-        for _ in range(1000):  # a bound, so a subscriber that never returns cannot hang close()
-            if not self._delivering:
-                await self._deliver()
-                if not self._outbox:
-                    return
-            await asyncio.sleep(0.01)
-        log.error("Closing with %d change events undelivered: a subscriber did not return", len(self._outbox))
+        """Wait for a delivery in progress, then deliver what is left (used on close).
+
+        Bounded, so a subscriber that never returns cannot hang ``close()``.
+        """
+        try:
+            async with asyncio.timeout(_CLOSE_DELIVERY_SECONDS):
+                while self._outbox or self._delivering:
+                    if self._delivering:
+                        await asyncio.sleep(0.01)
+                    else:
+                        await self._deliver()
+        except TimeoutError:
+            log.error("Closing with %d change events undelivered: a subscriber did not return", len(self._outbox))  # noqa: TRY400 - stated in full
 
     def _set_state(self, state: ReadState) -> None:
         # One assignment each: a reader sees the old table or the new, never a mix.
@@ -209,10 +225,7 @@ class Replica:
                 raise
             held = state.policy
             known = state.source in {Source.STORE, Source.LAST_KNOWN_GOOD}
-            if known and (
-                policy.version < held.version
-                or (policy.version == held.version and policy.updated_at != held.updated_at)
-            ):
+            if known and not await self._store_still_has(held, policy, deep=deep):
                 self._follow_rewound_store(policy, held)
                 return
             if live and policy.version == held.version:
@@ -223,6 +236,23 @@ class Replica:
             entries = await self._backend.entries(after, policy.version) if after < policy.version else []
             self._install(policy, entries, after)
 
+    async def _store_still_has(self, held: Policy, newest: Policy, *, deep: bool) -> bool:
+        """Whether the version held here is still part of the store's history.
+
+        It is not when the store's newest version is older, or is the same
+        number written at another time; with ``deep``, when a newer store no
+        longer holds that version as it was written (a restore followed by new
+        writes). Versions are compared by when they were written.
+        """
+        if newest.version < held.version:
+            return False
+        if newest.version == held.version:
+            return newest.updated_at == held.updated_at
+        if not deep or held.version < 1:
+            return True
+        stored = await self._backend.load(held.version)
+        return stored is not None and _written_at(stored) == held.updated_at
+
     def _follow_rewound_store(self, policy: Policy, held: Policy) -> None:
         """Follow a store whose history no longer contains the version held here; fail closed.
 
@@ -231,7 +261,10 @@ class Replica:
         truth, so its version is installed, announced as one change from the
         version held, and saved as the last-known-good copy. A write that was
         lost may have been the one that stopped trading, so no new trade may be
-        opened until a later write confirms the policy.
+        opened: at once in this process, and for every process, present and
+        future, by turning the kill switch on in the store (see
+        :meth:`_halt_after_rewind`; processes that follow changes do this),
+        which only an admin can turn off.
         """
         log.error(
             "The store is at version %d (written %s), but version %d (written %s) was held here: its history "
@@ -247,6 +280,34 @@ class Replica:
         self._install(policy, [entry], held.version)
         self._rewound_to = policy.version
         self._save_last_known_good(policy, force=True)
+        # Processes that follow the store (servers, traders) halt it; a one-shot tool
+        # (watch=False, such as a command line read) only refuses trades itself.
+        if self._watch and not policy.emergency.active:
+            self._halt_pending = policy.version
+
+    async def _halt_after_rewind(self) -> None:
+        """Turn the kill switch on after the store went back, unless another process did first."""
+        version, self._halt_pending = self._halt_pending, -1
+        if version < 0:
+            return
+        reason = (
+            f"the store went back to version {version} (a restore, or a failover that lost writes); "
+            "trading stopped until an admin confirms the policy"
+        )
+        try:
+            await self._write(
+                lambda base: apply_patch(base, {"emergency.active": True, "emergency.reason": reason}),
+                "turning the kill switch on",
+                None,
+                reason,
+                version,
+                _SELF,
+            )
+        except VersionConflictError:
+            pass  # the store moved on: another process halted it, or someone wrote already
+        except PolicyStoreError as exc:
+            # This process still refuses new trades (see can_open_new_trades) until a later version.
+            log.error("Could not turn the kill switch on after the store went back: %s", exc)  # noqa: TRY400 - stated in full
 
     def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
         """Queue one ``policy.rejected`` event per refused version, so operators hear of it."""
@@ -364,24 +425,27 @@ class Replica:
             except StoreUnavailableError as exc:
                 self._mark_unreachable(exc)
                 raise
-            await self._after_commit(new, entry)
+            await self._after_commit(base, new, entry)
             return new
         current = await self._backend.current_version()
         raise VersionConflictError(current - 1, current)
 
-    async def _after_commit(self, new: Policy, entry: HistoryEntry) -> None:
+    async def _after_commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> None:
         async with self._lock:
-            state = self._state
-            live = state.source is Source.STORE
-            installed = live and state.policy.version >= new.version  # a notification was first
-            direct = live and state.policy.version == new.version - 1
+            held = self._state.policy
+            live = self._state.source is Source.STORE
+            # Versions are told apart by number and time of writing: after a restore or a
+            # failover the same number can stand for another write.
+            direct = live and (held.version, held.updated_at) == (base.version, base.updated_at)
+            installed = live and (held.version, held.updated_at) == (new.version, new.updated_at)
             if direct:
-                self._install(new, [entry], state.policy.version)
+                self._install(new, [entry], held.version)
         await self._deliver()
         if not installed and not direct:
-            # We missed versions in between: load them, so events stay in order.
+            # Versions were missed in between, or the held one left the store's history:
+            # load them, so events stay in order and a rewind is noticed.
             with contextlib.suppress(StoreUnavailableError):
-                await self._refresh(deep=False)
+                await self._refresh(deep=True)
         if self._external is not None:
             for event in events_for(entry, new.version - 1):
                 try:
@@ -446,3 +510,13 @@ class Replica:
             await asyncio.sleep(delay)
             with contextlib.suppress(StoreUnavailableError):
                 await self.refresh()
+
+
+def _written_at(document: Mapping[str, Any]) -> datetime | None:
+    """When a stored document was written, or None when it does not say."""
+    value = document.get("updated_at")
+    try:
+        written = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return written.astimezone(UTC) if written is not None and written.tzinfo is not None else None
