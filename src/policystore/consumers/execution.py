@@ -298,16 +298,21 @@ class EventDrivenExecutor:
                 self._log.record(decision)
             return decision
 
-    def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
+    def _decision(self, snap: Policy, signal: Signal, reason: Reason, detail: str, **outcome: Any) -> ExecutionDecision:
+        """Record what was decided for ``signal`` under ``snap``; ``outcome`` holds sizing, order and fill."""
         return ExecutionDecision(
-            accepted=False,
+            accepted=reason in {Reason.ACCEPTED, Reason.CLOSED},
             reason=reason,
             signal=signal,
             policy_version=snap.version,
             mode=snap.active_mode,
             detail=detail,
             decided_at=self._clock(),
+            **outcome,
         )
+
+    def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
+        return self._decision(snap, signal, reason, detail)
 
     async def _decide(self, snap: Policy, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
         broker = self._broker
@@ -379,8 +384,8 @@ class EventDrivenExecutor:
                     f"{' and '.join(figures)}: not usable, the loss cannot be measured, so it counts as "
                     f"reaching max_daily_drawdown {limit:.2%}"
                 )
-                # With an unusable figure there is no loss fraction to report to the store's
-                # breaker, so the kill switch is turned on here, as the same operator-level author.
+                # The kill switch is turned on here rather than through report_daily_loss so that
+                # its reason names the unusable figure (equity is not a loss the store can judge).
                 if not self._store.snapshot().emergency.active:
                     await self._store.set_emergency_mode(
                         True,
@@ -410,17 +415,7 @@ class EventDrivenExecutor:
         except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
             return self._rejected(snap, signal, order, exc, f"closing the {held.side} position")
         detail = f"closed the {held.side} position in {signal.symbol}"
-        return ExecutionDecision(
-            accepted=True,
-            reason=Reason.CLOSED,
-            signal=signal,
-            policy_version=snap.version,
-            mode=snap.active_mode,
-            detail=detail,
-            decided_at=self._clock(),
-            order=order,
-            fill=fill,
-        )
+        return self._decision(snap, signal, Reason.CLOSED, detail, order=order, fill=fill)
 
     def _rejected(
         self,
@@ -434,17 +429,7 @@ class EventDrivenExecutor:
     ) -> ExecutionDecision:
         detail = f"the broker failed {action} in {signal.symbol}: {type(exc).__name__}: {exc}"
         log.error("Refused %s %s: %s", signal.side, signal.symbol, detail)
-        return ExecutionDecision(
-            accepted=False,
-            reason=Reason.BROKER_REJECTED,
-            signal=signal,
-            policy_version=snap.version,
-            mode=snap.active_mode,
-            detail=detail,
-            decided_at=self._clock(),
-            sizing=sizing,
-            order=order,
-        )
+        return self._decision(snap, signal, Reason.BROKER_REJECTED, detail, sizing=sizing, order=order)
 
     async def _open(self, snap: Policy, signal: Signal, equity: float) -> ExecutionDecision:
         sizing = self._sizer.decide(
@@ -479,15 +464,6 @@ class EventDrivenExecutor:
             return self._rejected(snap, signal, order, exc, f"opening a {signal.side} position", sizing=sizing)
         self._last_entry[signal.symbol] = signal.time
         self._open_sizing[signal.symbol] = sizing
-        return ExecutionDecision(
-            accepted=True,
-            reason=Reason.ACCEPTED,
-            signal=signal,
-            policy_version=snap.version,
-            mode=snap.active_mode,
-            detail="sized within the policy",
-            decided_at=self._clock(),
-            sizing=sizing,
-            order=order,
-            fill=fill,
+        return self._decision(
+            snap, signal, Reason.ACCEPTED, "sized within the policy", sizing=sizing, order=order, fill=fill
         )
