@@ -1,6 +1,6 @@
 """How fast a policy change reaches other processes on one Redis, against the raw pub/sub floor.
 
-    .venv/bin/python bench/propagation.py [--switches 1000] [--interval-ms 5] [--readers 10]
+    .venv/bin/python bench/propagation.py [--switches 1000] [--interval-ms 5] [--readers 10] [--rounds 10]
 
 Starts its own redis-server (config/redis.conf). In one run it measures:
 
@@ -10,12 +10,15 @@ Starts its own redis-server (config/redis.conf). In one run it measures:
    it is delivered only after the append-only file is fsync'd (``appendfsync always``):
    the least any design that publishes only durable versions can do on this machine;
 2. the store: N reader processes, each with a PolicyStore on the same Redis, while a
-   writer makes ``--switches`` mode switches (alternating); the latency of a version
-   is from just before its commit to the moment each reader's local snapshot held it
-   (or a newer one);
+   writer makes ``--switches`` mode switches; the latency of a version is from just
+   before its commit to the moment each reader's local snapshot held it (or a newer one);
 3. a 60 s TTL cache, modelled (not measured): each reader re-reads at a random phase
    every 60 s, so a change waits until that reader's next re-read;
 4. write throughput with 1 and 4 writer processes (``update`` without expected_version).
+
+The three measured kinds take turns in ``--rounds`` blocks (raw, durable, store, raw,
+...), every message ``--interval-ms`` apart, with all processes alive throughout: on
+a shared machine whose load drifts, each kind then meets the same conditions.
 
 Times are ``time.time_ns()`` on one machine, shared by all processes.
 """
@@ -32,7 +35,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -78,18 +81,19 @@ def _row(name: str, ms: list[float]) -> str:
 # -- child processes -------------------------------------------------------------
 
 
-async def raw_subscriber(port: int, channel: str, count: int) -> None:
+async def raw_subscriber(port: int, channel: str) -> None:
     client = redis.asyncio.Redis(port=port)
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
     await pubsub.get_message(timeout=5)  # the subscribe confirmation
     print("ready", flush=True)
-    latencies: list[int] = []
-    while len(latencies) < count:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30)
-        if message is None:
+    latencies: list[tuple[str, int]] = []
+    # Until told to stop, so that no process exits while others are measured.
+    while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=60)) is not None:
+        kind, sent, _ = message["data"].split(b"|", 2)
+        if kind == b"stop":
             break
-        latencies.append(time.time_ns() - int(message["data"].split(b"|", 1)[0]))
+        latencies.append((kind.decode(), time.time_ns() - int(sent)))
     await pubsub.aclose()
     await client.aclose()
     print(json.dumps(latencies), flush=True)
@@ -130,24 +134,69 @@ async def writer(url: str, count: int) -> None:
 # -- the run ---------------------------------------------------------------------
 
 
-async def measure_floor(
-    server: RedisServer, readers: int, switches: int, interval: float, *, durable: bool = False
-) -> list[float]:
-    channel = f"bench:{uuid.uuid4().hex}"
-    subs = [_spawn("raw-sub", str(server.port), channel, str(switches)) for _ in range(readers)]
-    _await_ready(subs)
-    client = redis.asyncio.Redis(port=server.port)
-    publish = client.register_script(DURABLE_PUBLISH)
-    # As large as a store notice (the document and its history entry).
-    padding = json.dumps(_notice_sized_payload())
-    for _ in range(switches):
-        if durable:
-            await publish(keys=[f"{channel}:doc", channel], args=[f"{time.time_ns()}|{padding}", padding])
-        else:
-            await client.publish(channel, str(time.time_ns()))
-        await asyncio.sleep(interval)
-    await client.aclose()
-    return [ns / 1e6 for result in _collect(subs) for ns in result]
+class Run:
+    """Subscriber processes for the floors and reader processes for the store, alive for the whole run."""
+
+    def __init__(self, server: RedisServer, readers: int, switches: int) -> None:
+        self.server = server
+        self.channel = f"bench:{uuid.uuid4().hex}"
+        self.url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
+        self.subs = [_spawn("raw-sub", str(server.port), self.channel) for _ in range(readers)]
+        self.committed: dict[int, int] = {}
+        self.last = 1 + switches
+        # As large as a store notice (the document and its history entry).
+        self.padding = json.dumps(_notice_sized_payload())
+
+    async def __aenter__(self) -> Self:
+        self.client = redis.asyncio.Redis(port=self.server.port)
+        self.durable_publish = self.client.register_script(DURABLE_PUBLISH)
+        self.store = await PolicyStore.open(self.url, watch=False, lkg_path=None)
+        commit = self.store.backend.commit
+
+        async def timed_commit(document: dict[str, Any], entry: Any) -> None:
+            self.committed[int(document["version"])] = time.time_ns()
+            await commit(document, entry)
+
+        self.store.backend.commit = timed_commit  # type: ignore[method-assign]
+        self.readers = [_spawn("reader", self.url, str(self.last)) for _ in self.subs]
+        _await_ready(self.subs + self.readers)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.store.close()
+        await self.client.aclose()
+
+    async def raw(self, count: int, interval: float) -> None:
+        for _ in range(count):
+            await self.client.publish(self.channel, f"raw|{time.time_ns()}|")
+            await asyncio.sleep(interval)
+
+    async def durable(self, count: int, interval: float) -> None:
+        keys = [f"{self.channel}:doc", self.channel]
+        for _ in range(count):
+            await self.durable_publish(keys=keys, args=[f"durable|{time.time_ns()}|{self.padding}", self.padding])
+            await asyncio.sleep(interval)
+
+    async def switches(self, count: int, interval: float) -> None:
+        for _ in range(count):
+            mode = "DEFENSIVE" if self.store.snapshot().active_mode == "NORMAL" else "NORMAL"
+            await self.store.switch_mode(mode, reason="benchmark switch")
+            await asyncio.sleep(interval)
+
+    def results(self) -> tuple[dict[str, list[float]], list[float]]:
+        """Collect every process's figures (the readers end at the last version, the subscribers on "stop")."""
+        floors: dict[str, list[float]] = {"raw": [], "durable": []}
+        for result in _collect(self.subs):
+            for kind, ns in result:
+                floors[kind].append(ns / 1e6)
+        store: list[float] = []
+        for seen in _collect(self.readers):
+            held = sorted((int(v), t) for v, t in seen.items())
+            for version, t0 in self.committed.items():
+                # The first moment the snapshot held this version or a newer one.
+                first = min(t for v, t in held if v >= version)
+                store.append((first - t0) / 1e6)
+        return floors, store
 
 
 def _notice_sized_payload() -> dict[str, Any]:
@@ -156,34 +205,23 @@ def _notice_sized_payload() -> dict[str, Any]:
     return {"document": default_policy().document(), "entry": {"changes": [{"path": "active_mode"}] * 3}}
 
 
-async def measure_store(
-    server: RedisServer, readers: int, switches: int, interval: float
-) -> tuple[list[float], dict[int, int]]:
-    url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
-    store = await PolicyStore.open(url, watch=False, lkg_path=None)
-    last = 1 + switches
-    procs = [_spawn("reader", url, str(last)) for _ in range(readers)]
-    _await_ready(procs)
-    committed: dict[int, int] = {}
-    commit = store.backend.commit
+async def measure_propagation(
+    server: RedisServer, readers: int, switches: int, interval: float, rounds: int
+) -> tuple[dict[str, list[float]], list[float], dict[int, int]]:
+    """Measure the two floors and the store in alternating blocks, so that a busy neighbour slows each alike."""
+    async with Run(server, readers, switches) as run:
+        for block in _blocks(switches, rounds):
+            await run.raw(block, interval)
+            await run.durable(block, interval)
+            await run.switches(block, interval)
+        await run.client.publish(run.channel, "stop|0|")
+    floors, store = run.results()
+    return floors, store, run.committed
 
-    async def timed_commit(document: dict[str, Any], entry: Any) -> None:
-        committed[int(document["version"])] = time.time_ns()
-        await commit(document, entry)
 
-    store.backend.commit = timed_commit  # type: ignore[method-assign]
-    for n in range(switches):
-        await store.switch_mode("DEFENSIVE" if n % 2 == 0 else "NORMAL", reason=f"switch {n}")
-        await asyncio.sleep(interval)
-    await store.close()
-    latencies: list[float] = []
-    for seen in _collect(procs):
-        held = sorted((int(v), t) for v, t in seen.items())
-        for version, t0 in committed.items():
-            # The first moment the snapshot held this version or a newer one.
-            first = min(t for v, t in held if v >= version)
-            latencies.append((first - t0) / 1e6)
-    return latencies, committed
+def _blocks(total: int, rounds: int) -> list[int]:
+    size, extra = divmod(total, rounds)
+    return [size + (1 if n < extra else 0) for n in range(rounds) if size or n < extra]
 
 
 def ttl_model(committed: dict[int, int], readers: int) -> list[float]:
@@ -206,11 +244,13 @@ async def measure_writes(server: RedisServer, processes: int, count: int) -> flo
 async def run(args: argparse.Namespace) -> None:
     interval = args.interval_ms / 1000
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"{args.readers} reader processes, {args.switches} mode switches, one every {args.interval_ms} ms\n")
+    print(
+        f"{args.readers} reader processes, {args.switches} mode switches, one every {args.interval_ms} ms, "
+        f"in {args.rounds} blocks alternating with the floors' messages\n"
+    )
     with RedisServer() as server:
-        floor = await measure_floor(server, args.readers, args.switches, interval)
-        durable = await measure_floor(server, args.readers, args.switches, interval, durable=True)
-        store, committed = await measure_store(server, args.readers, args.switches, interval)
+        floors, store, committed = await measure_propagation(server, args.readers, args.switches, interval, args.rounds)
+        floor, durable = floors["raw"], floors["durable"]
         ttl = ttl_model(committed, args.readers)
         print(_row("raw Redis pub/sub (floor)", floor))
         print(_row("durable publish (durable floor)", durable))
@@ -236,13 +276,14 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=1000)
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--readers", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="blocks each kind of message is measured in")
     parser.add_argument("--writes", type=int, default=300, help="writes per writer process")
     parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
         role, *rest = args.role
         if role == "raw-sub":
-            asyncio.run(raw_subscriber(int(rest[0]), rest[1], int(rest[2])))
+            asyncio.run(raw_subscriber(int(rest[0]), rest[1]))
         elif role == "reader":
             asyncio.run(store_reader(rest[0], int(rest[1])))
         elif role == "writer":

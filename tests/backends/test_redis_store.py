@@ -274,3 +274,38 @@ class TestClientForm:
         assert await client.ping()  # the caller's client stays open
         await client.flushdb()
         await client.aclose()
+
+
+class TestFollowingByNotice:
+    """A follower installs each version from its notice, whatever part of the policy it changes."""
+
+    async def test_mixed_changes_follower_matches_writer_with_events(self, redis_url: str) -> None:
+        """Mode switches (compared line by line) and other changes (validated in full) alternate; nothing drifts."""
+        writer = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
+        follower = await PolicyStore.open(redis_url, refresh_interval=3600, lkg_path=None)
+        heard: list[tuple[int, str]] = []
+        try:
+            writes: list[Callable[[], Any]] = [
+                lambda: writer.switch_mode("DEFENSIVE", reason="calm"),
+                lambda: writer.update({"modes.NORMAL.max_leverage": 2.5}, reason="tighten"),
+                lambda: writer.switch_mode("NORMAL", reason="back"),
+                lambda: writer.set_emergency_mode(True, reason="halt"),
+                lambda: writer.switch_mode("AGGRESSIVE_SMALL_ACCOUNT", reason="try"),
+            ]
+            for n, write in enumerate(writes):
+                if n == 2:  # a subscriber from here on: events carry the published entries
+                    follower.subscribe(lambda event: heard.append((event.version, event.reason)))
+                await write()
+                version = writer.snapshot().version
+                await eventually(lambda v=version: follower.snapshot().version == v, f"version {version} reached")
+                assert writer.snapshot().document() == follower.snapshot().document()
+                assert writer.get("risk.max_leverage") == follower.get("risk.max_leverage")
+            # One version may make several events (a mode change and an update); each names its version.
+            assert list(dict.fromkeys(heard)) == [
+                (4, "back"),
+                (5, "halt"),
+                (6, "try"),
+            ]
+        finally:
+            await follower.close()
+            await writer.close()

@@ -40,7 +40,8 @@ def _ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            # A server that wants a password answers NOAUTH: it is up all the same.
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -51,9 +52,10 @@ class RedisServer:
     Args:
         directory: where the append-only file lives (a new temporary folder by default).
         port: the port (a free one by default).
+        options: more ``--name value`` arguments for the server, such as ``("--requirepass", "pw")``.
     """
 
-    def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, directory: Path | None = None, port: int | None = None, options: tuple[str, ...] = ()) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(_MISSING)
@@ -61,6 +63,7 @@ class RedisServer:
         self.port = port or _free_port()
         self.dir = directory or Path(tempfile.mkdtemp(prefix="policystore-redis-"))
         self._owns_dir = directory is None
+        self.options = options
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -83,7 +86,17 @@ class RedisServer:
         if self.running:
             return
         self._log = (self.dir / "redis.log").open("ab")
-        command = [self.executable, str(CONFIG), "--port", str(self.port), "--dir", str(self.dir), "--daemonize", "no"]
+        command = [
+            self.executable,
+            str(CONFIG),
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+            "--daemonize",
+            "no",
+            *self.options,
+        ]
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from policystore.backends._redis_urls import NAMESPACE_RE, invalid
+from policystore.model.document_text import document_text
 from policystore.model.history import HistoryEntry
 
 __all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys"]
@@ -114,12 +115,13 @@ class CommitCall:
         """Serialise ``document`` and ``entry`` under a new write id."""
         version = int(document["version"])
         stored_entry = entry.to_dict() | {WRITE_ID: uuid.uuid4().hex}
-        document_json = json.dumps(document, sort_keys=True)
+        document_json = document_text(document)
         entry_json = json.dumps(stored_entry, sort_keys=True)
         # The notice carries the version itself, so a listener one version behind
         # installs it without reading it back (three round trips fewer per process):
-        # a JSON header line, then the document's JSON text, which every listener
-        # validates straight from the text (JSON never holds a raw newline).
+        # a JSON header line, then the document's JSON text, one member per line, which
+        # every listener validates straight from the text, or compares line by line
+        # with the version it holds (see policystore.model.document_text).
         notice = f'{{"version": {version}, "entry": {entry_json}}}\n{document_json}'
         args = (version, document_json, entry_json, keys.channel, notice)
         return cls(version, (keys.version, keys.document, keys.documents, keys.history), args)

@@ -24,12 +24,30 @@ class Published:
     A listener holding the version just before can install it without reading
     the store back; it still validates the document, as after any load. The
     document may come as the JSON text it was published as, so a listener
-    parses and validates it in one step.
+    parses and validates it in one step. The history entry may come as the
+    data it was published as: it is read only when asked for (a process that
+    no one subscribes to never needs it).
     """
 
     version: int
     document: dict[str, Any] | bytes
-    entry: HistoryEntry
+    entry_data: HistoryEntry | dict[str, Any]
+
+    @property
+    def entry(self) -> HistoryEntry:
+        """The history entry of the version.
+
+        Raises:
+            ValueError, TypeError, KeyError: the published entry is malformed.
+        """
+        data = self.entry_data
+        return data if isinstance(data, HistoryEntry) else HistoryEntry.from_dict(data)
+
+    @property
+    def entry_version(self) -> Any:
+        """The version the history entry names, read without reading the rest of it."""
+        data = self.entry_data
+        return data.version if isinstance(data, HistoryEntry) else data.get("version")
 
 
 @runtime_checkable

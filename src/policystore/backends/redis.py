@@ -32,12 +32,13 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys
+from policystore.backends._redis_subscription import Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
@@ -294,10 +295,10 @@ class RedisBackend:
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             while not self._closed.is_set():
-                pubsub = self._client.pubsub()
+                replies: _Replies | None = None
                 try:
-                    await self._call("subscribing", lambda _r: pubsub.subscribe(self.keys.channel))  # noqa: B023
-                    async with contextlib.aclosing(self._listen(pubsub)) as hints:
+                    replies = await self._call("subscribing", lambda _r: self._subscribe())
+                    async with contextlib.aclosing(self._listen(replies)) as hints:
                         async for hint in hints:
                             pause = 0.05
                             yield hint
@@ -306,8 +307,9 @@ class RedisBackend:
                 else:
                     return  # closed
                 finally:
-                    with contextlib.suppress(RedisError, OSError, RuntimeError):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    if replies is not None:
+                        with contextlib.suppress(RedisError, OSError, RuntimeError):
+                            await replies.aclose()
                 yield 0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(closed), timeout=pause)
@@ -315,10 +317,24 @@ class RedisBackend:
         finally:
             closed.cancel()
 
-    async def _listen(self, pubsub: Any) -> AsyncGenerator[int | Published, None]:
+    async def _subscribe(self) -> _Replies:
+        """Subscribe to the namespace's channel; directly when the connection allows (see ``_redis_subscription``)."""
+        endpoint = endpoint_of(self._client)
+        if endpoint is not None:
+            return await Subscription.open(endpoint, self.keys.channel)
+        pubsub = self._client.pubsub()
+        try:
+            await pubsub.subscribe(self.keys.channel)
+        except BaseException:
+            with contextlib.suppress(RedisError, OSError, RuntimeError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
+        return _RedisPyReplies(pubsub)
+
+    async def _listen(self, replies: _Replies) -> AsyncGenerator[int | Published, None]:
         """Yield hints from one subscription until :meth:`close`; raise when the connection is lost.
 
-        Messages are awaited directly, not through a helper task per message:
+        Replies are awaited directly, not through a helper task per message:
         every process on a host wakes for every change, so each loop iteration
         saved per message is CPU the other processes get back. A close is
         noticed within :data:`_POLL` seconds.
@@ -329,21 +345,57 @@ class RedisBackend:
         while not self._closed.is_set():
             if _cancel_requested():
                 raise asyncio.CancelledError
-            message = await pubsub.get_message(timeout=_POLL)
+            reply = await replies.receive(_POLL)
             now = loop.time()
-            if message is None:
+            if reply is None:
                 if now - heard > _KEEPALIVE + self.timeout:
                     raise StoreUnavailableError(self.url, "the notification connection stopped answering pings")
                 if now - heard > _KEEPALIVE and not pinged:
-                    await pubsub.ping()
+                    await replies.ping()
                     pinged = True
                 continue
             heard, pinged = now, False
-            kind = _text(message.get("type"))
+            if isinstance(reply, Exception):  # an error reply, such as a wrong password
+                raise StoreUnavailableError(self.url, f"Redis refused the subscription ({reply})")
+            if not isinstance(reply, list) or len(reply) < 3:  # noqa: PLR2004 - [kind, channel, data]
+                continue  # OK to AUTH, the answer to a ping
+            kind = _text(reply[0])
             if kind == "subscribe":
-                yield 0  # subscribed (first time, or redis-py resubscribed after a reconnect): re-read
+                yield 0  # subscribed (first time, or resubscribed after a reconnect): re-read
             elif kind == "message":
-                yield _hint(message.get("data"))
+                yield _hint(reply[2])
+
+
+class _Replies(Protocol):
+    """What the listener reads one subscription through."""
+
+    async def receive(self, within: float) -> Any:
+        """Return the next reply (``[kind, channel, data]`` for a message), or None after ``within`` seconds."""
+
+    async def ping(self) -> None:
+        """Ask for a sign of life."""
+
+    async def aclose(self) -> None:
+        """Close the subscription."""
+
+
+class _RedisPyReplies:
+    """redis-py's pub/sub reader, for the connections :mod:`._redis_subscription` does not serve."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def receive(self, within: float) -> Any:
+        message = await self._pubsub.get_message(timeout=within)
+        if message is None:
+            return None
+        return [message.get("type"), message.get("channel"), message.get("data")]
+
+    async def ping(self) -> None:
+        await self._pubsub.ping()
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
 
 
 def _cancel_requested() -> bool:
@@ -374,8 +426,5 @@ def _hint(data: Any) -> int | Published:
         return 0
     entry = notice.get("entry")
     if document and isinstance(entry, dict):
-        try:
-            return Published(version, document, HistoryEntry.from_dict(entry))
-        except (ValueError, TypeError, KeyError):
-            return version  # the content is unusable; the listener reads the version back
+        return Published(version, document, entry)  # the entry is read when an event needs it
     return version

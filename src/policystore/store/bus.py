@@ -31,6 +31,11 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._queues: set[asyncio.Queue[PolicyChanged | None]] = set()
 
+    @property
+    def listening(self) -> bool:
+        """Whether any subscriber or watch() iterator would receive an event now."""
+        return bool(self._subscribers or self._queues)
+
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback`` (sync or async) with every event; return an unsubscribe function."""
         self._subscribers.append(callback)

@@ -27,6 +27,7 @@ from policystore.errors import (
     VersionConflictError,
 )
 from policystore.model.changes import apply_patch, diff_policies, stamp_emergency
+from policystore.model.document_text import member_lines, policy_from_changed_lines
 from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
@@ -44,10 +45,12 @@ log = logging.getLogger("policystore")
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
 #: Seconds between two saves of the last-known-good copy by one process. A burst
-#: of versions costs one file write per interval, not one each (every process on
-#: the machine saves, and each save is fsync'd); the newest version is always
-#: saved, at most this late, and at once on close.
-LKG_SAVE_INTERVAL = 0.2
+#: of versions costs one file write per interval, not one each: every process on
+#: the machine saves, each save is flushed to disk, and that disk is often the
+#: one a local Redis flushes every commit to. The newest version is always
+#: saved, at most this late; at once when the kill switch turns on, when the
+#: store went back, and on close.
+LKG_SAVE_INTERVAL = 1.0
 #: Seconds ``close()`` waits for subscribers to take the events still queued.
 _CLOSE_DELIVERY_SECONDS = 5.0
 #: Who the store writes as when it stops trading by itself.
@@ -89,8 +92,14 @@ class Replica:
     #: The newest version waiting to be saved as the last-known-good copy.
     _lkg_pending: Policy | None = None
     _lkg_force: bool = False
+    _lkg_urgent: bool = False
+    #: A save was made without flushing its folder (see LastKnownGood.write).
+    _lkg_unsynced: bool = False
     _lkg_task: asyncio.Task[None] | None = None
     _lkg_hurry: asyncio.Event
+    #: The policy installed from a notice and the member lines of its text, for the
+    #: next notice to be compared with (see policystore.model.document_text).
+    _held_lines: tuple[Policy, tuple[bytes, ...]] | None = None
 
     async def refresh(self) -> Policy:
         """Check the store now and load its newest version if it differs from the one held.
@@ -356,6 +365,7 @@ class Replica:
             return
         self._lkg_pending = policy
         self._lkg_force = force or self._lkg_force
+        self._lkg_urgent = urgent or force or self._lkg_urgent
         if urgent or force:
             self._lkg_hurry.set()
         if self._lkg_task is None or self._lkg_task.done():
@@ -365,8 +375,12 @@ class Replica:
         lkg = self._lkg
         while lkg is not None and (policy := self._lkg_pending) is not None:
             force, self._lkg_pending, self._lkg_force = self._lkg_force, None, False
+            # A save that stops trading (or follows a store that went back) must survive a
+            # power cut; so must the last one, on close.
+            durable, self._lkg_urgent = self._lkg_urgent or self._closed, False
             try:
-                await asyncio.to_thread(lkg.write, policy, force=force)
+                await asyncio.to_thread(lkg.write, policy, force=force, durable=durable)
+                self._lkg_unsynced = not durable
             except OSError as exc:
                 log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
             if not self._closed:
@@ -381,6 +395,12 @@ class Replica:
         task = self._lkg_task
         if task is not None:
             await asyncio.shield(task)
+        if self._lkg is not None and self._lkg_unsynced:
+            self._lkg_unsynced = False
+            try:
+                await asyncio.to_thread(self._lkg.sync_folder)
+            except OSError as exc:
+                log.error("Could not flush the last-known-good copy's folder %s: %s", self._lkg.path.parent, exc)  # noqa: TRY400 - the message states the whole condition
 
     async def _write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
         self,
@@ -473,20 +493,38 @@ class Replica:
             # failover the same number can stand for another write); anything else re-reads.
             if state.source is not Source.STORE or published.version not in {held.version, held.version + 1}:
                 return False
-            if published.entry.version != published.version:
+            read = self._read_published(published, held)
+            if read is None:
                 return False
-            document = published.document
-            try:
-                policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
-            except PolicyValidationError:
-                return False
-            if policy.version != published.version:
-                return False
+            policy, lines = read
             if policy.version == held.version:
                 return policy.updated_at == held.updated_at
-            self._install(policy, [published.entry], held.version)
+            try:
+                # Events are made only for someone to receive them: most processes only read.
+                entries = [published.entry] if self._bus.listening else []
+            except (ValueError, TypeError, KeyError):
+                return False  # a malformed entry: read the version back, entry and all
+            self._install(policy, entries, held.version)
+            self._held_lines = (policy, lines) if lines is not None else None
         await self._deliver()
         return True
+
+    def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...] | None] | None:
+        """Validate a notice's document; return the policy and its text's member lines, or None to re-read."""
+        if published.entry_version != published.version:
+            return None
+        document = published.document
+        lines = member_lines(document) if isinstance(document, bytes) else None
+        policy = None
+        if lines is not None and self._held_lines is not None and self._held_lines[0] is held:
+            # Most versions change only their own record and perhaps the mode: check just that.
+            policy = policy_from_changed_lines(held, self._held_lines[1], lines)
+        try:
+            if policy is None:
+                policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
+        except PolicyValidationError:
+            return None
+        return (policy, lines) if policy.version == published.version else None
 
     async def _follow_notifications(self) -> None:
         while not self._closed:

@@ -1,0 +1,97 @@
+"""A policy document's JSON text with one top-level member per line, and what that lets a reader skip.
+
+Every process installs every version it hears of, and most versions change
+little: a mode switch changes the active mode and the version's own record
+(number, time, author, reason). A process holding the version before compares
+the new text with the held one line by line; when only those lines differ,
+the new policy is the held one with those fields replaced, checked by the
+same field and cross-field rules, without validating the unchanged sections
+again. Any other difference, and any line it cannot read, goes the full way
+(:func:`~policystore.model.validation.build_policy_json`), which gives the
+same policy or the same refusal.
+
+The text is ordinary JSON: a newline between members is whitespace, and no
+JSON string holds a raw newline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from policystore.model.policy import Policy
+
+__all__ = ["document_text", "member_lines", "policy_from_changed_lines"]
+
+#: The fields a version may change and still take the short way.
+_OWN_FIELDS: Final = frozenset({"active_mode", "version", "updated_at", "updated_by", "reason"})
+
+
+def document_text(document: Mapping[str, Any]) -> str:
+    """Return ``document`` as JSON text, keys sorted, one top-level member per line."""
+    members = ",\n".join(f"{json.dumps(key)}: {json.dumps(document[key], sort_keys=True)}" for key in sorted(document))
+    return "{\n" + members + "\n}"
+
+
+def member_lines(text: bytes) -> tuple[bytes, ...] | None:
+    """Return the member lines of a text :func:`document_text` made, or None for any other text."""
+    lines = text.split(b"\n")
+    if len(lines) < 3 or lines[0] != b"{" or lines[-1] != b"}":  # noqa: PLR2004 - "{", a member, "}"
+        return None
+    return tuple(lines[1:-1])
+
+
+def policy_from_changed_lines(held: Policy, held_lines: tuple[bytes, ...], lines: tuple[bytes, ...]) -> Policy | None:
+    """Return the policy ``lines`` describe, when it differs from ``held`` only in its own record and active mode.
+
+    Args:
+        held: a policy validated from the text whose member lines are ``held_lines``.
+        held_lines: those lines.
+        lines: the member lines of a new version's text.
+
+    Returns:
+        The new policy, checked by every rule that concerns what changed; None when
+        the text must be validated in full (another section changed, members were
+        added, removed or moved, or a changed line is not one value in its place).
+    """
+    if len(lines) != len(held_lines):
+        return None
+    fields: dict[str, Any] = {}
+    for new, old in zip(lines, held_lines, strict=True):
+        if new == old:
+            continue
+        name = _own_field(old)
+        # The same key in the same place, with the comma the place needs: then the new text
+        # is valid JSON exactly when the held one was, and says the same everywhere else.
+        if name is None or name in fields or not new.startswith(_PREFIXES[name]):
+            return None
+        if new.endswith(b",") != old.endswith(b","):
+            return None
+        try:
+            # One JSON value, nothing after it: json.loads refuses "1, \"modes\": {}".
+            fields[name] = json.loads(new[len(_PREFIXES[name]) :].removesuffix(b","))
+        except ValueError:
+            return None
+    try:
+        policy = dataclasses.replace(held, **fields)
+    except (ValidationError, TypeError, ValueError):
+        return None  # the full way names what is wrong
+    # The other sections are the held ones, which passed every rule; of the rules that
+    # span fields, only "the active mode is one of the modes" concerns what changed.
+    return policy if policy.active_mode in policy.modes else None
+
+
+#: How the line of each own field starts, as document_text writes it.
+_PREFIXES: Final = {name: f"{json.dumps(name)}: ".encode() for name in _OWN_FIELDS}
+
+
+def _own_field(line: bytes) -> str | None:
+    """The own field a member line holds, or None for any other line."""
+    for name, prefix in _PREFIXES.items():
+        if line.startswith(prefix):
+            return name
+    return None
