@@ -5,15 +5,36 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policystore import UnknownPathError
 from policystore.model.modes import AI_FLAGS, BUILTIN_MODES, LIMIT_FIELDS, MODE_FIELDS
-from policystore.model.paths import flatten, suggest
+from policystore.model.paths import flatten, reflatten, suggest
 from policystore.model.policy import STRATEGY_FIELDS, default_policy
 
 
 class TestFlatten:
     """Every readable path of a policy."""
+
+    @given(
+        before=st.sampled_from(sorted(BUILTIN_MODES)),
+        after=st.sampled_from(sorted(BUILTIN_MODES)),
+        version=st.integers(1, 10**6),
+        reason=st.text(max_size=8),
+    )
+    def test_reflatten_equals_flatten_after_switch(self, before: str, after: str, version: int, reason: str) -> None:
+        """Rebuilding from the previous table gives exactly flatten's table, keys in the same order."""
+        policy = dataclasses.replace(default_policy(), active_mode=before, version=version)
+        switched = dataclasses.replace(policy, active_mode=after, version=version + 1, reason=reason)
+        tables: dict[str, dict[str, object]] = {}
+        rebuilt = reflatten(flatten(policy), policy, switched, tables)
+        assert flatten(switched) == rebuilt
+        assert list(flatten(switched)) == list(rebuilt)
+        # Back and forth again, the second time from the tables kept.
+        back = dataclasses.replace(switched, active_mode=before, version=version + 2)
+        again = dataclasses.replace(back, active_mode=after, version=version + 3)
+        assert flatten(again) == reflatten(reflatten(rebuilt, switched, back, tables), back, again, tables)
 
     def test_flatten_covers_every_contract_section(self) -> None:
         """risk, ai, modes, strategies, emergency, hard_limits, active_mode and version all answer."""

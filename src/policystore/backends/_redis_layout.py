@@ -26,7 +26,7 @@ WRITE_ID: Final = "write_id"
 _COMMITTED: Final = 1
 _REPLAYED: Final = 2
 
-# KEYS: version, document, documents, history. ARGV: new version, document, entry, channel, message.
+# KEYS: version, document, documents, history. ARGV: new version, document, entry, channel, notice header.
 # Returns {0, current} on a conflict, {1, new} after writing, {2, current} when this very
 # entry is already stored at the new version (a re-sent call whose first reply was lost).
 # Every check comes before the first write: Redis does not undo a script's earlier
@@ -53,7 +53,7 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. '\\n' .. ARGV[2])
 return {1, new}
 """
 
@@ -122,8 +122,9 @@ class CommitCall:
         # a JSON header line, then the document's JSON text, one member per line, which
         # every listener validates straight from the text, or compares line by line
         # with the version it holds (see policystore.model.document_text).
-        notice = f'{{"version": {version}, "entry": {entry_json}}}\n{document_json}'
-        args = (version, document_json, entry_json, keys.channel, notice)
+        # The script appends the newline and the document: it is sent once, not twice.
+        header = f'{{"version": {version}, "entry": {entry_json}}}'
+        args = (version, document_json, entry_json, keys.channel, header)
         return cls(version, (keys.version, keys.document, keys.documents, keys.history), args)
 
 

@@ -31,9 +31,13 @@ __all__ = ["document_text", "member_lines", "policy_from_changed_lines"]
 _OWN_FIELDS: Final = frozenset({"active_mode", "version", "updated_at", "updated_by", "reason"})
 
 
+#: One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODE: Final = json.JSONEncoder(sort_keys=True).encode
+
+
 def document_text(document: Mapping[str, Any]) -> str:
     """Return ``document`` as JSON text, keys sorted, one top-level member per line."""
-    members = ",\n".join(f"{json.dumps(key)}: {json.dumps(document[key], sort_keys=True)}" for key in sorted(document))
+    members = ",\n".join(f"{_ENCODE(key)}: {_ENCODE(document[key])}" for key in sorted(document))
     return "{\n" + members + "\n}"
 
 

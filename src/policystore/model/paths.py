@@ -18,6 +18,7 @@ __all__ = [
     "HARD_LIMIT_FIELDS",
     "METADATA_PATHS",
     "flatten",
+    "reflatten",
     "suggest",
 ]
 
@@ -32,36 +33,78 @@ def _keys(section: str, name: str, fields: tuple[str, ...]) -> tuple[tuple[str, 
     return tuple((f"{section}.{name}.{field}", field) for field in fields)
 
 
+_RISK_KEYS: Final = tuple((f"risk.{field}", field) for field in LIMIT_FIELDS)
+_AI_KEYS: Final = tuple((f"ai.{flag}", flag) for flag in AI_FLAGS)
+_EMERGENCY_KEYS: Final = tuple((f"emergency.{field}", field) for field in EMERGENCY_FIELDS)
+_HARD_LIMIT_KEYS: Final = tuple((f"hard_limits.{field}", field) for field in HARD_LIMIT_FIELDS)
+
+
 def flatten(policy: Policy) -> dict[str, Any]:
     """Return every readable path of ``policy`` with its value.
 
     ``risk.*`` and ``ai.*`` answer for the active mode, and ``strategies.*``
     answer the effective config (overrides clamped, unset fields derived).
     """
-    values: dict[str, Any] = {
-        "active_mode": policy.active_mode,
-        "version": policy.version,
-        "updated_at": policy.updated_at,
-        "updated_by": policy.updated_by,
-        "reason": policy.reason,
-    }
-    risk = policy.risk
-    for field in LIMIT_FIELDS:
-        values[f"risk.{field}"] = getattr(risk, field)
-    for flag in AI_FLAGS:
-        values[f"ai.{flag}"] = getattr(risk, flag)
+    values: dict[str, Any] = {}
+    _put_own(policy, values)
+    _put_active(policy, values)
     for name, mode in policy.modes.items():
         for key, field in _keys("modes", name, MODE_FIELDS):
             values[key] = getattr(mode, field)
+    emergency, caps = policy.emergency, policy.hard_limits
+    for key, field in _EMERGENCY_KEYS:
+        values[key] = getattr(emergency, field)
+    for key, field in _HARD_LIMIT_KEYS:
+        values[key] = getattr(caps, field)
+    return values
+
+
+def reflatten(
+    previous_values: dict[str, Any], previous: Policy, policy: Policy, active_tables: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Return ``flatten(policy)``, made from ``previous_values = flatten(previous)``.
+
+    Only for a ``policy`` whose modes, strategies, kill switch and hard limits
+    are those of ``previous``: it differs in its own record (version, time,
+    author, reason) and perhaps the active mode, as a mode switch does. Every
+    process rebuilds its table at every version; this rebuilds only what such
+    a version changes.
+
+    Args:
+        previous_values: ``flatten(previous)``.
+        previous: the policy before.
+        policy: the policy now.
+        active_tables: the paths that follow the active mode, by mode name, for
+            these same modes and strategies; filled as modes are met, and to be
+            dropped by the caller when any of them changes.
+    """
+    values = previous_values.copy()
+    _put_own(policy, values)
+    if policy.active_mode != previous.active_mode:
+        table = active_tables.get(policy.active_mode)
+        if table is None:
+            table = active_tables[policy.active_mode] = {}
+            _put_active(policy, table)
+        values.update(table)
+    return values
+
+
+def _put_own(policy: Policy, values: dict[str, Any]) -> None:
+    for key in METADATA_PATHS:
+        values[key] = getattr(policy, key)
+
+
+def _put_active(policy: Policy, values: dict[str, Any]) -> None:
+    """The paths that follow the active mode: ``risk.*``, ``ai.*`` and the effective strategies."""
+    risk = policy.risk
+    for key, field in _RISK_KEYS:
+        values[key] = getattr(risk, field)
+    for key, flag in _AI_KEYS:
+        values[key] = getattr(risk, flag)
     for name in policy.strategies:
         effective = policy.strategy(name)
         for key, field in _keys("strategies", name, tuple(STRATEGY_FIELDS)):
             values[key] = getattr(effective, field)
-    for field in EMERGENCY_FIELDS:
-        values[f"emergency.{field}"] = getattr(policy.emergency, field)
-    for field in HARD_LIMIT_FIELDS:
-        values[f"hard_limits.{field}"] = getattr(policy.hard_limits, field)
-    return values
 
 
 def suggest(path: str, candidates: list[str] | tuple[str, ...], limit: int = 3) -> list[str]:

@@ -102,19 +102,26 @@ class StrategyConfig:
         Returns:
             The effective config: an override can only make the mode stricter.
         """
-        values: dict[str, Any] = {"name": name, "cooldown_seconds": settings.cooldown_seconds}
-        for field, mode_field in STRATEGY_FIELDS.items():
-            if mode_field is None:
-                continue
+        values: list[Any] = [name, settings.cooldown_seconds]
+        for field, mode_field, capped in _DERIVED_FIELDS:
             base = getattr(mode, mode_field)
             override = getattr(settings, field)
             if override is None:
-                values[field] = base
-            elif LIMIT_FIELDS[mode_field] > 0:
-                values[field] = min(override, base)
+                values.append(base)
             else:
-                values[field] = max(override, base)
-        return cls(**values)
+                values.append(min(override, base) if capped else max(override, base))
+        # Positional: every process derives every strategy at every version (see _DERIVED_FIELDS).
+        return cls(*values)
+
+
+#: The derived fields in StrategyConfig's order after name and cooldown, each with the
+#: mode field it comes from and whether that field is a cap (True) or a floor (False).
+_DERIVED_FIELDS: Final = tuple(
+    (field, mode_field, LIMIT_FIELDS[mode_field] > 0) for field, mode_field in STRATEGY_FIELDS.items() if mode_field
+)
+_ORDER: Final = ("name", "cooldown_seconds", *(field for field, _, _ in _DERIVED_FIELDS))
+if tuple(f.name for f in dataclasses.fields(StrategyConfig)) != _ORDER:
+    raise RuntimeError("StrategyConfig's fields must follow STRATEGY_FIELDS")
 
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)

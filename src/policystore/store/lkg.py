@@ -61,11 +61,14 @@ class LastKnownGood:
         heard of a version later than another does not overwrite it; ``force``
         does, for a store that went back to an older version.
 
-        The content is always flushed to disk before it replaces the old file,
-        so the file is never torn. ``durable`` also makes the replacement itself
-        survive a power cut; without it, a power cut may leave the copy saved
-        before (whole and valid, one save older). That spares a second disk
-        flush on routine saves, which share the disk with the store's own.
+        ``durable`` flushes the content, then the replacement, to disk before
+        returning, so the copy survives a power cut; use it for a copy that stops
+        trading. A routine save skips both flushes: those would share the disk
+        with the store's own (a local Redis flushes every commit) at every save
+        of every process. The replacement is still atomic, so a reader never
+        sees half a file; after a power cut the copy may be an older one, or
+        unreadable, and an unreadable copy is ignored (with only environment
+        and defaults answering, no new trade is opened by default).
         """
         if not force and self._saved_version() >= policy.version:  # another process here saved it already
             return
@@ -77,19 +80,25 @@ class LastKnownGood:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             Path(tmp).replace(self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         if durable:
-            self.sync_folder()
+            _fsync(self.path.parent)
 
-    def sync_folder(self) -> None:
-        """Make the last replacement of the file survive a power cut (flush its folder to disk)."""
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    def sync(self) -> None:
+        """Flush the file as it is now, and its folder, to disk (after routine saves, on close)."""
+        _fsync(self.path)
+        _fsync(self.path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -30,6 +30,7 @@ from policystore.model.changes import apply_patch, diff_policies, stamp_emergenc
 from policystore.model.document_text import member_lines, policy_from_changed_lines
 from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
+from policystore.model.paths import reflatten
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor, Role, authorize_change
 from policystore.model.validation import build_policy, build_policy_json
@@ -93,13 +94,14 @@ class Replica:
     _lkg_pending: Policy | None = None
     _lkg_force: bool = False
     _lkg_urgent: bool = False
-    #: A save was made without flushing its folder (see LastKnownGood.write).
+    #: A save was made without flushing it to disk (see LastKnownGood.write).
     _lkg_unsynced: bool = False
     _lkg_task: asyncio.Task[None] | None = None
     _lkg_hurry: asyncio.Event
-    #: The policy installed from a notice and the member lines of its text, for the
-    #: next notice to be compared with (see policystore.model.document_text).
-    _held_lines: tuple[Policy, tuple[bytes, ...]] | None = None
+    #: The policy installed from a notice, the member lines of its text (for the next
+    #: notice to be compared with, see policystore.model.document_text), and the paths
+    #: that follow the active mode by mode name, for its sections (see reflatten).
+    _held_lines: tuple[Policy, tuple[bytes, ...], dict[str, dict[str, Any]]] | None = None
 
     async def refresh(self) -> Policy:
         """Check the store now and load its newest version if it differs from the one held.
@@ -336,11 +338,16 @@ class Replica:
             )
         )
 
-    def _install(self, policy: Policy, entries: list[HistoryEntry], previous: int) -> None:
-        """Make ``policy`` the read state and queue its events; called with the lock held."""
+    def _install(
+        self, policy: Policy, entries: list[HistoryEntry], previous: int, values: dict[str, Any] | None = None
+    ) -> None:
+        """Make ``policy`` the read state and queue its events; called with the lock held.
+
+        ``values`` is the policy's path table when the caller built it already.
+        """
         self.last_error = None
         before = self._state
-        self._set_state(ReadState.live(policy))
+        self._set_state(ReadState.live(policy, values))
         if policy.version >= self._refused_version:
             self._refused_version = -1
         if policy.version > self._rewound_to:
@@ -398,9 +405,9 @@ class Replica:
         if self._lkg is not None and self._lkg_unsynced:
             self._lkg_unsynced = False
             try:
-                await asyncio.to_thread(self._lkg.sync_folder)
+                await asyncio.to_thread(self._lkg.sync)
             except OSError as exc:
-                log.error("Could not flush the last-known-good copy's folder %s: %s", self._lkg.path.parent, exc)  # noqa: TRY400 - the message states the whole condition
+                log.error("Could not flush the last-known-good copy %s to disk: %s", self._lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
 
     async def _write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
         self,
@@ -496,7 +503,7 @@ class Replica:
             read = self._read_published(published, held)
             if read is None:
                 return False
-            policy, lines = read
+            policy, lines, sections_kept = read
             if policy.version == held.version:
                 return policy.updated_at == held.updated_at
             try:
@@ -504,27 +511,37 @@ class Replica:
                 entries = [published.entry] if self._bus.listening else []
             except (ValueError, TypeError, KeyError):
                 return False  # a malformed entry: read the version back, entry and all
-            self._install(policy, entries, held.version)
-            self._held_lines = (policy, lines) if lines is not None else None
+            # While versions keep the sections, the paths of each mode are built once.
+            tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
+            values = reflatten(state.values, held, policy, tables) if sections_kept else None
+            self._install(policy, entries, held.version, values)
+            self._held_lines = (policy, lines, tables) if lines is not None else None
         await self._deliver()
         return True
 
-    def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...] | None] | None:
-        """Validate a notice's document; return the policy and its text's member lines, or None to re-read."""
+    def _read_published(
+        self, published: Published, held: Policy
+    ) -> tuple[Policy, tuple[bytes, ...] | None, bool] | None:
+        """Validate a notice's document, or return None to re-read.
+
+        Returns:
+            The policy, its text's member lines, and whether it keeps every section of
+            ``held`` (it changes only its own record and perhaps the active mode).
+        """
         if published.entry_version != published.version:
             return None
         document = published.document
         lines = member_lines(document) if isinstance(document, bytes) else None
-        policy = None
         if lines is not None and self._held_lines is not None and self._held_lines[0] is held:
             # Most versions change only their own record and perhaps the mode: check just that.
             policy = policy_from_changed_lines(held, self._held_lines[1], lines)
+            if policy is not None:
+                return (policy, lines, True) if policy.version == published.version else None
         try:
-            if policy is None:
-                policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
+            policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
         except PolicyValidationError:
             return None
-        return (policy, lines) if policy.version == published.version else None
+        return (policy, lines, False) if policy.version == published.version else None
 
     async def _follow_notifications(self) -> None:
         while not self._closed:

@@ -72,9 +72,9 @@ class ReadState:
     problems: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def live(cls, policy: Policy) -> ReadState:
-        """A state read from the live store."""
-        return cls(policy, Source.STORE, stale=False, values=flatten(policy))
+    def live(cls, policy: Policy, values: dict[str, Any] | None = None) -> ReadState:
+        """A state read from the live store; ``values`` is ``flatten(policy)`` when the caller has it."""
+        return cls(policy, Source.STORE, stale=False, values=flatten(policy) if values is None else values)
 
     @classmethod
     def last_known_good(cls, policy: Policy) -> ReadState:
