@@ -4,8 +4,11 @@
 
 Starts its own redis-server (config/redis.conf). In one run it measures:
 
-1. the floor: raw Redis pub/sub delivery from one publisher to N subscriber processes;
-   beside it, the durable floor: the same subscribers, each message published by a Lua
+1. the floor: raw Redis pub/sub delivery from one publisher to N subscriber processes
+   reading with redis-py; beside it, the same with N processes reading with the store's
+   own subscription reader (policystore.backends._redis_subscription), which costs less
+   per message than redis-py's;
+   and the durable floor: the redis-py subscribers, each message published by a Lua
    script that first writes a key of the notice's size, as the store's commit does, so
    it is delivered only after the append-only file is fsync'd (``appendfsync always``):
    the least any design that publishes only durable versions can do on this machine;
@@ -16,8 +19,8 @@ Starts its own redis-server (config/redis.conf). In one run it measures:
    every 60 s, so a change waits until that reader's next re-read;
 4. write throughput with 1 and 4 writer processes (``update`` without expected_version).
 
-The three measured kinds take turns in ``--rounds`` blocks (raw, durable, store, raw,
-...), every message ``--interval-ms`` apart, with all processes alive throughout: on
+The measured kinds take turns in ``--rounds`` blocks (raw, raw with the store's reader,
+durable, store, raw, ...), every message ``--interval-ms`` apart, with all processes alive throughout: on
 a shared machine whose load drifts, each kind then meets the same conditions.
 
 Times are ``time.time_ns()`` on one machine, shared by all processes.
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import redis.asyncio
 
+from policystore.backends._redis_subscription import Endpoint, Subscription
 from policystore.store.store import PolicyStore
 from support.redis_server import RedisServer
 
@@ -99,6 +103,21 @@ async def raw_subscriber(port: int, channel: str) -> None:
     print(json.dumps(latencies), flush=True)
 
 
+async def direct_subscriber(port: int, channel: str) -> None:
+    """Like raw_subscriber, reading with the store's own subscription reader instead of redis-py's."""
+    subscription = await Subscription.open(Endpoint("127.0.0.1", port, None, None, None), channel)
+    await subscription.receive(5)  # the subscribe confirmation
+    print("ready", flush=True)
+    latencies: list[tuple[str, int]] = []
+    while (reply := await subscription.receive(60)) is not None:
+        kind, sent, _ = reply[2].split(b"|", 2)
+        if kind == b"stop":
+            break
+        latencies.append((kind.decode(), time.time_ns() - int(sent)))
+    await subscription.aclose()
+    print(json.dumps(latencies), flush=True)
+
+
 class _TimedStore(PolicyStore):
     """Records when each version became this process's snapshot."""
 
@@ -142,6 +161,8 @@ class Run:
         self.channel = f"bench:{uuid.uuid4().hex}"
         self.url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
         self.subs = [_spawn("raw-sub", str(server.port), self.channel) for _ in range(readers)]
+        self.direct_channel = f"{self.channel}:direct"
+        self.direct_subs = [_spawn("direct-sub", str(server.port), self.direct_channel) for _ in range(readers)]
         self.committed: dict[int, int] = {}
         self.last = 1 + switches
         # As large as a store notice (the document and its history entry).
@@ -159,17 +180,22 @@ class Run:
 
         self.store.backend.commit = timed_commit  # type: ignore[method-assign]
         self.readers = [_spawn("reader", self.url, str(self.last)) for _ in self.subs]
-        _await_ready(self.subs + self.readers)
+        _await_ready(self.subs + self.direct_subs + self.readers)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.store.close()
         await self.client.aclose()
 
-    async def raw(self, count: int, interval: float) -> None:
+    async def raw(self, count: int, interval: float, *, direct: bool = False) -> None:
+        channel, kind = (self.direct_channel, "direct") if direct else (self.channel, "raw")
         for _ in range(count):
-            await self.client.publish(self.channel, f"raw|{time.time_ns()}|")
+            await self.client.publish(channel, f"{kind}|{time.time_ns()}|")
             await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        for channel in (self.channel, self.direct_channel):
+            await self.client.publish(channel, "stop|0|")
 
     async def durable(self, count: int, interval: float) -> None:
         keys = [f"{self.channel}:doc", self.channel]
@@ -185,8 +211,8 @@ class Run:
 
     def results(self) -> tuple[dict[str, list[float]], list[float]]:
         """Collect every process's figures (the readers end at the last version, the subscribers on "stop")."""
-        floors: dict[str, list[float]] = {"raw": [], "durable": []}
-        for result in _collect(self.subs):
+        floors: dict[str, list[float]] = {"raw": [], "direct": [], "durable": []}
+        for result in _collect(self.subs + self.direct_subs):
             for kind, ns in result:
                 floors[kind].append(ns / 1e6)
         store: list[float] = []
@@ -212,9 +238,10 @@ async def measure_propagation(
     async with Run(server, readers, switches) as run:
         for block in _blocks(switches, rounds):
             await run.raw(block, interval)
+            await run.raw(block, interval, direct=True)
             await run.durable(block, interval)
             await run.switches(block, interval)
-        await run.client.publish(run.channel, "stop|0|")
+        await run.stop()
     floors, store = run.results()
     return floors, store, run.committed
 
@@ -250,14 +277,16 @@ async def run(args: argparse.Namespace) -> None:
     )
     with RedisServer() as server:
         floors, store, committed = await measure_propagation(server, args.readers, args.switches, interval, args.rounds)
-        floor, durable = floors["raw"], floors["durable"]
+        floor, direct, durable = floors["raw"], floors["direct"], floors["durable"]
         ttl = ttl_model(committed, args.readers)
         print(_row("raw Redis pub/sub (floor)", floor))
+        print(_row("raw pub/sub, the store's reader", direct))
         print(_row("durable publish (durable floor)", durable))
         print(_row("PolicyStore commit -> snapshot", store))
         print(_row("60 s TTL cache (modelled)", ttl))
         ratio = _pct(store, 0.99) / _pct(floor, 0.99)
         print(f"\nstore p99 / durable floor p99 = {_pct(store, 0.99) / _pct(durable, 0.99):.2f}x")
+        print(f"store p99 / raw p99 with the store's reader = {_pct(store, 0.99) / _pct(direct, 0.99):.2f}x")
         print(
             f"store p99 / floor p99 = {ratio:.2f}x (target <= 2x); "
             f"mean {statistics.fmean(store):.3f} ms vs TTL mean {statistics.fmean(ttl) / 1000:.1f} s"
@@ -284,6 +313,8 @@ def main() -> None:
         role, *rest = args.role
         if role == "raw-sub":
             asyncio.run(raw_subscriber(int(rest[0]), rest[1]))
+        elif role == "direct-sub":
+            asyncio.run(direct_subscriber(int(rest[0]), rest[1]))
         elif role == "reader":
             asyncio.run(store_reader(rest[0], int(rest[1])))
         elif role == "writer":

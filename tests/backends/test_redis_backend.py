@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio
 
 from policystore.backends.base import Backend, Published
-from policystore.backends.redis import RedisBackend
+from policystore.backends.redis import RedisBackend, _hint
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.policy import default_policy
@@ -267,3 +267,38 @@ class TestUnreachable:
         with pytest.raises(StoreUnavailableError):
             await backend.commit(*_version(1))
         await backend.close()
+
+
+class TestNoticeParsing:
+    """How a notice's text is read (no server needed)."""
+
+    def test_commit_header_entry_read_when_asked(self) -> None:
+        """The header as the commit script writes it gives the version; the entry is read on demand."""
+        document, entry = _version(7)
+        head = json.dumps({"version": 7, "entry": entry.to_dict() | {"write_id": "abc"}})
+        hint = _hint(f"{head}\n{json.dumps(document)}".encode())
+        assert isinstance(hint, Published)
+        assert (7, entry) == (hint.version, hint.entry)
+
+    def test_entry_of_another_version_refused_when_read(self) -> None:
+        """An entry naming another version, or one that is not JSON, raises when read."""
+        document, entry = _version(7)
+        for text in (json.dumps(entry.to_dict() | {"version": 8}), '{"version": 7, "at": x}'):
+            hint = _hint(f'{{"version": 7, "entry": {text}}}\n{json.dumps(document)}'.encode())
+            assert isinstance(hint, Published)
+            with pytest.raises(ValueError, match=r"entry of version 8|Expecting value"):
+                hint.entry  # noqa: B018 - reading it is the test
+
+    @pytest.mark.parametrize(
+        ("head", "expected"),
+        [
+            (b'{"version": 07, "entry": {}}', 0),  # not JSON: a check, not a version
+            (b'{"version": 0, "entry": {}}', 0),
+            (b'{"version": 5}', 5),  # a number alone
+            (b'{"entry": {}, "version": 5}', "published"),  # another key order, read as JSON
+        ],
+    )
+    def test_other_headers_read_as_json(self, head: bytes, expected: int | str) -> None:
+        """Headers not in the script's exact form are read as JSON, with the same checks."""
+        hint = _hint(head + b"\n{}")
+        assert (isinstance(hint, Published) and expected == "published") or hint == expected

@@ -309,3 +309,17 @@ class TestFollowingByNotice:
         finally:
             await follower.close()
             await writer.close()
+
+    async def test_notice_with_bad_entry_reread_for_subscriber(
+        self, store: PolicyStore, raw: redis.asyncio.Redis
+    ) -> None:
+        """A notice whose entry is unreadable is not installed from; the version is read back, events and all."""
+        heard: list[str] = []
+        store.subscribe(lambda event: heard.append(event.reason))
+        backend = _backend(store)
+        version = await _write_without_publish(raw, backend, "DEFENSIVE")
+        document = await raw.get(backend.keys.document)
+        await raw.publish(backend.keys.channel, b'{"version": %d, "entry": {"version": x}}\n' % version + document)
+        await eventually(lambda: store.snapshot().version == version, "the version read back")
+        assert "DEFENSIVE" == store.get("active_mode")
+        await eventually(lambda: "notice lost" in heard, "the stored entry's event")

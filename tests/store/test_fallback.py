@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import uuid
 from pathlib import Path
 
@@ -44,6 +46,26 @@ class TestLastKnownGoodFile:
         saved = lkg.read()
         assert saved is not None
         assert (5, "NORMAL") == (saved.version, saved.active_mode)
+
+    def test_routine_save_deferred_while_file_young(self, tmp_path: Path) -> None:
+        """A spaced save waits while another save is recent; a forced or unspaced one does not."""
+        lkg = LastKnownGood(tmp_path / "lkg.json")
+        first = build_policy({**default_policy().document(), "version": 1})
+        second = build_policy({**default_policy().document(), "version": 2})
+        assert lkg.write(first, durable=False)
+        assert not lkg.write(second, durable=False, spacing=60)
+        assert 1 == (saved.version if (saved := lkg.read()) else None)
+        assert lkg.write(second, durable=False)
+        assert 2 == (saved.version if (saved := lkg.read()) else None)
+        assert lkg.write(first, spacing=60)  # already saved newer: nothing to do, not deferred
+
+    def test_file_from_the_future_does_not_defer(self, tmp_path: Path) -> None:
+        """After the clock went back, a file that seems to be from the future does not hold saves back."""
+        lkg = LastKnownGood(tmp_path / "lkg.json")
+        lkg.write(build_policy({**default_policy().document(), "version": 1}))
+        ahead = time.time() + 3600
+        os.utime(lkg.path, (ahead, ahead))
+        assert lkg.write(build_policy({**default_policy().document(), "version": 2}), spacing=60)
 
     def test_lkg_corrupt_file_ignored_and_logged(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         """A half-written or invalid file is not used; the error is logged."""

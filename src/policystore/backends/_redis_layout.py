@@ -23,6 +23,7 @@ from policystore.model.history import HistoryEntry
 __all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys"]
 
 WRITE_ID: Final = "write_id"
+_ENCODE: Final = json.JSONEncoder(sort_keys=True).encode
 _COMMITTED: Final = 1
 _REPLAYED: Final = 2
 
@@ -116,7 +117,7 @@ class CommitCall:
         version = int(document["version"])
         stored_entry = entry.to_dict() | {WRITE_ID: uuid.uuid4().hex}
         document_json = document_text(document)
-        entry_json = json.dumps(stored_entry, sort_keys=True)
+        entry_json = _ENCODE(stored_entry)
         # The notice carries the version itself, so a listener one version behind
         # installs it without reading it back (three round trips fewer per process):
         # a JSON header line, then the document's JSON text, one member per line, which

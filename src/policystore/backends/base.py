@@ -8,6 +8,7 @@ loads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -31,23 +32,24 @@ class Published:
 
     version: int
     document: dict[str, Any] | bytes
-    entry_data: HistoryEntry | dict[str, Any]
+    entry_data: HistoryEntry | dict[str, Any] | bytes
 
     @property
     def entry(self) -> HistoryEntry:
         """The history entry of the version.
 
         Raises:
-            ValueError, TypeError, KeyError: the published entry is malformed.
+            ValueError, TypeError, KeyError: the published entry is malformed, or
+                is the entry of another version.
         """
         data = self.entry_data
-        return data if isinstance(data, HistoryEntry) else HistoryEntry.from_dict(data)
-
-    @property
-    def entry_version(self) -> Any:
-        """The version the history entry names, read without reading the rest of it."""
-        data = self.entry_data
-        return data.version if isinstance(data, HistoryEntry) else data.get("version")
+        if isinstance(data, bytes):
+            data = json.loads(data)
+        entry = data if isinstance(data, HistoryEntry) else HistoryEntry.from_dict(data)
+        if entry.version != self.version:
+            msg = f"the entry published with version {self.version} is the entry of version {entry.version}"
+            raise ValueError(msg)
+        return entry
 
 
 @runtime_checkable

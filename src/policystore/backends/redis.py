@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Protocol, Self, TypeVar
 
@@ -417,6 +418,10 @@ def _hint(data: Any) -> int | Published:
     """
     raw = data.encode() if isinstance(data, str) else data
     head, _, document = raw.partition(b"\n") if isinstance(raw, bytes) else (raw, b"", b"")
+    written = _HEADER.match(head) if document else None
+    if written is not None:
+        # As the commit script writes it: the entry is left as text until an event needs it.
+        return Published(int(written[1]), document, head[written.end() : -1])
     try:
         notice = json.loads(head)
         version = notice["version"]
@@ -428,3 +433,7 @@ def _hint(data: Any) -> int | Published:
     if document and isinstance(entry, dict):
         return Published(version, document, entry)  # the entry is read when an event needs it
     return version
+
+
+#: The header the commit script publishes: the version, then the entry's JSON object.
+_HEADER: Final = re.compile(rb'\{"version": ([1-9][0-9]{0,18}), "entry": (?=\{.*\}\}$)', re.DOTALL)

@@ -16,7 +16,6 @@ JSON string holds a raw newline.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -81,7 +80,7 @@ def policy_from_changed_lines(held: Policy, held_lines: tuple[bytes, ...], lines
         except ValueError:
             return None
     try:
-        policy = dataclasses.replace(held, **fields)
+        policy = held.with_record(fields)
     except (ValidationError, TypeError, ValueError):
         return None  # the full way names what is wrong
     # The other sections are the held ones, which passed every rule; of the rules that

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, NoReturn
+from typing import Annotated, Any, Final, NoReturn
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
 from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
@@ -147,6 +148,30 @@ class HardLimits:
     position_size_cap: Number = Field(default=10_000.0, gt=0, allow_inf_nan=False)
 
 
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        msg = "timestamps must carry a time zone"
+        raise ValueError(msg)
+    return value.astimezone(UTC)
+
+
+#: A policy's version: grows by one with every write; 0 before the first.
+VersionNumber = Annotated[int, Field(ge=0, description="Grows by one with every write; 0 before the first.")]
+#: A moment, with its time zone, held in UTC.
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+#: The fields that say which version a policy is, and its active mode, each with the
+#: constructor's own type (see Policy.with_record).
+_RECORD_FIELDS: Final[dict[str, TypeAdapter[Any]]] = {
+    "active_mode": TypeAdapter(str),
+    "version": TypeAdapter(VersionNumber),
+    "updated_at": TypeAdapter(Timestamp),
+    "updated_by": TypeAdapter(str),
+    "reason": TypeAdapter(str),
+}
+
+
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
 class Policy:
     """The whole policy at one version. Frozen: a new version is a new object.
@@ -166,21 +191,13 @@ class Policy:
     strategies: dict[str, StrategySettings]
     emergency: Emergency = Emergency()
     hard_limits: HardLimits = HardLimits()
-    version: int = Field(default=0, ge=0, description="Grows by one with every write; 0 before the first.")
-    updated_at: datetime = EPOCH
+    version: VersionNumber = 0
+    updated_at: Timestamp = EPOCH
     updated_by: str = "policystore"
     reason: str = ""
     # Derived in __post_init__ and stored in a slot: a plain attribute read.
     risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
     ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
-
-    @field_validator("updated_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            msg = "timestamps must carry a time zone"
-            raise ValueError(msg)
-        return value.astimezone(UTC)
 
     def __post_init__(self) -> None:
         # Frozen so that a snapshot a caller holds cannot be altered in place.
@@ -189,6 +206,32 @@ class Policy:
         active = self.modes.get(self.active_mode)
         object.__setattr__(self, "risk", active)
         object.__setattr__(self, "ai", active)
+
+    def with_record(self, fields: Mapping[str, Any]) -> Policy:
+        """Return this policy with some of its record fields and active mode replaced.
+
+        ``fields`` may name ``active_mode``, ``version``, ``updated_at``,
+        ``updated_by`` and ``reason``; each is validated by the constructor's
+        own type. The sections (modes, strategies, kill switch, hard limits) are
+        this policy's, already valid, and are not validated again: every
+        process does this once per version it installs (see
+        :mod:`policystore.model.document_text`). The caller checks that the
+        active mode is one of the modes.
+
+        Raises:
+            pydantic.ValidationError: a field failed.
+            ValueError: a name is not one of those.
+        """
+        unknown = fields.keys() - _RECORD_FIELDS.keys()
+        if unknown:
+            msg = f"not a record field: {', '.join(sorted(unknown))}"
+            raise ValueError(msg)
+        record = {name: _RECORD_FIELDS[name].validate_python(value) for name, value in fields.items()}
+        policy = object.__new__(Policy)
+        for name in _SLOTS:
+            object.__setattr__(policy, name, record.get(name, getattr(self, name)))
+        policy.__post_init__()
+        return policy
 
     def strategy(self, name: str) -> StrategyConfig:
         """Return strategy ``name``'s effective config under the active mode.
@@ -204,6 +247,7 @@ class Policy:
 
 
 policy_adapter: Final = TypeAdapter(Policy)
+_SLOTS: Final = tuple(field.name for field in dataclasses.fields(Policy))
 
 BUILTIN_STRATEGIES: Final[dict[str, StrategySettings]] = {
     "conservative": StrategySettings(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from policystore.errors import PolicyStoreError
@@ -54,7 +56,7 @@ class LastKnownGood:
             return -1
         return version if isinstance(version, int) else -1
 
-    def write(self, policy: Policy, *, force: bool = False, durable: bool = True) -> None:
+    def write(self, policy: Policy, *, force: bool = False, durable: bool = True, spacing: float = 0.0) -> bool:
         """Replace the file with ``policy`` atomically; the same or a newer saved version is kept.
 
         Several processes on one machine share the file, so a process that
@@ -69,9 +71,19 @@ class LastKnownGood:
         sees half a file; after a power cut the copy may be an older one, or
         unreadable, and an unreadable copy is ignored (with only environment
         and defaults answering, no new trade is opened by default).
+
+        ``spacing`` (seconds) defers a routine save while the file is younger than
+        that: every process on the machine saves the same versions, and one save
+        per interval among them all is enough.
+
+        Returns:
+            False when the save was deferred by ``spacing`` (save again later); True
+            when the file now holds this version or a newer one.
         """
         if not force and self._saved_version() >= policy.version:  # another process here saved it already
-            return
+            return True
+        if spacing > 0 and not force and 0 <= self._age() < spacing:  # (a negative age: the clock went back)
+            return False
         # Compact JSON: the C encoder (an indented dump runs in Python, holding the
         # interpreter lock the process's event loop needs).
         text = json.dumps(policy.document(), sort_keys=True)
@@ -89,6 +101,14 @@ class LastKnownGood:
             raise
         if durable:
             _fsync(self.path.parent)
+        return True
+
+    def _age(self) -> float:
+        """Seconds since the file was last replaced; infinite when there is none."""
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return math.inf
 
     def sync(self) -> None:
         """Flush the file as it is now, and its folder, to disk (after routine saves, on close)."""

@@ -356,6 +356,8 @@ class Replica:
             # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
             urgent = policy.emergency.active and not before.policy.emergency.active
             self._save_last_known_good(policy, urgent=urgent)
+        if not self._bus.listening:
+            return  # events are made only for someone to receive them: most processes only read
         for entry in entries:
             self._outbox.extend(events_for(entry, previous))
             previous = entry.version
@@ -386,8 +388,12 @@ class Replica:
             # power cut; so must the last one, on close.
             durable, self._lkg_urgent = self._lkg_urgent or self._closed, False
             try:
-                await asyncio.to_thread(lkg.write, policy, force=force, durable=durable)
-                self._lkg_unsynced = not durable
+                # A routine save is spaced across the machine's processes (see LastKnownGood.write).
+                spacing = 0.0 if durable or force else LKG_SAVE_INTERVAL
+                if await asyncio.to_thread(lkg.write, policy, force=force, durable=durable, spacing=spacing):
+                    self._lkg_unsynced = not durable
+                elif self._lkg_pending is None:
+                    self._lkg_pending = policy  # deferred: save it next time unless a newer one came
             except OSError as exc:
                 log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
             if not self._closed:
@@ -507,7 +513,7 @@ class Replica:
             if policy.version == held.version:
                 return policy.updated_at == held.updated_at
             try:
-                # Events are made only for someone to receive them: most processes only read.
+                # The entry is read only for an event (see _install).
                 entries = [published.entry] if self._bus.listening else []
             except (ValueError, TypeError, KeyError):
                 return False  # a malformed entry: read the version back, entry and all
@@ -528,8 +534,6 @@ class Replica:
             The policy, its text's member lines, and whether it keeps every section of
             ``held`` (it changes only its own record and perhaps the active mode).
         """
-        if published.entry_version != published.version:
-            return None
         document = published.document
         lines = member_lines(document) if isinstance(document, bytes) else None
         if lines is not None and self._held_lines is not None and self._held_lines[0] is held:
