@@ -1,6 +1,7 @@
 """How fast a policy change reaches other processes on one Redis, against the raw pub/sub floor.
 
     .venv/bin/python bench/propagation.py [--switches 1000] [--interval-ms 5] [--readers 10] [--rounds 10]
+                                          [--limit-changes 250]
 
 Starts its own redis-server (config/redis.conf). In one run it measures:
 
@@ -14,14 +15,18 @@ Starts its own redis-server (config/redis.conf). In one run it measures:
    the least any design that publishes only durable versions can do on this machine;
 2. the store: N reader processes, each with a PolicyStore on the same Redis, while a
    writer makes ``--switches`` mode switches; the latency of a version is from just
-   before its commit to the moment each reader's local snapshot held it (or a newer one);
+   before its commit to the moment each reader's local snapshot held it (or a newer one).
+   A mode switch is checked line by line against the version held; beside it,
+   ``--limit-changes`` versions that change a mode's limit, which every reader
+   validates whole;
 3. a 60 s TTL cache, modelled (not measured): each reader re-reads at a random phase
    every 60 s, so a change waits until that reader's next re-read;
 4. write throughput with 1 and 4 writer processes (``update`` without expected_version).
 
 The measured kinds take turns in ``--rounds`` blocks (raw, raw with the store's reader,
-durable, store, raw, ...), every message ``--interval-ms`` apart, with all processes alive throughout: on
-a shared machine whose load drifts, each kind then meets the same conditions.
+durable, mode switches, limit changes, raw, ...), every message ``--interval-ms``
+apart, with all processes alive throughout: on a shared machine whose load drifts,
+each kind then meets the same conditions.
 
 Times are ``time.time_ns()`` on one machine, shared by all processes.
 """
@@ -156,7 +161,7 @@ async def writer(url: str, count: int) -> None:
 class Run:
     """Subscriber processes for the floors and reader processes for the store, alive for the whole run."""
 
-    def __init__(self, server: RedisServer, readers: int, switches: int) -> None:
+    def __init__(self, server: RedisServer, readers: int, writes: int) -> None:
         self.server = server
         self.channel = f"bench:{uuid.uuid4().hex}"
         self.url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
@@ -164,7 +169,9 @@ class Run:
         self.direct_channel = f"{self.channel}:direct"
         self.direct_subs = [_spawn("direct-sub", str(server.port), self.direct_channel) for _ in range(readers)]
         self.committed: dict[int, int] = {}
-        self.last = 1 + switches
+        self.kinds: dict[int, str] = {}
+        self._writing = "switch"
+        self.last = 1 + writes
         # As large as a store notice (the document and its history entry).
         self.padding = json.dumps(_notice_sized_payload())
 
@@ -175,7 +182,8 @@ class Run:
         commit = self.store.backend.commit
 
         async def timed_commit(document: dict[str, Any], entry: Any) -> None:
-            self.committed[int(document["version"])] = time.time_ns()
+            version = int(document["version"])
+            self.committed[version], self.kinds[version] = time.time_ns(), self._writing
             await commit(document, entry)
 
         self.store.backend.commit = timed_commit  # type: ignore[method-assign]
@@ -204,24 +212,33 @@ class Run:
             await asyncio.sleep(interval)
 
     async def switches(self, count: int, interval: float) -> None:
+        self._writing = "switch"
         for _ in range(count):
             mode = "DEFENSIVE" if self.store.snapshot().active_mode == "NORMAL" else "NORMAL"
             await self.store.switch_mode(mode, reason="benchmark switch")
             await asyncio.sleep(interval)
 
-    def results(self) -> tuple[dict[str, list[float]], list[float]]:
+    async def limit_changes(self, count: int, interval: float) -> None:
+        """Change a limit of a mode: a version every reader validates whole."""
+        self._writing = "limit"
+        for _ in range(count):
+            leverage = 2.5 if self.store.get("modes.NORMAL.max_leverage") != 2.5 else 2.0
+            await self.store.update({"modes.NORMAL.max_leverage": leverage}, reason="benchmark limit change")
+            await asyncio.sleep(interval)
+
+    def results(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
         """Collect every process's figures (the readers end at the last version, the subscribers on "stop")."""
         floors: dict[str, list[float]] = {"raw": [], "direct": [], "durable": []}
         for result in _collect(self.subs + self.direct_subs):
             for kind, ns in result:
                 floors[kind].append(ns / 1e6)
-        store: list[float] = []
+        store: dict[str, list[float]] = {"switch": [], "limit": []}
         for seen in _collect(self.readers):
             held = sorted((int(v), t) for v, t in seen.items())
             for version, t0 in self.committed.items():
                 # The first moment the snapshot held this version or a newer one.
                 first = min(t for v, t in held if v >= version)
-                store.append((first - t0) / 1e6)
+                store[self.kinds[version]].append((first - t0) / 1e6)
         return floors, store
 
 
@@ -232,15 +249,17 @@ def _notice_sized_payload() -> dict[str, Any]:
 
 
 async def measure_propagation(
-    server: RedisServer, readers: int, switches: int, interval: float, rounds: int
-) -> tuple[dict[str, list[float]], list[float], dict[int, int]]:
-    """Measure the two floors and the store in alternating blocks, so that a busy neighbour slows each alike."""
-    async with Run(server, readers, switches) as run:
-        for block in _blocks(switches, rounds):
+    server: RedisServer, args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[int, int]]:
+    """Measure the floors and the store in alternating blocks, so that a busy neighbour slows each alike."""
+    switches, limits, interval, rounds = args.switches, args.limit_changes, args.interval_ms / 1000, args.rounds
+    async with Run(server, args.readers, switches + limits) as run:
+        for block, limit_block in zip(_blocks(switches, rounds), _blocks(limits, rounds), strict=False):
             await run.raw(block, interval)
             await run.raw(block, interval, direct=True)
             await run.durable(block, interval)
             await run.switches(block, interval)
+            await run.limit_changes(limit_block, interval)
         await run.stop()
     floors, store = run.results()
     return floors, store, run.committed
@@ -248,7 +267,7 @@ async def measure_propagation(
 
 def _blocks(total: int, rounds: int) -> list[int]:
     size, extra = divmod(total, rounds)
-    return [size + (1 if n < extra else 0) for n in range(rounds) if size or n < extra]
+    return [size + (1 if n < extra else 0) for n in range(rounds)]
 
 
 def ttl_model(committed: dict[int, int], readers: int) -> list[float]:
@@ -269,28 +288,28 @@ async def measure_writes(server: RedisServer, processes: int, count: int) -> flo
 
 
 async def run(args: argparse.Namespace) -> None:
-    interval = args.interval_ms / 1000
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
-        f"{args.readers} reader processes, {args.switches} mode switches, one every {args.interval_ms} ms, "
-        f"in {args.rounds} blocks alternating with the floors' messages\n"
+        f"{args.readers} reader processes, {args.switches} mode switches and {args.limit_changes} limit changes, "
+        f"one every {args.interval_ms} ms, in {args.rounds} blocks alternating with the floors' messages\n"
     )
     with RedisServer() as server:
-        floors, store, committed = await measure_propagation(server, args.readers, args.switches, interval, args.rounds)
+        floors, stores, committed = await measure_propagation(server, args)
         floor, direct, durable = floors["raw"], floors["direct"], floors["durable"]
+        store = stores["switch"]
         ttl = ttl_model(committed, args.readers)
         print(_row("raw Redis pub/sub (floor)", floor))
         print(_row("raw pub/sub, the store's reader", direct))
         print(_row("durable publish (durable floor)", durable))
         print(_row("PolicyStore commit -> snapshot", store))
+        if stores["limit"]:
+            print(_row("  the same, limit changes", stores["limit"]))
         print(_row("60 s TTL cache (modelled)", ttl))
-        ratio = _pct(store, 0.99) / _pct(floor, 0.99)
-        print(f"\nstore p99 / durable floor p99 = {_pct(store, 0.99) / _pct(durable, 0.99):.2f}x")
-        print(f"store p99 / raw p99 with the store's reader = {_pct(store, 0.99) / _pct(direct, 0.99):.2f}x")
-        print(
-            f"store p99 / floor p99 = {ratio:.2f}x (target <= 2x); "
-            f"mean {statistics.fmean(store):.3f} ms vs TTL mean {statistics.fmean(ttl) / 1000:.1f} s"
-        )
+        p99 = _pct(store, 0.99)
+        print(f"\nmode switch p99 / durable floor p99 = {p99 / _pct(durable, 0.99):.2f}x")
+        print(f"mode switch p99 / floor p99 = {p99 / _pct(floor, 0.99):.2f}x (target <= 2x)")
+        print(f"mode switch p99 / floor p99 with the store's reader = {p99 / _pct(direct, 0.99):.2f}x (target <= 2x)")
+        print(f"mode switch mean {statistics.fmean(store):.3f} ms vs TTL mean {statistics.fmean(ttl) / 1000:.1f} s")
         print("TTL figures are computed from a model (uniform re-read phase), not measured.\n")
         for n in (1, 4):
             rate = await measure_writes(server, n, args.writes)
@@ -306,6 +325,7 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=5.0)
     parser.add_argument("--readers", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10, help="blocks each kind of message is measured in")
+    parser.add_argument("--limit-changes", type=int, default=250, help="versions that change a mode's limit")
     parser.add_argument("--writes", type=int, default=300, help="writes per writer process")
     parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio
 from redis.asyncio.connection import Connection, SSLConnection
 
+from policystore.backends import _redis_subscription as subscription_module
 from policystore.backends._redis_subscription import Endpoint, Subscription, SubscriptionLostError, endpoint_of
 from policystore.backends.base import Published
 from policystore.backends.redis import RedisBackend
@@ -143,6 +144,30 @@ class TestDirectReader:
         with pytest.raises(SubscriptionLostError, match="closed"):
             await subscription.receive(5)
 
+    async def test_reader_far_behind_loses_subscription(
+        self, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Notices piling up unread drop the connection (the listener then re-reads) instead of growing memory."""
+        monkeypatch.setattr(subscription_module, "MAX_QUEUED", 5)
+        subscription = await Subscription.open(Endpoint("127.0.0.1", redis_server.port, None, None, None), "pile")
+        publisher = redis.asyncio.Redis(port=redis_server.port)
+        try:
+            assert b"subscribe" == (await subscription.receive(5))[0]
+            for n in range(20):
+                await publisher.publish("pile", str(n))
+            await publisher.ping()  # Redis answers in order: every notice was sent
+            await asyncio.sleep(0.2)  # and has had time to arrive, unread
+
+            async def drain() -> None:
+                while await subscription.receive(5) is not None:
+                    pass
+
+            with pytest.raises(SubscriptionLostError, match="waiting to be read"):
+                await drain()
+        finally:
+            await publisher.aclose()
+            await subscription.aclose()
+
     async def test_nothing_within_wait_returns_none(self, redis_server: RedisServer) -> None:
         """A quiet channel returns None after the wait, and a ping is answered."""
         subscription = await Subscription.open(Endpoint("127.0.0.1", redis_server.port, None, None, None), "quiet")
@@ -153,6 +178,31 @@ class TestDirectReader:
             assert [b"pong", b""] == await subscription.receive(5)
         finally:
             await subscription.aclose()
+
+
+class TestConnectionKilled:
+    """The server drops the subscription mid-stream."""
+
+    async def test_client_kill_yields_zero_then_resumes(self, redis_url: str, redis_server: RedisServer) -> None:
+        """A subscription killed by the server is a lost one (0, check now); notices flow again after resubscribing."""
+        backend = RedisBackend.from_url(redis_url)
+        admin = redis.asyncio.Redis(port=redis_server.port)
+        try:
+            notices = backend.notifications()
+            assert 0 == await _next(notices)
+            await admin.client_kill_filter(_type="pubsub")
+            assert 0 == await _next(notices)  # lost
+            while not (await admin.pubsub_numsub(backend.keys.channel))[0][1]:
+                assert 0 == await _next(notices)  # retried until subscribed again
+            await backend.commit(*_version(1))
+            hint = await _next(notices)
+            while hint == 0:
+                hint = await _next(notices)
+            assert isinstance(hint, Published)
+            assert 1 == hint.version
+        finally:
+            await admin.aclose()
+            await backend.close()
 
 
 class TestRedisPyReader:

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policystore.errors import PolicyValidationError
-from policystore.model.document_text import document_text, member_lines, policy_from_changed_lines
+from policystore.model.document_text import canonical_lines, document_text, member_lines, policy_from_changed_lines
 from policystore.model.policy import Policy, default_policy
 from policystore.model.validation import build_policy_json
 
 HELD = dataclasses.replace(
     default_policy(), version=41, updated_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), reason="held"
 )
-HELD_LINES = member_lines(document_text(HELD.document()).encode())
+HELD_LINES = canonical_lines(HELD)
 
 
 def _lines(document: dict[str, Any]) -> tuple[bytes, ...]:
@@ -37,7 +37,6 @@ def _full(text: bytes) -> Policy | None:
 
 def _short(text: bytes) -> Policy | None:
     lines = member_lines(text)
-    assert HELD_LINES is not None
     return None if lines is None else policy_from_changed_lines(HELD, HELD_LINES, lines)
 
 
@@ -117,9 +116,33 @@ class TestChangedLines:
     def test_bad_line_not_taken_short_way(self, key: str, line: bytes) -> None:
         """A changed line that is not one valid value in its place never yields a policy the full way would not."""
         text = _swap_line(document_text(HELD.document()).encode(), key, line)
-        short = _short(text)
-        assert short is None or short == _full(text)
-        assert short is None
+        assert _short(text) is None
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [
+            ("version", b"42\x00"),  # a NUL byte
+            ("reason", b'\xef\xbb\xbf"x"'),  # a byte-order mark
+            ("reason", '"x"'.encode("utf-16-le")),
+            ("reason", '"x"'.encode("utf-32-le")),
+            ("reason", b'"\xff"'),  # not UTF-8
+        ],
+        ids=["nul", "bom", "utf-16", "utf-32", "not utf-8"],
+    )
+    def test_value_not_plain_utf8_json_refused_both_ways(self, key: str, value: bytes) -> None:
+        """A value the whole text would not parse as is not read on its own either."""
+        text = _swap_line(document_text(HELD.document()).encode(), key, json.dumps(key).encode() + b": " + value)
+        assert _full(text) is None
+        assert _short(text) is None
+
+    def test_other_layouts_go_full_way(self) -> None:
+        """Nested members on their own lines, or a repeated key, never match the held lines."""
+        document = HELD.document() | {"version": 42, "reason": "next"}
+        nested = json.dumps(document, indent=0, sort_keys=True).encode()
+        repeated = document_text(document).encode().replace(b'\n"strategies"', b'\n"reason": "x",\n"strategies"')
+        for text in (nested, repeated):
+            assert _short(text) is None
+        assert canonical_lines(HELD) == HELD_LINES
 
     def test_missing_comma_not_taken_short_way(self) -> None:
         """A line that lost its comma makes the text invalid JSON; the short way refuses it too."""
@@ -135,7 +158,6 @@ class TestChangedLines:
         """The same lines in another order are not compared line by line."""
         lines = list(_lines(HELD.document() | {"version": 42}))
         lines[0], lines[1] = lines[1], lines[0]
-        assert HELD_LINES is not None
         assert policy_from_changed_lines(HELD, HELD_LINES, tuple(lines)) is None
 
     @settings(max_examples=300, deadline=None)
@@ -159,6 +181,27 @@ class TestChangedLines:
         """Whatever the changed values, the short way gives the full way's policy or leaves it to the full way."""
         document = HELD.document() | fields
         text = document_text(document).encode()
-        short = _short(text)
-        if short is not None:
-            assert short == _full(text)
+        short, full = _short(text), _full(text)
+        # Only record fields changed: the short way decides, and decides as the full way does.
+        assert (short is None) == (full is None)
+        assert short == full
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        fields=st.dictionaries(
+            st.sampled_from(["active_mode", "version", "updated_at", "updated_by", "reason"]),
+            st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=8)),
+            min_size=1,
+        )
+    )
+    def test_with_record_same_as_constructor(self, fields: dict[str, Any]) -> None:
+        """Policy.with_record accepts and builds exactly what the constructor does with those fields."""
+        try:
+            expected: Policy | None = dataclasses.replace(HELD, **fields)
+        except ValueError:  # pydantic's ValidationError is one
+            expected = None
+        try:
+            got: Policy | None = HELD.with_record(fields)
+        except ValueError:
+            got = None
+        assert expected == got

@@ -25,8 +25,10 @@ from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 
 __all__ = ["Endpoint", "Subscription", "SubscriptionLostError", "endpoint_of"]
 
-#: Bytes one read takes from the socket; a notice is a few kilobytes.
-_READ_LIMIT: Final = 1 << 16
+#: Replies received and not yet taken before the connection is dropped as too slow: the
+#: listener re-reads the store, which loses nothing, instead of memory growing without
+#: bound (Redis itself cuts off a pub/sub client that falls this far behind).
+MAX_QUEUED: Final = 10_000
 
 
 class SubscriptionLostError(ConnectionError):
@@ -108,8 +110,9 @@ class Subscription(asyncio.Protocol):
         else:
             _, protocol = await loop.create_connection(cls, endpoint.host or "localhost", endpoint.port)
         if endpoint.password is not None:
-            credentials = (endpoint.username, endpoint.password) if endpoint.username else (endpoint.password,)
-            protocol.send("AUTH", *credentials)
+            # The default user by password alone, which servers before Redis 6 also accept.
+            named = endpoint.username not in {None, "", "default"}
+            protocol.send("AUTH", *((endpoint.username or "", endpoint.password) if named else (endpoint.password,)))
         protocol.send("SUBSCRIBE", channel)
         return protocol
 
@@ -120,15 +123,19 @@ class Subscription(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        parser = self._parser
+        parser, replies = self._parser, self._replies
         parser.feed(data)
         try:
             while (reply := parser.gets()) is not False:
-                self._replies.append(reply)
+                replies.append(reply)
         except hiredis.ProtocolError as exc:
             self._abort(SubscriptionLostError(f"the server sent something that is not the Redis protocol ({exc})"))
             return
-        self._wake()
+        if len(replies) > MAX_QUEUED:
+            replies.clear()  # too far behind to catch up by reading: the listener re-reads the store
+            self._abort(SubscriptionLostError(f"more than {MAX_QUEUED} notices were waiting to be read"))
+        elif replies:
+            self._wake()  # not for part of a reply: receive() waits for whole ones
 
     def eof_received(self) -> bool:
         return False  # let the transport close; connection_lost reports it

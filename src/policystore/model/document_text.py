@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from policystore.model.policy import Policy
 
-__all__ = ["document_text", "member_lines", "policy_from_changed_lines"]
+__all__ = ["canonical_lines", "document_text", "member_lines", "policy_from_changed_lines"]
 
 #: The fields a version may change and still take the short way.
 _OWN_FIELDS: Final = frozenset({"active_mode", "version", "updated_at", "updated_by", "reason"})
@@ -41,19 +41,33 @@ def document_text(document: Mapping[str, Any]) -> str:
 
 
 def member_lines(text: bytes) -> tuple[bytes, ...] | None:
-    """Return the member lines of a text :func:`document_text` made, or None for any other text."""
+    """Split a text laid out as :func:`document_text` lays it out into its member lines.
+
+    Only the shape is checked (a ``{`` line, lines, a ``}`` line), not that each
+    line is one member: lines to compare a new text with must come from
+    :func:`canonical_lines`.
+    """
     lines = text.split(b"\n")
     if len(lines) < 3 or lines[0] != b"{" or lines[-1] != b"}":  # noqa: PLR2004 - "{", a member, "}"
         return None
     return tuple(lines[1:-1])
 
 
+def canonical_lines(policy: Policy) -> tuple[bytes, ...]:
+    """The member lines of ``policy``'s text as every writer publishes it."""
+    lines = member_lines(document_text(policy.document()).encode())
+    if lines is None:  # pragma: no cover - document_text always writes this shape
+        raise AssertionError(policy.version)
+    return lines
+
+
 def policy_from_changed_lines(held: Policy, held_lines: tuple[bytes, ...], lines: tuple[bytes, ...]) -> Policy | None:
     """Return the policy ``lines`` describe, when it differs from ``held`` only in its own record and active mode.
 
     Args:
-        held: a policy validated from the text whose member lines are ``held_lines``.
-        held_lines: those lines.
+        held: the policy held.
+        held_lines: lines that describe ``held`` exactly, one member each: its
+            :func:`canonical_lines`, or lines this function accepted for it.
         lines: the member lines of a new version's text.
 
     Returns:
@@ -75,9 +89,11 @@ def policy_from_changed_lines(held: Policy, held_lines: tuple[bytes, ...], lines
         if new.endswith(b",") != old.endswith(b","):
             return None
         try:
-            # One JSON value, nothing after it: json.loads refuses "1, \"modes\": {}".
-            fields[name] = json.loads(new[len(_PREFIXES[name]) :].removesuffix(b","))
-        except ValueError:
+            # One JSON value, nothing after it: json.loads refuses "1, \"modes\": {}". Decoded
+            # first, as the whole text is: given bytes, json.loads would guess an encoding
+            # (UTF-16, a byte-order mark) from this fragment alone.
+            fields[name] = json.loads(new[len(_PREFIXES[name]) :].removesuffix(b",").decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included
             return None
     try:
         policy = held.with_record(fields)

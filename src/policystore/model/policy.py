@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, NoReturn
@@ -161,17 +162,6 @@ VersionNumber = Annotated[int, Field(ge=0, description="Grows by one with every 
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
-#: The fields that say which version a policy is, and its active mode, each with the
-#: constructor's own type (see Policy.with_record).
-_RECORD_FIELDS: Final[dict[str, TypeAdapter[Any]]] = {
-    "active_mode": TypeAdapter(str),
-    "version": TypeAdapter(VersionNumber),
-    "updated_at": TypeAdapter(Timestamp),
-    "updated_by": TypeAdapter(str),
-    "reason": TypeAdapter(str),
-}
-
-
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
 class Policy:
     """The whole policy at one version. Frozen: a new version is a new object.
@@ -248,6 +238,13 @@ class Policy:
 
 policy_adapter: Final = TypeAdapter(Policy)
 _SLOTS: Final = tuple(field.name for field in dataclasses.fields(Policy))
+#: The fields that say which version a policy is, and its active mode, each validated by
+#: the constructor's own annotation and config (see Policy.with_record).
+_RECORD_FIELDS: Final[dict[str, TypeAdapter[Any]]] = {
+    name: TypeAdapter(hint, config=FROZEN_CONFIG)
+    for name, hint in typing.get_type_hints(Policy, include_extras=True).items()
+    if name in {"active_mode", "version", "updated_at", "updated_by", "reason"}
+}
 
 BUILTIN_STRATEGIES: Final[dict[str, StrategySettings]] = {
     "conservative": StrategySettings(

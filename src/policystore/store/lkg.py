@@ -1,7 +1,9 @@
 """The last-known-good copy: the newest policy this machine saw, kept on local disk.
 
-Written atomically (a temporary file in the same folder, flushed, then renamed
-over the old one) so a reader never sees half a file, even after a crash.
+Written atomically (a temporary file in the same folder, renamed over the old
+one) so a reader never sees half a file. A copy with the kill switch on, and
+any copy the caller asks to be durable, is flushed to disk before and after the
+rename, so it survives a power cut (see :meth:`LastKnownGood.write`).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class LastKnownGood:
         does, for a store that went back to an older version.
 
         ``durable`` flushes the content, then the replacement, to disk before
-        returning, so the copy survives a power cut; use it for a copy that stops
-        trading. A routine save skips both flushes: those would share the disk
+        returning, so the copy survives a power cut; a copy with the kill switch
+        on is always durable. A routine save skips both flushes: those would share the disk
         with the store's own (a local Redis flushes every commit) at every save
         of every process. The replacement is still atomic, so a reader never
         sees half a file; after a power cut the copy may be an older one, or
@@ -81,9 +83,12 @@ class LastKnownGood:
             when the file now holds this version or a newer one.
         """
         if not force and self._saved_version() >= policy.version:  # another process here saved it already
+            if durable:
+                self.sync()  # that save may not have reached the disk
             return True
         if spacing > 0 and not force and 0 <= self._age() < spacing:  # (a negative age: the clock went back)
             return False
+        durable = durable or policy.emergency.active
         # Compact JSON: the C encoder (an indented dump runs in Python, holding the
         # interpreter lock the process's event loop needs).
         text = json.dumps(policy.document(), sort_keys=True)

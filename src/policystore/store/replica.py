@@ -27,7 +27,7 @@ from policystore.errors import (
     VersionConflictError,
 )
 from policystore.model.changes import apply_patch, diff_policies, stamp_emergency
-from policystore.model.document_text import member_lines, policy_from_changed_lines
+from policystore.model.document_text import canonical_lines, member_lines, policy_from_changed_lines
 from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.paths import reflatten
@@ -45,12 +45,12 @@ log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
-#: Seconds between two saves of the last-known-good copy by one process. A burst
-#: of versions costs one file write per interval, not one each: every process on
-#: the machine saves, each save is flushed to disk, and that disk is often the
-#: one a local Redis flushes every commit to. The newest version is always
-#: saved, at most this late; at once when the kill switch turns on, when the
-#: store went back, and on close.
+#: Seconds between two saves of the last-known-good copy, among all the processes
+#: on the machine that share it. A burst of versions costs one file write per
+#: interval, not one each, on a disk that is often the one a local Redis flushes
+#: every commit to. The newest version is always saved, at most about twice this
+#: late; at once, and flushed to disk, when the kill switch turns on and when the
+#: store went back; flushed to disk whenever the kill switch is on, and on close.
 LKG_SAVE_INTERVAL = 1.0
 #: Seconds ``close()`` waits for subscribers to take the events still queued.
 _CLOSE_DELIVERY_SECONDS = 5.0
@@ -385,8 +385,10 @@ class Replica:
         while lkg is not None and (policy := self._lkg_pending) is not None:
             force, self._lkg_pending, self._lkg_force = self._lkg_force, None, False
             # A save that stops trading (or follows a store that went back) must survive a
-            # power cut; so must the last one, on close.
-            durable, self._lkg_urgent = self._lkg_urgent or self._closed, False
+            # power cut; so must the last one, on close (LastKnownGood.write adds any copy
+            # with the kill switch on).
+            durable = self._lkg_urgent or self._closed or policy.emergency.active
+            self._lkg_urgent = False
             try:
                 # A routine save is spaced across the machine's processes (see LastKnownGood.write).
                 spacing = 0.0 if durable or force else LKG_SAVE_INTERVAL
@@ -521,13 +523,11 @@ class Replica:
             tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
             values = reflatten(state.values, held, policy, tables) if sections_kept else None
             self._install(policy, entries, held.version, values)
-            self._held_lines = (policy, lines, tables) if lines is not None else None
+            self._held_lines = (policy, lines, tables)
         await self._deliver()
         return True
 
-    def _read_published(
-        self, published: Published, held: Policy
-    ) -> tuple[Policy, tuple[bytes, ...] | None, bool] | None:
+    def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...], bool] | None:
         """Validate a notice's document, or return None to re-read.
 
         Returns:
@@ -545,7 +545,11 @@ class Replica:
             policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
         except PolicyValidationError:
             return None
-        return (policy, lines, False) if policy.version == published.version else None
+        if policy.version != published.version:
+            return None
+        # The lines the next notice is compared with describe this policy exactly, whatever
+        # the layout of the text it came in (nested members, repeated keys).
+        return policy, canonical_lines(policy), False
 
     async def _follow_notifications(self) -> None:
         while not self._closed:
