@@ -35,6 +35,15 @@ async def _next(iterator: AsyncIterator[int | Published]) -> int | Published:
     return await asyncio.wait_for(anext(iterator), timeout=10)
 
 
+async def _commit_version_one(backend: RedisBackend, notices: AsyncIterator[int | Published]) -> Published:
+    """Commit version 1 and return its notice (zeros of a subscription still settling are passed over)."""
+    await backend.commit(*_version(1))
+    while (hint := await _next(notices)) == 0:
+        pass
+    assert isinstance(hint, Published)
+    return hint
+
+
 async def _commit_and_hear(url: str) -> Published:
     """Open a back end at ``url``, commit version 1 and return the notice its own subscription heard."""
     backend = RedisBackend.from_url(url)
@@ -42,10 +51,7 @@ async def _commit_and_hear(url: str) -> Published:
     try:
         notices = backend.notifications()
         assert 0 == await _next(notices)  # subscribed
-        await backend.commit(*_version(1))
-        hint = await _next(notices)
-        assert isinstance(hint, Published)
-        return hint
+        return await _commit_version_one(backend, notices)
     finally:
         await backend.close()
 
@@ -194,12 +200,7 @@ class TestConnectionKilled:
             assert 0 == await _next(notices)  # lost
             while not (await admin.pubsub_numsub(backend.keys.channel))[0][1]:
                 assert 0 == await _next(notices)  # retried until subscribed again
-            await backend.commit(*_version(1))
-            hint = await _next(notices)
-            while hint == 0:
-                hint = await _next(notices)
-            assert isinstance(hint, Published)
-            assert 1 == hint.version
+            assert 1 == (await _commit_version_one(backend, notices)).version
         finally:
             await admin.aclose()
             await backend.close()
@@ -221,10 +222,7 @@ class TestRedisPyReader:
         try:
             notices = backend.notifications()
             assert 0 == await _next(notices)
-            await backend.commit(*_version(1))
-            hint = await _next(notices)
-            assert isinstance(hint, Published)
-            assert 1 == hint.version
+            assert 1 == (await _commit_version_one(backend, notices)).version
         finally:
             await backend.close()
             await client.aclose()
