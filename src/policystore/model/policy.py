@@ -193,6 +193,9 @@ class Policy:
         # Frozen so that a snapshot a caller holds cannot be altered in place.
         object.__setattr__(self, "modes", FrozenDict(self.modes))
         object.__setattr__(self, "strategies", FrozenDict(self.strategies))
+        self._derive_active()
+
+    def _derive_active(self) -> None:
         active = self.modes.get(self.active_mode)
         object.__setattr__(self, "risk", active)
         object.__setattr__(self, "ai", active)
@@ -220,7 +223,7 @@ class Policy:
         policy = object.__new__(Policy)
         for name in _SLOTS:
             object.__setattr__(policy, name, record.get(name, getattr(self, name)))
-        policy.__post_init__()
+        policy._derive_active()  # modes and strategies are this policy's frozen ones
         return policy
 
     def strategy(self, name: str) -> StrategyConfig:

@@ -524,7 +524,8 @@ class Replica:
             values = reflatten(state.values, held, policy, tables) if sections_kept else None
             self._install(policy, entries, held.version, values)
             self._held_lines = (policy, lines, tables)
-        await self._deliver()
+        if self._outbox:
+            await self._deliver()
         return True
 
     def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...], bool] | None:
