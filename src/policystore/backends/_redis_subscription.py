@@ -109,7 +109,7 @@ class Subscription(asyncio.Protocol):
             _, protocol = await loop.create_unix_connection(cls, endpoint.path)
         else:
             _, protocol = await loop.create_connection(cls, endpoint.host or "localhost", endpoint.port)
-        if endpoint.password is not None:
+        if endpoint.password:  # as redis-py: an empty password means none
             # The default user by password alone, which servers before Redis 6 also accept.
             named = endpoint.username not in {None, "", "default"}
             protocol.send("AUTH", *((endpoint.username or "", endpoint.password) if named else (endpoint.password,)))
