@@ -86,9 +86,13 @@ class RedisServer:
         if self.running:
             return
         self._log = (self.dir / "redis.log").open("ab")
+        # A copy of the config: a server that Sentinel fails over rewrites its config file.
+        config = self.dir / "redis.conf"
+        if not config.exists():
+            shutil.copyfile(CONFIG, config)
         command = [
             self.executable,
-            str(CONFIG),
+            str(config),
             "--port",
             str(self.port),
             "--dir",
