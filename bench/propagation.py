@@ -308,7 +308,10 @@ async def run(args: argparse.Namespace) -> None:
         p99 = _pct(store, 0.99)
         print(f"\nmode switch p99 / durable floor p99 = {p99 / _pct(durable, 0.99):.2f}x")
         print(f"mode switch p99 / floor p99 = {p99 / _pct(floor, 0.99):.2f}x (target <= 2x)")
-        print(f"mode switch p99 / floor p99 with the store's reader = {p99 / _pct(direct, 0.99):.2f}x (target <= 2x)")
+        print(
+            f"mode switch p99 / floor p99 with the store's reader = {p99 / _pct(direct, 0.99):.2f}x "
+            f"(a stricter floor; the durable floor alone is {_pct(durable, 0.99) / _pct(direct, 0.99):.2f}x of it)"
+        )
         print(f"mode switch mean {statistics.fmean(store):.3f} ms vs TTL mean {statistics.fmean(ttl) / 1000:.1f} s")
         print("TTL figures are computed from a model (uniform re-read phase), not measured.\n")
         for n in (1, 4):
