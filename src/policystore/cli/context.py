@@ -3,76 +3,72 @@
 Commands receive a :class:`CliContext` (``ctx.obj``) and hand an async function
 of the store to :meth:`CliContext.run`, which opens the store, warns when answers
 are stale, and always closes it. Errors of policystore become one plain sentence
-on stderr and an exit code from :data:`EXIT_CODES`; any other exception is a bug
-and keeps its traceback.
+on stderr and an exit code from :data:`EXIT_CODES` (with ``--json``, one JSON
+object on stderr: see :mod:`policystore.cli.errors`); any other exception is a
+bug and keeps its traceback.
+
+``--store``, ``--json`` and ``--role`` are accepted before the command and after
+it (``policystore --json show`` and ``policystore show --json``); given after,
+they win.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import click
 
-from policystore.cli.output import to_json
-from policystore.errors import (
-    PermissionDeniedError,
-    PolicyStoreError,
-    PolicyValidationError,
-    StoreUnavailableError,
-    UnknownPathError,
-    VersionConflictError,
+from policystore.cli.errors import (
+    EXIT_CODES,
+    EXIT_OK,
+    EXIT_OTHER,
+    EXIT_USAGE,
+    PolicyStoreFailure,
+    exit_code_for,
+    json_requested,
+    one_line,
+    report,
 )
+from policystore.cli.output import to_json
+from policystore.errors import PolicyStoreError, StoreUnavailableError
+from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
+from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
     "EXIT_CODES",
     "EXIT_OK",
+    "EXIT_OTHER",
     "EXIT_USAGE",
     "CliContext",
     "PolicyStoreGroup",
+    "Written",
+    "add_shared_options",
     "default_author",
     "exit_code_for",
+    "repairable",
+    "write",
     "write_options",
 ]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
-#: Exit status for a failure no table row names (also click's own failures).
-EXIT_OTHER: Final = 1
-
-#: The one table from error class to exit status; the most specific class wins.
-EXIT_CODES: Final[Mapping[type[PolicyStoreError], int]] = {
-    UnknownPathError: 3,
-    PolicyValidationError: 3,
-    VersionConflictError: 4,
-    StoreUnavailableError: 5,
-    PermissionDeniedError: 6,
+#: Extras of the package and the modules each one brings, for the sentence a missing one gets.
+_EXTRAS: Final = {
+    "server": ("fastapi", "starlette", "uvicorn", "prometheus_client"),
+    "plot": ("matplotlib",),
 }
-
-
-def exit_code_for(exc: PolicyStoreError) -> int:
-    """Return the exit status for ``exc`` from :data:`EXIT_CODES`.
-
-    Args:
-        exc: a policystore error.
-
-    Returns:
-        The status of the nearest class in ``exc``'s hierarchy; 1 if none is listed.
-    """
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return EXIT_OTHER
 
 
 def default_author() -> str:
@@ -84,8 +80,32 @@ def default_author() -> str:
     return f"local:{user}"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def repairable(error: PolicyStoreError | None) -> bool:
+    """Tell whether ``error`` says the newest stored version is invalid (not that the store is down).
+
+    Only then may a whole-document write (``rollback``, ``import``) proceed: it
+    replaces that version, which is how an invalid store is repaired. The store
+    draws the same line (its refusal of such a version is caused by a
+    ``ValueError``: a validation error or a document that is not JSON).
+    """
+    return isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write command did: the policy the store holds after it, and whether it wrote a version.
+
+    Attributes:
+        policy: the policy after the write (the current one when nothing changed).
+        changed: False when the write changed nothing, so no version was written.
+    """
+
+    policy: Policy
+    changed: bool
+
+    def data(self, **more: Any) -> dict[str, Any]:
+        """Return the document with ``changed`` (and ``more``), as ``--json`` prints it."""
+        return {**self.policy.document(), "changed": self.changed, **more}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +133,15 @@ class CliContext:
         """
         return Actor(by, self.role)
 
-    def run(self, action: Callable[[PolicyStore], Awaitable[T]], *, live: bool = False, watch: bool = False) -> T:
+    def run(
+        self,
+        action: Callable[[PolicyStore], Awaitable[T]],
+        *,
+        live: bool = False,
+        watch: bool = False,
+        create: bool = False,
+        repairs: bool = False,
+    ) -> T:
         """Open the store, run ``action`` on it, and close the store.
 
         Args:
@@ -121,6 +149,11 @@ class CliContext:
             live: the command needs the live store (writes, ``init``): fail with
                 exit 5 when it cannot be reached instead of answering stale.
             watch: follow changes made by other processes (``watch``).
+            create: create the store when there is none (``init`` only); otherwise
+                a missing store is an error (exit 5) and nothing is written.
+            repairs: the command replaces the whole document (``rollback``,
+                ``import``), so it may run while the newest stored version is
+                invalid: that is how such a store is repaired.
 
         Returns:
             What ``action`` returned.
@@ -131,11 +164,14 @@ class CliContext:
         """
 
         async def body() -> T:
-            store = await PolicyStore.open(self.url, watch=watch)
+            store = await PolicyStore.open(self.url, watch=watch, create=create)
             try:
-                if store.stale:
-                    if live and store.last_error is not None:
-                        raise store.last_error
+                error = store.last_error
+                if store.stale and live and error is not None:
+                    if not (repairs and repairable(error)):
+                        raise error
+                    click.echo(f"warning: {one_line(str(error))} This write replaces it.", err=True)
+                elif store.stale:
                     self.warn_stale(store)
                 return await action(store)
             finally:
@@ -146,7 +182,7 @@ class CliContext:
     @staticmethod
     def warn_stale(store: PolicyStore) -> None:
         """Print one line on stderr saying the answers do not come from the live store."""
-        cause = _one_line(str(store.last_error)) if store.last_error else "The live store was not read."
+        cause = one_line(str(store.last_error)) if store.last_error else "The live store was not read."
         if store.source is Source.LAST_KNOWN_GOOD:
             layer = f"the last-known-good copy (version {store.snapshot().version})"
         else:
@@ -161,6 +197,24 @@ class CliContext:
             data: the JSON-ready data for programs.
         """
         click.echo(to_json(data) if self.json else human)
+
+
+async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> Written:
+    """Make a write of ``store`` and tell whether it wrote a version.
+
+    A write that would change nothing writes nothing and returns the current
+    policy, so its version is the one the store held before.
+
+    Args:
+        store: the open store.
+        change: makes the write (``lambda: store.switch_mode(...)``).
+
+    Returns:
+        The policy after the write, and whether a version was written.
+    """
+    before = await store.backend.current_version()
+    policy = await change()
+    return Written(policy, changed=policy.version != before)
 
 
 def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:
@@ -201,6 +255,78 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
     return decorate
 
 
+def _context_of(ctx: click.Context) -> CliContext:
+    found = ctx.find_object(CliContext)
+    if found is not None:
+        return found
+    # A command run on its own, outside the policystore group.
+    return CliContext(url=os.environ.get("POLICYSTORE_URL") or DEFAULT_URL, json=False, role=Role.ADMIN)
+
+
+def _override(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None or value is False:
+            return value
+        current = _context_of(ctx)
+        if field == "url":
+            ctx.obj = dataclasses.replace(current, url=str(value))
+        elif field == "json":
+            ctx.obj = dataclasses.replace(current, json=True)
+        else:
+            ctx.obj = dataclasses.replace(current, role=Role(value))
+        return value
+
+    return callback
+
+
+def _shared_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--store", "shared_store"],
+            default=None,
+            metavar="URL",
+            expose_value=False,
+            callback=_override("url"),
+            help="Store URL, as the global --store (which this overrides).",
+        ),
+        click.Option(
+            ["--json", "shared_json"],
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            callback=_override("json"),
+            help="Print machine-readable JSON (errors too, on stderr).",
+        ),
+        click.Option(
+            ["--role", "shared_role"],
+            type=click.Choice([r.value for r in Role]),
+            default=None,
+            expose_value=False,
+            callback=_override("role"),
+            help="Role writes are made with, as the global --role.",
+        ),
+    ]
+
+
+def add_shared_options(command: click.Command) -> click.Command:
+    """Let ``command`` (and, for a group, its commands) take ``--store``, ``--json`` and ``--role`` too.
+
+    An option the command already has of its own (``serve --store``) is left as it is.
+
+    Args:
+        command: the command.
+
+    Returns:
+        The same command.
+    """
+    taken = {name for param in command.params for name in param.opts}
+    command.params.extend(option for option in _shared_options() if not taken.intersection(option.opts))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_shared_options(sub)
+    return command
+
+
 class PolicyStoreGroup(click.Group):
     """A group that maps policystore errors to exit codes and loads some commands on first use.
 
@@ -216,6 +342,10 @@ class PolicyStoreGroup(click.Group):
         super().__init__(*args, **attrs)
         self.lazy_commands = dict(lazy_commands or {})
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add ``cmd``, with the options every command shares (see :func:`add_shared_options`)."""
+        super().add_command(add_shared_options(cmd), name)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Return the eager and the lazy command names, sorted."""
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
@@ -224,7 +354,8 @@ class PolicyStoreGroup(click.Group):
         """Return the command ``cmd_name``, importing a lazy one now.
 
         A lazy command whose module cannot be imported becomes a command that
-        fails with a sentence naming the module and why, not a traceback.
+        fails with a sentence naming the module and why (and, for an optional
+        dependency, the extra that installs it), not a traceback.
         """
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in self.lazy_commands:
@@ -260,13 +391,47 @@ class PolicyStoreGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PolicyStoreError as exc:
-            click.echo(_one_line(str(exc)), err=True)
-            ctx.exit(exit_code_for(exc))
+            raise PolicyStoreFailure(exc) from exc
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; report a failure as one sentence (or, with ``--json``, one JSON object).
+
+        Click's own standalone handling prints failures as text; this one prints
+        them as JSON when ``--json`` is among the arguments, wherever it stands.
+        """
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            report(exc, as_json=json_requested(argv))
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_OTHER)
+        # Without standalone handling click returns the status of an explicit exit, or the command's result.
+        sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK)
 
 
 def _unavailable(name: str, target: str, short_help: str, exc: Exception) -> click.Command:
     module_name = target.partition(":")[0]
-    message = f"The '{name}' command is not available: {target} cannot be loaded ({_one_line(str(exc))})."
+    missing = getattr(exc, "name", None) or ""
+    extra = next((e for e, modules in _EXTRAS.items() if missing.partition(".")[0] in modules), None)
+    if extra is not None:
+        message = (
+            f"The '{name}' command needs the {extra} extra, which is not installed "
+            f"({missing} is missing): pip install 'policystore[{extra}]'."
+        )
+    else:
+        message = f"The '{name}' command is not available: {target} cannot be loaded ({one_line(str(exc))})."
 
     def fail() -> None:
         raise click.ClickException(message)
