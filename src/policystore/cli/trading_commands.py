@@ -106,20 +106,24 @@ def _inputs(signals_csv: Path | None, prices_csv: Path | None, *, sample: bool) 
     return signals_csv, prices_csv
 
 
+def _ordered_modes(policy: Policy) -> list[str]:
+    """The policy's modes: the built-in ones in their usual order, then its own, by name."""
+    return [m for m in COMPARE_MODES if m in policy.modes] + sorted(set(policy.modes) - set(COMPARE_MODES))
+
+
 def _chosen_modes(policy: Policy, modes: tuple[str, ...], *, compare_modes: bool) -> list[str]:
     """The modes to replay: named ones (of the policy, or presets), every mode, or the active one."""
     if compare_modes and modes:
         raise click.UsageError("Use either --mode or --compare-modes, not both.")
     if compare_modes:
-        # The built-in modes in their usual order, then the policy's own, by name.
-        return [m for m in COMPARE_MODES if m in policy.modes] + sorted(set(policy.modes) - set(COMPARE_MODES))
+        return _ordered_modes(policy)
     unknown = [m for m in dict.fromkeys(modes) if m not in policy.modes and m not in PRESETS]
     if unknown:
-        held = ", ".join(policy.modes)
+        held = ", ".join(_ordered_modes(policy))
         raise _invalid(
             f"The policy has no mode {', '.join(unknown)}; its modes are {held} "
             f"(and the presets {', '.join(PRESETS)} may be named as what-ifs).",
-            modes=list(policy.modes),
+            modes=_ordered_modes(policy),
             presets=list(PRESETS),
         )
     return list(dict.fromkeys(modes)) or [policy.active_mode]
