@@ -14,7 +14,8 @@ from policystore import (
     UnknownPathError,
     VersionConflictError,
 )
-from policystore.cli.context import PolicyStoreGroup, exit_code_for
+from policystore.cli.errors import exit_code_for
+from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import change_summary, table, value_text
 from policystore.model.history import FieldChange
 

@@ -14,8 +14,9 @@ from typing import Any, Final
 import click
 
 from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
-from policystore.cli.context import CliContext, PolicyStoreGroup, Written, write, write_options
+from policystore.cli.context import CliContext, Written, write, write_options
 from policystore.cli.documents import clip, load_yaml
+from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
 from policystore.model.modes import MODE_FIELDS, PRESETS

@@ -40,16 +40,6 @@ __all__ = ["decisions", "replay"]
 _EXIT_UNAVAILABLE: Final = 5
 
 
-def _options(ctx: click.Context) -> CliContext:
-    found = ctx.find_object(CliContext)
-    if found is None:  # run on its own, outside the policystore group
-        from policystore.model.roles import Role
-        from policystore.store.urls import DEFAULT_URL
-
-        found = CliContext(os.environ.get("POLICYSTORE_URL") or DEFAULT_URL, json=False, role=Role.ADMIN)
-    return found
-
-
 def _invalid(message: str, **facts: Any) -> CommandFailed:
     return CommandFailed(message, exit_code=EXIT_INVALID, error="InvalidInput", **facts)
 
@@ -77,7 +67,7 @@ def decisions(ctx: click.Context, log_path: Path | None, limit: int) -> None:
         raise _invalid(f"There is no decision log at {path}; pass --log FILE.", log=str(path)) from None
     except (OSError, ValueError) as exc:
         raise _invalid(f"The decision log cannot be read: {one_line(str(exc))}.", log=str(path)) from exc
-    if _options(ctx).json:
+    if CliContext.of(ctx).json:
         click.echo(json.dumps(records, indent=2))
         return
     if not records:
@@ -246,7 +236,7 @@ def replay(  # noqa: PLR0917 - click passes one argument per option
       policystore replay --sample --compare-modes --plot replay.png
       policystore replay signals.csv --prices prices.csv --mode DEFENSIVE --json
     """  # noqa: D301 - click reads \b as "keep these lines as written"
-    obj = _options(ctx)
+    obj = CliContext.of(ctx)
     signals_csv, prices_csv = _inputs(signals_csv, prices_csv, sample=sample)
     try:
         signals, prices = load_signals(signals_csv), load_prices(prices_csv)
