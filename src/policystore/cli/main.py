@@ -162,8 +162,8 @@ def paths(obj: CliContext) -> None:
     obj.emit("\n".join(found), found)
 
 
-def _no_change(obj: CliContext, done: Written, what: str) -> None:
-    obj.emit(f"No change: {what} (version {done.policy.version}).", done.data())
+def _no_change(obj: CliContext, done: Written, what: str, **more: Any) -> None:
+    obj.emit(f"No change: {what} (version {done.policy.version}).", done.data(**more))
 
 
 @cli.command(short_help="Print the active mode, or switch to mode NAME.")
@@ -214,7 +214,7 @@ def _clamp_notes(store: PolicyStore, paths: list[str]) -> list[str]:
             explanation = store.explain(path)
         except UnknownPathError:  # a key the model ignores or refused: nothing is stored there
             continue
-        if getattr(explanation, "clamped_by", None):
+        if explanation.clamped_by:
             detail = explanation.detail.removeprefix(_LIVE_DETAIL)
             notes.append(f"{path}: {detail}.")
     return notes
@@ -253,7 +253,7 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not done.changed:
-        _no_change(obj, done, f"{path} is already {_shown(parsed)}")
+        _no_change(obj, done, f"{path} is already {_shown(parsed)}", notes=notes)
         return
     obj.emit(f"Set {path} to {_shown(parsed)} (version {done.policy.version}).", done.data(notes=notes))
 
