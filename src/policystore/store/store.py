@@ -403,7 +403,8 @@ class PolicyStore(Writes):
         loss = finite_float(loss_fraction)
         if (loss is None or loss >= limit) and not self._state.policy.emergency.active:
             mode = self._state.policy.active_mode
-            figure = f"{loss:.2%}" if loss is not None else f"{short_repr(loss_fraction)} (not a number the limit can be compared with)"
+            shown = short_repr(loss_fraction)
+            figure = f"{loss:.2%}" if loss is not None else f"{shown} (not a number the limit can be compared with)"
             reason = (
                 f"drawdown breaker: the day's loss of {figure} reached max_daily_drawdown {limit:.2%} of mode {mode}"
             )
