@@ -253,12 +253,17 @@ class TestRemovingWhatDoesNotExist:
             apply_patch(BASE, {path: None})
         assert (path, suggested) == (caught.value.path, caught.value.suggestions[0])
 
-    @pytest.mark.parametrize("path", ["modes.TYPO_MODE", "strategies.no_such"])
-    def test_remove_unknown_entry_far_from_any_raises(self, path: str) -> None:
-        """A name close to nothing is still refused."""
+    @pytest.mark.parametrize(
+        ("path", "section"), [("modes.TYPO_MODE", BASE.modes), ("strategies.no_such", BASE.strategies)]
+    )
+    def test_remove_unknown_entry_far_from_any_raises(self, path: str, section: dict[str, Any]) -> None:
+        """A name close to nothing is still refused, suggesting entries the section has."""
         with pytest.raises(UnknownPathError) as caught:
             apply_patch(BASE, {path: None})
+        head = path.split(".", maxsplit=1)[0]
         assert path == caught.value.path
+        assert caught.value.suggestions
+        assert set(caught.value.suggestions) <= {f"{head}.{name}" for name in section}
 
 
 class TestUnchanged:

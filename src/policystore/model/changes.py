@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -120,8 +121,12 @@ def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldE
         elif name in data[head]:
             del data[head][name]
         else:
-            # Removing what is not there is a typo, not a change: say what was meant.
-            raise UnknownPathError(path, suggest(path, [f"{head}.{n}" for n in data[head]]))
+            # Removing what is not there is a typo, not a change: say what was meant, or what there is.
+            entries = [f"{head}.{n}" for n in data[head]]
+            near = suggest(path, entries) or sorted(
+                entries, key=lambda e: -difflib.SequenceMatcher(None, path, e).ratio()
+            )
+            raise UnknownPathError(path, near[:3])
         return None
     if section_fields is not None and name in data[head] and field in section_fields:
         entry = data[head][name]

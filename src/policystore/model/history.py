@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-__all__ = ["FieldChange", "HistoryEntry", "record_text_problem"]
+from policystore.errors import FieldError
+
+__all__ = ["FieldChange", "HistoryEntry", "record_errors", "record_text_problem"]
 
 #: Control characters a reason may hold: it may run over several lines.
 _ALLOWED_CONTROLS: Final = frozenset("\t\n")
@@ -26,6 +28,23 @@ def record_text_problem(text: str) -> str | None:
         if (kind == "Cc" and char not in _ALLOWED_CONTROLS) or kind == "Cs":
             return f"holds the control character U+{ord(char):04X} at position {index}; only tab and newline may appear"
     return None
+
+
+def record_errors(reason: Any, author: Any) -> list[FieldError]:
+    """Return what makes a write's reason and author unfit for its history entry, or nothing.
+
+    Both are required text that passes :func:`record_text_problem`.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(reason, str) or not reason.strip():
+        errors.append(FieldError("reason", "is required: say why the policy changes"))
+    elif (problem := record_text_problem(reason)) is not None:
+        errors.append(FieldError("reason", problem))
+    if not isinstance(author, str) or not author.strip():
+        errors.append(FieldError("updated_by", "must name who makes the change"))
+    elif (problem := record_text_problem(author)) is not None:
+        errors.append(FieldError("updated_by", problem))
+    return errors
 
 
 @dataclass(frozen=True, slots=True)

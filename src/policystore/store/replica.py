@@ -29,7 +29,7 @@ from policystore.errors import (
 from policystore.model.changes import apply_patch, diff_policies, stamp_emergency, unchanged
 from policystore.model.document_text import canonical_lines, member_lines, policy_from_changed_lines
 from policystore.model.events import EventType, PolicyChanged, events_for
-from policystore.model.history import HistoryEntry, record_text_problem
+from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
 from policystore.model.paths import reflatten
 from policystore.model.policy import Policy, default_policy
@@ -439,7 +439,7 @@ class Replica:
         """
         who = actor or self._actor
         author = who.name if actor is not None or not updated_by else updated_by
-        _check_record(reason, author, expected_version)
+        _refuse_unfit_record(reason, author, expected_version)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             base, stored = await self._write_base(replaces_whole=replaces_whole)
             if expected_version is not None and base.version != expected_version:
@@ -449,7 +449,7 @@ class Replica:
             authorize_change(who, base, candidate, action)
             if stored and unchanged(base, candidate):
                 return base
-            _check_emergency_reason(base, candidate)
+            _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
@@ -609,26 +609,18 @@ def _written_at(document: Mapping[str, Any]) -> datetime | None:
     return written.astimezone(UTC) if written is not None and written.tzinfo is not None else None
 
 
-def _check_record(reason: Any, author: Any, expected_version: Any) -> None:
-    """Refuse a write whose record is unfit before anything is read: every failure is listed."""
-    errors: list[FieldError] = []
-    if not isinstance(reason, str) or not reason.strip():
-        errors.append(FieldError("reason", "is required: say why the policy changes"))
-    elif (problem := record_text_problem(reason)) is not None:
-        errors.append(FieldError("reason", problem))
-    if not isinstance(author, str) or not author.strip():
-        errors.append(FieldError("updated_by", "must name who makes the change"))
-    elif (problem := record_text_problem(author)) is not None:
-        errors.append(FieldError("updated_by", problem))
+def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
+    """Refuse a write whose record is unfit, before anything is read; every failure is listed."""
+    errors = record_errors(reason, author)
     if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)):
         # True == 1 in Python: a boolean would be taken as version 1.
-        shown = short_repr(expected_version)
-        errors.append(FieldError("expected_version", f"must be a version number or None (got {shown})"))
+        message = f"must be a version number or None (got {short_repr(expected_version)})"
+        errors.append(FieldError("expected_version", message))
     if errors:
         raise PolicyValidationError(errors)
 
 
-def _check_emergency_reason(base: Policy, new: Policy) -> None:
+def _refuse_unfit_kill_switch_reason(base: Policy, new: Policy) -> None:
     """Refuse a kill-switch reason unfit for the record, when the write sets one."""
     reason = new.emergency.reason
     if reason is not None and reason != base.emergency.reason and (problem := record_text_problem(reason)):

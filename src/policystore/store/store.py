@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
-from typing import Any, Final, Self
+from typing import Any, Final, Self, SupportsFloat
 
 from policystore.backends.base import Backend
 from policystore.errors import (
@@ -379,7 +379,9 @@ class PolicyStore(Writes):
         """
         return self._bus.watch(types=types)
 
-    async def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+    async def report_daily_loss(
+        self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None
+    ) -> bool:
         """The drawdown breaker: turn the kill switch on once the day's loss reaches the limit.
 
         Args:

@@ -11,7 +11,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
 from policystore.model.events import PolicyChanged
@@ -240,7 +240,7 @@ class SyncPolicyStore:
             )
         )
 
-    def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+    def report_daily_loss(self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None) -> bool:
         """See :meth:`PolicyStore.report_daily_loss`."""
         return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
 
