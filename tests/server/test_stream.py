@@ -99,12 +99,12 @@ class TestStreamEvents:
                         "/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator")
                     ).status_code
                 )
-            events = [_receive(ws) for _ in range(6)]  # four updates, then updated + emergency
+            events = [_receive(ws) for _ in range(5)]  # four updates and the kill switch: one message per change
 
         assert [200] * 5 == statuses
         assert 1 == snapshot["version"]
-        assert [2, 3, 4, 5, 6, 6] == [e["version"] for e in events]
-        assert ["policy.updated"] * 5 + ["policy.emergency"] == [e["type"] for e in events]
+        assert [2, 3, 4, 5, 6] == [e["version"] for e in events]
+        assert ["policy.updated"] * 5 == [e["type"] for e in events]
         assert [4.5, 4.0, 3.5, 3.0] == [e["new"]["modes.NORMAL.max_leverage"] for e in events[:4]]
         assert {"otto-operator"} == {e["by"] for e in events}
 

@@ -166,8 +166,8 @@ class RedisBackend:
 
     # -- the Backend protocol ----------------------------------------------------
 
-    async def connect(self) -> None:
-        """Check that Redis answers.
+    async def connect(self, *, create: bool = True) -> None:  # noqa: ARG002 - nothing is created on connect
+        """Check that Redis answers; nothing is created (an empty namespace is version 0).
 
         Raises:
             StoreUnavailableError: Redis cannot be reached within the timeout.
