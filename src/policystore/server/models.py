@@ -110,6 +110,11 @@ class PolicyResponse(BaseModel):
     source: str = Field(description="store, last_known_good, environment or default.")
     stale: bool = Field(description="True when the live store could not be read.")
     policy: dict[str, Any] = Field(description="The policy document.")
+    effective: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Derived values readers see: strategies.<name>.<field> under the active mode "
+        "(unset fields from the mode, overrides clamped to it).",
+    )
 
 
 class ValueResponse(BaseModel):

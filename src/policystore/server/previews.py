@@ -19,11 +19,11 @@ from policystore.errors import PermissionDeniedError, VersionConflictError
 from policystore.model.changes import risk_increases, stamp_emergency
 from policystore.model.history import FieldChange
 from policystore.model.paths import METADATA_PATHS, flatten
-from policystore.model.policy import Policy
+from policystore.model.policy import STRATEGY_FIELDS, Policy
 from policystore.model.roles import Actor, Role, authorize_change
 from policystore.server.models import ChangeModel, PreviewResponse
 
-__all__ = ["effective_changes", "preview"]
+__all__ = ["effective_changes", "effective_values", "preview"]
 
 #: The record of a version (its number, time, author, reason): set by the store on every write, not a change.
 _RECORD: Final = frozenset(METADATA_PATHS) - {"active_mode"}
@@ -35,6 +35,19 @@ def _json(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+def effective_values(policy: Policy) -> dict[str, Any]:
+    """Return what readers see that the document does not hold: each strategy's effective config.
+
+    Returns:
+        ``{"strategies": {name: {field: value}}}``, as ``strategies.<name>.<field>`` answers.
+    """
+    strategies = {}
+    for name in policy.strategies:
+        effective = policy.strategy(name)
+        strategies[name] = {field: getattr(effective, field) for field in STRATEGY_FIELDS}
+    return {"strategies": strategies}
 
 
 def effective_changes(old: Policy, new: Policy) -> list[FieldChange]:

@@ -40,7 +40,7 @@ from policystore.server.models import (
     RollbackRequest,
     ValueResponse,
 )
-from policystore.server.previews import preview
+from policystore.server.previews import effective_values, preview
 from policystore.store.store import PolicyStore
 
 __all__ = ["ERROR_RESPONSES", "ErrorBody", "router"]
@@ -86,7 +86,13 @@ def _metrics(request: Request) -> ServerMetrics:
 
 def _policy_response(store: PolicyStore, policy: Policy | None = None) -> PolicyResponse:
     shown = policy or store.snapshot()
-    return PolicyResponse(version=shown.version, source=store.source.value, stale=store.stale, policy=shown.document())
+    return PolicyResponse(
+        version=shown.version,
+        source=store.source.value,
+        stale=store.stale,
+        policy=shown.document(),
+        effective=effective_values(shown),
+    )
 
 
 def _reason(reason: str | None) -> str:

@@ -41,6 +41,7 @@ from policystore.model.roles import Actor
 from policystore.server.auth import authenticate, token_from_header
 from policystore.server.errors import AuthenticationError, StreamMessageError, error_body
 from policystore.server.health import ServerMetrics
+from policystore.server.previews import effective_values
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 
@@ -161,6 +162,7 @@ class StreamHub:
                     "type": "snapshot",
                     "version": snapshot.version,
                     "policy": snapshot.document(),
+                    "effective": effective_values(snapshot),
                     "source": self.store.source.value,
                     "stale": self.store.stale,
                     "viewer": actor.name,
