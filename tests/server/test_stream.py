@@ -87,8 +87,8 @@ class TestFirstMessage:
         ("first", "received"),
         [
             (b"\x00\x01binary", "a binary frame"),
-            ("[" * 30_000, "30000 characters long"),
-            ("[" * 3_000, "text that is not JSON"),
+            ("[" * 30_000, "JSON nested too deeply"),
+            ("x" * 70_000, "70000 characters long"),
             ("[]", "a JSON array"),
             ("null", "JSON null"),
             ('{"token": 5}', 'without a string "token"'),

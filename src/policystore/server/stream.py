@@ -55,9 +55,10 @@ CLOSE_AUTH: Final = 1008
 CLOSE_PAYLOAD: Final = 1007
 #: Close code for a failure of the server itself.
 CLOSE_INTERNAL: Final = 1011
-#: The longest first message read as a token message: ``{"token": "ps_..."}`` is about 60 characters,
-#: so anything this long is refused unread (and cannot nest deep enough to exhaust the parser).
-MAX_TOKEN_MESSAGE: Final = 4096
+#: The longest first message read as a token message; longer ones are refused unread. The same as
+#: the largest message ``policystore serve`` lets uvicorn accept, so a token message with padding
+#: that the connection admits is still read (nesting too deep for the parser is refused by itself).
+MAX_TOKEN_MESSAGE: Final = 64 * 1024
 #: The events the stream sends: one per change, and the notices that are not changes.
 STREAMED: Final = frozenset({EventType.UPDATED, EventType.REJECTED})
 #: Close code for a client that fell too far behind (try again later).
@@ -311,7 +312,9 @@ def _token_of(message: Mapping[str, Any]) -> str:
         raise StreamMessageError(f"{len(text)} characters long, far more than a token message needs")
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise StreamMessageError("JSON nested too deeply to read") from None
+    except ValueError:
         # A bare token is the likeliest mistake: say so, without echoing it.
         bare = text.strip().startswith("ps_")
         raise StreamMessageError("a bare token, not JSON" if bare else "text that is not JSON") from None

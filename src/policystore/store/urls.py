@@ -176,7 +176,7 @@ def sqlite_path(url: str) -> Path:
     """Return the database file a ``sqlite:///PATH`` URL names."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/") or rest == "/":
-        msg = f"{url!r} is not of the form sqlite:///PATH"
+        msg = f"{redact(url)!r} is not of the form sqlite:///PATH"
         raise PolicyValidationError([FieldError("store", msg)])
     return Path(rest[1:].split("?", 1)[0])
 
