@@ -42,14 +42,25 @@ class TestHistory:
         assert row.index("emergency.active") < row.index("emergency.reason")
         assert "emergency.activated_at" not in row.split("emergency.reason")[0]
 
-    def test_history_mode_switch_row_starts_with_active_mode(self, store: Cli) -> None:
-        """A write that switches the mode and changes a limit lists active_mode first."""
-        store("import", "-", "--format", "json", "--reason", "both", stdin=_switched_and_tightened(store))
+    def test_history_row_lists_kill_switch_then_mode_then_limits(self, store: Cli) -> None:
+        """One import that stops trading, switches the mode and tightens a limit lists them in that order."""
+        store("import", "-", "--format", "json", "--reason", "all at once", stdin=_stopped_switched_tightened(store))
 
         row = store("history", "--limit", "1").stdout.splitlines()[2]
+        full = store("history", "--full", "--limit", "1").stdout.splitlines()[1:]
 
-        changes = row.split("both", 1)[1].strip()
-        assert changes.startswith("active_mode: NORMAL -> DEFENSIVE, modes.NORMAL.max_leverage: 5.0 -> 4.0")
+        assert (
+            "emergency.active: false -> true, emergency.reason: null -> halt, "
+            "active_mode: NORMAL -> DEFENSIVE (+3 more)" == row.split("all at once", 1)[1].strip()
+        )
+        assert [
+            "emergency.active",
+            "emergency.reason",
+            "active_mode",
+            "modes.NORMAL.max_leverage",
+            "emergency.activated_at",
+            "emergency.activated_by",
+        ] == [line.split(":")[0].strip() for line in full]
 
     def test_history_full_lists_every_change_on_its_own_line(self, store: Cli) -> None:
         """--full: the entry's head line, then each field, kill switch first and stamps last."""
@@ -75,8 +86,9 @@ class TestHistory:
         assert 4 == len(entries[0]["changes"])
 
 
-def _switched_and_tightened(store: Cli) -> str:
+def _stopped_switched_tightened(store: Cli) -> str:
     document = store.json("export", "-", "--format", "json")
+    document["emergency"] = {"active": True, "reason": "halt"}
     document["active_mode"] = "DEFENSIVE"
     document["modes"]["NORMAL"]["max_leverage"] = 4.0
     return json.dumps(document)
