@@ -37,7 +37,7 @@ from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import EventBus, ExternalEventBus
 from policystore.store.env import overlay_environment
 from policystore.store.lkg import LastKnownGood
-from policystore.store.sources import ReadState, Source
+from policystore.store.sources import ReadState, Source, StaleTradingRule
 
 __all__ = ["Replica"]
 
@@ -77,13 +77,11 @@ class Replica:
     _watch: bool
     _actor: Actor
     _clock: Callable[[], datetime]
+    _stale_rule: StaleTradingRule
     last_error: PolicyStoreError | None
-    #: The newest version found in the store and refused as invalid; while it is
-    #: newer than the version held, no new trade may be opened (fail closed).
-    _refused_version: int = -1
-    #: The version the store went back to (restored from a backup, or a failover
-    #: that lost writes); no new trade until a later write confirms the policy.
-    _rewound_to: int = -1
+    # A newer version refused as invalid, and a store that went back, are facts of the read
+    # state (ReadState.refused_version and rewound_to), so the trading gate and the policy
+    # it judges are swapped in together.
     #: A rewound version whose kill switch this process is to turn on, or -1.
     _halt_pending: int = -1
     #: Events waiting to be delivered, in version order (see ``_deliver``).
@@ -174,15 +172,17 @@ class Replica:
     def _fallback_state(self) -> ReadState:
         saved = self._lkg.read() if self._lkg is not None else None
         if saved is not None:
-            return ReadState.last_known_good(saved)
-        return ReadState.fallback(overlay_environment(default_policy(), self._environ))
+            return ReadState.last_known_good(saved, rule=self._stale_rule)
+        return ReadState.fallback(overlay_environment(default_policy(), self._environ), rule=self._stale_rule)
 
     def _mark_unreachable(self, exc: StoreUnavailableError) -> None:
         self.last_error = exc
         state = self._state
         if state.source is Source.STORE:
             log.warning("%s Answering from the last-known-good copy (version %d).", exc, state.policy.version)
-            self._set_state(ReadState.last_known_good(state.policy))
+            # A refused version or a rewind still holds trading shut while stale.
+            facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to}
+            self._set_state(ReadState.last_known_good(state.policy, rule=self._stale_rule, **facts))
 
     async def _seed(self) -> None:
         now = self._clock()
@@ -288,8 +288,8 @@ class Replica:
         )
         reason = "the store's history was replaced (a restore, or a failover that lost writes); following the store"
         entry = HistoryEntry(policy.version, self._clock(), "policystore", reason, diff_policies(held, policy))
-        self._install(policy, [entry], held.version)
-        self._rewound_to = policy.version
+        # Installed with the rewind in the same read state: no reader sees the older version without it.
+        self._install(policy, [entry], held.version, rewound_to=policy.version)
         self._save_last_known_good(policy, force=True)
         # Processes that follow the store (servers, traders) halt it; a one-shot tool
         # (watch=False, such as a command line read) only refuses trades itself.
@@ -322,9 +322,9 @@ class Replica:
 
     def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
         """Queue one ``policy.rejected`` event per refused version, so operators hear of it."""
-        if not isinstance(exc.__cause__, ValueError) or version == self._refused_version:
+        if not isinstance(exc.__cause__, ValueError) or version == self._state.refused_version:
             return
-        self._refused_version = version
+        self._set_state(self._state.with_facts(refused_version=version))
         log.error("Refused version %d from the store: %s", version, exc)
         self._outbox.append(
             PolicyChanged(
@@ -339,19 +339,28 @@ class Replica:
         )
 
     def _install(
-        self, policy: Policy, entries: list[HistoryEntry], previous: int, values: dict[str, Any] | None = None
+        self,
+        policy: Policy,
+        entries: list[HistoryEntry],
+        previous: int,
+        values: dict[str, Any] | None = None,
+        *,
+        rewound_to: int | None = None,
     ) -> None:
         """Make ``policy`` the read state and queue its events; called with the lock held.
 
-        ``values`` is the policy's path table when the caller built it already.
+        ``values`` is the policy's path table when the caller built it already;
+        ``rewound_to`` marks a store that went back (see :meth:`_follow_rewound_store`).
+        A refused version stays in force until one as new is installed, a rewind
+        until a later version is.
         """
         self.last_error = None
         before = self._state
-        self._set_state(ReadState.live(policy, values))
-        if policy.version >= self._refused_version:
-            self._refused_version = -1
-        if policy.version > self._rewound_to:
-            self._rewound_to = -1
+        refused = before.refused_version if policy.version < before.refused_version else -1
+        if rewound_to is None:
+            rewound_to = before.rewound_to if policy.version <= before.rewound_to else -1
+        facts = {"rule": self._stale_rule, "refused_version": refused, "rewound_to": rewound_to}
+        self._set_state(ReadState.live(policy, values, **facts))
         if self._lkg is not None and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
             urgent = policy.emergency.active and not before.policy.emergency.active
