@@ -4,17 +4,30 @@ Written atomically (a temporary file in the same folder, renamed over the old
 one) so a reader never sees half a file. A copy with the kill switch on, and
 any copy the caller asks to be durable, is flushed to disk before and after the
 rename, so it survives a power cut (see :meth:`LastKnownGood.write`).
+
+Every process on the machine that follows the store shares the file, and each
+keeps the newest version it saw. Saves take an exclusive lock on a file beside
+the copy (``.NAME.lock``) from the check of the saved version to the rename: a
+slow save of an older version can then never land over a newer one, such as
+the kill switch another process just saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: saves are not serialised between processes
+    fcntl = None  # type: ignore[assignment]
 
 from policystore.errors import PolicyStoreError
 from policystore.model.policy import Policy
@@ -30,6 +43,19 @@ class LastKnownGood:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._lock_path = self.path.with_name(f".{self.path.name}.lock")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the copy's lock, shared with every process of the machine, for one save."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def read(self) -> Policy | None:
         """Return the saved policy, or None when there is none or it is unusable.
@@ -81,18 +107,24 @@ class LastKnownGood:
         Returns:
             False when the save was deferred by ``spacing`` (save again later); True
             when the file now holds this version or a newer one.
+
+        Raises:
+            OSError: the copy could not be written (nothing was replaced).
         """
+        with self._locked():
+            return self._replace(policy, force=force, durable=durable or policy.emergency.active, spacing=spacing)
+
+    def _replace(self, policy: Policy, *, force: bool, durable: bool, spacing: float) -> bool:
+        """The body of :meth:`write`, run under the lock."""
         if not force and self._saved_version() >= policy.version:  # another process here saved it already
             if durable:
                 self.sync()  # that save may not have reached the disk
             return True
         if spacing > 0 and not force and 0 <= self._age() < spacing:  # (a negative age: the clock went back)
             return False
-        durable = durable or policy.emergency.active
         # Compact JSON: the C encoder (an indented dump runs in Python, holding the
         # interpreter lock the process's event loop needs).
         text = json.dumps(policy.document(), sort_keys=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -107,6 +139,22 @@ class LastKnownGood:
         if durable:
             _fsync(self.path.parent)
         return True
+
+    def discard_older_than(self, version: int) -> None:
+        """Remove the copy if it holds a version older than ``version`` (or cannot be read).
+
+        For when a version that stops trading could not be saved: with no copy,
+        a process that starts during an outage answers from the environment and
+        the defaults, and by default opens no trade, instead of trading on an
+        older copy that allows it.
+
+        Raises:
+            OSError: the copy could not be removed.
+        """
+        with self._locked():
+            if self._saved_version() < version:
+                self.path.unlink(missing_ok=True)
+                _fsync(self.path.parent)
 
     def _age(self) -> float:
         """Seconds since the file was last replaced; infinite when there is none."""

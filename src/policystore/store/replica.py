@@ -51,6 +51,8 @@ _MAX_WRITE_ATTEMPTS = 50
 #: every commit to. The newest version is always saved, at most about twice this
 #: late; at once, and flushed to disk, when the kill switch turns on and when the
 #: store went back; flushed to disk whenever the kill switch is on, and on close.
+#: A write of this process that stops trading returns only once its copy is on
+#: disk (see ``Replica._save_durably``).
 LKG_SAVE_INTERVAL = 1.0
 #: Seconds ``close()`` waits for subscribers to take the events still queued.
 _CLOSE_DELIVERY_SECONDS = 5.0
@@ -363,7 +365,7 @@ class Replica:
         self._set_state(ReadState.live(policy, values, **facts))
         if self._lkg is not None and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
-            urgent = policy.emergency.active and not before.policy.emergency.active
+            urgent = _stops_trading(policy) and not _stops_trading(before.policy)
             self._save_last_known_good(policy, urgent=urgent)
         if not self._bus.listening:
             return  # events are made only for someone to receive them: most processes only read
@@ -412,6 +414,27 @@ class Replica:
                     await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
                 if not self._closed:
                     self._lkg_hurry.clear()
+
+    async def _save_durably(self, policy: Policy) -> None:
+        """Save ``policy`` as the last-known-good copy and flush it to disk before returning.
+
+        For a write of this process that stops trading: acknowledged, it must
+        survive this process being killed the moment it returns, and the store
+        being unreadable after. If the copy cannot be saved, an older one is
+        removed rather than left to allow trading (see
+        :meth:`LastKnownGood.discard_older_than`); the write itself stands.
+        """
+        lkg = self._lkg
+        if lkg is None:
+            return
+        try:
+            await asyncio.to_thread(lkg.write, policy, durable=True)
+        except OSError as exc:
+            log.error("Could not save version %d, which stops trading, to %s: %s", policy.version, lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
+            try:
+                await asyncio.to_thread(lkg.discard_older_than, policy.version)
+            except OSError as gone:
+                log.error("Could not remove the older last-known-good copy %s either: %s", lkg.path, gone)  # noqa: TRY400 - the message states the whole condition
 
     async def _flush_last_known_good(self) -> None:
         """Save the newest version seen now and wait until it is on disk (used on close)."""
@@ -470,6 +493,8 @@ class Replica:
                 self._mark_unreachable(exc)
                 raise
             await self._after_commit(base, new, entry)
+            if _stops_trading(new):
+                await self._save_durably(new)
             return new
         current = await self._backend.current_version()
         raise VersionConflictError(current - 1, current)
@@ -583,6 +608,11 @@ class Replica:
             await asyncio.sleep(delay)
             with contextlib.suppress(StoreUnavailableError):
                 await self.refresh()
+
+
+def _stops_trading(policy: Policy) -> bool:
+    """Whether ``policy`` allows no new trade by itself (the kill switch), so its copy must be durable at once."""
+    return policy.emergency.active
 
 
 def _written_at(document: Mapping[str, Any]) -> datetime | None:
