@@ -36,24 +36,16 @@ from policystore.model.roles import Actor, Role, authorize_change
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import EventBus, ExternalEventBus
 from policystore.store.env import overlay_environment
-from policystore.store.lkg import LastKnownGood
+from policystore.store.lkg import LKG_SAVE_INTERVAL, CopySaver, LastKnownGood
+from policystore.store.notices import NoticeDirection, confirms
 from policystore.store.sources import ReadState, Source, StaleTradingRule
 
-__all__ = ["Replica"]
+__all__ = ["LKG_SAVE_INTERVAL", "Replica"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
-#: Seconds between two saves of the last-known-good copy, among all the processes
-#: on the machine that share it. A burst of versions costs one file write per
-#: interval, not one each, on a disk that is often the one a local Redis flushes
-#: every commit to. The newest version is always saved, at most about twice this
-#: late; at once, and flushed to disk, when the kill switch turns on and when the
-#: store went back; flushed to disk whenever the kill switch is on, and on close.
-#: A write of this process that stops trading returns only once its copy is on
-#: disk (see ``Replica._save_durably``).
-LKG_SAVE_INTERVAL = 1.0
 #: Seconds ``close()`` waits for subscribers to take the events still queued.
 _CLOSE_DELIVERY_SECONDS = 5.0
 #: Who the store writes as when it stops trading by itself.
@@ -90,18 +82,14 @@ class Replica:
     _outbox: deque[PolicyChanged]
     _delivering: bool = False
     _delivery: asyncio.Task[None] | None = None
-    #: The newest version waiting to be saved as the last-known-good copy.
-    _lkg_pending: Policy | None = None
-    _lkg_force: bool = False
-    _lkg_urgent: bool = False
-    #: A save was made without flushing it to disk (see LastKnownGood.write).
-    _lkg_unsynced: bool = False
-    _lkg_task: asyncio.Task[None] | None = None
-    _lkg_hurry: asyncio.Event
+    #: Saves the last-known-good copy (made on first use).
+    _saver: CopySaver | None = None
     #: The policy installed from a notice, the member lines of its text (for the next
     #: notice to be compared with, see policystore.model.document_text), and the paths
     #: that follow the active mode by mode name, for its sections (see reflatten).
     _held_lines: tuple[Policy, tuple[bytes, ...], dict[str, dict[str, Any]]] | None = None
+    #: Which notices loosen what is held (made on first use; see policystore.store.notices).
+    _directions: NoticeDirection | None = None
 
     async def refresh(self) -> Policy:
         """Check the store now and load its newest version if it differs from the one held.
@@ -374,80 +362,24 @@ class Replica:
             previous = entry.version
 
     def _save_last_known_good(self, policy: Policy, *, force: bool = False, urgent: bool = False) -> None:
-        """Save ``policy`` to disk soon, off the path that installs versions.
+        """Save ``policy`` as the last-known-good copy soon (see :class:`CopySaver`)."""
+        if self._lkg is not None and not self._closed:
+            self._copy_saver(self._lkg).save(policy, force=force, urgent=urgent)
 
-        One background task writes the newest pending version, then rests
-        :data:`LKG_SAVE_INTERVAL`; versions that arrive meanwhile are coalesced
-        into its next write. ``force`` writes even over a newer saved version
-        (the store went back); ``urgent`` cuts the rest short.
-        """
-        if self._lkg is None or self._closed:
-            return
-        self._lkg_pending = policy
-        self._lkg_force = force or self._lkg_force
-        self._lkg_urgent = urgent or force or self._lkg_urgent
-        if urgent or force:
-            self._lkg_hurry.set()
-        if self._lkg_task is None or self._lkg_task.done():
-            self._lkg_task = asyncio.create_task(self._write_last_known_good(), name="policystore-lkg")
-
-    async def _write_last_known_good(self) -> None:
-        lkg = self._lkg
-        while lkg is not None and (policy := self._lkg_pending) is not None:
-            force, self._lkg_pending, self._lkg_force = self._lkg_force, None, False
-            # A save that stops trading (or follows a store that went back) must survive a
-            # power cut; so must the last one, on close (LastKnownGood.write adds any copy
-            # with the kill switch on).
-            durable = self._lkg_urgent or self._closed or policy.emergency.active
-            self._lkg_urgent = False
-            try:
-                # A routine save is spaced across the machine's processes (see LastKnownGood.write).
-                spacing = 0.0 if durable or force else LKG_SAVE_INTERVAL
-                if await asyncio.to_thread(lkg.write, policy, force=force, durable=durable, spacing=spacing):
-                    self._lkg_unsynced = not durable
-                elif self._lkg_pending is None:
-                    self._lkg_pending = policy  # deferred: save it next time unless a newer one came
-            except OSError as exc:
-                log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
-            if not self._closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
-                if not self._closed:
-                    self._lkg_hurry.clear()
+    def _copy_saver(self, lkg: LastKnownGood) -> CopySaver:
+        if self._saver is None:
+            self._saver = CopySaver(lkg)
+        return self._saver
 
     async def _save_durably(self, policy: Policy) -> None:
-        """Save ``policy`` as the last-known-good copy and flush it to disk before returning.
-
-        For a write of this process that stops trading: acknowledged, it must
-        survive this process being killed the moment it returns, and the store
-        being unreadable after. If the copy cannot be saved, an older one is
-        removed rather than left to allow trading (see
-        :meth:`LastKnownGood.discard_older_than`); the write itself stands.
-        """
-        lkg = self._lkg
-        if lkg is None:
-            return
-        try:
-            await asyncio.to_thread(lkg.write, policy, durable=True)
-        except OSError as exc:
-            log.error("Could not save version %d, which stops trading, to %s: %s", policy.version, lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
-            try:
-                await asyncio.to_thread(lkg.discard_older_than, policy.version)
-            except OSError as gone:
-                log.error("Could not remove the older last-known-good copy %s either: %s", lkg.path, gone)  # noqa: TRY400 - the message states the whole condition
+        """Save ``policy`` and flush it before returning: a write of this process that stops trading."""
+        if self._lkg is not None:
+            await self._copy_saver(self._lkg).save_now(policy)
 
     async def _flush_last_known_good(self) -> None:
         """Save the newest version seen now and wait until it is on disk (used on close)."""
-        self._lkg_hurry.set()
-        task = self._lkg_task
-        if task is not None:
-            await asyncio.shield(task)
-        if self._lkg is not None and self._lkg_unsynced:
-            self._lkg_unsynced = False
-            try:
-                await asyncio.to_thread(self._lkg.sync)
-            except OSError as exc:
-                log.error("Could not flush the last-known-good copy %s to disk: %s", self._lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
+        if self._saver is not None:
+            await self._saver.close()
 
     async def _write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
         self,
@@ -525,12 +457,16 @@ class Replica:
                     log.exception("The external event bus failed to publish %s", event.event_id)
 
     async def _install_published(self, published: Published) -> bool:
-        """Install a version from its notification, without reading the store back.
+        """Install a version from its notification, without reading the store back if it only tightens.
 
         Only the version right after the one held qualifies: anything else (a
         gap, a stale copy, a document that fails validation) returns False and
         the caller re-reads, which replays missed versions and refuses invalid
-        ones loudly.
+        ones loudly. A notice is not the store (anyone who may publish on the
+        channel can send one), so a version that loosens what is held, or that
+        would open a gate a refused or rewound version holds shut, is installed
+        only once the store's newest document is found to be exactly it (one
+        read); otherwise the caller re-reads. See :mod:`policystore.store.notices`.
 
         Returns:
             True when this process now holds ``published.version`` or newer.
@@ -548,6 +484,8 @@ class Replica:
             policy, lines, sections_kept = read
             if policy.version == held.version:
                 return policy.updated_at == held.updated_at
+            if self._loosens(state, policy, lines) and not await self._confirmed(published):
+                return False
             try:
                 # The entry is read only for an event (see _install).
                 entries = [published.entry] if self._bus.listening else []
@@ -561,6 +499,34 @@ class Replica:
         if self._outbox:
             await self._deliver()
         return True
+
+    def _loosens(self, state: ReadState, policy: Policy, lines: tuple[bytes, ...]) -> bool:
+        """Whether installing ``policy`` in place of ``state`` could let more risk be taken."""
+        if state.refused_version >= 0 or state.rewound_to >= 0:
+            return True  # a later version would lift the fact that holds trading shut
+        if self._directions is None:
+            self._directions = NoticeDirection()
+        held_lines = (
+            self._held_lines[1] if self._held_lines is not None and self._held_lines[0] is state.policy else None
+        )
+        return self._directions.loosens(state.policy, held_lines, policy, lines)
+
+    async def _confirmed(self, published: Published) -> bool:
+        """Whether the store's newest document is the notice's (one read); False also when it cannot be read."""
+        try:
+            stored = await self._backend.load()
+        except StoreUnavailableError:
+            return False  # the caller re-reads, and goes stale if the store is gone
+        if confirms(stored, published):
+            return True
+        newest = stored.get("version") if stored is not None else None
+        if not (isinstance(newest, int) and newest > published.version):  # not merely overtaken by a later write
+            log.warning(
+                "A change notice for version %d does not match the store's newest document (forged, or lost "
+                "since); it was not installed, and the store is read instead.",
+                published.version,
+            )
+        return False
 
     def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...], bool] | None:
         """Validate a notice's document, or return None to re-read.

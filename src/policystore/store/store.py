@@ -125,7 +125,6 @@ class PolicyStore(Writes):
         self._clock = clock
         self._bus = EventBus()
         self._outbox = deque()
-        self._lkg_hurry = asyncio.Event()
         self._lock = asyncio.Lock()
         self._initialized = False
         self._tasks: list[asyncio.Task[None]] = []
