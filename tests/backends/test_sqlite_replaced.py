@@ -57,6 +57,18 @@ class contextlib_closing:  # noqa: N801 - reads as the contextlib helper it mirr
         self.conn.close()
 
 
+def start_worker(db: Path, go_file: Path) -> subprocess.Popen[bytes]:
+    """Start the process that makes a new store at ``db``."""
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(db), str(go_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def files_named(folder: Path, prefix: str) -> list[str]:
+    """The names in ``folder`` that start with ``prefix``."""
+    return [path.name for path in folder.iterdir() if path.name.startswith(prefix)]
+
+
 @pytest.fixture
 def go_file(tmp_path: Path) -> Iterator[Path]:
     """Touched at the end of a test, so a worker still waiting exits."""
@@ -77,9 +89,7 @@ class TestFileReplacedUnderARunningProcess:
         try:
             await store.update({"modes.NORMAL.max_positions": 12}, reason="tune", actor=ADMIN)
             move(db, elsewhere)
-            worker = subprocess.Popen(
-                [sys.executable, str(WORKER), str(db), str(go_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
+            worker = start_worker(db, go_file)
             assert worker.stdout is not None
             line = await asyncio.to_thread(worker.stdout.readline)
             assert b"halted 2\n" == line, worker.stderr.read() if worker.stderr else b""
@@ -94,11 +104,11 @@ class TestFileReplacedUnderARunningProcess:
             await store.close()
         # Closing the connection to the moved file must not delete the new file's -wal and -shm by their names.
         assert (written.version, 7) == newest(db)
-        go_file.touch()
+        await asyncio.to_thread(go_file.touch)
         assert 0 == await asyncio.to_thread(worker.wait, 60)
 
-    async def test_a_write_lands_in_the_new_file_even_before_the_poll_noticed(self, tmp_path: Path) -> None:
-        """A one-shot store (no polling) checks the file before every call: its write goes to the file at the path."""
+    async def test_one_shot_store_writes_into_the_file_now_at_the_path(self, tmp_path: Path) -> None:
+        """A store that does not poll (watch=False) checks the files before every call: its write goes to the path."""
         db, elsewhere = tmp_path / "policystore.db", tmp_path / "elsewhere"
         store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
         try:
@@ -130,7 +140,7 @@ class TestFileDeletedUnderARunningProcess:
                 await store.set_emergency_mode(True, reason="halt", actor=ADMIN)
             assert "no longer at" in str(caught.value)
             assert str(db) in str(caught.value)
-            assert [] == [p.name for p in tmp_path.iterdir() if p.name.startswith("policystore.db")]
+            assert [] == files_named(tmp_path, "policystore.db")
         finally:
             await store.close()
 
@@ -170,7 +180,7 @@ class TestReplacedDuringTheWriteTransaction:
     """The check runs inside the write transaction too: a write never commits into a file no longer at the path."""
 
     async def test_write_waiting_for_the_lock_while_the_file_is_replaced_commits_nowhere(self, tmp_path: Path) -> None:
-        """The write waits on another writer's lock; the file is replaced meanwhile; nothing is written to either file."""
+        """The write waits for another writer's lock while the file is replaced: neither file gets it."""
         db, elsewhere = tmp_path / "policystore.db", tmp_path / "elsewhere"
         store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
         blocker = sqlite3.connect(db, isolation_level=None)

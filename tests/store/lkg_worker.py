@@ -24,7 +24,7 @@ from policystore.store.lkg import LastKnownGood
 async def main(db: str, lkg: Path, action: str) -> None:
     """Open, wait for the first saved copy, write, die."""
     store = await PolicyStore.open(f"sqlite:///{db}", lkg_path=lkg)
-    while (saved := LastKnownGood(lkg).read()) is None or saved.version < 1:
+    while (saved := LastKnownGood(lkg).read()) is None or saved.version < 1:  # noqa: ASYNC110 - saved by a thread
         await asyncio.sleep(0.01)
     if action == "emergency":
         await store.set_emergency_mode(True, reason="venue down", actor=Actor("ops", Role.OPERATOR))

@@ -66,7 +66,7 @@ class TestExecutorAfterTheStoreWentBack:
     """A store that went back is live and not stale, and still no new trade may open."""
 
     async def test_executor_refuses_new_entries_after_a_restore_without_watching(self, rewound: PolicyStore) -> None:
-        """watch=False never halts the store itself: every entry is refused as store_rewound, none reaches the broker."""
+        """watch=False never halts the store itself: every entry is refused as store_rewound, none sent."""
         executor, broker = executor_for(rewound)
         decisions = [await executor.handle(buy(f"S{n}", seconds=n)) for n in range(5)]
         assert [] == broker.fills
@@ -171,7 +171,7 @@ class TestEveryRefusalHasItsOwnReason:
     async def test_stale_rule_decides_for_the_executor_too(
         self, backend: MemoryBackend, tmp_path: Path, rule: StaleTradingRule, saved: bool, expected: Reason
     ) -> None:
-        """While the store cannot be reached, the executor follows the store's stale rule, as can_open_new_trades does."""
+        """While the store cannot be reached, the executor follows the stale rule, as can_open_new_trades does."""
         lkg = tmp_path / "lkg.json"
         if saved:
             seeded = await PolicyStore.open(backend, lkg_path=lkg, watch=False, environ={})
