@@ -132,15 +132,19 @@ class SQLiteBackend:
             raise StoreUnavailableError(
                 self.url,
                 f"the database file {self._file} this process opened is no longer at its path (moved or deleted), "
-                "and no other is there",
+                "and no other is there; nothing is created in its place",
             )
         if database == self._files[0]:
             # The same database without the log it was opened with: the log holds its newest commits.
             changed = ", ".join(
-                f"{self._file.name}{suffix}" for suffix, a, b in zip(_SUFFIXES, self._files, at_path, strict=True) if a != b
+                f"{self._file.name}{suffix}"
+                for suffix, a, b in zip(_SUFFIXES, self._files, at_path, strict=True)
+                if a != b
             )
             raise StoreUnavailableError(
-                self.url, f"{changed} at {self._file.parent} is not the file this process opened (moved or replaced)"
+                self.url,
+                f"{changed} at {self._file.parent} is not the file this process opened (moved, replaced or deleted); "
+                "put it back, or restart every process that uses the store",
             )
         return self._follow_path()
 
@@ -152,7 +156,9 @@ class SQLiteBackend:
             old.close()
         uri = f"file:{urllib.parse.quote(str(self._file))}?mode=rw"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             files = _opened_files(conn, self._file)
@@ -277,8 +283,11 @@ class SQLiteBackend:
                 yield 0
 
     async def _poll(self) -> tuple[int, int] | None:
-        """What changes when another connection commits, when another file at the path is followed,
-        and when the files at the path stop (None) or start again being usable."""
+        """Return what changes when another connection commits or another file at the path is followed.
+
+        None while the files at the path are not usable, so the listener hears
+        when they stop and when they start again.
+        """
 
         def state(conn: sqlite3.Connection) -> tuple[int, int]:
             return self._generation, int(conn.execute("PRAGMA data_version").fetchone()[0])
@@ -312,7 +321,7 @@ def _files_at(path: Path) -> _Files:
     found: list[tuple[int, int] | None] = []
     for suffix in _SUFFIXES:
         try:
-            info = os.stat(f"{path}{suffix}")
+            info = os.stat(f"{path}{suffix}")  # noqa: PTH116 - three stats per call and per poll: no Path objects
         except FileNotFoundError:
             found.append(None)
         else:

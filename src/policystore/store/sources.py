@@ -192,9 +192,7 @@ class ReadState:
     gate: TradingGate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        gate = TradingGate.judge(
-            self.policy, self.source, self.stale, self.rule, self.refused_version, self.rewound_to
-        )
+        gate = TradingGate.judge(self.policy, self.source, self.stale, self.rule, self.refused_version, self.rewound_to)
         object.__setattr__(self, "gate", gate)
 
     @classmethod
