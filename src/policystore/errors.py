@@ -8,7 +8,8 @@ attributes, so callers branch on data instead of parsing messages::
     ├── PolicyValidationError   (also ValueError) values that break the model's rules
     ├── VersionConflictError                      compare-and-set found another version
     ├── StoreUnavailableError                     the backing store cannot be reached
-    └── PermissionDeniedError                     the caller's role may not do this
+    ├── PermissionDeniedError                     the caller's role may not do this
+    └── ClientTypeError         (also TypeError)  a store given the wrong kind of client
 
 Each message is one sentence naming what was wrong.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ClientTypeError",
     "FieldError",
     "PermissionDeniedError",
     "PolicyStoreError",
@@ -140,3 +142,28 @@ class PermissionDeniedError(PolicyStoreError):
         self.required_role = required_role
         self.action = action
         super().__init__(f"Permission denied: {actor!r} has role {role!r} but {action} needs role {required_role!r}.")
+
+
+class ClientTypeError(PolicyStoreError, TypeError):
+    """Raised when a store is given an object of the wrong kind for a back end or client; nothing is opened.
+
+    A programming error, so also a :class:`TypeError`: a synchronous
+    ``redis.Redis`` where the store needs ``redis.asyncio.Redis``.
+
+    Attributes:
+        argument: the parameter that received the object.
+        expected: what it needs, by name (``redis.asyncio.Redis``).
+        given: the qualified name of the object's type.
+    """
+
+    def __init__(self, argument: str, expected: str, value: object) -> None:
+        self.argument = argument
+        self.expected = expected
+        kind = type(value)
+        self.given = f"{kind.__module__}.{kind.__qualname__}"
+        super().__init__(
+            f"{argument} must be {expected}, not {self.given}: the store awaits every call, "
+            f"so create the client with {expected}(...) or {expected.rpartition('.')[0]}.from_url(...)."
+            if expected.startswith("redis.")
+            else f"{argument} must be {expected}, not {self.given}."
+        )

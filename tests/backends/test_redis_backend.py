@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+from redis.asyncio.connection import Connection
 
 from policystore.backends.base import Backend, Published
 from policystore.backends.redis import RedisBackend, _hint
@@ -27,8 +28,40 @@ def _version(n: int, mode: str = "NORMAL") -> tuple[dict[str, Any], HistoryEntry
     return document, HistoryEntry(n, AT, "tester", f"write {n}", (FieldChange("active_mode", "NORMAL", mode),))
 
 
+class _OwnConnection(Connection):
+    """A caller's own connection class: the subscription is read through redis-py's reader."""
+
+
+#: The ways a back end is made: from a URL, and from a caller's client, plain or decoding
+#: (``decode_responses=True``, the common way such clients are made), read directly or by redis-py.
+CLIENT_KINDS = ("url", "client", "decoding client", "decoding client, redis-py reader")
+
+
+def _make_backend(redis_url: str, kind: str) -> RedisBackend:
+    if kind == "url":
+        return RedisBackend.from_url(redis_url)
+    base, _, query = redis_url.partition("?")
+    options: dict[str, Any] = {"decode_responses": kind.startswith("decoding")}
+    if kind.endswith("redis-py reader"):
+        options["connection_class"] = _OwnConnection
+    client = redis.asyncio.Redis(connection_pool=redis.asyncio.ConnectionPool.from_url(base, **options))
+    return RedisBackend.from_client(client, namespace=query.removeprefix("namespace="))
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+async def backend(redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[RedisBackend]:
+    """A back end of each kind in turn: every test below holds for all of them alike."""
+    backend = _make_backend(redis_url, request.param)
+    await backend.connect()
+    yield backend
+    await backend.close()
+    if request.param != "url":
+        await backend._client.aclose()
+
+
 @pytest.fixture
-async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
+async def url_backend(redis_url: str) -> AsyncIterator[RedisBackend]:
+    """A back end made from a URL, whose client re-sends once after a reconnect (a caller's client may not)."""
     backend = RedisBackend.from_url(redis_url)
     await backend.connect()
     yield backend
@@ -36,8 +69,8 @@ async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
 
 
 @pytest.fixture
-async def raw(backend: RedisBackend) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(backend.url.split("?")[0])
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url.split("?", maxsplit=1)[0])
     yield client
     await client.aclose()
 
@@ -148,9 +181,10 @@ class TestNotifications:
         assert 7 == await _next(notices)
 
     async def test_server_restart_yields_zero_then_resumes(
-        self, backend: RedisBackend, raw: redis.asyncio.Redis, redis_server: Any
+        self, url_backend: RedisBackend, raw: redis.asyncio.Redis, redis_server: Any
     ) -> None:
         """Losing the server yields 0 (check now), and notices flow again after it returns."""
+        backend = url_backend
         notices = backend.notifications()
         assert 0 == await _next(notices)
         redis_server.kill9()
@@ -302,3 +336,48 @@ class TestNoticeParsing:
         """Headers not in the script's exact form are read as JSON, with the same checks."""
         hint = _hint(head + b"\n{}")
         assert (isinstance(hint, Published) and expected == "published") or hint == expected
+
+
+class TestNotText:
+    """Bytes that are not UTF-8, where policystore writes only UTF-8: refused alike by every kind of client."""
+
+    async def test_document_not_utf8_raises_unavailable(self, backend: RedisBackend, raw: redis.asyncio.Redis) -> None:
+        """A decoding client's document read fails as a plain client's does: StoreUnavailableError, not a crash."""
+        await raw.set(backend.keys.document, b'{"active_mode": "\xff"}')
+        with pytest.raises(StoreUnavailableError, match="not valid JSON"):
+            await backend.load()
+
+    async def test_history_entry_not_utf8_raises_unavailable(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """A history entry that is not text is reported with its version."""
+        await backend.commit(*_version(1))
+        await raw.hset(backend.keys.history, "1", b"\xfe\xff")
+        with pytest.raises(StoreUnavailableError, match="history entry 1 is not valid JSON"):
+            await backend.history(10)
+
+    async def test_table_entry_not_utf8_is_ignored_and_others_read(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """An auxiliary-table entry that is not text grants nothing; the others still read."""
+        await backend.aux_put("tokens", "good", "{}")
+        await raw.hset(backend.keys.aux("tokens"), b"bad\xff", b"{}")
+        await raw.hset(backend.keys.aux("tokens"), b"worse", b"\xff")
+
+        assert {"good": "{}"} == await backend.aux_get("tokens")
+
+    async def test_notice_not_utf8_asks_for_a_check_and_notices_keep_coming(
+        self, backend: RedisBackend, raw: redis.asyncio.Redis
+    ) -> None:
+        """A notice that is not text never ends the notifications: 0 (re-read), then later notices arrive."""
+        notices = backend.notifications()
+        assert 0 == await _next(notices)
+        await raw.publish(backend.keys.channel, b"\xff\xfe not text")
+        hint = await _next(notices)
+        while isinstance(hint, int) and hint == 0 and not (await raw.pubsub_numsub(backend.keys.channel))[0][1]:
+            hint = await _next(notices)  # a decoding reader resubscribed: wait until it listens again
+        await backend.commit(*_version(1))
+        versions = [_number(await _next(notices))]
+        while versions[-1] == 0:
+            versions.append(_number(await _next(notices)))
+        assert 1 == versions[-1]

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+from redis.asyncio.connection import Connection
 
 from policystore.backends.base import Published
 from policystore.backends.redis import RedisBackend
 from policystore.errors import StoreUnavailableError
 from policystore.model.events import EventType
 from policystore.model.history import FieldChange, HistoryEntry
+from policystore.server.tokens import TokenStore
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
 
@@ -274,6 +276,52 @@ class TestClientForm:
         assert await client.ping()  # the caller's client stays open
         await client.flushdb()
         await client.aclose()
+
+
+class _OwnConnection(Connection):
+    """A caller's own connection class, read through redis-py's pub/sub reader."""
+
+
+class TestDecodingClient:
+    """A ``redis.asyncio.Redis`` made with ``decode_responses=True`` works exactly as one made without it."""
+
+    @pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoding"])
+    @pytest.mark.parametrize("reader", ["direct", "redis-py"])
+    async def test_client_store_reads_writes_history_notices_and_tokens(
+        self, redis_url: str, decode: bool, reader: str
+    ) -> None:
+        """PolicyStore(client): reads, writes, history, following another process's writes, and token checks."""
+        base, _, query = redis_url.partition("?")
+        namespace = query.removeprefix("namespace=")
+        options: dict[str, Any] = {"decode_responses": decode}
+        if reader == "redis-py":
+            options["connection_class"] = _OwnConnection
+        client = redis.asyncio.Redis(connection_pool=redis.asyncio.ConnectionPool.from_url(base, **options))
+        store = PolicyStore(RedisBackend.from_client(client, namespace=namespace), refresh_interval=3600)
+        await store.initialize()
+        other = await PolicyStore.open(redis_url, refresh_interval=3600, lkg_path=None)
+        heard: list[tuple[str, int]] = []
+        store.subscribe(lambda event: heard.append((event.type.value, event.version)))
+        try:
+            assert (1, False, 5.0) == (store.snapshot().version, store.stale, store.get("risk.max_leverage"))
+            await store.update({"modes.NORMAL.max_leverage": 4.0}, reason="own write")
+            await other.switch_mode("DEFENSIVE", reason="another process")
+            await eventually(lambda: store.snapshot().version == 3, "the other process's write to arrive")
+            history = await store.history(10)
+            secret = await TokenStore(store.backend).create("desk-1", "operator")
+            record = await TokenStore(store.backend).authenticate(secret)
+        finally:
+            await other.close()
+            await store.close()
+            await client.aclose()
+
+        assert ("DEFENSIVE", 3.0) == (store.snapshot().active_mode, store.get("risk.max_leverage"))
+        assert ("policy.updated", 3) in heard
+        assert [(3, "another process"), (2, "own write"), (1, "initial policy")] == [
+            (e.version, e.reason) for e in history
+        ]
+        assert record is not None
+        assert ("desk-1", "operator") == (record.name, record.role.value)
 
 
 class TestFollowingByNotice:

@@ -1,13 +1,14 @@
-"""Parsing of Redis store URLs (no server needed: back ends connect lazily)."""
+"""Parsing and redaction of Redis store URLs (no server needed: back ends connect lazily, or to a closed port)."""
 
 from __future__ import annotations
 
 import pytest
 import redis.asyncio
 
+from policystore.backends._redis_subscription import endpoint_of
 from policystore.backends.redis import RedisBackend, RedisKeys
-from policystore.errors import PolicyValidationError
-from policystore.store.urls import backend_for_url
+from policystore.errors import PolicyValidationError, StoreUnavailableError
+from policystore.store.urls import backend_for_url, redact, redact_text
 
 
 class TestFromUrl:
@@ -77,3 +78,123 @@ class TestFromClient:
             k.startswith("policystore:acct2:")
             for k in (keys.version, keys.document, keys.documents, keys.history, keys.channel, keys.aux("t"))
         )
+
+
+SECRET = "Sw0rdf1sh-9"  # noqa: S105 - a made-up password the tests look for in output
+
+
+class TestRedact:
+    """One redaction for every way a URL carries a secret (store.urls.redact)."""
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            (f"redis://user:{SECRET}@h:6379/0?namespace=a", "redis://user:***@h:6379/0?namespace=a"),
+            (f"redis://:{SECRET}@h:6379/0", "redis://:***@h:6379/0"),
+            (f"redis://{SECRET}@h:6379/0", "redis://***@h:6379/0"),
+            (f"redis://h:6379/0?password={SECRET}&namespace=a", "redis://h:6379/0?password=***&namespace=a"),
+            (f"redis://h/0?PASSWORD={SECRET}", "redis://h/0?PASSWORD=***"),
+            (f"redis://h/0?pwd={SECRET}&pass={SECRET}x", "redis://h/0?pwd=***&pass=***"),
+            (f"redis://h/0?token={SECRET}&auth={SECRET}&key={SECRET}", "redis://h/0?token=***&auth=***&key=***"),
+            (f"rediss://h/0?ssl_password={SECRET}&ssl_ca_certs=/ca.crt", "rediss://h/0?ssl_password=***&ssl_ca_certs=/ca.crt"),
+            (f"redis://h/0?access_token={SECRET}&sentinel_password={SECRET}", "redis://h/0?access_token=***&sentinel_password=***"),
+            (f"redis://h/0?MySecret={SECRET}&api_token={SECRET}", "redis://h/0?MySecret=***&api_token=***"),
+            (f"redis://h/0?password={SECRET}@x", "redis://h/0?password=***"),
+            (f"redis+sentinel://:{SECRET}@a:26379,b:26380/svc/3", "redis+sentinel://:***@a:26379,b:26380/svc/3"),
+            (f"unix:///run/redis.sock?db=0&password={SECRET}", "unix:///run/redis.sock?db=0&password=***"),
+            (f"unix://:{SECRET}@/run/redis.sock", "unix://:***@/run/redis.sock"),
+            (f"redis://[::1]:6379/0?password={SECRET}", "redis://[::1]:6379/0?password=***"),
+            (f"redis://:p%40{SECRET}@h/0", "redis://:***@h/0"),
+            (f"redis://:p@{SECRET}@h/0", "redis://:***@h/0"),
+        ],
+    )  # fmt: skip
+    def test_every_secret_form_is_replaced(self, url: str, shown: str) -> None:
+        """Userinfo passwords, lone tokens and secret-named query parameters are shown as ***."""
+        assert shown == redact(url)
+        assert SECRET not in redact(url)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"redis://:{SECRET}#x@h:6379/0",  # '#' starts a fragment
+            f"redis://:ab?{SECRET}@h/0",  # '?' starts a query
+            f"redis://:12/{SECRET}@h/0",  # '/' starts the path
+            f"redis://:{SECRET}/x@h/0",
+        ],
+    )
+    def test_url_whose_parts_shift_is_hidden_whole(self, url: str) -> None:
+        """A password with an unencoded '/', '?', '#' cannot be told apart from the rest: all of it is hidden."""
+        assert "redis://***" == redact(url)
+
+    @pytest.mark.parametrize(
+        "url", ["redis://h:6379/0?namespace=a&timeout=0.5", "sqlite:///./policystore.db", "memory://x", "redis://h/0"]
+    )
+    def test_url_without_secret_is_shown_as_given(self, url: str) -> None:
+        """Nothing is changed in a URL that carries no secret."""
+        assert url == redact(url)
+
+    def test_text_quoting_a_malformed_url_loses_the_secret(self) -> None:
+        """redact_text hides what a parser quoted of a URL it misread (here the password read as a port)."""
+        url = f"redis://:{SECRET}/x@h/0"
+        quoted = f"Port could not be cast to integer value as '{SECRET}' in {url}"
+
+        assert SECRET not in redact_text(quoted, url)
+
+    def test_text_hides_a_password_given_apart_from_the_url(self) -> None:
+        """A client's own password, given with also=, is hidden from text too."""
+        assert "AUTH *** refused" == redact_text(f"AUTH {SECRET} refused", "redis://h/0", also=(SECRET,))
+
+
+class TestSecretsStayOut:
+    """The Redis back end's URLs, messages and objects never show the password."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"redis://127.0.0.1:1/0?password={SECRET}&namespace=a",
+            f"redis://:{SECRET}@127.0.0.1:1/0",
+            f"redis://{SECRET}@127.0.0.1:1/0",
+        ],
+    )
+    async def test_unreachable_store_error_does_not_show_the_password(self, url: str) -> None:
+        """The error of a store that cannot be reached names the URL without its password."""
+        backend = RedisBackend.from_url(url)
+        with pytest.raises(StoreUnavailableError) as caught:
+            await backend.connect()
+        await backend.close()
+
+        assert SECRET not in backend.url
+        assert SECRET not in str(caught.value)
+        assert SECRET not in caught.value.url
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"redis://:{SECRET}/x@h:6379/0",
+            f"redis://:12/{SECRET}@h/0",
+            f"redis+sentinel://:{SECRET}/x@a:26379/svc",
+            f"redis://h:6379/0?password={SECRET}&timeout=soon",
+        ],
+    )
+    def test_malformed_url_refusal_does_not_show_the_password(self, url: str) -> None:
+        """A URL refused as malformed is named without any piece of its password."""
+        with pytest.raises(PolicyValidationError) as caught:
+            RedisBackend.from_url(url)
+
+        assert SECRET not in str(caught.value)
+
+    def test_subscription_endpoint_repr_hides_the_password(self) -> None:
+        """The direct subscription's Endpoint names host, port and user, never the password."""
+        endpoint = endpoint_of(redis.asyncio.Redis.from_url(f"redis://bob:{SECRET}@h:6390/0"))
+
+        assert endpoint is not None
+        assert SECRET == endpoint.password
+        assert SECRET not in repr(endpoint)
+        assert "h" in repr(endpoint)
+
+    def test_client_password_kept_out_of_the_back_ends_url(self) -> None:
+        """A caller's client with a password gives a back end whose URL holds none."""
+        backend = RedisBackend.from_client(redis.asyncio.Redis(host="h", password=SECRET))
+
+        assert SECRET not in backend.url
+        assert SECRET not in repr(vars(backend))

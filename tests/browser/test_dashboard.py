@@ -1,15 +1,22 @@
-"""The dashboard in real headless Chromium against a real server: sign in, switch mode, kill switch, history."""
+"""The dashboard in real headless Chromium against a real server.
+
+Sign in, previews of every write, modes ordered by risk, strategies, units,
+history paging and diffs, an unreachable store, and live changes from the stream.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
+from policystore.backends.memory import MemoryBackend
 from server.live_server import LiveServer
 
 ARGS = [
@@ -94,8 +101,21 @@ def _sign_in(page: Page, live: LiveServer, role: str) -> None:
 
 def _confirm(page: Page, reason: str) -> None:
     expect(page.locator("#confirm")).to_be_visible()
+    expect(page.locator("#confirm-ok")).to_be_enabled()  # the preview came back and allows it
     page.fill("#confirm-reason", reason)
     page.click("#confirm-ok")
+
+
+def _api(live: LiveServer, method: str, path: str, body: dict, role: str = "admin") -> httpx.Response:
+    response = httpx.request(method, f"{live.base}{path}", json=body, headers=live.headers(role), timeout=10)
+    assert response.is_success, response.text
+    return response
+
+
+def _shot(page: Page, output_dir: Path, name: str) -> None:
+    screenshot = output_dir / f"{name}.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    print(f"screenshot: {screenshot}")  # noqa: T201 - tells the reader where to look
 
 
 class TestDashboard:
@@ -176,3 +196,176 @@ class TestDashboard:
 
         expect(page.locator("#login-error")).to_contain_text("revoked", timeout=15_000)
         expect(page.locator("#app")).to_be_hidden()
+
+
+class TestPreviews:
+    def test_operator_mode_dialog_previews_changes_and_refusal_before_the_reason(self, live, page, output_dir):
+        """A looser mode says 'admin only'; its dialog lists old -> new limits and the refusal, with no reason typed."""
+        _sign_in(page, live, "operator")
+        looser = page.locator('#mode-buttons button[data-mode="AGGRESSIVE_SMALL_ACCOUNT"]')
+        expect(looser).to_have_attribute("data-allowed", "false")
+        expect(looser).to_contain_text("admin only")
+        expect(looser).to_have_class(re.compile(r"\blocked\b"))
+
+        looser.click()
+
+        expect(page.locator("#confirm-allowed")).to_contain_text("Needs the admin role: your role (operator) may not")
+        row = page.locator('#confirm-changes tr[data-path="risk.max_leverage"]')
+        expect(row).to_contain_text("5.0\u00d7")
+        expect(row).to_contain_text("7.0\u00d7")
+        expect(row).to_contain_text("raises risk")
+        expect(page.locator('#confirm-changes tr[data-path="risk.global_min_confidence"]')).to_contain_text("≥ 0.45")
+        assert "" == page.input_value("#confirm-reason")
+        expect(page.locator("#confirm-ok")).to_be_disabled()
+        _shot(page, output_dir, "preview-refused")
+        page.click("#confirm-cancel")
+
+        stricter = page.locator('#mode-buttons button[data-mode="DEFENSIVE"]')
+        expect(stricter).to_have_attribute("data-allowed", "true")
+        stricter.click()
+        expect(page.locator("#confirm-allowed")).to_contain_text("Your role (operator) may make this change.")
+        expect(page.locator('#confirm-changes tr[data-path="risk.max_leverage"]')).to_contain_text("3.0\u00d7")
+        _confirm(page, "cpi print")
+        expect(page.locator("#active-mode")).to_have_text("DEFENSIVE")
+
+    def test_rollback_dialog_previews_what_returns(self, live, page, output_dir):
+        """An admin's rollback dialog shows the mode and limits that come back before anything is written."""
+        _api(live, "POST", "/v1/mode", {"mode": "DEFENSIVE", "reason": "cpi"})
+        _sign_in(page, live, "admin")
+
+        page.click('#history button.rollback[data-version="1"]')
+
+        expect(page.locator('#confirm-changes tr[data-path="active_mode"]')).to_contain_text("DEFENSIVE")
+        expect(page.locator('#confirm-changes tr[data-path="active_mode"]')).to_contain_text("NORMAL")
+        expect(page.locator('#confirm-changes tr[data-path="risk.max_leverage"]')).to_contain_text("3.0\u00d7")
+        expect(page.locator("#confirm-allowed")).to_contain_text("may make this change")
+        _shot(page, output_dir, "preview-rollback")
+        _confirm(page, "back to the start")
+        expect(page.locator("#active-mode")).to_have_text("NORMAL")
+        expect(page.locator("#version")).to_have_text("3")
+
+
+class TestLayout:
+    def test_modes_ordered_by_risk_with_the_rule_in_a_tooltip(self, live, page):
+        """Buttons and columns run from least to most risk (leverage, then risk per trade); a tooltip says so."""
+        _sign_in(page, live, "viewer")
+        order = ["DEFENSIVE", "NORMAL", "AGGRESSIVE_SMALL_ACCOUNT"]
+
+        expect(page.locator("#mode-buttons button")).to_have_count(3)
+        assert order == page.locator("#mode-buttons button").evaluate_all("bs => bs.map(b => b.dataset.mode)")
+        assert order == page.locator("#limits thead th").all_inner_texts()[1:4]
+        assert "max_leverage" in (page.get_attribute("#modes-order", "title") or "")
+
+    def test_confidence_is_a_floor_and_the_size_cap_is_money(self, live, page):
+        """global_min_confidence reads '≥ 0.50'; position_size_cap carries account-currency units."""
+        _sign_in(page, live, "viewer")
+
+        expect(page.locator('#limits td[data-mode="NORMAL"][data-field="global_min_confidence"]')).to_have_text(
+            "≥ 0.50"
+        )
+        expect(page.locator('#limits td.cap[data-field="global_min_confidence"]')).to_have_text("≥ 0.30")
+        expect(page.locator('#limits td[data-mode="NORMAL"][data-field="position_size_cap"]')).to_have_text(
+            "1,000 acct ccy"
+        )
+        expect(page.locator("#limits tbody tr", has_text="position_size_cap")).to_contain_text("account currency")
+
+    def test_strategies_show_cooldowns_overrides_and_effective_values(self, live, page, output_dir):
+        """Each strategy's cooldown, its overrides, values from the mode, and an override the mode clamps."""
+        _api(live, "PATCH", "/v1/policy", {"changes": {"modes.NORMAL.max_leverage": 2.5}, "reason": "cut"})
+        _sign_in(page, live, "viewer")
+
+        def cell(strategy: str, field: str):
+            return page.locator(f'#strategies td[data-strategy="{strategy}"][data-field="{field}"]')
+
+        expect(cell("conservative", "cooldown_seconds")).to_contain_text("300 s")
+        expect(cell("conservative", "max_leverage")).to_contain_text("2.0\u00d7")
+        expect(cell("conservative", "max_leverage")).to_contain_text("override")
+        expect(cell("aggressive", "max_leverage")).to_contain_text("2.5\u00d7")
+        expect(cell("aggressive", "max_leverage")).to_contain_text("from mode")
+        expect(cell("moderate", "max_leverage")).to_contain_text("2.5\u00d7")
+        expect(cell("moderate", "max_leverage")).to_contain_text("override 3.0\u00d7 is looser; the mode's applies")
+        expect(cell("moderate", "min_confidence")).to_contain_text("≥ 0.55")
+        _shot(page, output_dir, "strategies")
+
+
+class TestHistory:
+    def test_kill_switch_rows_read_as_one_line(self, live, page):
+        """A kill-switch write is one line, 'kill switch ON by NAME: reason', without its stamp fields."""
+        _api(live, "POST", "/v1/emergency", {"active": True, "reason": "exchange outage"}, role="operator")
+        _api(live, "POST", "/v1/emergency", {"active": False, "reason": "exchange back"})
+        _sign_in(page, live, "viewer")
+
+        rows = page.locator("#history tbody tr")
+        expect(rows.nth(0)).to_contain_text("kill switch OFF by ada-admin: exchange back")
+        expect(rows.nth(1)).to_contain_text("kill switch ON by otto-operator: exchange outage")
+        expect(rows.nth(1)).not_to_contain_text("emergency.activated_at")
+
+    def test_history_pages_beyond_25_rows_and_diffs_two_picked_versions(self, live, page, output_dir):
+        """30 versions: 25 rows, then the older 5; picking two rows shows what changed between them."""
+        for step in range(29):
+            leverage = 4.9 - step * 0.1
+            _api(
+                live, "PATCH", "/v1/policy", {"changes": {"modes.NORMAL.max_leverage": leverage}, "reason": f"s{step}"}
+            )
+        _sign_in(page, live, "viewer")
+        rows = page.locator("#history tbody tr")
+        expect(rows).to_have_count(25)
+        expect(page.locator("#history-range")).to_have_text("versions 30\u20136")
+
+        page.click("#history-older")
+        expect(page.locator("#history-range")).to_have_text("versions 5\u20131")
+        expect(rows).to_have_count(5)
+        expect(page.locator("#history-older")).to_be_disabled()
+        page.check('#history input.pick[data-version="1"]')
+        page.check('#history input.pick[data-version="4"]')
+        diff = page.locator('#diff-result tr[data-path="modes.NORMAL.max_leverage"]')
+        expect(diff).to_contain_text("5.0\u00d7")
+        expect(diff).to_contain_text("4.7\u00d7")
+        _shot(page, output_dir, "history-older-and-diff")
+
+        page.click("#history-newer")
+        expect(page.locator("#history-range")).to_have_text("versions 30\u20136")
+        page.fill("#diff-v1", "2")
+        page.fill("#diff-v2", "30")
+        page.click("#diff-go")
+        expect(page.locator("#diff-result")).to_contain_text("From version 2 to version 30")
+        expect(page.locator('#diff-result tr[data-path="modes.NORMAL.max_leverage"]')).to_contain_text("2.1\u00d7")
+
+
+class TestUnreachableStore:
+    def test_kill_switch_refused_while_store_down_says_so_and_what_still_protects(self, request, page, output_dir):
+        """One sentence that nothing was written, one on what still holds; no raw back-end error in the toast."""
+        name = f"dash-{request.node.name}-{id(request)}"
+        live = LiveServer(f"memory://{name}").start()
+        try:
+            _sign_in(page, live, "operator")
+            live.call(lambda _store: _switch_off(MemoryBackend(name)))
+
+            page.click("#kill-toggle")
+            _confirm(page, "exchange outage")  # the preview is made on the server's copy, which it still holds
+
+            toast = page.locator("#toast")
+            expect(toast).to_contain_text("Kill switch NOT turned on: the policy store cannot be reached")
+            expect(toast).to_contain_text("each trading process keeps to the last policy it holds (here version 1")
+            expect(toast).to_contain_text("one that holds none opens no new trade")
+            expect(toast).not_to_contain_text("switched off")  # the back end's own words stay in the tooltip
+            _shot(page, output_dir, "kill-switch-store-down")
+        finally:
+            live.stop()
+
+
+async def _switch_off(backend: MemoryBackend) -> None:
+    backend.set_available(False)
+
+
+class TestStream:
+    def test_mode_switch_and_kill_switch_made_elsewhere_appear_from_policy_updated_alone(self, live, page):
+        """The stream sends one policy.updated per change; the page follows mode and kill switch from it."""
+        _sign_in(page, live, "viewer")
+
+        _api(live, "POST", "/v1/mode", {"mode": "DEFENSIVE", "reason": "cpi"}, role="operator")
+        expect(page.locator("#active-mode")).to_have_text("DEFENSIVE")
+        _api(live, "POST", "/v1/emergency", {"active": True, "reason": "halt"}, role="operator")
+        expect(page.locator("#kill-badge")).to_have_text("ACTIVE")
+        expect(page.locator("#version")).to_have_text("3")
+        expect(page.locator("#history tbody tr").first).to_contain_text("kill switch ON by otto-operator: halt")

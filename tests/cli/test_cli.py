@@ -383,10 +383,10 @@ class TestWatch:
     """watch prints each change event as another process makes it."""
 
     def test_watch_count_prints_events_of_a_concurrent_writer_as_json_lines(self, cli: Cli) -> None:
-        """Three events (one set, one mode switch with its mode event), then watch exits by itself."""
+        """Two events (one set, one mode switch: one event per change), then watch exits by itself."""
         cli("init")
         watcher = subprocess.Popen(
-            [*COMMAND, "--store", cli.url, "--json", "watch", "--count", "3"],
+            [*COMMAND, "--store", cli.url, "--json", "watch", "--count", "2"],
             env=cli.env,
             cwd=cli.cwd,
             stdout=subprocess.PIPE,
@@ -403,10 +403,8 @@ class TestWatch:
             watcher.kill()
         assert 0 == watcher.returncode
         events = [json.loads(line) for line in out.splitlines()]
-        assert [(2, "policy.updated"), (3, "policy.updated"), (3, "policy.mode.changed")] == [
-            (e["version"], e["type"]) for e in events
-        ]
-        assert {"active_mode": "DEFENSIVE"} == events[2]["new"]
+        assert [(2, "policy.updated"), (3, "policy.updated")] == [(e["version"], e["type"]) for e in events]
+        assert {"active_mode": "DEFENSIVE"} == events[1]["new"]
 
     def test_watch_interrupted_stops_cleanly_with_status_0(self, cli: Cli) -> None:
         """Ctrl-C is the normal way to end watch: no traceback, exit status 0."""

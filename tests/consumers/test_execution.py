@@ -7,6 +7,8 @@ import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from click.testing import CliRunner
@@ -381,3 +383,66 @@ class TestSignal:
         }
         with pytest.raises(ValueError, match=named):
             Signal(**args)
+
+
+class ReportingBroker(PaperBroker):
+    """A paper broker whose day's loss and equity report whatever figure a test gives, None and strings included."""
+
+    def __init__(self, loss: object, equity: object) -> None:
+        super().__init__(10_000, fee_bps=0, slippage_bps=0)
+        self.reported_loss, self.reported_equity = loss, equity
+
+    def daily_loss_fraction(self):
+        return self.reported_loss
+
+    @property
+    def equity(self):
+        return self.reported_equity
+
+
+class TestUnusableBrokerFigures:
+    """A loss or equity that is no usable number refuses with daily_drawdown and trips the breaker; run() goes on."""
+
+    @pytest.mark.parametrize(
+        ("loss", "equity", "named"),
+        [
+            (None, 10_000.0, "the day's loss is None"),
+            ("0.01", 10_000.0, "the day's loss is '0.01'"),
+            (10**400, 10_000.0, "the day's loss is an integer of about 401 digits"),
+            (0.0, None, "the equity is None"),
+            (0.0, "10000", "the equity is '10000'"),
+            (0.0, 10**400, "the equity is an integer of about 401 digits"),
+        ],
+        ids=["loss-none", "loss-str", "loss-huge", "equity-none", "equity-str", "equity-huge"],
+    )
+    async def test_handle_unusable_figure_refuses_and_trips_the_breaker(self, store, loss, equity, named):
+        """None or a string raised TypeError from handle(); now it is a refusal naming the figure."""
+        rig = Rig(store, broker=ReportingBroker(loss, equity))
+        refused = await rig.executor.handle(signal())
+        emergency = store.snapshot().emergency
+        assert (False, Reason.DAILY_DRAWDOWN) == (refused.accepted, refused.reason)
+        assert named in refused.detail
+        assert (True, "executor") == (emergency.active, emergency.activated_by)
+        assert named in emergency.reason
+        assert [] == rig.broker.fills
+
+    async def test_run_goes_on_after_an_unusable_figure(self, store):
+        """The loop handles every signal: the first is refused by the breaker, the next by the kill switch."""
+        rig = Rig(store, broker=ReportingBroker(None, 10_000.0))
+        queue: asyncio.Queue[Signal | None] = asyncio.Queue()
+        for item in (signal(), signal(symbol="ETH"), None):
+            queue.put_nowait(item)
+        assert 2 == await rig.executor.run(queue)
+        assert [Reason.DAILY_DRAWDOWN, Reason.KILL_SWITCH] == [d.reason for d in rig.log.decisions]
+
+    async def test_handle_decimal_and_fraction_figures_are_used(self, store):
+        """Decimal equity and a Fraction loss are numbers: compared, and sized from."""
+        rig = Rig(store, broker=ReportingBroker(Fraction(1, 100), Decimal(10_000)))
+        decision = await rig.executor.handle(signal())
+        assert Reason.ACCEPTED == decision.reason
+        assert store.snapshot().emergency.active is False
+
+    def test_signal_price_too_large_for_a_float_refused(self):
+        """10**400 compares below inf, so it passed the check; no float holds it."""
+        with pytest.raises(ValueError, match="price"):
+            signal(price=10**400)

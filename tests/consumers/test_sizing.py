@@ -246,3 +246,94 @@ class TestSnapshot:
             assert {1.0} == multipliers
         finally:
             await store.close()
+
+
+class TestOlderAgentArguments:
+    """``RLPositionSizingAgent(policy_store=store, max_leverage=..., use_math_ai=...)`` as older code wrote it."""
+
+    async def test_max_leverage_argument_caps_below_the_policy(self):
+        """A cap of 2 binds under NORMAL's 5: the notional stays within equity x 2 and names the leverage cap."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(
+                policy_store=store, max_leverage=2.0, use_math_ai=False, learner=MultiplierLearner(epsilon=0.0)
+            )
+            decision = sizer.decide("X", 100, 10, 0.9, stop_distance=0.01)
+            assert 2.0 == sizer.max_leverage
+            assert 200 == pytest.approx(decision.notional)
+            assert "max_leverage" in decision.binding_caps
+        finally:
+            await store.close()
+
+    async def test_max_leverage_argument_never_raises_the_policys(self):
+        """A cap of 50 leaves NORMAL's 5 in force, and agent.max_leverage reads the policy's current value."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(policy_store=store, max_leverage=50, learner=MultiplierLearner(epsilon=0.0))
+            decision = sizer.decide("X", 100, 10, 0.9, stop_distance=0.01)
+            assert (5.0, 500) == (sizer.max_leverage, pytest.approx(decision.notional))
+            await store.switch_mode("DEFENSIVE", reason="calm")
+            assert 3.0 == sizer.max_leverage
+        finally:
+            await store.close()
+
+    async def test_max_leverage_reads_the_default_strategys_cap(self):
+        """With a default strategy, the policy's value is that strategy's effective leverage."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(policy_store=store, strategy="moderate", max_leverage=4.0)
+            assert 3.0 == sizer.max_leverage
+        finally:
+            await store.close()
+
+    @pytest.mark.parametrize(
+        "bad", [0, -1.0, math.nan, math.inf, True, "2", 10**400], ids=["0", "-1", "nan", "inf", "bool", "str", "1e400"]
+    )
+    def test_bad_max_leverage_refused_naming_it(self, bad):
+        """The cap must be a positive finite number."""
+        with pytest.raises(ValueError, match="max_leverage"):
+            RLPositionSizingAgent(_offline_store(), max_leverage=bad)
+
+    async def test_use_math_ai_false_multiplier_is_one_whatever_enable_rl(self):
+        """With use_math_ai=False an exploring learner never shrinks a size, even with ai.enable_rl on."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(policy_store=store, use_math_ai=False, learner=MultiplierLearner(epsilon=1.0))
+            assert store.get("ai.enable_rl") is True
+            multipliers = {sizer.decide("X", 10_000, 100, 0.9, stop_distance=50).multiplier for _ in range(30)}
+            assert {1.0} == multipliers
+        finally:
+            await store.close()
+
+    async def test_use_math_ai_true_follows_enable_rl(self):
+        """With use_math_ai=True the learner explores while ai.enable_rl is on, and stops when it is off."""
+        store = await _store()
+        try:
+            sizer = RLPositionSizingAgent(policy_store=store, use_math_ai=True, learner=MultiplierLearner(epsilon=1.0))
+            learned = {sizer.decide("X", 10_000, 100, 0.9, stop_distance=50).multiplier for _ in range(30)}
+            await store.update({"modes.NORMAL.enable_rl": False}, reason="no learning")
+            off = {sizer.decide("X", 10_000, 100, 0.9, stop_distance=50).multiplier for _ in range(30)}
+            assert len(learned) > 1
+            assert {1.0} == off
+        finally:
+            await store.close()
+
+
+class TestNumbersTooLargeForAFloat:
+    """An argument no float can hold is a bad argument, not an OverflowError from the arithmetic."""
+
+    @pytest.mark.parametrize("name", ["equity", "price", "stop_distance", "volatility"])
+    def test_decide_huge_integer_raises_value_error_naming_it(self, name):
+        """10**400 compares below inf but overflows a float: refused, naming the argument."""
+        args = {"equity": 10_000, "price": 100, "stop_distance": None, "volatility": 0.01, name: 10**400}
+        sizer = RLPositionSizingAgent(_offline_store(), learner=MultiplierLearner(epsilon=0.0))
+        with pytest.raises(ValueError, match=name):
+            sizer.decide(
+                "X",
+                args["equity"],
+                args["price"],
+                0.9,
+                args["stop_distance"],
+                args["volatility"],
+                policy=POLICIES["NORMAL"],
+            )

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policystore import PolicyValidationError, UnknownPathError
-from policystore.model.changes import apply_patch, diff_policies, risk_increases, stored_values, writable_paths
+from policystore.model.changes import (
+    apply_patch,
+    diff_policies,
+    risk_increases,
+    stored_values,
+    unchanged,
+    writable_paths,
+)
 from policystore.model.modes import AI_FLAGS
 from policystore.model.paths import flatten
 from policystore.model.policy import default_policy
@@ -182,3 +189,101 @@ class TestRiskIncreases:
         on = apply_patch(BASE, {"emergency.active": True, "emergency.reason": "test"})
         assert [] == risk_increases(BASE, on)
         assert ["emergency.active"] == risk_increases(on, BASE)
+
+
+class TestStoredOverridesRiskIncreases:
+    """A stored strategy override is a limit of its own, whatever the active mode hides today."""
+
+    @staticmethod
+    def admin_tightened() -> Any:
+        """moderate as an admin left it: leverage 3.0 and confidence 0.55, as built in."""
+        policy = BASE
+        assert (3.0, 0.55) == (policy.strategies["moderate"].max_leverage, policy.strategies["moderate"].min_confidence)
+        return policy
+
+    def test_removing_overrides_under_a_stricter_mode_raises_risk(self) -> None:
+        """DEFENSIVE (3.0, 0.60) hides moderate's overrides; removing them still loosens them under NORMAL."""
+        base = self.admin_tightened()
+        patch = {
+            "active_mode": "DEFENSIVE",
+            "strategies.moderate.max_leverage": None,
+            "strategies.moderate.min_confidence": None,
+        }
+        raised = risk_increases(base, apply_patch(base, patch))
+        assert {"strategies.moderate.max_leverage", "strategies.moderate.min_confidence"} <= set(raised)
+
+    def test_loosening_an_override_the_mode_hides_raises_risk(self) -> None:
+        """3.0 to 4.0 under DEFENSIVE's 3.0 changes nothing today and loosens the strategy under NORMAL."""
+        defensive = apply_patch(BASE, {"active_mode": "DEFENSIVE"})
+        raised = risk_increases(defensive, apply_patch(defensive, {"strategies.moderate.max_leverage": 4.0}))
+        assert ["strategies.moderate.max_leverage"] == raised
+
+    def test_setting_an_override_where_none_was_lowers_risk(self) -> None:
+        """An override can only tighten the mode, so adding one, however high, raises nothing."""
+        assert [] == risk_increases(BASE, apply_patch(BASE, {"strategies.aggressive.max_leverage": 9.0}))
+
+    def test_removing_a_custom_mode_lowers_risk(self) -> None:
+        """Removing a mode that is not active takes room away: an operator may do it."""
+        added = apply_patch(BASE, {"modes.CALM": dataclasses.asdict(BASE.modes["AGGRESSIVE_SMALL_ACCOUNT"])})
+        assert [] == risk_increases(added, apply_patch(added, {"modes.CALM": None}))
+
+    def test_removing_the_active_custom_mode_refused_by_validation(self) -> None:
+        """The active mode cannot be removed, so removing a mode never changes the limits in force."""
+        added = apply_patch(BASE, {"modes.CALM": dataclasses.asdict(BASE.modes["DEFENSIVE"]), "active_mode": "CALM"})
+        with pytest.raises(PolicyValidationError) as caught:
+            apply_patch(added, {"modes.CALM": None})
+        assert "active_mode" in caught.value.paths
+
+    def test_removing_a_custom_strategy_lowers_risk(self) -> None:
+        """A signal for a strategy that is gone is refused: removing one takes room away."""
+        added = apply_patch(BASE, {"strategies.scalper": {"cooldown_seconds": 60}})
+        assert [] == risk_increases(added, apply_patch(added, {"strategies.scalper": None}))
+
+
+class TestRemovingWhatDoesNotExist:
+    """Removing a mode or strategy that is not there is an unknown path, not a write."""
+
+    @pytest.mark.parametrize(
+        ("path", "suggested"),
+        [("modes.DEFENSIV", "modes.DEFENSIVE"), ("strategies.moderat", "strategies.moderate")],
+    )
+    def test_remove_unknown_entry_raises_with_suggestion(self, path: str, suggested: str) -> None:
+        """The error names the path and the nearest entry of its section."""
+        with pytest.raises(UnknownPathError) as caught:
+            apply_patch(BASE, {path: None})
+        assert (path, suggested) == (caught.value.path, caught.value.suggestions[0])
+
+    @pytest.mark.parametrize(
+        ("path", "section"), [("modes.TYPO_MODE", BASE.modes), ("strategies.no_such", BASE.strategies)]
+    )
+    def test_remove_unknown_entry_far_from_any_raises(self, path: str, section: dict[str, Any]) -> None:
+        """A name close to nothing is still refused, suggesting entries the section has."""
+        with pytest.raises(UnknownPathError) as caught:
+            apply_patch(BASE, {path: None})
+        head = path.split(".", maxsplit=1)[0]
+        assert path == caught.value.path
+        assert caught.value.suggestions
+        assert set(caught.value.suggestions) <= {f"{head}.{name}" for name in section}
+
+
+class TestUnchanged:
+    """What counts as a write that changes nothing."""
+
+    def test_unchanged_ignores_the_record_and_the_kill_switch_stamp(self) -> None:
+        """A new version number, author or activation stamp is no change of content."""
+        on = apply_patch(BASE, {"emergency.active": True, "emergency.reason": "halt"})
+        stamped = dataclasses.replace(
+            on,
+            version=9,
+            updated_by="someone",
+            reason="again",
+            emergency=dataclasses.replace(on.emergency, activated_by="ops"),
+        )
+        assert unchanged(on, stamped)
+
+    def test_unchanged_false_for_any_stored_field(self) -> None:
+        """A mode switch, a flag or a kill-switch reason is a change."""
+        for patch in ({"active_mode": "DEFENSIVE"}, {"modes.NORMAL.enable_rl": False}):
+            assert not unchanged(BASE, apply_patch(BASE, patch))
+        on = apply_patch(BASE, {"emergency.active": True, "emergency.reason": "halt"})
+        assert not unchanged(on, apply_patch(on, {"emergency.reason": "another"}))

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policystore import UnknownPathError
+from policystore.model.changes import apply_patch
 from policystore.model.modes import AI_FLAGS, BUILTIN_MODES, LIMIT_FIELDS, MODE_FIELDS
-from policystore.model.paths import flatten, reflatten, suggest
+from policystore.model.paths import clamped_override, flatten, reflatten, suggest
 from policystore.model.policy import STRATEGY_FIELDS, default_policy
 
 
@@ -113,3 +114,46 @@ class TestUnknownPathError:
     def test_unknown_path_error_no_suggestion_points_to_paths(self) -> None:
         """Without suggestions the message points to the path list."""
         assert "policystore paths" in str(UnknownPathError("x"))
+
+
+class TestClampedOverride:
+    """A stored override looser than the active mode is kept, and said to be overruled."""
+
+    def test_looser_leverage_override_names_the_mode_value_that_applies(self) -> None:
+        """8.0 over NORMAL's 5.0: the mode's value applies, and the clamp says so."""
+        policy = apply_patch(default_policy(), {"strategies.aggressive.max_leverage": 8.0})
+        clamp = clamped_override(policy, "strategies.aggressive.max_leverage")
+        assert clamp is not None
+        assert (8.0, "modes.NORMAL.max_leverage", 5.0) == (clamp.override, clamp.mode_path, clamp.mode_value)
+        assert "stored override 8.0 is looser than mode NORMAL's max_leverage 5.0; the mode's value applies" == (
+            clamp.detail
+        )
+        assert 5.0 == flatten(policy)["strategies.aggressive.max_leverage"]
+
+    def test_looser_confidence_floor_override_is_clamped(self) -> None:
+        """A confidence floor is looser when lower: 0.4 under NORMAL's 0.5."""
+        policy = apply_patch(default_policy(), {"strategies.aggressive.min_confidence": 0.4})
+        clamp = clamped_override(policy, "strategies.aggressive.min_confidence")
+        assert clamp is not None
+        assert "modes.NORMAL.global_min_confidence" == clamp.mode_path
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "strategies.moderate.max_leverage",  # 3.0 under 5.0: the override binds
+            "strategies.aggressive.max_positions",  # no override
+            "strategies.moderate.cooldown_seconds",  # not derived from the mode
+            "risk.max_leverage",
+            "strategies.no_such.max_leverage",
+        ],
+    )
+    def test_no_clamp_when_the_override_binds_or_is_absent(self, path: str) -> None:
+        """Only an override looser than the mode is reported."""
+        assert clamped_override(default_policy(), path) is None
+
+    def test_clamp_follows_the_active_mode(self) -> None:
+        """An override of 6.0 binds under AGGRESSIVE_SMALL_ACCOUNT's 7.0 and is overruled by NORMAL's 5.0."""
+        policy = apply_patch(default_policy(), {"strategies.aggressive.max_leverage": 6.0})
+        aggressive = apply_patch(policy, {"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"})
+        assert clamped_override(policy, "strategies.aggressive.max_leverage") is not None
+        assert clamped_override(aggressive, "strategies.aggressive.max_leverage") is None

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from policystore import PolicyStore
+from policystore.backends.base import Backend
 from policystore.server import TokenStore, create_app
 
 T = TypeVar("T")
@@ -20,9 +21,12 @@ TOKEN_NAMES = {"viewer": "vera-viewer", "operator": "otto-operator", "admin": "a
 
 
 class LiveServer:
-    """Serves ``url`` over HTTP on 127.0.0.1 from a thread with its own event loop."""
+    """Serves ``url`` (a store URL, or a back end such as one that fails on purpose) on 127.0.0.1.
 
-    def __init__(self, url: str, *, token_ttl: float | None = None, **app_options: Any) -> None:
+    The server runs from a thread with its own event loop.
+    """
+
+    def __init__(self, url: str | Backend, *, token_ttl: float | None = None, **app_options: Any) -> None:
         self.url = url
         self.token_ttl = token_ttl
         self.app_options = app_options
@@ -71,7 +75,9 @@ class LiveServer:
             self._loop.close()
 
     async def _main(self) -> None:
-        self.store = await PolicyStore.open(self.url, refresh_interval=0.5)
+        store = PolicyStore(self.url, refresh_interval=0.5)
+        await store.initialize()
+        self.store = store
         ttl = {} if self.token_ttl is None else {"ttl": self.token_ttl}
         self.token_store = TokenStore(self.store.backend, **ttl)
         for role, name in TOKEN_NAMES.items():

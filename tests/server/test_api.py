@@ -45,6 +45,24 @@ class TestReads:
         assert "NORMAL" == body["policy"]["active_mode"]
         assert {"source": "store", "stale": False} == {"source": body["source"], "stale": body["stale"]}
 
+    def test_policy_carries_effective_strategy_values(self, live, http):
+        """Beside the document, /v1/policy answers each strategy's effective config, as strategies.* paths do."""
+        http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 2.5}, "reason": "cut"},
+            headers=live.headers("operator"),
+        )
+
+        body = http.get("/v1/policy", headers=live.headers("viewer")).json()
+
+        moderate = body["effective"]["strategies"]["moderate"]
+        assert 3.0 == body["policy"]["strategies"]["moderate"]["max_leverage"]  # the stored override
+        assert (2.5, 120.0, 0.55) == (
+            moderate["max_leverage"],
+            moderate["cooldown_seconds"],
+            moderate["min_confidence"],
+        )
+
     def test_value_known_path_returns_value_source_version(self, live, http):
         """GET /v1/values/{path} answers the value with its source, version and staleness."""
         response = http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer"))
@@ -322,7 +340,7 @@ class TestBrowserHeaders:
         """The page loads its script and style from files, so the CSP needs no 'unsafe-inline'."""
         html = http.get("/").text
 
-        assert '<script src="/static/app.js" defer></script>' in html
+        assert '<script type="module" src="/static/app.js"></script>' in html
         assert "<style" not in html
         assert " style=" not in html
         assert re.search(r"\son[a-z]+\s*=", html) is None  # no inline event handlers such as onclick=

@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 
 from policystore import PolicyStore
 from policystore.server.health import ServerMetrics
-from policystore.server.stream import CLOSE_AUTH, CLOSE_SLOW, StreamHub, _Client
+from policystore.server.stream import CLOSE_AUTH, CLOSE_PAYLOAD, CLOSE_SLOW, StreamHub, _Client
 
 HEARTBEAT = 0.2
 
@@ -80,7 +80,76 @@ class TestStreamAuthentication:
         assert CLOSE_AUTH == closed.value.rcvd.code
 
 
+class TestFirstMessage:
+    """A first message that is not {"token": "..."}: one error message saying what to send, then close 1007."""
+
+    @pytest.mark.parametrize(
+        ("first", "received"),
+        [
+            (b"\x00\x01binary", "a binary frame"),
+            ("[" * 30_000, "JSON nested too deeply"),
+            ("x" * 70_000, "70000 characters long"),
+            ("[]", "a JSON array"),
+            ("null", "JSON null"),
+            ('{"token": 5}', 'without a string "token"'),
+            ("hello", "text that is not JSON"),
+        ],
+    )
+    def test_malformed_first_message_gets_instructions_and_close_1007(self, live, first, received):
+        """Binary frames, deep nesting, other JSON: refused with the sentence naming {"token": ...}, and 1007."""
+        with connect(f"{live.ws_base}/v1/stream") as ws:
+            ws.send(first)
+            error = json.loads(ws.recv(timeout=10))
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+
+        assert ("error", "StreamMessageError") == (error["type"], error["error"])
+        assert '{"token": "<API token>"}' in error["detail"]
+        assert received in error["detail"]
+        assert CLOSE_PAYLOAD == ws.close_code
+        assert "token" in (ws.close_reason or "")
+
+    def test_bare_token_as_first_message_gets_the_same_instructions_without_echoing_it(self, live):
+        """A raw token, not wrapped in JSON, is refused with the same sentence; the token is not repeated."""
+        token = live.tokens["viewer"]
+        with connect(f"{live.ws_base}/v1/stream") as ws:
+            ws.send(token)
+            error = json.loads(ws.recv(timeout=10))
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+
+        assert "StreamMessageError" == error["error"]
+        assert "a bare token, not JSON" in error["detail"]
+        assert token not in error["detail"]
+        assert CLOSE_PAYLOAD == ws.close_code
+
+    def test_server_keeps_serving_after_malformed_first_messages(self, live):
+        """After refusing a binary frame and deep nesting, the next client signs in as usual."""
+        for first in (b"\xff", "[" * 30_000):
+            with connect(f"{live.ws_base}/v1/stream") as ws:
+                ws.send(first)
+                with pytest.raises(ConnectionClosed):
+                    _receive_until_closed(ws)
+            assert CLOSE_PAYLOAD == ws.close_code
+        with connect(f"{live.ws_base}/v1/stream") as ws:
+            ws.send(json.dumps({"token": live.tokens["viewer"]}))
+            assert "snapshot" == _receive(ws)["type"]
+
+
 class TestStreamEvents:
+    def test_mode_switch_sends_one_message_carrying_the_change(self, live):
+        """One message per change: a mode switch arrives as its policy.updated alone, then the next change."""
+        with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
+            _receive(ws)
+            with httpx.Client(base_url=live.base, timeout=10) as http:
+                http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "cpi"}, headers=live.headers("operator"))
+                http.post("/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator"))
+            first, second = _receive(ws), _receive(ws)
+
+        assert [("policy.updated", 2), ("policy.updated", 3)] == [(m["type"], m["version"]) for m in (first, second)]
+        assert "DEFENSIVE" == first["new"]["active_mode"]
+        assert second["new"]["emergency.active"] is True
+
     def test_writes_arrive_after_snapshot_in_version_order(self, live):
         """Several writes reach the client as events in version order, after the snapshot."""
         with connect(f"{live.ws_base}/v1/stream", additional_headers=live.headers("viewer")) as ws:
@@ -99,13 +168,14 @@ class TestStreamEvents:
                         "/v1/emergency", json={"active": True, "reason": "halt"}, headers=live.headers("operator")
                     ).status_code
                 )
-            events = [_receive(ws) for _ in range(6)]  # four updates, then updated + emergency
+            events = [_receive(ws) for _ in range(5)]  # one message per change, the kill switch's too
 
         assert [200] * 5 == statuses
         assert 1 == snapshot["version"]
-        assert [2, 3, 4, 5, 6, 6] == [e["version"] for e in events]
-        assert ["policy.updated"] * 5 + ["policy.emergency"] == [e["type"] for e in events]
+        assert [2, 3, 4, 5, 6] == [e["version"] for e in events]
+        assert ["policy.updated"] * 5 == [e["type"] for e in events]
         assert [4.5, 4.0, 3.5, 3.0] == [e["new"]["modes.NORMAL.max_leverage"] for e in events[:4]]
+        assert events[4]["new"]["emergency.active"] is True
         assert {"otto-operator"} == {e["by"] for e in events}
 
     def test_store_restored_to_older_version_closes_for_fresh_snapshot(self, live, tmp_path):

@@ -270,9 +270,9 @@ class TestEvents:
     """Change events through subscribe() and watch()."""
 
     async def test_subscribe_events_kinds_and_contents(self, store: PolicyStore) -> None:
-        """Each write publishes policy.updated plus its kind, with version, values, who, why and when."""
+        """Asked for every kind, each write gives policy.updated plus its kind, with version, values, who, why, when."""
         seen: list[PolicyChanged] = []
-        store.subscribe(seen.append)
+        store.subscribe(seen.append, types=[EventType.UPDATED, EventType.MODE_CHANGED, EventType.EMERGENCY])
         await store.update({"modes.NORMAL.max_leverage": 4.0}, reason="tune", updated_by="ann")
         await store.switch_mode("DEFENSIVE", reason="calm", updated_by="bob")
         await store.set_emergency_mode(True, reason="halt", updated_by="cat")
@@ -295,7 +295,7 @@ class TestEvents:
         received: list[PolicyChanged] = []
 
         async def consume() -> None:
-            async for event in store.watch():
+            async for event in store.watch(types={"policy.updated", "policy.emergency"}):
                 received.append(event)
                 if event.type is EventType.EMERGENCY:
                     return
@@ -378,7 +378,7 @@ class TestSeveralWriters:
     async def test_other_store_events_delivered(self, store: PolicyStore, store_url: str) -> None:
         """Subscribers of one store hear the changes another store makes."""
         seen: list[PolicyChanged] = []
-        store.subscribe(seen.append)
+        store.subscribe(seen.append, types=[EventType.UPDATED, EventType.MODE_CHANGED])
         other = await PolicyStore.open(store_url)
         try:
             await other.switch_mode("DEFENSIVE", reason="calm", updated_by="bob")

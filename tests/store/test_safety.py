@@ -59,7 +59,7 @@ class TestSubscribersMayWrite:
             if event.type is EventType.MODE_CHANGED:
                 await store.set_emergency_mode(True, reason="mode changed: halt until reviewed", updated_by="guard")
 
-        store.subscribe(guard)
+        store.subscribe(guard, types=[EventType.UPDATED, EventType.MODE_CHANGED, EventType.EMERGENCY])
         await asyncio.wait_for(store.switch_mode("DEFENSIVE", reason="storm"), timeout=5)
         assert (3, True) == (store.get("version"), store.get("emergency.active"))
         assert [2, 2, 3, 3] == [version for version, _ in seen]
@@ -406,7 +406,7 @@ class TestEventsNeverStranded:
             await asyncio.sleep(0.02)
             seen.append((event.version, event.type.value))
 
-        store.subscribe(slow)
+        store.subscribe(slow, types=[EventType.UPDATED, EventType.MODE_CHANGED])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(store.switch_mode("DEFENSIVE", reason="a", actor=ADMIN), timeout=0.01)
         await store.update({"modes.NORMAL.max_positions": 20}, reason="b", actor=OPERATOR)

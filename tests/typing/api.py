@@ -7,6 +7,7 @@ import asyncio
 import policystore
 from policystore import (
     Actor,
+    EventType,
     Explanation,
     HistoryEntry,
     Policy,
@@ -17,6 +18,7 @@ from policystore import (
     RiskModeConfig,
     Role,
     Source,
+    StoreUnavailableError,
     SyncPolicyStore,
     UnknownPathError,
     VersionConflictError,
@@ -67,9 +69,26 @@ async def use_async(url: str) -> float:
 
 
 async def follow(store: PolicyStore) -> None:
-    """Print every change event as it comes."""
+    """Print every change event as it comes, then only mode switches and kill-switch events."""
     async for event in store.watch():
         print(event.event_id, event.previous, event.new)  # noqa: T201
+    async for event in store.watch(types=[EventType.MODE_CHANGED, "policy.emergency"]):
+        print(event.type.value)  # noqa: T201
+    store.subscribe(lambda _event: None, types={EventType.EMERGENCY})
+
+
+async def open_existing(url: str) -> None:
+    """Open a store that must exist already; older code's constructor and closing call."""
+    try:
+        store = await PolicyStore.open(url, create=False)
+    except StoreUnavailableError as missing:
+        reason: str = missing.reason
+        del reason
+        return
+    await store.shutdown()
+    older = PolicyStore(redis_client=None, event_bus=None, create=True)
+    await older.initialize()
+    await older.shutdown()
 
 
 def use_sync(url: str) -> RiskModeConfig:
@@ -77,7 +96,8 @@ def use_sync(url: str) -> RiskModeConfig:
     with SyncPolicyStore.open(url) as store:
         store.switch_mode("DEFENSIVE", reason="calm", updated_by="trader")
         versions: list[int] = [e.version for e in store.history()]
-        del versions
+        modes = store.watch(types=[EventType.MODE_CHANGED])
+        del versions, modes
         return store.get_active_risk_config()
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 
-__all__ = ["Endpoint", "Subscription", "SubscriptionLostError", "endpoint_of"]
+__all__ = ["Endpoint", "RedisPyReplies", "Replies", "Subscription", "SubscriptionLostError", "endpoint_of"]
 
 #: Replies received and not yet taken before the connection is dropped as too slow: the
 #: listener re-reads the store, which loses nothing, instead of memory growing without
@@ -44,14 +44,14 @@ class Endpoint:
         port: its port (TCP).
         path: the server's socket file (Unix), or None.
         username: the ACL user, or None for the default user.
-        password: the password, or None for none.
+        password: the password, or None for none; never part of the repr.
     """
 
     host: str | None
     port: int
     path: str | None
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
 
 
 def endpoint_of(client: Redis) -> Endpoint | None:
@@ -205,3 +205,51 @@ class Subscription(asyncio.Protocol):
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+class Replies(Protocol):
+    """What the listener reads one subscription through."""
+
+    async def receive(self, within: float) -> Any:
+        """Return the next reply (``[kind, channel, data]`` for a message), or None after ``within`` seconds."""
+
+    async def ping(self) -> None:
+        """Ask for a sign of life."""
+
+    async def aclose(self) -> None:
+        """Close the subscription."""
+
+
+class RedisPyReplies:
+    """redis-py's pub/sub reader, for the connections :class:`Subscription` does not serve.
+
+    Args:
+        pubsub: a subscribed ``redis.asyncio.client.PubSub``.
+    """
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def receive(self, within: float) -> Any:
+        """Return the next reply as ``[kind, channel, data]``, or None after ``within`` seconds.
+
+        Raises:
+            SubscriptionLostError: a decoding client could not decode a notice.
+        """
+        try:
+            message = await self._pubsub.get_message(timeout=within)
+        except UnicodeDecodeError as exc:
+            # A decoding client met bytes that are not text (policystore publishes only UTF-8): the
+            # notice is lost, so the subscription is dropped and the listener re-reads the store.
+            raise SubscriptionLostError(f"a notice was not UTF-8 text ({exc.reason})") from exc
+        if message is None:
+            return None
+        return [message.get("type"), message.get("channel"), message.get("data")]
+
+    async def ping(self) -> None:
+        """Ask for a sign of life."""
+        await self._pubsub.ping()
+
+    async def aclose(self) -> None:
+        """Close the subscription and its connection."""
+        await self._pubsub.aclose()

@@ -20,7 +20,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from policystore.errors import FieldError, PolicyValidationError
-from policystore.store.urls import redact
+from policystore.store.urls import HIDDEN, redact, redact_text
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -63,16 +63,23 @@ def parse_redis_url(url: str) -> RedisTarget:
     Raises:
         PolicyValidationError: the URL or its timeout is malformed.
     """
+    shown = redact(url)
+    if shown == f"{url.partition('://')[0]}://{HIDDEN}":
+        # Its parts shift (see redact): whatever a parser says about them may quote a piece of the password.
+        raise invalid(
+            f"{shown!r} is not a valid Redis URL (its parts cannot be told apart: "
+            "percent-encode any '/', '?', '#' or '@' in the user name or password)"
+        )
     plain, namespace, timeout = _split_options(url)
     if plain.lower().startswith("redis+sentinel://"):
         return RedisTarget(_sentinel_factory(plain, timeout), namespace, timeout)
+    db = urlsplit(plain).path.strip("/")
+    if plain.lower().startswith(("redis://", "rediss://")) and db and not db.isdigit():
+        raise invalid(f"{shown!r} is not a valid Redis URL (the database {db!r} is not a number)")
     try:
         parse_url(plain)  # parse now, so a malformed URL fails at once, not at first use
     except (ValueError, TypeError) as exc:
-        raise invalid(f"{redact(url)!r} is not a valid Redis URL ({exc})") from exc
-    db = urlsplit(plain).path.strip("/")
-    if plain.lower().startswith(("redis://", "rediss://")) and db and not db.isdigit():
-        raise invalid(f"{redact(url)!r} is not a valid Redis URL (the database {db!r} is not a number)")
+        raise invalid(f"{shown!r} is not a valid Redis URL ({redact_text(str(exc), url)})") from exc
 
     def factory() -> Redis:
         return Redis.from_url(plain, **client_options(timeout))

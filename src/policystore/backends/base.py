@@ -63,8 +63,15 @@ class Backend(Protocol):
     #: Where the data lives, safe to print (no password).
     url: str
 
-    async def connect(self) -> None:
-        """Open connections and create what the back end needs."""
+    async def connect(self, *, create: bool = True) -> None:
+        """Open connections and create what the back end needs.
+
+        Args:
+            create: with False, create nothing: a store that does not exist yet
+                (for a file, no file) is left absent and reads as version 0.
+                The store passes it only when False, so a back end that never
+                creates anything may leave it out.
+        """
 
     async def close(self) -> None:
         """Release connections; end every :meth:`notifications` iterator."""

@@ -53,8 +53,9 @@ class MemoryBackend:
             raise StoreUnavailableError(self.url, "the store is switched off")
         return self._shared
 
-    async def connect(self) -> None:
-        """Nothing to open; fails while switched off."""
+    async def connect(self, *, create: bool = True) -> None:
+        """Nothing to open or create (an empty store is version 0); fails while switched off."""
+        del create  # nothing is created on connect either way
         self._check()
 
     async def close(self) -> None:

@@ -33,18 +33,19 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Protocol, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 
 from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys
-from policystore.backends._redis_subscription import Subscription, endpoint_of
+from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
-from policystore.store.urls import redact
+from policystore.store.urls import redact, redact_text
 
 __all__ = ["RedisBackend", "RedisKeys"]
 
@@ -63,12 +64,17 @@ class RedisBackend:
 
     Build one with :meth:`from_url` or :meth:`from_client`.
 
+    Every read asks Redis for the stored bytes as they are, whatever the
+    client's ``decode_responses``: a caller's decoding client reads, writes and
+    follows changes exactly as one without it does.
+
     Args:
         factory: makes the Redis client on first use (inside the event loop).
-        url: the URL to show, password removed.
+        url: the store's URL; only its redacted form (see :func:`~policystore.store.urls.redact`) is kept.
         namespace: the key prefix's name.
         timeout: seconds any one call may take before it fails.
         owns_client: close the client in :meth:`close` (False for a caller's client).
+        password: a password given apart from the URL (a caller's client's), kept out of messages too.
     """
 
     def __init__(
@@ -79,8 +85,11 @@ class RedisBackend:
         namespace: str = DEFAULT_NAMESPACE,
         timeout: float = DEFAULT_TIMEOUT,
         owns_client: bool = True,
+        password: str | None = None,
     ) -> None:
         self.url = redact(url)
+        # A closure, not the URL: nothing that shows this object's attributes shows the password.
+        self._hide: Callable[[str], str] = lambda text: redact_text(text, url, also=(password,))
         self.keys = RedisKeys.for_namespace(namespace)
         self.namespace = namespace
         self.timeout = timeout
@@ -119,7 +128,15 @@ class RedisBackend:
         where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         scheme = "unix://" if kwargs.get("path") else "redis://"
         url = f"{scheme}{where}/{kwargs.get('db', 0)}?namespace={namespace}"
-        return cls(lambda: client, url, namespace=namespace, timeout=timeout, owns_client=False)
+        password = kwargs.get("password")
+        return cls(
+            lambda: client,
+            url,
+            namespace=namespace,
+            timeout=timeout,
+            owns_client=False,
+            password=password if isinstance(password, str) else None,
+        )
 
     # -- plumbing --------------------------------------------------------------
 
@@ -138,7 +155,7 @@ class RedisBackend:
         except TimeoutError as exc:
             raise StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}") from exc
         except (RedisError, OSError) as exc:
-            reason = f"Redis failed while {what} ({type(exc).__name__}: {str(exc).rstrip('.')})"
+            reason = f"Redis failed while {what} ({type(exc).__name__}: {self._hide(str(exc)).rstrip('.')})"
             raise StoreUnavailableError(self.url, reason) from exc
 
     def _decode(self, raw: bytes | str | None, what: str) -> Any:
@@ -152,7 +169,7 @@ class RedisBackend:
     async def _entries_at(self, versions: list[int]) -> list[HistoryEntry]:
         if not versions:
             return []
-        raw = await self._call("reading history", lambda r: r.hmget(self.keys.history, versions))
+        raw = await self._call("reading history", lambda r: _raw(r, "HMGET", self.keys.history, *versions))
         entries = []
         for version, item in zip(versions, raw, strict=True):
             data = self._decode(item, f"history entry {version}")
@@ -166,8 +183,8 @@ class RedisBackend:
 
     # -- the Backend protocol ----------------------------------------------------
 
-    async def connect(self) -> None:
-        """Check that Redis answers.
+    async def connect(self, *, create: bool = True) -> None:  # noqa: ARG002 - nothing is created on connect
+        """Check that Redis answers; nothing is created (an empty namespace is version 0).
 
         Raises:
             StoreUnavailableError: Redis cannot be reached within the timeout.
@@ -189,7 +206,7 @@ class RedisBackend:
         Raises:
             StoreUnavailableError: unreachable, or the version key holds no integer.
         """
-        raw = await self._call("reading the version", lambda r: r.get(self.keys.version))
+        raw = await self._call("reading the version", lambda r: _raw(r, "GET", self.keys.version))
         if raw is None:
             return 0
         try:
@@ -204,9 +221,11 @@ class RedisBackend:
             StoreUnavailableError: unreachable, or the stored document is not a JSON object.
         """
         if version is None:
-            raw = await self._call("reading the policy", lambda r: r.get(self.keys.document))
+            raw = await self._call("reading the policy", lambda r: _raw(r, "GET", self.keys.document))
         else:
-            raw = await self._call(f"reading version {version}", lambda r: r.hget(self.keys.documents, version))
+            raw = await self._call(
+                f"reading version {version}", lambda r: _raw(r, "HGET", self.keys.documents, version)
+            )
         document = self._decode(raw, "policy document")
         if document is not None and not isinstance(document, dict):
             raise StoreUnavailableError(
@@ -270,8 +289,17 @@ class RedisBackend:
 
     async def aux_get(self, table: str) -> dict[str, str]:
         """Return every key of an auxiliary table."""
-        raw = await self._call(f"reading table {table}", lambda r: r.hgetall(self.keys.aux(table)))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        raw = await self._call(f"reading table {table}", lambda r: _raw(r, "HGETALL", self.keys.aux(table)))
+        table_data: dict[str, str] = {}
+        for key, value in raw.items():
+            try:
+                table_data[key.decode()] = value.decode()
+            except UnicodeDecodeError:
+                # Not written by policystore; like any damaged record, it grants nothing.
+                log.warning(
+                    "Table %s of %s holds a key or value that is not UTF-8 text; it is ignored.", table, self.url
+                )
+        return table_data
 
     async def aux_put(self, table: str, key: str, value: str | None) -> None:
         """Set (or with None delete) one key of an auxiliary table."""
@@ -296,7 +324,7 @@ class RedisBackend:
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             while not self._closed.is_set():
-                replies: _Replies | None = None
+                replies: Replies | None = None
                 try:
                     replies = await self._call("subscribing", lambda _r: self._subscribe())
                     async with contextlib.aclosing(self._listen(replies)) as hints:
@@ -304,7 +332,7 @@ class RedisBackend:
                             pause = 0.05
                             yield hint
                 except (StoreUnavailableError, RedisError, OSError, TimeoutError) as exc:
-                    log.debug("Policy notifications from %s lost: %s", self.url, exc)
+                    log.debug("Policy notifications from %s lost: %s", self.url, self._hide(str(exc)))
                 else:
                     return  # closed
                 finally:
@@ -318,7 +346,7 @@ class RedisBackend:
         finally:
             closed.cancel()
 
-    async def _subscribe(self) -> _Replies:
+    async def _subscribe(self) -> Replies:
         """Subscribe to the namespace's channel; directly when the connection allows (see ``_redis_subscription``)."""
         endpoint = endpoint_of(self._client)
         if endpoint is not None:
@@ -330,9 +358,9 @@ class RedisBackend:
             with contextlib.suppress(RedisError, OSError, RuntimeError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             raise
-        return _RedisPyReplies(pubsub)
+        return RedisPyReplies(pubsub)
 
-    async def _listen(self, replies: _Replies) -> AsyncGenerator[int | Published, None]:
+    async def _listen(self, replies: Replies) -> AsyncGenerator[int | Published, None]:
         """Yield hints from one subscription until :meth:`close`; raise when the connection is lost.
 
         Replies are awaited directly, not through a helper task per message:
@@ -357,7 +385,7 @@ class RedisBackend:
                 continue
             heard, pinged = now, False
             if isinstance(reply, Exception):  # an error reply, such as a wrong password
-                raise StoreUnavailableError(self.url, f"Redis refused the subscription ({reply})")
+                raise StoreUnavailableError(self.url, f"Redis refused the subscription ({self._hide(str(reply))})")
             if not isinstance(reply, list) or len(reply) < 3:  # noqa: PLR2004 - [kind, channel, data]
                 continue  # OK to AUTH, the answer to a ping
             kind = _text(reply[0])
@@ -365,38 +393,6 @@ class RedisBackend:
                 yield 0  # subscribed (first time, or resubscribed after a reconnect): re-read
             elif kind == "message":
                 yield _hint(reply[2])
-
-
-class _Replies(Protocol):
-    """What the listener reads one subscription through."""
-
-    async def receive(self, within: float) -> Any:
-        """Return the next reply (``[kind, channel, data]`` for a message), or None after ``within`` seconds."""
-
-    async def ping(self) -> None:
-        """Ask for a sign of life."""
-
-    async def aclose(self) -> None:
-        """Close the subscription."""
-
-
-class _RedisPyReplies:
-    """redis-py's pub/sub reader, for the connections :mod:`._redis_subscription` does not serve."""
-
-    def __init__(self, pubsub: Any) -> None:
-        self._pubsub = pubsub
-
-    async def receive(self, within: float) -> Any:
-        message = await self._pubsub.get_message(timeout=within)
-        if message is None:
-            return None
-        return [message.get("type"), message.get("channel"), message.get("data")]
-
-    async def ping(self) -> None:
-        await self._pubsub.ping()
-
-    async def aclose(self) -> None:
-        await self._pubsub.aclose()
 
 
 def _cancel_requested() -> bool:
@@ -407,7 +403,13 @@ def _cancel_requested() -> bool:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _raw(client: Redis, *command: str | int) -> Awaitable[Any]:
+    """Send ``command`` and answer the reply's bytes undecoded, whatever the client's ``decode_responses``."""
+    response: Awaitable[Any] = client.execute_command(*command, **{NEVER_DECODE: []})  # type: ignore[no-untyped-call]
+    return response
 
 
 def _hint(data: Any) -> int | Published:

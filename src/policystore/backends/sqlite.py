@@ -60,12 +60,14 @@ CREATE TABLE IF NOT EXISTS aux (
 );
 """
 
+_HAS_STORE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'policy_versions'"
+
 
 class SQLiteBackend:
     """A policy stored in one SQLite file.
 
     Args:
-        path: the database file; its folder is created if missing.
+        path: the database file; it and its folder are created if missing (see :meth:`connect`).
         poll_interval: seconds between checks for other processes' commits.
         busy_timeout: seconds a write waits for another writer's lock.
     """
@@ -84,6 +86,8 @@ class SQLiteBackend:
         self._files: _Files = ()
         #: How many times another file at the path was followed (tells the poll to re-read).
         self._generation = 0
+        #: Connected without creating, and no store was there.
+        self._absent = False
         self._closed = asyncio.Event()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -95,18 +99,31 @@ class SQLiteBackend:
         except sqlite3.Error as exc:
             raise StoreUnavailableError(self.url, f"SQLite failed: {exc}") from exc
 
-    async def connect(self) -> None:
-        """Open the file (creating it and its tables if new) in WAL mode."""
+    async def connect(self, *, create: bool = True) -> None:
+        """Open the file in WAL mode, creating it, its folder and its tables if new.
+
+        A new file is created readable by its owner only (0600), and SQLite
+        gives its ``-wal`` and ``-shm`` files the same mode: the store holds API
+        token hashes. A file that exists keeps the mode its owner gave it.
+
+        Args:
+            create: with False, nothing is created or written: without a file
+                (or without the store's tables in it) the store reads as
+                version 0 and stays unconnected.
+
+        Raises:
+            StoreUnavailableError: the file cannot be opened or read.
+        """
 
         def open_db() -> None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(
-                    self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-                )
+                conn = self._open_existing() if not create else self._open_or_create()
+                if conn is None:
+                    return
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
-                conn.executescript(_SCHEMA)
+                if create:
+                    conn.executescript(_SCHEMA)
                 files = _opened_files(conn, self._file)
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailableError(self.url, f"cannot open the database: {exc}") from exc
@@ -169,6 +186,32 @@ class SQLiteBackend:
         log.warning("The database file at %s was replaced; following the file now at the path.", self._file)
         return conn
 
+    def _open_or_create(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            # Created here, empty and owner-only, before SQLite opens it with the umask's mode.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+
+    def _open_existing(self) -> sqlite3.Connection | None:
+        """Open the file read-write without creating it; None when it is absent or holds no store."""
+        if not self.path.exists():
+            self._absent = True
+            return None
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            found = conn.execute(_HAS_STORE).fetchone()
+        except sqlite3.Error:
+            conn.close()
+            raise
+        if found is None:
+            conn.close()
+            self._absent = True
+            return None
+        self._absent = False
+        return conn
+
     async def close(self) -> None:
         """Close the connection and end notification iterators."""
         self._closed.set()
@@ -182,7 +225,9 @@ class SQLiteBackend:
         self._executor.shutdown(wait=False)
 
     async def current_version(self) -> int:
-        """Return the newest version, 0 when empty."""
+        """Return the newest version, 0 when empty (or, opened without creating, absent)."""
+        if self._conn is None and self._absent:
+            return 0
         row = await self._run(lambda c: c.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions").fetchone())
         return int(row[0])
 
@@ -246,21 +291,15 @@ class SQLiteBackend:
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before``, newest first."""
         bound = before if before is not None else 2**62
-        rows = await self._run(
-            lambda c: c.execute(
-                "SELECT entry FROM policy_versions WHERE version < ? ORDER BY version DESC LIMIT ?", (bound, limit)
-            ).fetchall()
-        )
-        return [HistoryEntry.from_dict(_decode(r[0], self.url)) for r in rows]
+        query = "SELECT version, entry FROM policy_versions WHERE version < ? ORDER BY version DESC LIMIT ?"
+        rows = await self._run(lambda c: c.execute(query, (bound, limit)).fetchall())
+        return [_entry(r[0], r[1], self.url) for r in rows]
 
     async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
         """Return entries with ``after < version <= upto``, oldest first."""
-        rows = await self._run(
-            lambda c: c.execute(
-                "SELECT entry FROM policy_versions WHERE version > ? AND version <= ? ORDER BY version", (after, upto)
-            ).fetchall()
-        )
-        return [HistoryEntry.from_dict(_decode(r[0], self.url)) for r in rows]
+        query = "SELECT version, entry FROM policy_versions WHERE version > ? AND version <= ? ORDER BY version"
+        rows = await self._run(lambda c: c.execute(query, (after, upto)).fetchall())
+        return [_entry(r[0], r[1], self.url) for r in rows]
 
     async def notifications(self) -> AsyncIterator[int]:
         """Yield 0 whenever any connection, in any process, has committed since the last poll.
@@ -340,3 +379,18 @@ def _decode(text: str, url: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise StoreUnavailableError(url, f"the stored data is not valid JSON ({exc})") from exc
+
+
+def _entry(version: int, text: str, url: str) -> HistoryEntry:
+    """Read the history entry stored with ``version``; a malformed one means the store is damaged.
+
+    Raises:
+        StoreUnavailableError: the entry is not valid JSON, not an entry, or the entry of another version.
+    """
+    try:
+        entry = HistoryEntry.from_dict(json.loads(text))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise StoreUnavailableError(url, f"history entry {version} is malformed ({exc!r})") from exc
+    if entry.version != version:
+        raise StoreUnavailableError(url, f"history entry {version} is the entry of version {entry.version}")
+    return entry

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from typing import Any, Protocol
 from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Position, Side
 from policystore.consumers.sizing import SizingDecision, StrategyCache
 from policystore.errors import PolicyStoreError
+from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.sources import GateRefusal, TradingGate
@@ -125,12 +125,13 @@ class Signal:
             raise ValueError(f"side must be 'buy' or 'sell' (got {self.side!r})")
         if not 0 <= self.confidence <= 1:
             raise ValueError(f"confidence must be in [0, 1] (got {self.confidence!r})")
-        if not 0 < self.price < float("inf"):
-            raise ValueError(f"price must be a positive finite number (got {self.price!r})")
+        # finite_float, not a comparison with inf: 10**400 compares below inf but no float holds it.
+        if not (finite_float(self.price) or 0.0) > 0.0:
+            raise ValueError(f"price must be a positive finite number (got {short_repr(self.price)})")
         for name in ("stop_distance", "volatility"):
             value = getattr(self, name)
-            if value is not None and not 0 < value < float("inf"):
-                raise ValueError(f"{name} must be a positive finite number when given (got {value!r})")
+            if value is not None and not (finite_float(value) or 0.0) > 0.0:
+                raise ValueError(f"{name} must be a positive finite number when given (got {short_repr(value)})")
         if self.time.tzinfo is None:
             raise ValueError("time must be timezone-aware (UTC)")
         if self.time.utcoffset():
@@ -341,13 +342,14 @@ class EventDrivenExecutor:
             return await self._close(snap, signal, held)
         if gate.refusal is not None:
             return self._refuse(snap, signal, _GATE_REASONS[gate.refusal], gate.detail)
-        loss = broker.daily_loss_fraction()
-        equity = broker.equity
+        reported_loss, reported_equity = broker.daily_loss_fraction(), broker.equity
         # Every comparison with NaN is False: a NaN loss would pass ``loss >= limit``, so an
-        # unusable figure must count as a breach explicitly. Equity is checked here too: it is
-        # what the loss is measured against and what the size is computed from.
-        if not (math.isfinite(loss) and 0.0 < equity < math.inf) or loss >= snap.risk.max_daily_drawdown:
-            return await self._breaker(snap, signal, loss, equity)
+        # unusable figure (NaN, infinite, too large for a float, None, a string) must count as a
+        # breach explicitly. Equity is checked here too: it is what the loss is measured against
+        # and what the size is computed from.
+        loss, equity = finite_float(reported_loss), finite_float(reported_equity)
+        if loss is None or equity is None or equity <= 0.0 or loss >= snap.risk.max_daily_drawdown:
+            return await self._breaker(snap, signal, reported_loss, reported_equity)
         config = self._strategies.get(snap, signal.strategy)
         if config is None:
             return self._refuse(
@@ -384,15 +386,18 @@ class EventDrivenExecutor:
             )
         return await self._open(snap, signal, equity)
 
-    async def _breaker(self, snap: Policy, signal: Signal, loss: float, equity: float) -> ExecutionDecision:
+    async def _breaker(
+        self, snap: Policy, signal: Signal, reported_loss: Any, reported_equity: Any
+    ) -> ExecutionDecision:
         limit = snap.risk.max_daily_drawdown
+        loss, equity = finite_float(reported_loss), finite_float(reported_equity)
         try:
-            if math.isfinite(loss) and 0.0 < equity < math.inf:
+            if loss is not None and equity is not None and equity > 0.0:
                 detail = f"the day's loss of {loss:.2%} reached max_daily_drawdown {limit:.2%}"
                 await self._store.report_daily_loss(loss, reporter="executor")
             else:
-                figures = [f"the day's loss is {loss!r}"] if not math.isfinite(loss) else []
-                figures += [f"the equity is {equity!r}"] if not 0.0 < equity < math.inf else []
+                figures = [f"the day's loss is {short_repr(reported_loss)}"] if loss is None else []
+                figures += [f"the equity is {short_repr(reported_equity)}"] if equity is None or equity <= 0.0 else []
                 detail = (
                     f"{' and '.join(figures)}: not usable, the loss cannot be measured, so it counts as "
                     f"reaching max_daily_drawdown {limit:.2%}"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from policystore.consumers.learning import MultiplierLearner
+from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy, StrategyConfig
 from policystore.store.store import PolicyStore
 
@@ -132,18 +133,16 @@ class StrategyCache:
 
 
 def _positive(name: str, value: float) -> float:
-    try:
-        if 0.0 < value < _INF and not isinstance(value, bool):
-            return value
-    except TypeError:
-        pass
-    raise ValueError(f"{name} must be a positive finite number (got {value!r})")
+    number = finite_float(value)  # None for a bool, a string, NaN, or an int too large for a float
+    if number is not None and number > 0.0:
+        return number
+    raise ValueError(f"{name} must be a positive finite number (got {short_repr(value)})")
 
 
 def _diagnose(equity: float, price: float, confidence: float) -> None:
     _positive("equity", equity)
     _positive("price", price)
-    raise ValueError(f"confidence must be a number in [0, 1] (got {confidence!r})")
+    raise ValueError(f"confidence must be a number in [0, 1] (got {short_repr(confidence)})")
 
 
 def size_position(
@@ -214,6 +213,15 @@ class RLPositionSizingAgent:
             loaded from ``model_path`` if that file exists.
         seed: seeds the default learner's exploration.
         model_path: a JSON file the learner is loaded from and saved to after each outcome.
+        max_leverage: a leverage cap of this agent's own, for code written for the older
+            agent: it can only lower the policy's (the stricter of the two applies), never
+            raise it. None: the policy's alone.
+        use_math_ai: the learned multiplier's switch, by its older name. False: the
+            multiplier is exactly 1.0 whatever ``ai.enable_rl`` says; True: it follows
+            ``ai.enable_rl``.
+
+    Raises:
+        ValueError: ``max_leverage`` is not a positive finite number.
 
     Example::
 
@@ -230,9 +238,13 @@ class RLPositionSizingAgent:
         learner: MultiplierLearner | None = None,
         seed: int = 0,
         model_path: str | os.PathLike[str] | None = None,
+        max_leverage: float | None = None,
+        use_math_ai: bool = True,
     ) -> None:
         self._store = policy_store
         self._strategy = strategy
+        self._leverage_cap = _INF if max_leverage is None else _positive("max_leverage", max_leverage)
+        self._use_learning = bool(use_math_ai)
         self._model_path = Path(model_path) if model_path is not None else None
         if learner is None:
             exists = self._model_path is not None and self._model_path.exists()
@@ -241,6 +253,15 @@ class RLPositionSizingAgent:
         self._strategies = StrategyCache()
         self._limits_policy: Policy | None = None
         self._limits: dict[str | None, _Limits] = {}
+
+    @property
+    def max_leverage(self) -> float:
+        """The leverage cap in force now: the stricter of this agent's own and the policy's.
+
+        The policy's is that of the agent's default strategy (the active mode's
+        without one), read from the store's current snapshot.
+        """
+        return self._limits_for(self._store.snapshot(), self._strategy).max_leverage
 
     def _limits_for(self, policy: Policy, strategy: str | None) -> _Limits:
         if policy is not self._limits_policy:
@@ -252,10 +273,10 @@ class RLPositionSizingAgent:
             if strategy is None:
                 limits = _Limits(
                     risk.max_risk_pct_per_trade,
-                    risk.max_leverage,
+                    min(risk.max_leverage, self._leverage_cap),
                     risk.scaling_factor,
                     risk.position_size_cap,
-                    risk.enable_rl,
+                    risk.enable_rl and self._use_learning,
                 )
             else:
                 config = self._strategies.get(policy, strategy)
@@ -264,10 +285,10 @@ class RLPositionSizingAgent:
                     raise ValueError(f"strategy {strategy!r} is not in the policy (known: {known})")
                 limits = _Limits(
                     config.max_risk_pct_per_trade,
-                    config.max_leverage,
+                    min(config.max_leverage, self._leverage_cap),
                     config.scaling_factor,
                     risk.position_size_cap,
-                    risk.enable_rl,
+                    risk.enable_rl and self._use_learning,
                 )
             self._limits[strategy] = limits
         return limits
@@ -309,9 +330,15 @@ class RLPositionSizingAgent:
         try:
             # One chained comparison on the hot path; the slow path below names what was wrong.
             valid = 0.0 < equity < _INF and 0.0 < price < _INF and 0.0 <= confidence <= 1.0
-        except TypeError:
+            if valid and not isinstance(confidence, bool):
+                # An int passes the comparisons exactly however large; as a float it must be finite
+                # (10**400 raises OverflowError here, not deep in the arithmetic).
+                equity, price, confidence = float(equity), float(price), float(confidence)
+            else:
+                valid = False
+        except (TypeError, OverflowError):
             valid = False
-        if not valid or isinstance(confidence, bool):
+        if not valid:
             _diagnose(equity, price, confidence)
         if stop_distance is not None:
             stop = _positive("stop_distance", stop_distance)

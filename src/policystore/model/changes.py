@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -17,10 +18,18 @@ from policystore.errors import FieldError, PolicyValidationError, UnknownPathErr
 from policystore.model.history import FieldChange
 from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
-from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategySettings
+from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategyConfig, StrategySettings
 from policystore.model.validation import build_policy
 
-__all__ = ["apply_patch", "diff_policies", "risk_increases", "stamp_emergency", "stored_values", "writable_paths"]
+__all__ = [
+    "apply_patch",
+    "diff_policies",
+    "risk_increases",
+    "stamp_emergency",
+    "stored_values",
+    "unchanged",
+    "writable_paths",
+]
 
 _SETTINGS_FIELDS: Final = tuple(StrategySettings.__dataclass_fields__)
 _READ_ONLY: Final = ("version", "updated_at", "updated_by", "reason")
@@ -70,6 +79,17 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
     return tuple(changes)
 
 
+def unchanged(old: Policy, new: Policy) -> bool:
+    """Tell whether ``new`` holds what ``old`` holds: a write from one to the other changes nothing.
+
+    Compared are the stored fields (:func:`stored_values`); ignored are each
+    version's own record (number, time, author, reason) and the kill switch's
+    activation stamp, which the store sets on every write (see
+    :func:`stamp_emergency`).
+    """
+    return all(change.path in _STAMPED for change in diff_policies(old, new))
+
+
 def _read_only(path: str, current: Policy) -> str | None:
     """Say why ``path`` cannot be written, or None when it can."""
     head, _, rest = path.partition(".")
@@ -96,10 +116,17 @@ def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldE
     section_fields = {"modes": MODE_FIELDS, "strategies": _SETTINGS_FIELDS}.get(head)
     if section_fields is not None and name and not field:
         # A whole mode or strategy: a mapping adds or replaces it, None removes it.
-        if value is None:
-            data[head].pop(name, None)
-        else:
+        if value is not None:
             data[head][name] = value
+        elif name in data[head]:
+            del data[head][name]
+        else:
+            # Removing what is not there is a typo, not a change: say what was meant, or what there is.
+            entries = [f"{head}.{n}" for n in data[head]]
+            near = suggest(path, entries) or sorted(
+                entries, key=lambda e: -difflib.SequenceMatcher(None, path, e).ratio()
+            )
+            raise UnknownPathError(path, near[:3])
         return None
     if section_fields is not None and name in data[head] and field in section_fields:
         entry = data[head][name]
@@ -164,14 +191,60 @@ def _looser(field: str, old: Any, new: Any) -> bool:
     return bool(new > old) if LIMIT_FIELDS[field] > 0 else bool(new < old)
 
 
+def _override_loosened(mode_field: str | None, old: Any, new: Any) -> bool:
+    """Whether a stored strategy override went looser: removed, or moved the loose way.
+
+    A removed override (None) falls back to the mode, which it could only have
+    tightened; setting one where none was can only tighten.
+    """
+    if old is None:
+        return False
+    if new is None:
+        return True
+    return bool(new < old) if mode_field is None else _looser(mode_field, old, new)
+
+
+def _strategy_increases(old: Policy, new: Policy) -> set[str]:
+    """Strategy paths made looser, in the stored overrides or in the effective config under any mode.
+
+    Stored values are compared because an override the active mode hides today
+    (a 3.0 leverage cap under a 3.0 mode) binds under every looser mode; the
+    effective values under every mode both policies have catch the rest.
+    """
+    raised: set[str] = set()
+    modes = [(old.modes[m], new.modes[m]) for m in old.modes.keys() & new.modes.keys()]
+    modes.append((old.risk, new.risk))  # a mode switch: the active mode of each side
+    for name in new.strategies.keys() & old.strategies.keys():
+        before, after = old.strategies[name], new.strategies[name]
+        for field, mode_field in STRATEGY_FIELDS.items():
+            if _override_loosened(mode_field, getattr(before, field), getattr(after, field)):
+                raised.add(f"strategies.{name}.{field}")
+        for old_mode, new_mode in modes:
+            before_s = StrategyConfig.derive(name, before, old_mode)
+            after_s = StrategyConfig.derive(name, after, new_mode)
+            for field, mode_field in STRATEGY_FIELDS.items():
+                if mode_field is not None and _looser(mode_field, getattr(before_s, field), getattr(after_s, field)):
+                    raised.add(f"strategies.{name}.{field}")
+    return raised
+
+
 def risk_increases(old: Policy, new: Policy) -> list[str]:
     """Return the paths whose change lets the system take more risk, sorted.
 
     More risk is any limit made looser: higher leverage, risk per trade,
     drawdown, positions, size cap or scaling, or lower minimum confidence, in
     any mode, in the active mode's effective limits (a mode switch), in the hard
-    caps, or in a strategy's effective config (including a shorter cooldown);
-    adding a mode or a strategy; and turning the kill switch off.
+    caps, or in a strategy; adding a mode or a strategy; and turning the kill
+    switch off.
+
+    A strategy is compared both as stored and as it takes effect under every
+    mode: removing an override, or moving it the loose way, raises risk even
+    while the active mode is stricter still and hides it, since it binds again
+    under any looser mode. A shorter cooldown raises risk too.
+
+    Removing a mode or a strategy lowers risk: it takes away room to trade in
+    (a signal for a strategy that is gone is refused). The active mode and the
+    built-in ones cannot be removed; validation refuses that.
     """
     raised: set[str] = set()
     for name, mode in new.modes.items():
@@ -187,14 +260,7 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     raised.update(
         f"hard_limits.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(old.hard_limits, f), getattr(new.hard_limits, f))
     )
-    for name in new.strategies.keys() & old.strategies.keys():
-        before_s, after_s = old.strategy(name), new.strategy(name)
-        for field, mode_field in STRATEGY_FIELDS.items():
-            if mode_field is None:
-                if after_s.cooldown_seconds < before_s.cooldown_seconds:
-                    raised.add(f"strategies.{name}.{field}")
-            elif _looser(mode_field, getattr(before_s, field), getattr(after_s, field)):
-                raised.add(f"strategies.{name}.{field}")
+    raised.update(_strategy_increases(old, new))
     if old.emergency.active and not new.emergency.active:
         raised.add("emergency.active")
     return sorted(raised)

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["FieldChange", "HistoryEntry"]
+from policystore.errors import FieldError
+
+__all__ = ["FieldChange", "HistoryEntry", "record_errors", "record_text_problem"]
+
+#: Control characters a reason may hold: it may run over several lines.
+_ALLOWED_CONTROLS: Final = frozenset("\t\n")
+
+
+def record_text_problem(text: str) -> str | None:
+    """Say what makes ``text`` unfit for the audit record (a reason, an author), or None.
+
+    Control characters other than tab and newline are refused: a NUL byte ends
+    the text early in C readers, and escape sequences, carriage returns and the
+    like rewrite what a terminal shows of history and logs. Lone surrogates are
+    refused too: they cannot be encoded for any back end.
+    """
+    for index, char in enumerate(text):
+        kind = unicodedata.category(char)
+        if (kind == "Cc" and char not in _ALLOWED_CONTROLS) or kind == "Cs":
+            return f"holds the control character U+{ord(char):04X} at position {index}; only tab and newline may appear"
+    return None
+
+
+def record_errors(reason: Any, author: Any) -> list[FieldError]:
+    """Return what makes a write's reason and author unfit for its history entry, or nothing.
+
+    Both are required text that passes :func:`record_text_problem`.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(reason, str) or not reason.strip():
+        errors.append(FieldError("reason", "is required: say why the policy changes"))
+    elif (problem := record_text_problem(reason)) is not None:
+        errors.append(FieldError("reason", problem))
+    if not isinstance(author, str) or not author.strip():
+        errors.append(FieldError("updated_by", "must name who makes the change"))
+    elif (problem := record_text_problem(author)) is not None:
+        errors.append(FieldError("updated_by", problem))
+    return errors
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Final
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
+
+from policystore.model.numbers import MAX_SAFE_INTEGER, exact_float
 
 __all__ = [
     "AI_FLAGS",
@@ -47,10 +49,26 @@ def _refuse_bool(value: Any) -> Any:
     return value
 
 
-#: A float limit: booleans are refused instead of read as 0 or 1.
-Number = Annotated[float, BeforeValidator(_refuse_bool)]
-#: An integer limit: booleans are refused instead of read as 0 or 1.
-Count = Annotated[int, BeforeValidator(_refuse_bool)]
+def _float_input(value: Any) -> Any:
+    value = _refuse_bool(value)
+    # An integer a float cannot hold exactly (10**400 overflows, 2**53 + 1 rounds) is not the
+    # limit that was written; pydantic would round the second one silently.
+    if isinstance(value, int) and not exact_float(value):
+        raise PydanticCustomError("float_unrepresentable", "input should be a number a float can hold exactly")
+    return value
+
+
+def _safe_integer(value: int) -> int:
+    # Every back end and JSON reader (a Lua script, a browser) holds integers up to 2**53 exactly.
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise PydanticCustomError("integer_too_large", "input should be an integer no larger than 2**53")
+    return value
+
+
+#: A float limit: booleans, and integers a float cannot hold exactly, are refused.
+Number = Annotated[float, BeforeValidator(_float_input)]
+#: An integer limit: booleans, and integers beyond 2**53, are refused.
+Count = Annotated[int, BeforeValidator(_refuse_bool), AfterValidator(_safe_integer)]
 
 
 # A slotted dataclass, not a BaseModel: BaseModel's __getattr__ hook makes every

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from dataclasses import dataclass
 from typing import Any, Final
 
 from policystore.model.modes import AI_FLAGS, LIMIT_FIELDS, MODE_FIELDS
@@ -17,6 +18,8 @@ __all__ = [
     "EMERGENCY_FIELDS",
     "HARD_LIMIT_FIELDS",
     "METADATA_PATHS",
+    "Clamp",
+    "clamped_override",
     "flatten",
     "reflatten",
     "suggest",
@@ -117,3 +120,46 @@ def suggest(path: str, candidates: list[str] | tuple[str, ...], limit: int = 3) 
         leaves = {c.rsplit(".", 1)[-1]: c for c in sorted(candidates, key=len)}
         found = [leaves[m] for m in difflib.get_close_matches(leaf, list(leaves), n=limit, cutoff=0.6)]
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Clamp:
+    """A stored strategy override the active mode overrules, being stricter.
+
+    Attributes:
+        override: the stored value.
+        mode_path: the path whose value applies instead (``modes.<NAME>.<field>``).
+        mode_value: that value.
+        detail: the fact in a sentence.
+    """
+
+    override: Any
+    mode_path: str
+    mode_value: Any
+    detail: str
+
+
+def clamped_override(policy: Policy, path: str) -> Clamp | None:
+    """Tell whether ``strategies.<name>.<field>`` is a stored override looser than the active mode.
+
+    Such an override is kept as written (it binds once a looser mode is
+    active), but the mode's value applies now.
+
+    Returns:
+        The clamp, or None when ``path`` is no strategy field, has no override,
+        or its override is at least as strict as the mode.
+    """
+    head, _, rest = path.partition(".")
+    name, _, field = rest.partition(".")
+    mode_field = STRATEGY_FIELDS.get(field) if head == "strategies" else None
+    settings = policy.strategies.get(name) if mode_field is not None else None
+    if mode_field is None or settings is None:
+        return None
+    override = getattr(settings, field)
+    mode_value = getattr(policy.risk, mode_field)
+    if override is None or not (override > mode_value if LIMIT_FIELDS[mode_field] > 0 else override < mode_value):
+        return None
+    mode = policy.active_mode
+    detail = f"stored override {override!r} is looser than mode {mode}'s {mode_field} {mode_value!r}"
+    detail += "; the mode's value applies"
+    return Clamp(override, f"modes.{mode}.{mode_field}", mode_value, detail)

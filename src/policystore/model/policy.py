@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
 from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
+from policystore.model.numbers import MAX_SAFE_INTEGER
 
 __all__ = [
     "BUILTIN_STRATEGIES",
@@ -157,7 +158,9 @@ def _utc(value: datetime) -> datetime:
 
 
 #: A policy's version: grows by one with every write; 0 before the first.
-VersionNumber = Annotated[int, Field(ge=0, description="Grows by one with every write; 0 before the first.")]
+VersionNumber = Annotated[
+    int, Field(ge=0, le=MAX_SAFE_INTEGER, strict=True, description="Grows by one with every write; 0 before the first.")
+]
 #: A moment, with its time zone, held in UTC.
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.modes import BUILTIN_MODES, LIMIT_FIELDS
+from policystore.model.numbers import short_repr
 from policystore.model.policy import (
     BUILTIN_STRATEGIES,
     MODE_NAME_PATTERN,
@@ -42,25 +43,32 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         elif kind == "missing":
             message = "is required"
         else:
-            message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err['input']!r})"
+            message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {short_repr(err['input'])})"
         errors.append(FieldError(path or "policy", message))
     return errors
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> Real | None:
+    """Return ``value`` if it is a real number (a boolean is not), unconverted.
+
+    Python compares an int with a float exactly; converting first would raise
+    OverflowError for an integer too large for a float, which is refused by the
+    value types and must not stop the other checks.
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         return None
-    return float(value)
+    return value
 
 
 def _cap_errors(path: str, field: str, value: Any, caps: Mapping[str, Any]) -> list[FieldError]:
     number, cap = _number(value), _number(caps.get(field))
     if number is None or cap is None:
         return []
+    shown, limit = short_repr(value), short_repr(caps[field])
     if LIMIT_FIELDS[field] > 0 and number > cap:
-        return [FieldError(path, f"{value} is above the hard limit hard_limits.{field} = {caps[field]}")]
+        return [FieldError(path, f"{shown} is above the hard limit hard_limits.{field} = {limit}")]
     if LIMIT_FIELDS[field] < 0 and number < cap:
-        return [FieldError(path, f"{value} is below the hard floor hard_limits.{field} = {caps[field]}")]
+        return [FieldError(path, f"{shown} is below the hard floor hard_limits.{field} = {limit}")]
     return []
 
 

@@ -38,6 +38,7 @@ from policystore.errors import (
 from policystore.server import health, routes, stream
 from policystore.server.errors import (
     ContentTypeError,
+    InternalError,
     MalformedRequestError,
     PayloadTooLargeError,
     error_body,
@@ -49,7 +50,7 @@ from policystore.server.stream import StreamHub
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 
-__all__ = ["DASHBOARD_DIR", "SECURITY_HEADERS", "create_app"]
+__all__ = ["DASHBOARD_DIR", "SECURITY_HEADERS", "BodyLimit", "InternalErrors", "SecurityHeaders", "create_app"]
 
 log = logging.getLogger("policystore.server")
 
@@ -135,7 +136,10 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=max_body)
-    # Added last, so it is outermost and also covers refusals made by the middleware inside it.
+    app.add_middleware(InternalErrors, metrics=metrics)
+    # Added last, so it is outermost and also covers refusals made by the middleware inside it,
+    # the 500 of an unexpected error among them (Starlette's own ServerErrorMiddleware sits outside
+    # every middleware added here, so a 500 it wrote would go out without these headers).
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -161,23 +165,12 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
 
     async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
-        problems: list[Any] = list(exc.errors())
-        for problem in problems:
-            if problem.get("type") == "json_invalid":
-                return refuse(MalformedRequestError(str(problem.get("ctx", {}).get("error", "cannot parse"))))
-        # A body not labelled as JSON is never parsed, so its fields would all be reported as missing;
-        # name the real cause instead.
-        content_type = request.headers.get("content-type")
-        if not _is_json(content_type) and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems):
-            return refuse(ContentTypeError(content_type))
-        fields = [
-            FieldError(".".join(str(p) for p in problem.get("loc", ())), str(problem.get("msg", "invalid")))
-            for problem in problems
-        ]
-        return refuse(PolicyValidationError(fields or [FieldError("request", "is invalid")]))
+        return refuse(_invalid_request(request, exc))
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this class only
+        if exc.status_code == 400:  # noqa: PLR2004 - FastAPI's one HTTPException for a body it could not read
+            return refuse(MalformedRequestError(_unreadable(exc.__cause__)))
         name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status_code == 404:  # noqa: PLR2004 - the status is the point
@@ -187,6 +180,33 @@ def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     app.add_exception_handler(PolicyStoreError, on_policystore_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(HTTPException, on_http_error)
+
+
+def _invalid_request(request: Request, exc: RequestValidationError) -> PolicyStoreError:
+    """Name what was wrong with a request FastAPI refused: its JSON, its Content-Type, or its fields."""
+    problems: list[Any] = list(exc.errors())
+    for problem in problems:
+        if problem.get("type") == "json_invalid":
+            return MalformedRequestError(str(problem.get("ctx", {}).get("error", "cannot parse")))
+    # A body not labelled as JSON is never parsed, so its fields would all be reported as missing;
+    # name the real cause instead.
+    content_type = request.headers.get("content-type")
+    if not _is_json(content_type) and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems):
+        return ContentTypeError(content_type)
+    fields = [
+        FieldError(".".join(str(p) for p in problem.get("loc", ())), str(problem.get("msg", "invalid")))
+        for problem in problems
+    ]
+    return PolicyValidationError(fields or [FieldError("request", "is invalid")])
+
+
+def _unreadable(cause: BaseException | None) -> str:
+    """Say why FastAPI could not read a body it raised a bare 400 for."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"it is not UTF-8 text (byte {cause.object[cause.start]:#04x} at position {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    return "it could not be parsed"
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -224,6 +244,48 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class InternalErrors:
+    """ASGI middleware answering any unexpected exception with a JSON 500 in the error shape.
+
+    The exception is logged here, with its traceback; the client gets one
+    sentence (:class:`~policystore.server.errors.InternalError`), never a
+    traceback or Starlette's plain-text page. Placed inside
+    :class:`SecurityHeaders`, so the 500 carries the security headers too.
+
+    Args:
+        app: the application to wrap.
+        metrics: where to count the failure.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; turn an exception into a JSON 500 if no response has started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            if started:
+                raise  # too late for a body of ours: the server logs it and drops the connection
+            method, path = str(scope.get("method", "?")), str(scope.get("path", "?"))
+            log.exception("Unexpected error while answering %s %s; answered 500", method, path)
+            error = InternalError(method, path)
+            self.metrics.refusals.labels(refusal_reason(error)).inc()
+            await JSONResponse(error_body(error), status_code=status_for(error))(scope, _nothing, send)
 
 
 class BodyLimit:

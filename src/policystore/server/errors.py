@@ -27,8 +27,10 @@ __all__ = [
     "HTTP_STATUS",
     "AuthenticationError",
     "ContentTypeError",
+    "InternalError",
     "MalformedRequestError",
     "PayloadTooLargeError",
+    "StreamMessageError",
     "error_body",
     "refusal_reason",
     "status_for",
@@ -48,7 +50,7 @@ class AuthenticationError(PolicyStoreError):
 
 
 class MalformedRequestError(PolicyStoreError):
-    """Raised when a request body is not JSON at all (HTTP 400).
+    """Raised when a request body cannot be read as JSON at all (HTTP 400): bad syntax, or bytes that are not UTF-8.
 
     Attributes:
         reason: what the parser found wrong.
@@ -87,10 +89,47 @@ class PayloadTooLargeError(PolicyStoreError):
         super().__init__(f"The request body is larger than the limit of {limit} bytes.")
 
 
+class StreamMessageError(PolicyStoreError):
+    """Raised when the change stream's first message is not ``{"token": "..."}`` (close code 1007).
+
+    Attributes:
+        received: what came instead, in a few words ("a binary frame", "not JSON"...).
+    """
+
+    def __init__(self, received: str) -> None:
+        self.received = received
+        super().__init__(
+            'The stream\'s first message must be the JSON text {"token": "<API token>"} '
+            f"(or connect with the header 'Authorization: Bearer <API token>'); it was {received}."
+        )
+
+
+class InternalError(PolicyStoreError):
+    """What an unexpected failure of the server answers as (HTTP 500); the log has the traceback.
+
+    Attributes:
+        method: the request's method.
+        path: the request's path.
+        writes: whether the request could have changed the policy.
+    """
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.writes = method.upper() not in {"GET", "HEAD", "OPTIONS"}
+        outcome = (
+            "; the change may or may not have been made, so read the policy back before repeating it"
+            if self.writes
+            else ""
+        )
+        super().__init__(f"The server failed unexpectedly while answering {method} {path} (see its log){outcome}.")
+
+
 #: The one table from error class to HTTP status; the most specific class wins.
 HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = {
     MalformedRequestError: 400,
     ContentTypeError: 400,
+    StreamMessageError: 400,
     PolicyValidationError: 422,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
@@ -98,6 +137,7 @@ HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = {
     VersionConflictError: 409,
     PayloadTooLargeError: 413,
     StoreUnavailableError: 503,
+    InternalError: 500,
 }
 
 #: Refusal reasons the metrics count, by error class.
@@ -107,10 +147,12 @@ _REASONS: Final[Mapping[type[PolicyStoreError], str]] = {
     PayloadTooLargeError: "validation",
     MalformedRequestError: "validation",
     ContentTypeError: "validation",
+    StreamMessageError: "validation",
     AuthenticationError: "authentication",
     PermissionDeniedError: "permission",
     VersionConflictError: "conflict",
     StoreUnavailableError: "unavailable",
+    InternalError: "internal",
 }
 
 

@@ -3,34 +3,47 @@
 Every write passes the caller's :class:`~policystore.Actor` (the token's name
 and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
-author cannot be smuggled in.
+author cannot be smuggled in (see :mod:`policystore.server.models`). A write
+whose body says ``"dry_run": true`` writes nothing and answers a
+:class:`~policystore.server.models.PreviewResponse` (see
+:mod:`policystore.server.previews`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
-from policystore.model.history import FieldChange, HistoryEntry
+from policystore.errors import FieldError, PolicyValidationError
+from policystore.model.changes import apply_patch
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.server.auth import require
 from policystore.server.health import ServerMetrics
+from policystore.server.models import (
+    MAX_INTEGER,
+    ChangeModel,
+    DiffResponse,
+    EmergencyRequest,
+    ErrorBody,
+    HistoryEntryModel,
+    HistoryResponse,
+    ModeRequest,
+    PatchRequest,
+    PathsResponse,
+    PolicyResponse,
+    PreviewResponse,
+    RollbackRequest,
+    ValueResponse,
+)
+from policystore.server.previews import effective_values, preview
 from policystore.store.store import PolicyStore
 
 __all__ = ["ERROR_RESPONSES", "ErrorBody", "router"]
-
-
-class ErrorBody(BaseModel):
-    """Every error's body: the error class, one sentence, and the error's facts."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error: str = Field(description="The error class, such as VersionConflictError.")
-    detail: str = Field(description="What was wrong, in one sentence.")
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -42,6 +55,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Version conflict; the body has current_version.",
         413: "Request body too large.",
         422: "Invalid input; the body lists every failed field.",
+        500: "The server failed unexpectedly; the body says whether a change may have been made.",
         503: "The store cannot be reached; nothing changed.",
     }
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
@@ -56,121 +70,8 @@ router = APIRouter(prefix="/v1", tags=["policy"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
-Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why; recorded in history.")]
-ExpectedVersion = Annotated[
-    int | None,
-    Field(default=None, ge=1, description="Write only if the store is at this version (else 409)."),
-]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModeRequest(_Body):
-    """Switch the active mode."""
-
-    mode: str = Field(min_length=1, max_length=64, description="The mode to make active, such as DEFENSIVE.")
-    reason: Reason
-    expected_version: ExpectedVersion = None
-
-
-class PatchRequest(_Body):
-    """Change values by path, as one new version, all or nothing."""
-
-    changes: dict[str, Any] = Field(description="Path -> new value, such as {'modes.NORMAL.max_leverage': 4}.")
-    reason: Reason
-    expected_version: ExpectedVersion = None
-
-
-class EmergencyRequest(_Body):
-    """Turn the kill switch on (operators) or off (admins)."""
-
-    active: bool = Field(description="True stops all new trades.")
-    reason: Reason
-    expected_version: ExpectedVersion = None
-
-
-class RollbackRequest(_Body):
-    """Write a new version equal in content to an earlier one."""
-
-    version: int = Field(ge=1, description="The version to return to.")
-    reason: Reason
-    expected_version: ExpectedVersion = None
-
-
-class PolicyResponse(BaseModel):
-    """The whole policy with its version and where it was read from."""
-
-    version: int
-    source: str = Field(description="store, last_known_good, environment or default.")
-    stale: bool = Field(description="True when the live store could not be read.")
-    policy: dict[str, Any] = Field(description="The policy document.")
-
-
-class ValueResponse(BaseModel):
-    """One value with its source and version."""
-
-    path: str
-    value: Any
-    source: str
-    version: int
-    stale: bool
-    detail: str
-
-
-class PathsResponse(BaseModel):
-    """Every valid dot path."""
-
-    paths: list[str]
-
-
-class ChangeModel(BaseModel):
-    """One field before and after a write."""
-
-    path: str
-    old: Any
-    new: Any
-
-    @classmethod
-    def of(cls, change: FieldChange) -> ChangeModel:
-        """Build from a :class:`FieldChange`."""
-        return cls(path=change.path, old=change.old, new=change.new)
-
-
-class HistoryEntryModel(BaseModel):
-    """One write of the audit trail."""
-
-    version: int
-    at: datetime
-    by: str = Field(description="The author: the name of the token that made the change.")
-    reason: str
-    changes: list[ChangeModel]
-
-    @classmethod
-    def of(cls, entry: HistoryEntry) -> HistoryEntryModel:
-        """Build from a :class:`HistoryEntry`."""
-        return cls(
-            version=entry.version,
-            at=entry.at,
-            by=entry.by,
-            reason=entry.reason,
-            changes=[ChangeModel.of(c) for c in entry.changes],
-        )
-
-
-class HistoryResponse(BaseModel):
-    """History entries, newest first."""
-
-    entries: list[HistoryEntryModel]
-
-
-class DiffResponse(BaseModel):
-    """Fields that differ between two versions."""
-
-    v1: int
-    v2: int
-    changes: list[ChangeModel]
+#: What a write route answers: the new policy, or with "dry_run": true what the write would do.
+WriteResponse = PolicyResponse | PreviewResponse
 
 
 def _store(request: Request) -> PolicyStore:
@@ -185,7 +86,47 @@ def _metrics(request: Request) -> ServerMetrics:
 
 def _policy_response(store: PolicyStore, policy: Policy | None = None) -> PolicyResponse:
     shown = policy or store.snapshot()
-    return PolicyResponse(version=shown.version, source=store.source.value, stale=store.stale, policy=shown.document())
+    return PolicyResponse(
+        version=shown.version,
+        source=store.source.value,
+        stale=store.stale,
+        policy=shown.document(),
+        effective=effective_values(shown),
+    )
+
+
+def _reason(reason: str | None) -> str:
+    """Return the reason of a write that is not a dry run, which must have one.
+
+    Raises:
+        PolicyValidationError: none was given, reported against the field as the body's other fields are.
+    """
+    if reason is None:
+        raise PolicyValidationError([FieldError("body.reason", "Field required: say why the policy changes")])
+    return reason
+
+
+def _preview(
+    request: Request,
+    actor: Actor,
+    change: Callable[[Policy], Policy],
+    action: str,
+    expected_version: int | None,
+    *,
+    admin_only: bool = False,
+) -> PreviewResponse:
+    store = _store(request)
+    _metrics(request).reads.labels("preview").inc()
+    return preview(
+        actor,
+        store.snapshot(),
+        change,
+        action=action,
+        now=datetime.now(UTC),
+        stale=store.stale,
+        expected_version=expected_version,
+        admin_only=admin_only,
+    )
 
 
 @router.get("/policy", summary="The whole policy", responses=ERROR_RESPONSES)
@@ -215,29 +156,54 @@ async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
 
 
 @router.post("/mode", summary="Switch the active mode", responses=_WRITE_ERRORS)
-async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> PolicyResponse:
+async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> WriteResponse:
     """Switch the active mode; a switch to a looser mode needs an admin."""
+
+    def change(base: Policy) -> Policy:
+        return apply_patch(base, {"active_mode": body.mode})
+
+    if body.dry_run:
+        return _preview(request, actor, change, f"switching to mode {body.mode}", body.expected_version)
     store = _store(request)
-    policy = await store.switch_mode(body.mode, reason=body.reason, expected_version=body.expected_version, actor=actor)
+    policy = await store.switch_mode(
+        body.mode, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
     _metrics(request).writes.labels("mode").inc()
     return _policy_response(store, policy)
 
 
 @router.patch("/policy", summary="Change values by path", responses=_WRITE_ERRORS)
-async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> PolicyResponse:
+async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> WriteResponse:
     """Apply path -> value changes as one version; a change that raises risk needs an admin."""
+
+    def change(base: Policy) -> Policy:
+        return apply_patch(base, body.changes)
+
+    if body.dry_run:
+        return _preview(request, actor, change, "this change", body.expected_version)
     store = _store(request)
-    policy = await store.update(body.changes, reason=body.reason, expected_version=body.expected_version, actor=actor)
+    policy = await store.update(
+        body.changes, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
     _metrics(request).writes.labels("update").inc()
     return _policy_response(store, policy)
 
 
 @router.post("/emergency", summary="Turn the kill switch on or off", responses=_WRITE_ERRORS)
-async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> PolicyResponse:
+async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> WriteResponse:
     """Turn the kill switch on (any operator) or off (admins only)."""
+    if body.dry_run:
+        # The patch PolicyStore.set_emergency_mode applies, with a placeholder until the reason is typed.
+        patch: dict[str, Any] = (
+            {"emergency.active": True, "emergency.reason": body.reason or "(reason to be given)"}
+            if body.active
+            else {"emergency.active": False, "emergency.reason": None}
+        )
+        action = "turning the kill switch on" if body.active else "turning the kill switch off"
+        return _preview(request, actor, lambda base: apply_patch(base, patch), action, body.expected_version)
     store = _store(request)
     policy = await store.set_emergency_mode(
-        body.active, reason=body.reason, expected_version=body.expected_version, actor=actor
+        body.active, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("emergency").inc()
     return _policy_response(store, policy)
@@ -248,7 +214,9 @@ async def get_history(
     request: Request,
     _actor: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000, description="How many entries.")] = 50,
-    before: Annotated[int | None, Query(ge=1, description="Only entries older than this version.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="Only entries older than this version.")
+    ] = None,
 ) -> HistoryResponse:
     """Return up to ``limit`` history entries, newest first."""
     _metrics(request).reads.labels("history").inc()
@@ -260,8 +228,8 @@ async def get_history(
 async def get_diff(
     request: Request,
     _actor: Viewer,
-    v1: Annotated[int, Query(ge=1, le=2**53, description="The older version.")],
-    v2: Annotated[int | None, Query(ge=1, le=2**53, description="The newer version (default: current).")] = None,
+    v1: Annotated[int, Query(ge=1, le=MAX_INTEGER, description="The older version.")],
+    v2: Annotated[int | None, Query(ge=1, le=MAX_INTEGER, description="The newer version (default: current).")] = None,
 ) -> DiffResponse:
     """Return the stored fields that differ from ``v1`` to ``v2``."""
     _metrics(request).reads.labels("diff").inc()
@@ -273,9 +241,19 @@ async def get_diff(
 
 
 @router.post("/rollback", summary="Roll back to an earlier version", responses=_WRITE_ERRORS)
-async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> PolicyResponse:
+async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> WriteResponse:
     """Write a new version equal in content to ``version`` (admins only)."""
     store = _store(request)
-    policy = await store.rollback(body.version, reason=body.reason, expected_version=body.expected_version, actor=actor)
+    if body.dry_run:
+        target = await store.version_at(body.version)
+        action = f"rolling back to version {body.version}"
+
+        def change(base: Policy) -> Policy:
+            return dataclasses.replace(target, version=base.version)
+
+        return _preview(request, actor, change, action, body.expected_version, admin_only=True)
+    policy = await store.rollback(
+        body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
     _metrics(request).writes.labels("rollback").inc()
     return _policy_response(store, policy)

@@ -1,8 +1,15 @@
 """``WS /v1/stream``: the snapshot on connect, then every change event in version order.
 
 The token comes in an ``Authorization: Bearer`` header or as the first message,
-``{"token": "..."}`` (never in the URL, where logs would keep it). A refused
-client gets one ``{"type": "error", ...}`` message and close code 1008.
+the JSON text ``{"token": "..."}`` (never in the URL, where logs would keep it).
+A first message of any other kind (a binary frame, text that is not JSON, a
+bare token, JSON of another shape) gets one ``{"type": "error", ...}`` message
+saying what to send, and close code 1007 (invalid payload); a token that is
+refused gets one error message and close code 1008 (policy violation).
+
+One message per change: each version's ``policy.updated`` event (which
+carries every changed value) and ``policy.rejected`` notices, never the
+``policy.mode.changed`` / ``policy.emergency`` events of the same version.
 
 Each client has a bounded queue. The store's event callback only puts events
 on the queues, so writers never wait for a client; a client whose queue is
@@ -21,7 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,17 +39,28 @@ from policystore.errors import PolicyStoreError, StoreUnavailableError
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.roles import Actor
 from policystore.server.auth import authenticate, token_from_header
-from policystore.server.errors import AuthenticationError, error_body
+from policystore.server.errors import AuthenticationError, StreamMessageError, error_body
 from policystore.server.health import ServerMetrics
+from policystore.server.previews import effective_values
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 
-__all__ = ["CLOSE_AUTH", "CLOSE_SLOW", "StreamHub", "router"]
+__all__ = ["CLOSE_AUTH", "CLOSE_INTERNAL", "CLOSE_PAYLOAD", "CLOSE_SLOW", "STREAMED", "StreamHub", "router"]
 
 log = logging.getLogger("policystore.server")
 
 #: Close code for a refused token (policy violation).
 CLOSE_AUTH: Final = 1008
+#: Close code for a first message that is not the token message (invalid payload data).
+CLOSE_PAYLOAD: Final = 1007
+#: Close code for a failure of the server itself.
+CLOSE_INTERNAL: Final = 1011
+#: The longest first message read as a token message; longer ones are refused unread. The same as
+#: the largest message ``policystore serve`` lets uvicorn accept, so a token message with padding
+#: that the connection admits is still read (nesting too deep for the parser is refused by itself).
+MAX_TOKEN_MESSAGE: Final = 64 * 1024
+#: The events the stream sends: one per change, and the notices that are not changes.
+STREAMED: Final = frozenset({EventType.UPDATED, EventType.REJECTED})
 #: Close code for a client that fell too far behind (try again later).
 CLOSE_SLOW: Final = 1013
 
@@ -106,6 +124,8 @@ class StreamHub:
         return len(self._clients)
 
     def _on_event(self, event: PolicyChanged) -> None:
+        if event.type not in STREAMED:
+            return  # the same change as its policy.updated, which carries every changed value
         self.metrics.observe_event(event, datetime.now(UTC))
         message = event.to_dict()
         for client in self._clients:
@@ -119,6 +139,15 @@ class StreamHub:
             tokens: the token table to check the client's token against.
         """
         await websocket.accept()
+        try:
+            await self._serve(websocket, tokens)
+        except Exception:
+            # Logged once here, with the traceback; the client gets a close code, not a dropped socket.
+            log.exception("Unexpected error on a stream connection; closing it with %d", CLOSE_INTERNAL)
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await websocket.close(CLOSE_INTERNAL, "the server failed; reconnect for a fresh snapshot")
+
+    async def _serve(self, websocket: WebSocket, tokens: TokenStore) -> None:
         signed_in = await self._authenticate(websocket, tokens)
         if signed_in is None:
             return
@@ -134,6 +163,7 @@ class StreamHub:
                     "type": "snapshot",
                     "version": snapshot.version,
                     "policy": snapshot.document(),
+                    "effective": effective_values(snapshot),
                     "source": self.store.source.value,
                     "stale": self.store.stale,
                     "viewer": actor.name,
@@ -152,9 +182,13 @@ class StreamHub:
         try:
             if secret is None:
                 async with asyncio.timeout(self.auth_timeout):
-                    first = await websocket.receive_text()
+                    first = await websocket.receive()
+                if first["type"] == "websocket.disconnect":
+                    return None
                 secret = _token_of(first)
             actor = await authenticate(tokens, secret)
+        except StreamMessageError as exc:
+            await _refuse(websocket, exc, 'send {"token": "<API token>"} first', code=CLOSE_PAYLOAD)
         except PolicyStoreError as exc:
             await _refuse(websocket, exc, "authentication failed")
         except TimeoutError:
@@ -246,11 +280,11 @@ async def _still_valid(tokens: TokenStore, secret: str, name: str) -> bool:
     return record is not None and record.name == name
 
 
-async def _refuse(websocket: WebSocket, exc: PolicyStoreError, reason: str) -> None:
-    """Send ``exc`` as one error message, then close with 1008 (policy violation)."""
+async def _refuse(websocket: WebSocket, exc: PolicyStoreError, reason: str, *, code: int = CLOSE_AUTH) -> None:
+    """Send ``exc`` as one error message, then close with ``code`` (1008, policy violation, by default)."""
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await websocket.send_json({"type": "error", **error_body(exc)})
-        await websocket.close(CLOSE_AUTH, reason)
+        await websocket.close(code, reason)
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -262,13 +296,34 @@ async def _drain(websocket: WebSocket) -> None:
                 return
 
 
-def _token_of(text: str) -> str | None:
+_JSON_KINDS: Final = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean", type(None): "JSON null"}
+
+
+def _token_of(message: Mapping[str, Any]) -> str:
+    """Return the token of the first message, ``{"token": "..."}``.
+
+    Raises:
+        StreamMessageError: the message is anything else, saying what it was.
+    """
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise StreamMessageError("a binary frame")
+    if len(text) > MAX_TOKEN_MESSAGE:
+        raise StreamMessageError(f"{len(text)} characters long, far more than a token message needs")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise StreamMessageError("JSON nested too deeply to read") from None
     except ValueError:
-        return None
-    token = data.get("token") if isinstance(data, dict) else None
-    return token if isinstance(token, str) else None
+        # A bare token is the likeliest mistake: say so, without echoing it.
+        bare = text.strip().startswith("ps_")
+        raise StreamMessageError("a bare token, not JSON" if bare else "text that is not JSON") from None
+    if not isinstance(data, dict):
+        raise StreamMessageError(_JSON_KINDS.get(type(data), "a JSON number"))
+    token = data.get("token")
+    if not isinstance(token, str):
+        raise StreamMessageError('a JSON object without a string "token" member')
+    return token
 
 
 @router.websocket("/v1/stream")

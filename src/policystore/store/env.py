@@ -2,7 +2,8 @@
 
 ``POLICYSTORE_RISK__MAX_LEVERAGE=4`` sets ``risk.max_leverage``: the path
 upper-cased with ``.`` written as ``__``. Values are parsed to the field's type
-and validated; a malformed one is reported and not used.
+and validated; a malformed one (not a number, out of range, too large for a
+float) is reported and not used, and never stops a process from starting.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from policystore.errors import PolicyStoreError
 from policystore.model.changes import apply_patch
+from policystore.model.numbers import short_repr
 from policystore.model.paths import flatten
 from policystore.model.policy import STRATEGY_FIELDS, Policy
 
@@ -30,6 +32,8 @@ LEGACY_NAMES: Final = {
 _NOT_SETTABLE: Final = frozenset({"version", "updated_at", "updated_by", "reason"})
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
+#: More digits than any integer limit can have; the model names the bound.
+_MAX_DIGITS: Final = 64
 
 
 def env_name(path: str) -> str:
@@ -62,6 +66,10 @@ def _parse(raw: str, like: Any) -> Any:
         msg = f"{raw!r} is not a boolean (use true or false)"
         raise ValueError(msg)
     if isinstance(like, int):
+        if len(text) > _MAX_DIGITS and text.lstrip("+-").isdigit():
+            # int() would refuse past Python's digit limit with advice meant for programmers.
+            msg = f"{short_repr(raw)} has {len(text.lstrip('+-'))} digits, too many for a limit (at most 2**53)"
+            raise ValueError(msg)
         return int(text)
     if isinstance(like, float):
         return float(text)
@@ -107,8 +115,8 @@ def overlay_environment(base: Policy, environ: Mapping[str, str]) -> Environment
         try:
             value = _parse(raw, current[path])
             policy = apply_patch(policy, {_target(path, policy): value})
-        except (ValueError, PolicyStoreError) as exc:
-            problems[name] = f"{name}={raw!r} was not used: {exc}"
+        except (ValueError, ArithmeticError, PolicyStoreError) as exc:
+            problems[name] = f"{name}={short_repr(raw)} was not used: {exc}"
             log.error("%s", problems[name])  # noqa: TRY400 - an expected condition the message fully states; a traceback would be noise
             continue
         variables[path] = name

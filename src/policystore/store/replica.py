@@ -26,10 +26,11 @@ from policystore.errors import (
     StoreUnavailableError,
     VersionConflictError,
 )
-from policystore.model.changes import apply_patch, diff_policies, stamp_emergency
+from policystore.model.changes import apply_patch, diff_policies, stamp_emergency, unchanged
 from policystore.model.document_text import canonical_lines, member_lines, policy_from_changed_lines
 from policystore.model.events import EventType, PolicyChanged, events_for
-from policystore.model.history import HistoryEntry
+from policystore.model.history import HistoryEntry, record_errors, record_text_problem
+from policystore.model.numbers import short_repr
 from policystore.model.paths import reflatten
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor, Role, authorize_change
@@ -392,23 +393,27 @@ class Replica:
         *,
         replaces_whole: bool = False,
     ) -> Policy:
+        """Apply ``change`` to the newest version and commit the result as the next one.
+
+        A result equal to the version it was based on (see
+        :func:`~policystore.model.changes.unchanged`) writes nothing and returns
+        that version: no new version, no history entry, no event. The actor's
+        authority is checked first, so a no-op write is refused to whoever may
+        not write at all.
+        """
         who = actor or self._actor
         author = who.name if actor is not None or not updated_by else updated_by
-        if not isinstance(reason, str) or not reason.strip():
-            raise PolicyValidationError([FieldError("reason", "is required: say why the policy changes")])
-        if not author.strip():
-            raise PolicyValidationError([FieldError("updated_by", "must name who makes the change")])
+        _refuse_unfit_record(reason, author, expected_version)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
-            try:
-                base = await self._load_base(replaces_whole=replaces_whole)
-            except StoreUnavailableError as exc:
-                self._mark_unreachable(exc)
-                raise
+            base, stored = await self._write_base(replaces_whole=replaces_whole)
             if expected_version is not None and base.version != expected_version:
                 raise VersionConflictError(expected_version, base.version)
             now = self._clock()
             candidate = stamp_emergency(base, change(base), now, author)
             authorize_change(who, base, candidate, action)
+            if stored and unchanged(base, candidate):
+                return base
+            _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
@@ -430,6 +435,24 @@ class Replica:
             return new
         current = await self._backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
+        """Load the version a write builds on, and whether it is the stored version itself.
+
+        It is not when a rollback or an import writes over an invalid newest
+        version (see :meth:`_load_base`): such a write must commit even when it
+        restores what this process held, since that repairs the store.
+        """
+        try:
+            try:
+                return await self._load_latest(), True
+            except StoreUnavailableError as exc:
+                if not (replaces_whole and isinstance(exc.__cause__, ValueError)):
+                    raise
+            return await self._load_base(replaces_whole=True), False
+        except StoreUnavailableError as exc:
+            self._mark_unreachable(exc)
+            raise
 
     async def _after_commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> None:
         async with self._lock:
@@ -589,3 +612,21 @@ def _written_at(document: Mapping[str, Any]) -> datetime | None:
     except ValueError:
         return None
     return written.astimezone(UTC) if written is not None and written.tzinfo is not None else None
+
+
+def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
+    """Refuse a write whose record is unfit, before anything is read; every failure is listed."""
+    errors = record_errors(reason, author)
+    if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)):
+        # True == 1 in Python: a boolean would be taken as version 1.
+        message = f"must be a version number or None (got {short_repr(expected_version)})"
+        errors.append(FieldError("expected_version", message))
+    if errors:
+        raise PolicyValidationError(errors)
+
+
+def _refuse_unfit_kill_switch_reason(base: Policy, new: Policy) -> None:
+    """Refuse a kill-switch reason unfit for the record, when the write sets one."""
+    reason = new.emergency.reason
+    if reason is not None and reason != base.emergency.reason and (problem := record_text_problem(reason)):
+        raise PolicyValidationError([FieldError("emergency.reason", problem)])

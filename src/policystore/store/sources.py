@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from policystore.model.paths import flatten
+from policystore.model.paths import clamped_override, flatten
 from policystore.model.policy import Policy
 from policystore.store.env import EnvironmentOverlay
 
@@ -139,7 +139,10 @@ class Explanation:
         source: the layer that answered.
         version: the policy version the value belongs to (0 for env and defaults).
         stale: True when the live store could not be reached for this answer.
-        detail: more facts in a sentence, such as the variable that set the value.
+        detail: more facts in a sentence, such as the variable that set the value,
+            or that a stored strategy override is looser than the active mode.
+        clamped_by: for a strategy field whose stored override is looser than
+            the active mode, the mode path whose value applies; else None.
     """
 
     path: str
@@ -148,6 +151,7 @@ class Explanation:
     version: int
     stale: bool
     detail: str = ""
+    clamped_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the explanation as plain data."""
@@ -158,6 +162,7 @@ class Explanation:
             "version": self.version,
             "stale": self.stale,
             "detail": self.detail,
+            "clamped_by": self.clamped_by,
         }
 
 
@@ -227,6 +232,15 @@ class ReadState:
 
     def explain(self, path: str) -> Explanation:
         """Explain ``path``; the caller has checked that it exists."""
+        explanation = self._explain_source(path)
+        clamp = clamped_override(self.policy, path)
+        if clamp is None:
+            return explanation
+        return dataclasses.replace(
+            explanation, detail=f"{explanation.detail}; {clamp.detail}", clamped_by=clamp.mode_path
+        )
+
+    def _explain_source(self, path: str) -> Explanation:
         value = self.values[path]
         version = self.policy.version
         if self.source is Source.STORE:

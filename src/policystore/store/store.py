@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import math
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Final, Self
+from typing import Any, Final, Self, SupportsFloat
 
 from policystore.backends.base import Backend
 from policystore.errors import (
@@ -31,16 +30,18 @@ from policystore.errors import (
 )
 from policystore.model.events import PolicyChanged
 from policystore.model.modes import RiskModeConfig
+from policystore.model.numbers import finite_float, short_repr
 from policystore.model.paths import suggest
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
-from policystore.store.bus import EventBus, ExternalEventBus, Subscriber
+from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
 from policystore.store.lkg import LastKnownGood
+from policystore.store.opening import NO_POLICY_REASON, backend_for
 from policystore.store.sources import Explanation, Source, StaleTradingRule, TradingGate
-from policystore.store.urls import DEFAULT_URL, backend_for_url, default_lkg_path
+from policystore.store.urls import default_lkg_path
 from policystore.store.writes import Writes
 
-__all__ = ["MISSING", "PolicyStore", "StaleTradingRule"]
+__all__ = ["MISSING", "NO_POLICY_REASON", "PolicyStore", "StaleTradingRule"]
 
 log = logging.getLogger("policystore")
 
@@ -72,13 +73,20 @@ class PolicyStore(Writes):
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
     or construct it and ``await store.initialize()``. The first argument may be a
-    back end, a URL, or a ``redis.asyncio.Redis`` client.
+    back end, a URL, or a ``redis.asyncio.Redis`` client; code written for the
+    older store passes the client as ``redis_client=`` and closes with
+    :meth:`shutdown`, and both work.
 
     Args:
         backend: a :class:`Backend`, a store URL, a Redis client, or None for
             ``$POLICYSTORE_URL`` (default ``sqlite:///./policystore.db``).
         event_bus: a system bus with ``publish(topic, payload)``; it receives
-            the events of this process's own writes.
+            every event (each kind) of this process's own writes.
+        redis_client: a ``redis.asyncio.Redis`` client, instead of ``backend``.
+        create: seed a store that holds no policy yet with the built-in one
+            (default). With False, such a store is an error at
+            :meth:`initialize` and nothing is written: no file, no folder, no
+            last-known-good copy.
         lkg_path: the last-known-good file; None for none; by default derived
             from the URL.
         refresh_interval: seconds between safety-net version checks.
@@ -88,6 +96,11 @@ class PolicyStore(Writes):
         watch: follow changes made by other processes (off for one-shot tools).
         stale_trading: the rule ``can_open_new_trades`` follows while stale.
         clock: returns the current UTC time.
+
+    Raises:
+        ClientTypeError: the Redis client is a synchronous ``redis.Redis``.
+        PolicyValidationError: both ``backend`` and ``redis_client`` were given,
+            or the URL names no known store.
     """
 
     def __init__(
@@ -95,6 +108,8 @@ class PolicyStore(Writes):
         backend: Backend | str | Any | None = None,
         event_bus: ExternalEventBus | None = None,
         *,
+        redis_client: Any = None,
+        create: bool = True,
         lkg_path: str | os.PathLike[str] | object | None = _AUTO,
         refresh_interval: float = 60.0,
         actor: Actor | None = None,
@@ -103,16 +118,8 @@ class PolicyStore(Writes):
         stale_trading: StaleTradingRule | str = StaleTradingRule.LAST_KNOWN_GOOD,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        if backend is None:
-            backend = os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
-        if isinstance(backend, str):
-            self._backend: Backend = backend_for_url(backend)
-        elif isinstance(backend, Backend):
-            self._backend = backend
-        else:
-            from policystore.backends.redis import RedisBackend
-
-            self._backend = RedisBackend.from_client(backend)
+        self._backend: Backend = backend_for(backend, redis_client)
+        self._create = create
         if lkg_path is _AUTO:
             lkg_path = default_lkg_path(self._backend.url)
         self._lkg = LastKnownGood(lkg_path) if lkg_path is not None else None  # type: ignore[arg-type]
@@ -127,6 +134,7 @@ class PolicyStore(Writes):
         self._outbox = deque()
         self._lock = asyncio.Lock()
         self._initialized = False
+        self._reload_asked = False
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.last_error: PolicyStoreError | None = None
@@ -149,7 +157,11 @@ class PolicyStore(Writes):
             The initialised store.
         """
         store = cls(url, **options)
-        await store.initialize()
+        try:
+            await store.initialize()
+        except BaseException:
+            await store.close()  # release the connection: the caller never gets the store
+            raise
         return store
 
     async def initialize(self) -> None:
@@ -157,17 +169,27 @@ class PolicyStore(Writes):
 
         Raises:
             RuntimeError: the store was already initialised or has been closed.
+            StoreUnavailableError: with ``create=False``, the store holds no
+                policy (for SQLite: there is no file); nothing was written.
         """
         if self._initialized or self._closed:
             raise RuntimeError("this PolicyStore was already initialised; open a new one instead")
         self._initialized = True
+        missing = False
         try:
-            await self._backend.connect()
+            # A back end of the user's own need not know ``create``: it is passed only when False.
+            await (self._backend.connect() if self._create else self._backend.connect(create=False))
             if await self._backend.current_version() == 0:
-                await self._seed()
-            await self.refresh()
+                missing = not self._create
+                if self._create:
+                    await self._seed()
+            if not missing:
+                await self.refresh()
         except StoreUnavailableError as exc:
-            self._mark_unreachable(exc)
+            self._mark_unreachable(exc)  # unreachable: open stale and keep trying
+        if missing:
+            # Reachable and empty: no outage to ride out, and nothing to follow.
+            raise StoreUnavailableError(self._backend.url, NO_POLICY_REASON)
         if self._watch:
             self._tasks.append(asyncio.create_task(self._follow_notifications(), name="policystore-notify"))
             self._tasks.append(asyncio.create_task(self._safety_net(), name="policystore-refresh"))
@@ -185,6 +207,10 @@ class PolicyStore(Writes):
         self._bus.close()
         await self._flush_last_known_good()
         await self._backend.close()
+
+    async def shutdown(self) -> None:
+        """Close the store: the older store's name for :meth:`close`."""
+        await self.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -253,10 +279,12 @@ class PolicyStore(Writes):
 
     async def get_policy(self) -> Policy:
         """Return the current policy (the local snapshot)."""
+        await self._reload_if_asked()
         return self._state.policy
 
     async def get_active_risk_config(self) -> RiskModeConfig:
-        """Return the active mode's config."""
+        """Return the active mode's config: the same object until the policy changes."""
+        await self._reload_if_asked()
         return self._state.policy.risk
 
     async def get_value(self, path: str, default: Any = MISSING) -> Any:
@@ -265,7 +293,33 @@ class PolicyStore(Writes):
         Raises:
             UnknownPathError: no such path and no default was given.
         """
+        await self._reload_if_asked()
         return self.get(path, default)
+
+    # Code written for the older store dropped its cache by hand (``store._cache = None``)
+    # to force the next read from the store. The snapshot follows changes by itself; the
+    # assignment is accepted and makes the next async read check the store first.
+    @property
+    def _cache(self) -> Policy:
+        return self._state.policy
+
+    @_cache.setter
+    def _cache(self, _value: object) -> None:
+        self._reload_asked = True
+
+    @property
+    def _cache_timestamp(self) -> datetime:
+        return self._state.policy.updated_at
+
+    @_cache_timestamp.setter
+    def _cache_timestamp(self, _value: object) -> None:
+        self._reload_asked = True
+
+    async def _reload_if_asked(self) -> None:
+        if self._reload_asked and self._initialized and not self._closed:
+            self._reload_asked = False
+            with contextlib.suppress(StoreUnavailableError):  # stale: answered from the fallback chain
+                await self.refresh()
 
     def gate(self) -> TradingGate:
         """Return the policy this process holds and whether it allows new risk, from one read state.
@@ -288,19 +342,38 @@ class PolicyStore(Writes):
 
     # -- events --------------------------------------------------------------
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback`` with every change event; return a function that unsubscribes."""
-        return self._bus.subscribe(callback)
+    def subscribe(self, callback: Subscriber, *, types: EventTypes | None = None) -> Callable[[], None]:
+        """Call ``callback`` with change events; return a function that unsubscribes.
 
-    def watch(self) -> AsyncIterator[PolicyChanged]:
-        """Iterate over every change event from now on, in version order."""
-        return self._bus.watch()
+        Args:
+            callback: a function or coroutine function taking a :class:`PolicyChanged`.
+            types: the event kinds to deliver (:class:`EventType` or their values).
+                None: each change once, as its ``policy.updated`` event, and
+                ``policy.rejected`` notices.
 
-    async def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+        Raises:
+            PolicyValidationError: ``types`` names something that is not an event kind.
+        """
+        return self._bus.subscribe(callback, types=types)
+
+    def watch(self, *, types: EventTypes | None = None) -> AsyncIterator[PolicyChanged]:
+        """Iterate over change events from now on, in version order; ``types`` as for :meth:`subscribe`.
+
+        Raises:
+            PolicyValidationError: ``types`` names something that is not an event kind.
+        """
+        return self._bus.watch(types=types)
+
+    async def report_daily_loss(
+        self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None
+    ) -> bool:
         """The drawdown breaker: turn the kill switch on once the day's loss reaches the limit.
 
         Args:
-            loss_fraction: the day's loss as a fraction of the day's starting equity.
+            loss_fraction: the day's loss as a fraction of the day's starting equity:
+                any real number or a :class:`~decimal.Decimal`. Anything that cannot
+                be read as a finite float (NaN, an infinity, ``10**400``, None, a
+                string) counts as reaching the limit.
             reporter: who measured the loss; the author of the kill switch write.
             actor: the role to write with (an operator is enough).
 
@@ -312,12 +385,13 @@ class PolicyStore(Writes):
                 be written; nothing may be opened, and the caller must not trade.
         """
         limit = self._state.policy.risk.max_daily_drawdown
-        # A loss that is not a finite number cannot be compared with the limit:
-        # treat it as a breach rather than let it pass every check.
-        breached = not math.isfinite(loss_fraction) or loss_fraction >= limit
-        if breached and not self._state.policy.emergency.active:
+        # A loss that cannot be read as a finite number cannot be compared with the limit:
+        # treat it as a breach rather than let it pass every check (or raise before tripping).
+        loss = finite_float(loss_fraction)
+        if (loss is None or loss >= limit) and not self._state.policy.emergency.active:
             mode = self._state.policy.active_mode
-            figure = f"{loss_fraction:.2%}" if math.isfinite(loss_fraction) else f"{loss_fraction!r} (not a number)"
+            shown = short_repr(loss_fraction)
+            figure = f"{loss:.2%}" if loss is not None else f"{shown} (not a number the limit can be compared with)"
             reason = (
                 f"drawdown breaker: the day's loss of {figure} reached max_daily_drawdown {limit:.2%} of mode {mode}"
             )

@@ -11,7 +11,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
 from policystore.model.events import PolicyChanged
@@ -19,7 +19,7 @@ from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode, RiskModeConfig
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor
-from policystore.store.bus import Subscriber
+from policystore.store.bus import EventTypes, Subscriber
 from policystore.store.sources import Explanation, Source, TradingGate
 from policystore.store.store import MISSING, PolicyStore
 
@@ -36,7 +36,11 @@ class SyncPolicyStore:
         self._thread = threading.Thread(target=self._loop.run_forever, name="policystore-sync", daemon=True)
         self._thread.start()
         self._watchers: set[queue.Queue[PolicyChanged | None]] = set()
-        self._store = self._call(self._make(args, options))
+        try:
+            self._store = self._call(self._make(args, options))
+        except BaseException:
+            self._stop_loop()  # a refused argument must not leave the thread running
+            raise
 
     @staticmethod
     async def _make(args: tuple[Any, ...], options: dict[str, Any]) -> PolicyStore:
@@ -57,7 +61,11 @@ class SyncPolicyStore:
     def open(cls, url: str | None = None, **options: Any) -> Self:
         """Open the store at ``url``; see :meth:`PolicyStore.open`."""
         store = cls(url, **options)
-        store.initialize()
+        try:
+            store.initialize()
+        except BaseException:
+            store.close()  # stop the thread: the caller never gets the store
+            raise
         return store
 
     def initialize(self) -> None:
@@ -71,9 +79,16 @@ class SyncPolicyStore:
         self._call(self._store.close())
         for events in list(self._watchers):
             events.put(None)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+    def shutdown(self) -> None:
+        """See :meth:`PolicyStore.shutdown`: the older store's name for :meth:`close`."""
+        self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -148,15 +163,15 @@ class SyncPolicyStore:
         """See :meth:`PolicyStore.can_open_new_trades`."""
         return self._call(self._store.can_open_new_trades())
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def subscribe(self, callback: Subscriber, *, types: EventTypes | None = None) -> Callable[[], None]:
         """See :meth:`PolicyStore.subscribe`; ``callback`` runs on the facade's thread."""
-        return self._store.subscribe(callback)
+        return self._store.subscribe(callback, types=types)
 
-    def watch(self) -> Iterator[PolicyChanged]:
-        """Iterate (blocking) over every change event from the call on, until :meth:`close`."""
+    def watch(self, *, types: EventTypes | None = None) -> Iterator[PolicyChanged]:
+        """Iterate (blocking) over change events until :meth:`close`; see :meth:`PolicyStore.watch`."""
         # Subscribe now, not at the first next(): no event between the two is missed.
         events: queue.Queue[PolicyChanged | None] = queue.Queue()
-        unsubscribe = self._store.subscribe(events.put)
+        unsubscribe = self._store.subscribe(events.put, types=types)
         self._watchers.add(events)
 
         def follow() -> Iterator[PolicyChanged]:
@@ -229,7 +244,7 @@ class SyncPolicyStore:
             )
         )
 
-    def report_daily_loss(self, loss_fraction: float, *, reporter: str, actor: Actor | None = None) -> bool:
+    def report_daily_loss(self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None) -> bool:
         """See :meth:`PolicyStore.report_daily_loss`."""
         return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
 

@@ -2,7 +2,9 @@
 
 Each write is validated, checked against the actor's role, committed with
 compare-and-set on the version and recorded in history (see
-:meth:`~policystore.store.replica.Replica._write`).
+:meth:`~policystore.store.replica.Replica._write`). A write whose result holds
+what the store holds already writes nothing and returns the current policy, so
+``returned.version == version_before`` says "no change".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.changes import apply_patch, diff_policies
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode
+from policystore.model.numbers import short_repr
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.model.validation import build_policy
@@ -27,6 +30,21 @@ def _mode_name(mode: RiskMode | str) -> str:
     return mode.value if isinstance(mode, RiskMode) else str(mode)
 
 
+def _check_number(name: str, value: Any, *, optional: bool = False, least: int = 0) -> None:
+    """Refuse a version (or count) argument that is no integer: True is 1 to Python, not to an auditor.
+
+    Raises:
+        PolicyValidationError: ``value`` is a boolean, not an int, or below ``least``.
+    """
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "a version number" if name != "limit" else "a whole number"
+        raise PolicyValidationError([FieldError(name, f"must be {kind} (got {short_repr(value)})")])
+    if value < least:
+        raise PolicyValidationError([FieldError(name, f"must be at least {least} (got {value})")])
+
+
 class Writes(Replica):
     """History, diff and the writes of :class:`~policystore.store.store.PolicyStore`."""
 
@@ -34,16 +52,17 @@ class Writes(Replica):
 
     async def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` history entries, newest first (older than ``before``)."""
-        if limit < 1:
-            raise PolicyValidationError([FieldError("limit", f"must be at least 1 (got {limit})")])
+        _check_number("limit", limit, least=1)
+        _check_number("before", before, optional=True)
         return await self._backend.history(limit, before)
 
     async def version_at(self, version: int) -> Policy:
         """Return the policy as it was at ``version``.
 
         Raises:
-            PolicyValidationError: there is no such version.
+            PolicyValidationError: there is no such version, or ``version`` is no version number.
         """
+        _check_number("version", version)
         document = await self._backend.load(version) if version >= 1 else None
         if document is None:
             current = await self._backend.current_version()
@@ -52,7 +71,13 @@ class Writes(Replica):
         return build_policy(document)
 
     async def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
-        """Return the stored fields that differ from version ``v1`` to ``v2`` (default: current)."""
+        """Return the stored fields that differ from version ``v1`` to ``v2`` (default: current).
+
+        Raises:
+            PolicyValidationError: no such version, or an argument is no version number.
+        """
+        _check_number("v1", v1)
+        _check_number("v2", v2, optional=True)
         old = await self.version_at(v1)
         new = await self.version_at(v2) if v2 is not None else await self._load_latest()
         return list(diff_policies(old, new))
@@ -71,7 +96,7 @@ class Writes(Replica):
         """Make ``mode`` the active mode. A looser mode needs an admin.
 
         Returns:
-            The new policy.
+            The new policy; the current one, its version unchanged, when the write changes nothing.
 
         Raises:
             PolicyValidationError: no such mode, or an empty reason.
@@ -135,7 +160,7 @@ class Writes(Replica):
             actor: who writes, with which role.
 
         Returns:
-            The new policy.
+            The new policy; the current one, its version unchanged, when the write changes nothing.
 
         Raises:
             PolicyValidationError: an empty reason.
@@ -175,7 +200,7 @@ class Writes(Replica):
             actor: who writes, with which role.
 
         Returns:
-            The new policy.
+            The new policy; the current one, its version unchanged, when the write changes nothing.
 
         Raises:
             PermissionDeniedError: the actor is no admin.
@@ -184,6 +209,7 @@ class Writes(Replica):
             StoreUnavailableError: the store cannot be reached; nothing changed.
         """
         (actor or self._actor).require(Role.ADMIN, "rolling back")
+        _check_number("version", version)
         target = await self.version_at(version)
         return await self._write(
             lambda base: dataclasses.replace(target, version=base.version),

@@ -1,69 +1,15 @@
 // policystore dashboard: reads the policy over /v1, follows WS /v1/stream, writes with the user's token.
-"use strict";
+// Every write is previewed by the server first ("dry_run": true), so the page never re-derives the rules.
 
-const FIELDS = [
-  ["max_leverage", "lev"], ["max_risk_pct_per_trade", "pct"], ["max_daily_drawdown", "pct"],
-  ["max_positions", "int"], ["global_min_confidence", "pct"], ["scaling_factor", "mult"],
-  ["position_size_cap", "money"], ["enable_rl", "flag"], ["enable_meta_strategy", "flag"],
-  ["enable_pal", "flag"], ["enable_pba", "flag"], ["enable_clm", "flag"], ["enable_retraining", "flag"],
-  ["enable_dynamic_tpsl", "flag"],
-];
-const PCT_PATH = /(max_risk_pct_per_trade|max_daily_drawdown|global_min_confidence)$/;
-const state = { token: sessionStorage.getItem("policystore.token"), policy: null, role: null, name: null,
-  ws: null, retry: 0, streamUp: false, health: null, history: [] };
-const $ = (id) => document.getElementById(id);
+import { confirmWrite } from "./dialog.js";
+import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
+import { historyChanged, loadHistory, setupHistory } from "./history.js";
+import { $, api, el, session, toast } from "./util.js";
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v; else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null) node.setAttribute(k, v);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
-
-function fmt(value, kind) {
-  if (value === null || value === undefined) return "–";
-  switch (kind) {
-    case "pct": return (value * 100).toFixed(value * 100 < 1 ? 2 : 1).replace(/\.0$/, "") + " %";
-    case "lev": return Number(value).toFixed(1) + "×";
-    case "mult": return "×" + Number(value).toFixed(2);
-    case "money": return Number(value).toLocaleString("en-US");
-    case "flag": return value ? "on" : "off";
-    default: return String(value);
-  }
-}
-
-function fmtChange(path, value) {
-  if (typeof value === "number" && PCT_PATH.test(path)) return fmt(value, "pct");
-  if (typeof value === "boolean") return value ? "on" : "off";
-  if (value === null) return "–";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
-}
-
-function fmtTime(iso) {
-  if (!iso) return "–";
-  const d = new Date(iso);
-  return d.toISOString().replace("T", " ").slice(0, 19) + "Z";
-}
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}` };
-  if (body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const data = await response.json().catch(() => ({}));
-  if (response.status === 401) { signOut(data.detail || "The token was refused."); throw new Error(data.detail); }
-  if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
-  return data;
-}
-
-function toast(text, kind = "info") {
-  const t = $("toast");
-  t.textContent = text; t.className = `toast ${kind}`; t.hidden = false;
-  clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, 6000);
-}
+const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
+  health: null, locks: {}, locksVersion: null };
+const RANK = { viewer: 0, operator: 1, admin: 2 };
+const can = (role) => (RANK[state.role] ?? -1) >= RANK[role];
 
 function banners() {
   const list = [];
@@ -72,18 +18,13 @@ function banners() {
   } else if (state.health && state.health.stale) {
     list.push(["warn", `Answers are stale (source: ${state.health.source}).`]);
   }
-  if (state.token && !state.streamUp) list.push(["warn", "Live stream disconnected — reconnecting…"]);
+  if (session.token && !state.streamUp) list.push(["warn", "Live stream disconnected — reconnecting…"]);
   if (state.policy && state.policy.emergency.active) {
     list.push(["kill", `KILL SWITCH ACTIVE — no new trades. ${state.policy.emergency.reason || ""}`]);
   }
   $("banners").replaceChildren(...list.map(([kind, text]) => el("div", { class: `banner ${kind}` }, text)));
   $("live-dot").className = "dot " + (state.streamUp ? "up" : "down");
   $("live-text").textContent = state.streamUp ? "live" : "offline";
-}
-
-function can(role) {
-  const rank = { viewer: 0, operator: 1, admin: 2 };
-  return (rank[state.role] ?? -1) >= rank[role];
 }
 
 function render() {
@@ -104,85 +45,133 @@ function render() {
   toggle.title = toggle.disabled ? (em.active ? "Admins only" : "Operators and admins") : "";
   renderModes(p);
   renderLimits(p);
+  renderStrategies(p);
   banners();
+  refreshLocks(p);
+}
+
+function modeButton(p, name) {
+  const lock = state.locks[name];
+  const active = name === p.active_mode;
+  const locked = !active && can("operator") && lock && !lock.allowed;
+  const m = p.modes[name];
+  let title = `max_leverage ${fmt(m.max_leverage, "lev")}, risk per trade ${fmt(m.max_risk_pct_per_trade, "pct")}`;
+  if (!can("operator")) title = "Viewers cannot change the policy.";
+  else if (locked) {
+    title = `Switching to ${name} raises risk (${lock.raises_risk.slice(0, 3).join(", ")}`
+      + `${lock.raises_risk.length > 3 ? ", …" : ""}); only an ${lock.required_role} may. Click to see what it changes.`;
+  }
+  return el("button", {
+    class: ["mode", active ? "active" : "", locked ? "locked" : ""].filter(Boolean).join(" "), "data-mode": name,
+    "data-allowed": lock ? String(lock.allowed) : null, title, disabled: active || !can("operator"),
+    // Still clickable: its dialog shows what the switch would change and who may make it.
+    onclick: () => switchMode(name),
+  }, name, locked ? el("span", { class: "lock" }, `${lock.required_role} only`) : "");
 }
 
 function renderModes(p) {
-  const buttons = Object.keys(p.modes).map((name) => el("button", {
-    class: name === p.active_mode ? "mode active" : "mode", "data-mode": name,
-    disabled: name === p.active_mode || !can("operator") ? "" : null,
-    onclick: () => confirmAction(`Switch to ${name}`, `Make ${name} the active risk mode.`,
-      (reason) => api("POST", "/v1/mode", { mode: name, reason, expected_version: p.version })),
-  }, name));
-  $("mode-buttons").replaceChildren(...buttons);
+  $("mode-buttons").replaceChildren(...riskOrder(p.modes).map((name) => modeButton(p, name)));
+}
+
+// Which modes this role may switch to, as the server's preview says; asked again at every version.
+async function refreshLocks(p) {
+  if (!can("operator") || state.locksVersion === p.version) return;
+  state.locksVersion = p.version;
+  const locks = {};
+  await Promise.all(riskOrder(p.modes).filter((name) => name !== p.active_mode).map(async (name) => {
+    try { locks[name] = await api("POST", "/v1/mode", { mode: name, dry_run: true }); } catch { /* left unknown */ }
+  }));
+  if (state.policy && state.policy.version === p.version) { state.locks = locks; renderModes(state.policy); }
 }
 
 function renderLimits(p) {
-  const modes = Object.keys(p.modes);
+  const modes = riskOrder(p.modes);
   const head = el("tr", {}, el("th", { class: "field" }, "field"),
-    ...modes.map((m) => el("th", { class: m === p.active_mode ? "active" : "" }, m)),
+    ...modes.map((m) => el("th", { class: m === p.active_mode ? "active" : "", title: RISK_ORDER_NOTE }, m)),
     el("th", { class: "cap" }, "hard cap"));
-  const rows = FIELDS.map(([field, kind]) => {
+  const rows = FIELDS.map(([field, kind, what]) => {
     const cap = p.hard_limits[field];
     const cells = modes.map((m) => {
       const value = p.modes[m][field];
       const cls = [m === p.active_mode ? "active" : "", kind === "flag" ? (value ? "on" : "off") : "num"];
       return el("td", { class: cls.join(" "), "data-mode": m, "data-field": field }, fmt(value, kind));
     });
-    return el("tr", {}, el("th", { class: "field" }, field), ...cells,
-      el("td", { class: "cap num" }, cap === undefined ? "" : fmt(cap, kind)));
+    const label = el("th", { class: "field", title: what }, field,
+      kind === "money" ? el("div", { class: "unit" }, "notional, account currency") : "",
+      kind === "floor" ? el("div", { class: "unit" }, "a floor: at least this") : "");
+    return el("tr", {}, label, ...cells,
+      el("td", { class: "cap num", "data-field": field }, cap === undefined ? "" : fmt(cap, kind)));
   });
   $("limits").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
-function renderHistory() {
-  const current = state.policy ? state.policy.version : 0;
-  const head = el("tr", {}, ...["v", "at (UTC)", "by", "reason", "changes", ""].map((h) => el("th", {}, h)));
-  const rows = state.history.map((e) => {
-    const changes = e.changes.length ? e.changes.map((c) => el("div", { class: "change" },
-      el("span", { class: "path" }, c.path), " ", el("span", { class: "old" }, fmtChange(c.path, c.old)),
-      " → ", el("span", { class: "new" }, fmtChange(c.path, c.new)))) : [el("span", { class: "muted" }, "—")];
-    const action = can("admin") && e.version !== current ? el("button", { class: "small-btn",
-      onclick: () => confirmAction(`Roll back to v${e.version}`,
-        `Write a new version equal in content to version ${e.version}.`,
-        (reason) => api("POST", "/v1/rollback", { version: e.version, reason })) }, "Roll back") : "";
-    return el("tr", {}, el("td", { class: "num" }, e.version), el("td", { class: "mono nowrap" }, fmtTime(e.at)),
-      el("td", {}, e.by), el("td", {}, e.reason), el("td", {}, ...changes), el("td", {}, action));
+function renderStrategies(p) {
+  const effective = (state.effective && state.effective.strategies) || {};
+  const head = el("tr", {}, el("th", { class: "field" }, "strategy"),
+    ...STRATEGY_FIELDS.map(([field]) => el("th", {}, field)));
+  const rows = Object.keys(p.strategies).sort().map((name) => {
+    const stored = p.strategies[name];
+    const derived = effective[name] || {};
+    const cells = STRATEGY_FIELDS.map(([field, kind]) => {
+      const own = stored[field];
+      const value = derived[field] ?? own;
+      let note = "from mode", cls = "derived";
+      if (field === "cooldown_seconds") { note = "own"; cls = "own"; }
+      else if (own !== null && own !== undefined && own !== value) {
+        note = `override ${fmt(own, kind)} is looser; the mode's applies`; cls = "clamped";
+      } else if (own !== null && own !== undefined) { note = "override"; cls = "override"; }
+      return el("td", { class: `num ${cls}`, "data-strategy": name, "data-field": field },
+        el("span", { class: "value" }, fmt(value, kind)), el("div", { class: "note" }, note));
+    });
+    return el("tr", { "data-strategy": name }, el("th", { class: "field" }, name), ...cells);
   });
-  $("history").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  $("strategies").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
-function confirmAction(title, text, action) {
-  const dialog = $("confirm");
-  $("confirm-title").textContent = title;
-  $("confirm-text").textContent = text;
-  $("confirm-reason").value = "";
-  dialog.onclose = null;
-  $("confirm-form").onsubmit = async (event) => {
-    event.preventDefault();
-    const reason = $("confirm-reason").value.trim();
-    if (!reason) return;
-    dialog.close();
-    try {
-      const result = await action(reason);
-      state.policy = result.policy; render(); refreshHistory();
-      toast(`${title}: done (version ${result.version}).`, "ok");
-    } catch (err) { toast(`${title} refused: ${err.message}`, "error"); }
-  };
-  $("confirm-cancel").onclick = () => dialog.close();
-  dialog.showModal();
-  $("confirm-reason").focus();
+function installed(result) {
+  if (result && result.policy) { state.policy = result.policy; state.effective = result.effective || {}; render(); }
+  historyChanged();
+}
+
+function refused(title, err) {
+  if (err.error === "StoreUnavailableError") {
+    const v = state.policy ? state.policy.version : "?";
+    const what = title === "Activate kill switch"
+      ? "Kill switch NOT turned on: the policy store cannot be reached, so nothing was written. "
+        + `Until it is back, each trading process keeps to the last policy it holds (here version ${v}, kill switch off)`
+        + " and one that holds none opens no new trade; to stop trading now, stop the traders themselves."
+      : `${title} not done: the policy store cannot be reached, so nothing was written.`;
+    toast(what, "error", { ms: 30000, title: err.message });
+    return;
+  }
+  toast(`${title} refused: ${err.message}`, "error");
+}
+
+function write(title, text, path, method, body) {
+  confirmWrite({
+    title, text, role: state.role,
+    preview: () => api(method, path, { ...body, dry_run: true }),
+    commit: (reason, base) => api(method, path, { ...body, reason, expected_version: base }),
+    done: (result) => { installed(result); toast(`${title}: done (version ${result.version}).`, "ok"); },
+    failed: (err) => refused(title, err),
+  });
+}
+
+function switchMode(name) {
+  write(`Switch to ${name}`, `Make ${name} the active risk mode.`, "/v1/mode", "POST", { mode: name });
+}
+
+function rollback(version) {
+  write(`Roll back to v${version}`, `Write a new version equal in content to version ${version}.`,
+    "/v1/rollback", "POST", { version });
 }
 
 async function refreshPolicy() {
   const data = await api("GET", "/v1/policy");
-  if (!state.policy || data.version >= state.policy.version) { state.policy = data.policy; render(); }
+  if (!state.policy || data.version >= state.policy.version) {
+    state.policy = data.policy; state.effective = data.effective || {}; render();
+  }
   $("source").textContent = data.source + (data.stale ? " (stale)" : "");
-}
-
-async function refreshHistory() {
-  state.history = (await api("GET", "/v1/history?limit=25")).entries;
-  renderHistory();
 }
 
 async function pollHealth() {
@@ -194,20 +183,21 @@ async function pollHealth() {
 }
 
 function connectStream() {
-  if (!state.token) return;
+  if (!session.token) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const ws = new WebSocket(`${scheme}://${location.host}/v1/stream`);
   state.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ token: state.token }));
+  ws.onopen = () => ws.send(JSON.stringify({ token: session.token }));
   ws.onmessage = (msg) => {
     const data = JSON.parse(msg.data);
     if (data.type === "snapshot") {
       state.streamUp = true; state.retry = 0; state.role = data.role; state.name = data.viewer;
-      state.policy = data.policy;
+      state.policy = data.policy; state.effective = data.effective || {};
       $("who").textContent = `${data.viewer} · ${data.role}`; $("who").hidden = false;
-      render(); refreshHistory();
+      render(); loadHistory(true);
     } else if (data.type === "policy.updated") {
-      if (!state.policy || data.version > state.policy.version) refreshPolicy().then(refreshHistory);
+      // One message per change: policy.updated carries every kind (mode, kill switch, limits).
+      if (!state.policy || data.version > state.policy.version) refreshPolicy().then(historyChanged);
     } else if (data.type === "error") {
       signOut(data.detail);
     }
@@ -215,7 +205,7 @@ function connectStream() {
   ws.onclose = (event) => {
     if (state.ws !== ws) return;
     state.streamUp = false; banners();
-    if (event.code === 1008 || !state.token) return;
+    if (event.code === 1008 || !session.token) return;
     const delay = Math.min(10000, 500 * 2 ** state.retry++);
     setTimeout(connectStream, delay);
   };
@@ -223,7 +213,8 @@ function connectStream() {
 
 function signOut(message) {
   sessionStorage.removeItem("policystore.token");
-  state.token = null; state.policy = null; state.role = null; state.streamUp = false;
+  session.token = null; state.policy = null; state.role = null; state.streamUp = false;
+  state.locks = {}; state.locksVersion = null;
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
   $("app").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("who").hidden = true;
   $("login-error").hidden = !message; $("login-error").textContent = message || "";
@@ -231,11 +222,11 @@ function signOut(message) {
 }
 
 async function signIn(token) {
-  state.token = token;
+  session.token = token;
   try {
     await refreshPolicy();
   } catch (err) {
-    if (state.token) { $("login-error").textContent = err.message; $("login-error").hidden = false; }
+    if (session.token) { $("login-error").textContent = err.message; $("login-error").hidden = false; }
     return;
   }
   sessionStorage.setItem("policystore.token", token);
@@ -243,17 +234,23 @@ async function signIn(token) {
   connectStream();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+function start() {
+  session.onUnauthorized = signOut;
+  setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  $("modes-order").title = RISK_ORDER_NOTE;
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault(); signIn($("token").value.trim());
   });
   $("logout").addEventListener("click", () => signOut(""));
   $("kill-toggle").addEventListener("click", () => {
     const on = !state.policy.emergency.active;
-    confirmAction(on ? "Activate kill switch" : "Deactivate kill switch",
-      on ? "Stop all new trades now." : "Allow new trades again (admins only).",
-      (reason) => api("POST", "/v1/emergency", { active: on, reason }));
+    write(on ? "Activate kill switch" : "Deactivate kill switch",
+      on ? "Stop all new trades now." : "Allow new trades again (admins only).", "/v1/emergency", "POST", { active: on });
   });
   pollHealth(); setInterval(pollHealth, 5000);
-  if (state.token) signIn(state.token); else $("login").hidden = false;
-});
+  const saved = sessionStorage.getItem("policystore.token");
+  if (saved) signIn(saved); else $("login").hidden = false;
+}
+
+// Module scripts run after the document is parsed.
+start();

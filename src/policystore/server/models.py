@@ -1,0 +1,196 @@
+"""The bodies the ``/v1`` routes take and answer with.
+
+Request bodies are strict: unknown fields are refused (an author cannot be
+smuggled in), a boolean is never read as an integer (``"expected_version":
+true`` is not version 1), and every integer is bounded by what the back ends
+and JSON clients hold exactly (:data:`MAX_INTEGER`), so an oversized number is
+a 422 naming the field, not a failure deep in a back end.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policystore.model.history import FieldChange, HistoryEntry
+
+__all__ = [
+    "MAX_INTEGER",
+    "ChangeModel",
+    "DiffResponse",
+    "EmergencyRequest",
+    "ErrorBody",
+    "HistoryEntryModel",
+    "HistoryResponse",
+    "ModeRequest",
+    "PatchRequest",
+    "PathsResponse",
+    "PolicyResponse",
+    "PreviewResponse",
+    "RollbackRequest",
+    "ValueResponse",
+]
+
+#: The largest integer the API takes: 2**53, the last one a JSON client's float (JavaScript's
+#: number) and every back end (SQLite's INTEGER, Redis's Lua numbers) hold exactly.
+MAX_INTEGER: Final = 2**53
+
+
+class ErrorBody(BaseModel):
+    """Every error's body: the error class, one sentence, and the error's facts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The error class, such as VersionConflictError.")
+    detail: str = Field(description="What was wrong, in one sentence.")
+
+
+Version = Annotated[int, Field(ge=1, le=MAX_INTEGER)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why; recorded in history.")]
+ExpectedVersion = Annotated[
+    Version | None,
+    Field(default=None, description="Write only if the store is at this version (else 409)."),
+]
+DryRun = Annotated[
+    bool,
+    Field(
+        default=False,
+        description="True: write nothing and answer what the change would do (a preview); no reason needed.",
+    ),
+]
+
+
+class _Body(BaseModel):
+    # strict: JSON true is not 1, "5" is not 5, 1.0 is not a version.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ModeRequest(_Body):
+    """Switch the active mode."""
+
+    mode: str = Field(min_length=1, max_length=64, description="The mode to make active, such as DEFENSIVE.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+
+
+class PatchRequest(_Body):
+    """Change values by path, as one new version, all or nothing."""
+
+    changes: dict[str, Any] = Field(description="Path -> new value, such as {'modes.NORMAL.max_leverage': 4}.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+
+
+class EmergencyRequest(_Body):
+    """Turn the kill switch on (operators) or off (admins)."""
+
+    active: bool = Field(description="True stops all new trades.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+
+
+class RollbackRequest(_Body):
+    """Write a new version equal in content to an earlier one."""
+
+    version: Version = Field(description="The version to return to.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+
+
+class PolicyResponse(BaseModel):
+    """The whole policy with its version and where it was read from."""
+
+    version: int
+    source: str = Field(description="store, last_known_good, environment or default.")
+    stale: bool = Field(description="True when the live store could not be read.")
+    policy: dict[str, Any] = Field(description="The policy document.")
+    effective: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Derived values readers see: strategies.<name>.<field> under the active mode "
+        "(unset fields from the mode, overrides clamped to it).",
+    )
+
+
+class ValueResponse(BaseModel):
+    """One value with its source and version."""
+
+    path: str
+    value: Any
+    source: str
+    version: int
+    stale: bool
+    detail: str
+
+
+class PathsResponse(BaseModel):
+    """Every valid dot path."""
+
+    paths: list[str]
+
+
+class ChangeModel(BaseModel):
+    """One field before and after a write."""
+
+    path: str
+    old: Any
+    new: Any
+
+    @classmethod
+    def of(cls, change: FieldChange) -> ChangeModel:
+        """Build from a :class:`FieldChange`."""
+        return cls(path=change.path, old=change.old, new=change.new)
+
+
+class PreviewResponse(BaseModel):
+    """What a write would do, answered instead of writing when the body says ``"dry_run": true``."""
+
+    dry_run: Literal[True] = True
+    changes: list[ChangeModel] = Field(
+        description="Every effective value that would change (risk.*, ai.*, strategies.* included), by path."
+    )
+    raises_risk: list[str] = Field(description="The paths whose change lets the system take more risk.")
+    required_role: Literal["operator", "admin"] = Field(description="The least role that may make this change.")
+    allowed: bool = Field(description="Whether the caller's role may make it.")
+    base_version: int = Field(description="The version the preview was made on; send it as expected_version.")
+    stale: bool = Field(description="True when that version is this server's fallback copy, not the live store's.")
+
+
+class HistoryEntryModel(BaseModel):
+    """One write of the audit trail."""
+
+    version: int
+    at: datetime
+    by: str = Field(description="The author: the name of the token that made the change.")
+    reason: str
+    changes: list[ChangeModel]
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryEntryModel:
+        """Build from a :class:`HistoryEntry`."""
+        return cls(
+            version=entry.version,
+            at=entry.at,
+            by=entry.by,
+            reason=entry.reason,
+            changes=[ChangeModel.of(c) for c in entry.changes],
+        )
+
+
+class HistoryResponse(BaseModel):
+    """History entries, newest first."""
+
+    entries: list[HistoryEntryModel]
+
+
+class DiffResponse(BaseModel):
+    """Fields that differ between two versions."""
+
+    v1: int
+    v2: int
+    changes: list[ChangeModel]
