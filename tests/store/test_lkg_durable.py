@@ -111,3 +111,24 @@ class TestOwnWriteWaitsForTheCopy:
             assert (halted.version, True) == (saved.version, saved.emergency.active)
         finally:
             await store.close()
+
+    async def test_kill_switch_write_that_changes_nothing_still_stops_this_process(self, tmp_path: Path) -> None:
+        """Another process turned it on first: the write finds it on, and this process holds it, saved, at once."""
+        db, lkg = tmp_path / "policy.db", tmp_path / "lkg.json"
+        store = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=lkg)
+        other = await PolicyStore.open(f"sqlite:///{db}", watch=False, lkg_path=None)
+        try:
+            first = await other.set_emergency_mode(True, reason="venue down", actor=OPERATOR)
+            returned = await store.set_emergency_mode(True, reason="venue down", actor=OPERATOR)
+            saved = LastKnownGood(lkg).read()
+            assert (first.version, True) == (returned.version, returned.emergency.active)
+            assert (first.version, True, False) == (
+                store.get("version"),
+                store.get("emergency.active"),
+                await store.can_open_new_trades(),
+            )
+            assert saved is not None
+            assert (first.version, True) == (saved.version, saved.emergency.active)
+        finally:
+            await other.close()
+            await store.close()

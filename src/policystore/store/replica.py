@@ -412,6 +412,7 @@ class Replica:
             candidate = stamp_emergency(base, change(base), now, author)
             authorize_change(who, base, candidate, action)
             if stored and unchanged(base, candidate):
+                await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
@@ -435,6 +436,23 @@ class Replica:
             return new
         current = await self._backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def _hold(self, base: Policy) -> None:
+        """After a write that changed nothing, hold the version it found, durably if it stops trading.
+
+        The caller is told that version is the store's: this process must not go
+        on answering from an older one (a kill switch turned on elsewhere, which
+        this write found already on, stops trading here too, at once).
+        """
+        state = self._state
+        if state.source is not Source.STORE or (state.policy.version, state.policy.updated_at) != (
+            base.version,
+            base.updated_at,
+        ):
+            with contextlib.suppress(StoreUnavailableError):  # marked stale; the write changed nothing
+                await self._refresh(deep=True)
+        if _stops_trading(base):
+            await self._save_durably(base)
 
     async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
         """Load the version a write builds on, and whether it is the stored version itself.
