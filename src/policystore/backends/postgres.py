@@ -1,0 +1,513 @@
+"""``postgresql://`` and ``postgres://``: one policy in PostgreSQL, shared by every host, surviving a failover.
+
+URL forms (every form takes ``?namespace=NAME`` and ``?timeout=SECONDS``)::
+
+    postgresql://user:password@host:port/dbname
+    postgresql://user:password@host1:5432,host2:5433/dbname?target_session_attrs=read-write
+    postgresql:///dbname?host=host1,host2&port=5432,5433
+
+Everything but ``namespace`` and ``timeout`` is libpq's (``sslmode``,
+``application_name``, ``options=-csearch_path=...``, ...). With several hosts,
+libpq tries each in turn; ``target_session_attrs`` defaults to ``read-write``,
+so the store always writes to (and listens on) the primary, and after a
+standby is promoted it finds the new primary through the same URL.
+``namespace`` (default ``default``) keeps several policies apart in one
+database; ``timeout`` (default 1 s) bounds every call: an unreachable server
+raises :class:`~policystore.errors.StoreUnavailableError` within it and never
+hangs.
+
+A write is one statement and one transaction (see
+:mod:`policystore.backends._postgres_layout`): compare-and-set on the version,
+the version's row with its history entry, and a NOTIFY that carries the new
+version (and its document, when it fits). Each process listens on one
+connection of its own. The tables, and how a database holding other tables of
+the same names is refused, are in :mod:`policystore.backends._postgres_schema`.
+
+A commit whose reply is lost is sent again once and recognised by its write
+id; if no reply comes at all the commit raises StoreUnavailableError saying
+the version may have been written. With a synchronous standby
+(``synchronous_commit=on``), a write is acknowledged only once the standby
+has it, so a promoted standby holds every acknowledged version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Self, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from policystore.backends._postgres_layout import FIND_WRITE, CommitCall, channel_for, hint_of
+from policystore.backends._postgres_schema import (
+    CREATE_STATEMENTS,
+    EXPECTED_COLUMNS,
+    FIND_COLUMNS,
+    LOCK_KEY,
+    schema_problem,
+)
+from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
+from policystore.backends.base import Published
+from policystore.errors import StoreUnavailableError, VersionConflictError
+from policystore.model.history import HistoryEntry
+from policystore.store.urls import redact
+
+__all__ = ["PostgresBackend"]
+
+log = logging.getLogger("policystore.postgres")
+T = TypeVar("T")
+Connection = AsyncConnection[tuple[Any, ...]]
+
+#: Seconds of silence on the listening connection before it is checked with a query.
+_KEEPALIVE: Final = 5.0
+#: Seconds one wait for a notice lasts before the listener checks whether it was closed.
+_POLL: Final = 0.25
+#: Connections each process's pool holds at most (the listener has its own).
+_POOL_SIZE: Final = 4
+_NO_LIMIT: Final = 2**62
+
+_NEWEST: Final = """
+SELECT h.version, v.document FROM policystore_head h
+LEFT JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version
+WHERE h.namespace = %s
+"""
+
+
+class PostgresBackend:
+    """A policy kept in PostgreSQL, shared by every process and host that opens the same URL.
+
+    Build one with :meth:`from_url`.
+
+    Args:
+        target: the parsed URL.
+        url: the URL to show, password removed.
+    """
+
+    def __init__(self, target: PostgresTarget, url: str) -> None:
+        self.url = redact(url)
+        self.namespace = target.namespace
+        self.timeout = target.timeout
+        self.channel = channel_for(target.namespace)
+        self._target = target
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._schema_ready = False
+        self._closed = asyncio.Event()
+        #: Calls given up on at the timeout, still finishing (psycopg cancels a query politely).
+        self._abandoned: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Return an unconnected back end for a ``postgresql://`` or ``postgres://`` URL.
+
+        Raises:
+            PolicyValidationError: the URL, its namespace or its timeout is malformed.
+        """
+        return cls(parse_postgres_url(url), url)
+
+    # -- plumbing --------------------------------------------------------------
+
+    async def _open_pool(self) -> AsyncConnectionPool[Connection]:
+        if self._pool is None:
+            # reconnect_timeout=0: a connection that cannot be made is given up at once rather than
+            # retried with a backoff that grows to minutes; the next call asks for a new one, so a
+            # server that returns is used by the next call, not after the pool's next backoff step.
+            self._pool = AsyncConnectionPool(
+                self._target.conninfo,
+                kwargs=self._target.connect_options,
+                min_size=1,
+                max_size=_POOL_SIZE,
+                timeout=self.timeout,
+                reconnect_timeout=0,
+                num_workers=2,
+                name=f"policystore-{self.namespace}",
+                open=False,
+            )
+            await self._pool.open(wait=False)
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection to a database whose tables were checked (and created, if new)."""
+        pool = await self._open_pool()
+        async with pool.connection() as conn:
+            if not self._schema_ready:
+                await self._ensure_schema(conn)
+                self._schema_ready = True
+            yield conn
+
+    async def _ensure_schema(self, conn: Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            rows = await (await conn.execute(FIND_COLUMNS, (list(EXPECTED_COLUMNS),))).fetchall()
+            if not rows:
+                log.info("Creating the policystore tables at %s", self.url)
+                for statement in CREATE_STATEMENTS:
+                    await conn.execute(statement)
+                return
+            versions = None
+            if any(row[0] == "policystore_schema" for row in rows):
+                with contextlib.suppress(psycopg.errors.UndefinedColumn):
+                    async with conn.transaction():  # a savepoint: a foreign table may lack the column
+                        found = await (await conn.execute("SELECT version FROM policystore_schema")).fetchall()
+                        versions = [int(version) for (version,) in found]
+            problem = schema_problem(rows, versions)
+        if problem is not None:
+            raise StoreUnavailableError(self.url, f"the database's policystore tables do not fit: {problem}")
+
+    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` within the timeout; past it, leave it to finish by itself and raise TimeoutError.
+
+        psycopg answers a cancellation by asking the server to cancel the query and
+        waiting (up to seconds) for it to stop, so a cancelled call would outlast the
+        timeout; the call is abandoned instead, and its connection goes back to the
+        pool (or is closed) when it ends.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except BaseException:
+            self._abandon(task)
+            raise
+        if not done:
+            self._abandon(task)
+            raise TimeoutError
+        return task.result()
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(_finish_abandoned)
+        task.add_done_callback(self._abandoned.discard)
+
+    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
+        if isinstance(exc, StoreUnavailableError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}")
+        if isinstance(exc, PoolTimeout):
+            return StoreUnavailableError(
+                self.url, f"no connection could be made within {self.timeout:g} s while {what}"
+            )
+        if isinstance(exc, psycopg.errors.UndefinedTable):
+            self._schema_ready = False  # dropped behind our back: checked again on the next call
+        detail = " ".join(str(exc).split()).rstrip(".") or "no detail"
+        return StoreUnavailableError(self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {detail})")
+
+    async def _call(self, what: str, operation: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run one read-only or idempotent operation within the timeout; every failure is StoreUnavailableError.
+
+        A connection that fails (the server restarted since it was pooled) is
+        replaced and the operation tried once more, within the same timeout.
+        """
+
+        async def attempt() -> T:
+            try:
+                async with self._connection() as conn:
+                    return await operation(conn)
+            except PoolTimeout:
+                raise
+            except psycopg.OperationalError:
+                await self._forget_dead_connections()
+                async with self._connection() as conn:
+                    return await operation(conn)
+
+        try:
+            return await self._bounded(attempt())
+        except (TimeoutError, psycopg.Error, OSError) as exc:
+            raise self._unavailable(what, exc) from exc
+
+    async def _forget_dead_connections(self) -> None:
+        """Drop the pooled connections that no longer answer (after a restart every idle one is dead)."""
+        if self._pool is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._pool.check()
+
+    async def _fetch(self, what: str, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
+        async def run(conn: Connection) -> list[tuple[Any, ...]]:
+            return await (await conn.execute(query, params)).fetchall()
+
+        return await self._call(what, run)
+
+    def _entry(self, version: int, data: Any) -> HistoryEntry:
+        try:
+            return HistoryEntry.from_dict(data)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StoreUnavailableError(self.url, f"history entry {version} is malformed ({exc!r})") from exc
+
+    def _document(self, version: int, document: Any) -> dict[str, Any]:
+        if not isinstance(document, dict):
+            raise StoreUnavailableError(
+                self.url,
+                f"the stored policy document of version {version} is a JSON {type(document).__name__}, not an object",
+            )
+        return document
+
+    # -- the Backend protocol ----------------------------------------------------
+
+    async def connect(self) -> None:
+        """Check that the server answers, and check (or create) the tables.
+
+        Raises:
+            StoreUnavailableError: unreachable within the timeout, or the database
+                holds tables of policystore's names that do not fit.
+        """
+        self._closed.clear()
+        await self._fetch("connecting", "SELECT 1", ())
+
+    async def close(self) -> None:
+        """End every notification iterator and close the connections."""
+        self._closed.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await pool.close(timeout=self.timeout)
+
+    async def current_version(self) -> int:
+        """Return the newest version, 0 when nothing was ever written."""
+        rows = await self._fetch(
+            "reading the version", "SELECT version FROM policystore_head WHERE namespace = %s", (self.namespace,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def load(self, version: int | None = None) -> dict[str, Any] | None:
+        """Return the document at ``version`` (newest when None), or None if absent.
+
+        Raises:
+            StoreUnavailableError: unreachable, or the stored document is not a JSON object.
+        """
+        if version is None:
+            rows = await self._fetch("reading the policy", _NEWEST, (self.namespace,))
+            if not rows:
+                return None
+            newest, document = rows[0]
+            if document is None:
+                raise StoreUnavailableError(self.url, f"version {newest} is missing from policystore_versions")
+            return self._document(int(newest), document)
+        rows = await self._fetch(
+            f"reading version {version}",
+            "SELECT document FROM policystore_versions WHERE namespace = %s AND version = %s",
+            (self.namespace, version),
+        )
+        return self._document(version, rows[0][0]) if rows else None
+
+    async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
+        """Store and announce the next version in one transaction.
+
+        Raises:
+            VersionConflictError: the store is not at ``document["version"] - 1``.
+            StoreUnavailableError: unreachable or refused. If the connection failed
+                after the statement was sent, the version may have been written,
+                and the message says so.
+        """
+        version = int(document["version"])
+        if entry.version != version:
+            raise VersionConflictError(version - 1, await self.current_version())
+        call = CommitCall.build(self.namespace, document, entry)
+        sending = _Sending()
+        what = f"committing version {version}"
+        try:
+            outcome = await self._bounded(self._send_commit(call, sending))
+        except _MaybeWrittenError as exc:
+            reason = self._unavailable(what, exc.cause).reason
+            raise StoreUnavailableError(self.url, _maybe(reason, version)) from exc.cause
+        except (TimeoutError, psycopg.Error, OSError) as exc:
+            reason = self._unavailable(what, exc).reason
+            raise StoreUnavailableError(self.url, _maybe(reason, version) if sending.sent else reason) from exc
+        if not outcome.committed:
+            raise VersionConflictError(version - 1, outcome.current)
+        if outcome.replayed:
+            log.info(
+                "Version %d reached %s before its reply was lost; sent again, it was found there.", version, self.url
+            )
+
+    async def _send_commit(self, call: CommitCall, sending: _Sending) -> _Outcome:
+        """Send the commit; when the connection fails once it may have been sent, send it again."""
+        try:
+            return await self._commit_once(call, sending)
+        except PoolTimeout:
+            raise  # no connection, so nothing was sent
+        except psycopg.OperationalError as exc:
+            if not sending.sent:
+                raise
+            first = exc
+        log.debug("The reply to version %d was lost (%s); sending it again.", call.version, first)
+        await self._forget_dead_connections()
+        try:
+            return await self._commit_once(call, sending)
+        except (psycopg.Error, OSError) as exc:
+            raise _MaybeWrittenError(exc) from first
+
+    async def _commit_once(self, call: CommitCall, sending: _Sending) -> _Outcome:
+        async with self._connection() as conn:
+            sending.sent = True
+            written = await (await conn.execute(call.statement, call.params)).fetchone()
+            if written is not None:
+                return _Outcome(committed=True, replayed=False, current=call.version)
+            # Nothing written: another writer's version, or this very write, sent before, whose reply was lost.
+            found = await (await conn.execute(FIND_WRITE, call.params)).fetchone()
+        current, write_id = found if found is not None else (None, None)
+        return _Outcome(committed=write_id == call.write_id, replayed=write_id == call.write_id, current=current or 0)
+
+    async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` entries older than ``before`` (all when None), newest first."""
+        rows = await self._fetch(
+            "reading history",
+            "SELECT version, entry FROM policystore_versions WHERE namespace = %s AND version < %s "
+            "ORDER BY version DESC LIMIT %s",
+            (self.namespace, _NO_LIMIT if before is None else before, max(limit, 0)),
+        )
+        return [self._entry(int(version), data) for version, data in rows]
+
+    async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
+        """Return the entries with ``after < version <= upto``, oldest first.
+
+        Raises:
+            StoreUnavailableError: unreachable, or an entry in the range is missing or malformed.
+        """
+        rows = await self._fetch(
+            "reading history",
+            "SELECT version, entry FROM policystore_versions WHERE namespace = %s AND version > %s AND version <= %s "
+            "ORDER BY version",
+            (self.namespace, after, upto),
+        )
+        entries = []
+        for expected, (version, data) in enumerate(rows, start=max(after, 0) + 1):
+            if version != expected:
+                raise StoreUnavailableError(self.url, f"history entry {expected} is missing from policystore_versions")
+            entries.append(self._entry(int(version), data))
+        return entries
+
+    async def aux_get(self, table: str) -> dict[str, str]:
+        """Return every key of an auxiliary table."""
+        rows = await self._fetch(
+            f"reading table {table}",
+            "SELECT key, value FROM policystore_aux WHERE namespace = %s AND tbl = %s",
+            (self.namespace, table),
+        )
+        return {str(key): str(value) for key, value in rows}
+
+    async def aux_put(self, table: str, key: str, value: str | None) -> None:
+        """Set (or with None delete) one key of an auxiliary table, stamped with the server's time."""
+        if value is None:
+            query = "DELETE FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s"
+            params: tuple[str, ...] = (self.namespace, table, key)
+        else:
+            query = (
+                "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+            )
+            params = (self.namespace, table, key, value)
+
+        async def run(conn: Connection) -> None:
+            await conn.execute(query, params)
+
+        await self._call(f"writing table {table}", run)
+
+    async def notifications(self) -> AsyncIterator[int | Published]:
+        """Yield each announced version; 0 after every (re)connect and on connection loss.
+
+        A notice that carries its document and history entry is yielded as
+        :class:`Published`; one with only a version, as that number; a
+        malformed one as 0.
+
+        Never raises for a lost connection: it yields 0 (so the listener checks,
+        finds the store unreachable and goes stale), then reconnects with a
+        growing pause of at most 1 s, and yields 0 once listening again (any
+        notice sent in between is lost with the connection: the 0 makes the
+        listener read the store). Ends when :meth:`close` is called.
+        """
+        pause = 0.05
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            while not self._closed.is_set():
+                conn: Connection | None = None
+                try:
+                    conn = await self._bounded(self._open_listener())
+                    yield 0  # listening (first time, or again after a reconnect): re-read
+                    pause = 0.05
+                    async with contextlib.aclosing(self._listen(conn)) as hints:
+                        async for hint in hints:
+                            yield hint
+                except (StoreUnavailableError, psycopg.Error, OSError, TimeoutError) as exc:
+                    log.debug("Policy notifications from %s lost: %s", self.url, exc)
+                else:
+                    return  # closed
+                finally:
+                    if conn is not None:
+                        with contextlib.suppress(psycopg.Error, OSError):
+                            await conn.close()
+                yield 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(closed), timeout=pause)
+                pause = min(pause * 2, 1.0)
+        finally:
+            closed.cancel()
+
+    async def _open_listener(self) -> Connection:
+        conn = await AsyncConnection.connect(self._target.conninfo, **self._target.connect_options)
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def _listen(self, conn: Connection) -> AsyncGenerator[int | Published, None]:
+        """Yield hints from one listening connection until :meth:`close`; raise when the connection is lost."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while not self._closed.is_set():
+            async for notice in conn.notifies(timeout=_POLL):
+                heard = loop.time()
+                if notice.channel == self.channel:
+                    yield hint_of(notice.payload)
+            if loop.time() - heard > _KEEPALIVE:
+                # Silence may be a dead connection that TCP has not noticed: ask for a sign of life.
+                await self._bounded(conn.execute("SELECT 1"))
+                heard = loop.time()
+
+
+@dataclass(slots=True)
+class _Sending:
+    """Whether a commit's statement has been handed to a connection (and so may have been written)."""
+
+    sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    committed: bool
+    replayed: bool
+    current: int
+
+
+class _MaybeWrittenError(Exception):
+    """A commit sent, then sent again, without an answer either time."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _maybe(reason: str, version: int) -> str:
+    return f"{reason}; version {version} may or may not have been written, so read it back first"
+
+
+def _finish_abandoned(task: asyncio.Task[Any]) -> None:
+    """Retrieve an abandoned call's outcome, and close a connection it opened too late to be used."""
+    if task.cancelled():
+        return
+    result = task.exception() or task.result()
+    if isinstance(result, AsyncConnection):
+        closing = task.get_loop().create_task(result.close())
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
+
+
+#: Connections being closed after their call was abandoned (a task needs a reference until it ends).
+_CLOSING: Final[set[asyncio.Task[None]]] = set()
