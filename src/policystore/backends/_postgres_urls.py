@@ -61,6 +61,8 @@ def parse_postgres_url(url: str) -> PostgresTarget:
         PolicyValidationError: the URL, its namespace or its timeout is malformed.
     """
     base, _, query = url.partition("?")
+    scheme, separator, rest = base.partition("://")
+    base = scheme.lower() + separator + rest  # libpq knows the schemes in lower case only
     kept: list[str] = []
     options: dict[str, str] = {}
     for item in query.split("&") if query else []:
