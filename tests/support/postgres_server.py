@@ -53,7 +53,7 @@ def postgres_bin() -> Path | None:
     """Return the folder of initdb and pg_ctl: on PATH, or Debian's newest under /usr/lib/postgresql."""
     found = shutil.which("initdb")
     if found:
-        return Path(found).parent
+        return Path(found).resolve().parent  # the real folder: a link on PATH may stand alone
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     return versions[-1].parent if versions else None
 
@@ -241,7 +241,7 @@ class PostgresServer:
         standby = cls(initialise=False)
         standby._run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", USER, "-D", str(standby.data),
-            "-R", "-X", "stream", "--no-sync", env={"PGPASSWORD": PASSWORD},
+            "-R", "-X", "stream", "--checkpoint=fast", "--no-sync", env={"PGPASSWORD": PASSWORD},
         )  # fmt: skip
         # The copy's postgresql.conf is the primary's: this server's own settings come after its lines.
         standby.settings |= {"cluster_name": f"'{name}'", "hot_standby": "on", "synchronous_standby_names": "''"}
