@@ -36,8 +36,13 @@ columns, is refused and never altered.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
+
+import psycopg
+from psycopg import AsyncConnection
 
 __all__ = [
     "CREATE_STATEMENTS",
@@ -45,8 +50,11 @@ __all__ = [
     "FIND_COLUMNS",
     "LOCK_KEY",
     "SCHEMA_VERSION",
+    "ensure_schema",
     "schema_problem",
 ]
+
+log = logging.getLogger("policystore.postgres")
 
 SCHEMA_VERSION: Final = 1
 #: The advisory lock taken while the tables are checked or created ("policyst" in ASCII).
@@ -114,6 +122,29 @@ ORDER BY c.relname, a.attnum
 """
 
 _TABLE_KINDS: Final = frozenset({"r", "p"})
+
+
+async def ensure_schema(conn: AsyncConnection[Any]) -> str | None:
+    """Create the tables in a database that has none of them, or check the ones it has.
+
+    Returns:
+        None when the tables are ready, else why the database is refused (nothing was changed).
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        rows = await (await conn.execute(FIND_COLUMNS, (list(EXPECTED_COLUMNS),))).fetchall()
+        if not rows:
+            log.info("Creating the policystore tables (schema version %d)", SCHEMA_VERSION)
+            for statement in CREATE_STATEMENTS:
+                await conn.execute(statement)
+            return None
+        versions = None
+        if any(row[0] == "policystore_schema" for row in rows):
+            with contextlib.suppress(psycopg.errors.UndefinedColumn):
+                async with conn.transaction():  # a savepoint: a foreign table may lack the column
+                    found = await (await conn.execute("SELECT version FROM policystore_schema")).fetchall()
+                    versions = [int(version) for (version,) in found]
+        return schema_problem(rows, versions)
 
 
 def schema_problem(

@@ -35,22 +35,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from policystore.backends._postgres_layout import FIND_WRITE, CommitCall, channel_for, hint_of
-from policystore.backends._postgres_schema import (
-    CREATE_STATEMENTS,
-    EXPECTED_COLUMNS,
-    FIND_COLUMNS,
-    LOCK_KEY,
-    schema_problem,
-)
+from policystore.backends._postgres_calls import bounded
+from policystore.backends._postgres_layout import FIND_WRITE, CommitCall, channel_for
+from policystore.backends._postgres_listener import listen
+from policystore.backends._postgres_schema import ensure_schema
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
@@ -63,10 +59,6 @@ log = logging.getLogger("policystore.postgres")
 T = TypeVar("T")
 Connection = AsyncConnection[tuple[Any, ...]]
 
-#: Seconds of silence on the listening connection before it is checked with a query.
-_KEEPALIVE: Final = 5.0
-#: Seconds one wait for a notice lasts before the listener checks whether it was closed.
-_POLL: Final = 0.25
 #: Connections each process's pool holds at most (the listener has its own).
 _POOL_SIZE: Final = 4
 _NO_LIMIT: Final = 2**62
@@ -97,8 +89,6 @@ class PostgresBackend:
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._schema_ready = False
         self._closed = asyncio.Event()
-        #: Calls given up on at the timeout, still finishing (psycopg cancels a query politely).
-        self._abandoned: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -141,48 +131,9 @@ class PostgresBackend:
             yield conn
 
     async def _ensure_schema(self, conn: Connection) -> None:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            rows = await (await conn.execute(FIND_COLUMNS, (list(EXPECTED_COLUMNS),))).fetchall()
-            if not rows:
-                log.info("Creating the policystore tables at %s", self.url)
-                for statement in CREATE_STATEMENTS:
-                    await conn.execute(statement)
-                return
-            versions = None
-            if any(row[0] == "policystore_schema" for row in rows):
-                with contextlib.suppress(psycopg.errors.UndefinedColumn):
-                    async with conn.transaction():  # a savepoint: a foreign table may lack the column
-                        found = await (await conn.execute("SELECT version FROM policystore_schema")).fetchall()
-                        versions = [int(version) for (version,) in found]
-            problem = schema_problem(rows, versions)
+        problem = await ensure_schema(conn)
         if problem is not None:
             raise StoreUnavailableError(self.url, f"the database's policystore tables do not fit: {problem}")
-
-    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` within the timeout; past it, leave it to finish by itself and raise TimeoutError.
-
-        psycopg answers a cancellation by asking the server to cancel the query and
-        waiting (up to seconds) for it to stop, so a cancelled call would outlast the
-        timeout; the call is abandoned instead, and its connection goes back to the
-        pool (or is closed) when it ends.
-        """
-        task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
-        except BaseException:
-            self._abandon(task)
-            raise
-        if not done:
-            self._abandon(task)
-            raise TimeoutError
-        return task.result()
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        task.cancel()
-        self._abandoned.add(task)
-        task.add_done_callback(_finish_abandoned)
-        task.add_done_callback(self._abandoned.discard)
 
     def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
         if isinstance(exc, StoreUnavailableError):
@@ -217,7 +168,7 @@ class PostgresBackend:
                     return await operation(conn)
 
         try:
-            return await self._bounded(attempt())
+            return await bounded(attempt(), self.timeout)
         except (TimeoutError, psycopg.Error, OSError) as exc:
             raise self._unavailable(what, exc) from exc
 
@@ -311,7 +262,7 @@ class PostgresBackend:
         sending = _Sending()
         what = f"committing version {version}"
         try:
-            outcome = await self._bounded(self._send_commit(call, sending))
+            outcome = await bounded(self._send_commit(call, sending), self.timeout)
         except _MaybeWrittenError as exc:
             reason = self._unavailable(what, exc.cause).reason
             raise StoreUnavailableError(self.url, _maybe(reason, version)) from exc.cause
@@ -408,68 +359,24 @@ class PostgresBackend:
 
         await self._call(f"writing table {table}", run)
 
-    async def notifications(self) -> AsyncIterator[int | Published]:
+    def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each announced version; 0 after every (re)connect and on connection loss.
 
         A notice that carries its document and history entry is yielded as
         :class:`Published`; one with only a version, as that number; a
-        malformed one as 0.
-
-        Never raises for a lost connection: it yields 0 (so the listener checks,
-        finds the store unreachable and goes stale), then reconnects with a
-        growing pause of at most 1 s, and yields 0 once listening again (any
-        notice sent in between is lost with the connection: the 0 makes the
-        listener read the store). Ends when :meth:`close` is called.
+        malformed one as 0. Never raises for a lost connection (see
+        :func:`~policystore.backends._postgres_listener.listen`); ends when
+        :meth:`close` is called.
         """
-        pause = 0.05
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            while not self._closed.is_set():
-                conn: Connection | None = None
-                try:
-                    conn = await self._bounded(self._open_listener())
-                    yield 0  # listening (first time, or again after a reconnect): re-read
-                    pause = 0.05
-                    async with contextlib.aclosing(self._listen(conn)) as hints:
-                        async for hint in hints:
-                            yield hint
-                except (StoreUnavailableError, psycopg.Error, OSError, TimeoutError) as exc:
-                    log.debug("Policy notifications from %s lost: %s", self.url, exc)
-                else:
-                    return  # closed
-                finally:
-                    if conn is not None:
-                        with contextlib.suppress(psycopg.Error, OSError):
-                            await conn.close()
-                yield 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(closed), timeout=pause)
-                pause = min(pause * 2, 1.0)
-        finally:
-            closed.cancel()
-
-    async def _open_listener(self) -> Connection:
-        conn = await AsyncConnection.connect(self._target.conninfo, **self._target.connect_options)
-        try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
-    async def _listen(self, conn: Connection) -> AsyncGenerator[int | Published, None]:
-        """Yield hints from one listening connection until :meth:`close`; raise when the connection is lost."""
-        loop = asyncio.get_running_loop()
-        heard = loop.time()
-        while not self._closed.is_set():
-            async for notice in conn.notifies(timeout=_POLL):
-                heard = loop.time()
-                if notice.channel == self.channel:
-                    yield hint_of(notice.payload)
-            if loop.time() - heard > _KEEPALIVE:
-                # Silence may be a dead connection that TCP has not noticed: ask for a sign of life.
-                await self._bounded(conn.execute("SELECT 1"))
-                heard = loop.time()
+        target = self._target
+        return listen(
+            target.conninfo,
+            target.connect_options,
+            channel=self.channel,
+            within=self.timeout,
+            closed=self._closed,
+            url=self.url,
+        )
 
 
 @dataclass(slots=True)
@@ -496,18 +403,3 @@ class _MaybeWrittenError(Exception):
 
 def _maybe(reason: str, version: int) -> str:
     return f"{reason}; version {version} may or may not have been written, so read it back first"
-
-
-def _finish_abandoned(task: asyncio.Task[Any]) -> None:
-    """Retrieve an abandoned call's outcome, and close a connection it opened too late to be used."""
-    if task.cancelled():
-        return
-    result = task.exception() or task.result()
-    if isinstance(result, AsyncConnection):
-        closing = task.get_loop().create_task(result.close())
-        _CLOSING.add(closing)
-        closing.add_done_callback(_CLOSING.discard)
-
-
-#: Connections being closed after their call was abandoned (a task needs a reference until it ends).
-_CLOSING: Final[set[asyncio.Task[None]]] = set()
