@@ -341,6 +341,18 @@ class TestUnreachable:
             assert "may or may not" not in str(caught.value)  # nothing was sent
         await backend.close()
 
+    async def test_wrong_password_reason_given_password_hidden(self, postgres_server: PostgresServer) -> None:
+        """A refused login fails every call within the timeout, saying why, and never shows either password."""
+        backend = PostgresBackend.from_url(postgres_server.url(namespace="n", password="wrong-pw"))  # noqa: S106 - a wrong one on purpose
+        for call in (backend.connect(), backend.commit(*_version(1))):
+            with pytest.raises(StoreUnavailableError) as caught:
+                await call
+            message = str(caught.value)
+            assert "password authentication failed" in message
+            assert "wrong-pw" not in message
+            assert PASSWORD not in message
+        await backend.close()
+
     async def test_silent_server_calls_bounded(self, silent_port: int) -> None:
         """A server that accepts connections and never answers makes calls fail, not hang."""
         backend = PostgresBackend.from_url(f"postgresql://u@127.0.0.1:{silent_port}/db?timeout=0.3")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from policystore.backends._postgres_calls import describe
 from policystore.backends._postgres_layout import NOTIFY_LIMIT, CommitCall, channel_for, hint_of
 from policystore.backends._postgres_schema import EXPECTED_COLUMNS, SCHEMA_VERSION, schema_problem
 from policystore.backends._postgres_urls import NAMESPACE_RE
@@ -190,3 +191,26 @@ class TestSchemaCheck:
         """A view in the place of a table is refused."""
         rows = [("policystore_head", "v", "namespace", "text")]
         assert "policystore_head is not a table" in (schema_problem(rows, None) or "")
+
+
+class TestDescribe:
+    """Driver errors as they appear inside one-sentence messages."""
+
+    def test_multi_host_failure_one_line_per_host_without_hints(self) -> None:
+        """psycopg's report of several failed hosts becomes one line naming each host's failure, hints dropped."""
+        text = (
+            'connection failed: connection to server at "h2", port 2 failed: Connection refused\n'
+            "\tIs the server running on that host and accepting TCP/IP connections?\n"
+            "Multiple connection attempts failed. All failures were:\n"
+            "- host: 'h1', port: '1': connection failed: server is in hot standby mode\n"
+            "- host: 'h2', port: '2': connection failed: Connection refused\n"
+            "\tIs the server running on that host and accepting TCP/IP connections?"
+        )
+        assert (
+            "host: 'h1', port: '1': connection failed: server is in hot standby mode; "
+            "host: 'h2', port: '2': connection failed: Connection refused"
+        ) == describe(RuntimeError(text))
+
+    def test_empty_error_named_by_type(self) -> None:
+        """An error with no text is named by its type."""
+        assert "TimeoutError" == describe(TimeoutError())

@@ -43,7 +43,13 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from policystore.backends._postgres_calls import bounded
+from policystore.backends._postgres_calls import (
+    POOL_PREFIX,
+    ReportingConnection,
+    bounded,
+    describe,
+    quiet_pool_attempts,
+)
 from policystore.backends._postgres_layout import FIND_WRITE, CommitCall, channel_for
 from policystore.backends._postgres_listener import listen
 from policystore.backends._postgres_schema import ensure_schema
@@ -86,7 +92,7 @@ class PostgresBackend:
         self.timeout = target.timeout
         self.channel = channel_for(target.namespace)
         self._target = target
-        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._pool: AsyncConnectionPool[ReportingConnection] | None = None
         self._schema_ready = False
         self._closed = asyncio.Event()
 
@@ -101,20 +107,22 @@ class PostgresBackend:
 
     # -- plumbing --------------------------------------------------------------
 
-    async def _open_pool(self) -> AsyncConnectionPool[Connection]:
+    async def _open_pool(self) -> AsyncConnectionPool[ReportingConnection]:
         if self._pool is None:
+            quiet_pool_attempts()
             # reconnect_timeout=0: a connection that cannot be made is given up at once rather than
             # retried with a backoff that grows to minutes; the next call asks for a new one, so a
             # server that returns is used by the next call, not after the pool's next backoff step.
             self._pool = AsyncConnectionPool(
                 self._target.conninfo,
                 kwargs=self._target.connect_options,
+                connection_class=ReportingConnection,
                 min_size=1,
                 max_size=_POOL_SIZE,
                 timeout=self.timeout,
                 reconnect_timeout=0,
                 num_workers=2,
-                name=f"policystore-{self.namespace}",
+                name=f"{POOL_PREFIX}{self.namespace}",
                 open=False,
             )
             await self._pool.open(wait=False)
@@ -138,16 +146,16 @@ class PostgresBackend:
     def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
         if isinstance(exc, StoreUnavailableError):
             return exc
-        if isinstance(exc, TimeoutError):
-            return StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}")
-        if isinstance(exc, PoolTimeout):
-            return StoreUnavailableError(
-                self.url, f"no connection could be made within {self.timeout:g} s while {what}"
-            )
+        if isinstance(exc, TimeoutError | PoolTimeout):
+            # The pool connects in the background: its last failure, if the newest attempt failed, is the reason.
+            failure = ReportingConnection.last_failure(self._target.conninfo)
+            because = f" (the last attempt to connect failed: {failure})" if failure else ""
+            return StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}{because}")
         if isinstance(exc, psycopg.errors.UndefinedTable):
             self._schema_ready = False  # dropped behind our back: checked again on the next call
-        detail = " ".join(str(exc).split()).rstrip(".") or "no detail"
-        return StoreUnavailableError(self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {detail})")
+        return StoreUnavailableError(
+            self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {describe(exc)})"
+        )
 
     async def _call(self, what: str, operation: Callable[[Connection], Awaitable[T]]) -> T:
         """Run one read-only or idempotent operation within the timeout; every failure is StoreUnavailableError.
