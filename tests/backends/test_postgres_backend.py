@@ -143,14 +143,17 @@ class TestNotifications:
     """LISTEN/NOTIFY change notices."""
 
     async def test_listen_then_commit_yields_zero_then_version(self, backend: PostgresBackend) -> None:
-        """The iterator yields 0 once listening, then each committed version with its content, and ends on close."""
+        """The iterator yields 0 once listening, then each committed version (with its content once the
+        namespace has a key, from version 2 on), and ends on close."""
         notices = backend.notifications()
         assert 0 == await _next(notices)
-        document, entry = _version(1)
+        await backend.commit(*_version(1))
+        assert 1 == await _next(notices)
+        document, entry = _version(2, "DEFENSIVE")
         await backend.commit(document, entry)
         hint = await _next(notices)
         assert isinstance(hint, Published)
-        assert (1, entry) == (hint.version, hint.entry)
+        assert (2, entry) == (hint.version, hint.entry)
         assert isinstance(hint.document, bytes)
         assert document == json.loads(hint.document)
         await backend.close()
@@ -171,13 +174,14 @@ class TestNotifications:
 
     async def test_document_over_notify_limit_announced_by_number(self, backend: PostgresBackend) -> None:
         """A version too large for NOTIFY is still committed and announced, by its number alone."""
-        document, entry = _version(1)
+        await backend.commit(*_version(1))
+        document, entry = _version(2)
         document["modes"] |= {f"EXTRA_{n}": document["modes"]["NORMAL"] for n in range(40)}
         assert len(json.dumps(document)) > 8000
         notices = backend.notifications()
         assert 0 == await _next(notices)
         await backend.commit(document, entry)
-        assert 1 == await _next(notices)
+        assert 2 == await _next(notices)
         assert document == await backend.load()
 
     async def test_server_restart_yields_zero_then_resumes(

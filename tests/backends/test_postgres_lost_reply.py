@@ -181,7 +181,7 @@ class TestLostReply:
 
     async def test_resent_commit_after_other_writer_succeeds(self, direct: PostgresBackend) -> None:
         """A re-sent commit that arrives after another writer moved on still recognises its own version."""
-        call = CommitCall.build(direct.namespace, *_version(1))
+        call = CommitCall.build(direct.namespace, *_version(1), None)
         first = await direct._commit_once(call, _Sending())
         await direct.commit(*_version(2, "DEFENSIVE"))
         replay = await direct._commit_once(call, _Sending())

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from policystore.backends._postgres_layout import sign
 from policystore.backends.postgres import PostgresBackend
 from policystore.errors import StoreUnavailableError
+from policystore.model.document_text import document_text
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
@@ -250,6 +252,42 @@ class TestFollowingByNotice:
             assert [(4, "back"), (5, "halt"), (6, "try")] == list(dict.fromkeys(heard))
             # Every version came with its notice and was installed from it, without a read back.
             assert [2, 3, 4, 5, 6] == installed_from_notice
+        finally:
+            await follower.close()
+            await writer.close()
+
+
+class TestForgedNotice:
+    """Any role that may connect to the database may NOTIFY on the namespace's channel."""
+
+    async def test_forged_notice_never_installed(self, postgres_url: str, postgres_server: PostgresServer) -> None:
+        """A well-formed notice of looser limits, unsigned or signed without the key, is never installed."""
+        writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
+        follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
+        held: list[tuple[int, str]] = []
+        set_state = follower._set_state
+
+        def recording(state: Any) -> None:
+            held.append((state.policy.version, state.policy.reason))
+            set_state(state)
+
+        follower._set_state = recording  # type: ignore[method-assign]
+        try:
+            await writer.switch_mode("DEFENSIVE", reason="real 2")
+            await eventually(lambda: follower.snapshot().version == 2, "version 2 reached")
+            await eventually(lambda: _listening(postgres_server, _backend(follower)), "the follower listening")
+            forged = writer.snapshot().document() | {"version": 3, "reason": "forged", "updated_by": "intruder"}
+            forged["modes"]["DEFENSIVE"] = forged["modes"]["DEFENSIVE"] | {"max_leverage": 9.0}
+            entry = HistoryEntry(3, datetime.now(UTC), "intruder", "forged", ())
+            content = f'{{"version": 3, "entry": {json.dumps(entry.to_dict())}}}\n{document_text(forged)}'
+            channel = _backend(follower).channel
+            for payload in (content, f"sig:{sign('guessed', content)}\n{content}", f"sig:{'0' * 64}\n{content}"):
+                postgres_server.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+            await writer.update({"modes.NORMAL.max_positions": 20}, reason="real 3")
+            # Notices arrive in order: once the real version 3 is held, every forged one was handled.
+            await eventually(lambda: follower.snapshot().reason == "real 3", "the real version 3 reached")
+            assert [] == [state for state in held if state[1] == "forged"]
+            assert (3.0, False) == (follower.get("risk.max_leverage"), follower.get("emergency.active"))
         finally:
             await follower.close()
             await writer.close()

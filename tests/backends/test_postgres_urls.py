@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from policystore.backends._postgres_calls import describe
-from policystore.backends._postgres_layout import NOTIFY_LIMIT, CommitCall, channel_for, hint_of
+from policystore.backends._postgres_layout import NOTIFY_LIMIT, CommitCall, channel_for, hint_of, sign
 from policystore.backends._postgres_schema import EXPECTED_COLUMNS, SCHEMA_VERSION, schema_problem
 from policystore.backends._postgres_urls import NAMESPACE_RE
 from policystore.backends._redis_urls import NAMESPACE_RE as REDIS_NAMESPACE_RE
@@ -125,39 +125,68 @@ class TestChannel:
         assert "policystore:acct1" == channel_for("acct1")
 
 
+KEY = "a-notice-key"
+
+
 class TestNotice:
     """The commit's notice and what a listener makes of it."""
 
-    def test_notice_carries_version_entry_and_document(self) -> None:
-        """A notice within NOTIFY's limit is read back as the version with its document and entry."""
+    def test_signed_notice_carries_version_entry_and_document(self) -> None:
+        """A notice within NOTIFY's limit, signed under the key, is read back as the version with its content."""
         document = default_policy().document() | {"version": 2}
-        call = CommitCall.build("n", document, _entry(2))
-        hint = hint_of(call.params["notice"])
+        call = CommitCall.build("n", document, _entry(2), KEY)
+        hint = hint_of(call.params["notice"], KEY)
         assert isinstance(hint, Published)
         assert (2, _entry(2)) == (hint.version, hint.entry)
         assert isinstance(hint.document, bytes)
         assert document == json.loads(hint.document)
 
+    def test_notice_under_other_key_not_verified(self) -> None:
+        """A notice signed under another key, or read without one, is not taken: the caller may read the key again."""
+        call = CommitCall.build("n", default_policy().document() | {"version": 2}, _entry(2), KEY)
+        assert hint_of(call.params["notice"], "another-key") is None
+        assert hint_of(call.params["notice"], None) is None
+
+    def test_tampered_notice_not_verified(self) -> None:
+        """Changing one character of a signed notice's content makes it fail its signature."""
+        notice = CommitCall.build("n", default_policy().document() | {"version": 2}, _entry(2), KEY).params["notice"]
+        tampered = notice.replace('"max_leverage": 5.0', '"max_leverage": 9.0', 1)
+        assert tampered != notice
+        assert hint_of(tampered, KEY) is None
+
+    def test_unsigned_content_announces_number_only(self) -> None:
+        """Content no one signed, however well formed, is never handed over: only its number is, to be read."""
+        content = CommitCall.build("n", default_policy().document() | {"version": 2}, _entry(2), KEY).params["notice"]
+        unsigned = content.partition("\n")[2]
+        assert 2 == hint_of(unsigned, KEY)
+        forged = "sig:" + sign("guessed", unsigned) + "\n" + unsigned
+        assert hint_of(forged, KEY) is None
+
+    def test_first_version_without_key_announced_by_number(self) -> None:
+        """A namespace's first version, made before its key exists, is announced by its number alone."""
+        call = CommitCall.build("n", default_policy().document() | {"version": 1}, _entry(1), None)
+        assert '{"version": 1}' == call.params["notice"]
+        assert 1 == hint_of(call.params["notice"], None)
+
     def test_notice_over_limit_carries_version_only(self) -> None:
         """A document too large for NOTIFY is announced by its number alone, under the limit."""
         document = default_policy().document() | {"version": 3, "reason": "x" * NOTIFY_LIMIT}
-        call = CommitCall.build("n", document, _entry(3))
+        call = CommitCall.build("n", document, _entry(3), KEY)
         assert len(call.params["notice"].encode()) < NOTIFY_LIMIT
-        assert 3 == hint_of(call.params["notice"])
+        assert 3 == hint_of(call.params["notice"], KEY)
 
     @pytest.mark.parametrize(
         "payload", ["", "not json", '{"version": "7"}', '{"version": 0}', '{"version": true}', "[1]", '{"v": 1}']
     )
     def test_malformed_notice_asks_for_check(self, payload: str) -> None:
         """Anything that is not a notice of a positive version is 0: check the store."""
-        assert 0 == hint_of(payload)
+        assert 0 == hint_of(payload, KEY)
 
     def test_write_ids_differ_per_write(self) -> None:
         """Two writes of identical content carry different write ids (so a real conflict stays one)."""
         document = default_policy().document() | {"version": 2}
-        assert (
-            CommitCall.build("n", document, _entry(2)).write_id != CommitCall.build("n", document, _entry(2)).write_id
-        )
+        first, second = (CommitCall.build("n", document, _entry(2), KEY) for _ in range(2))
+        assert first.write_id != second.write_id
 
 
 class TestSchemaCheck:

@@ -58,6 +58,8 @@ def _ended(task: asyncio.Task[Any]) -> None:
     if task.cancelled():
         return
     result = task.exception() or task.result()
+    if isinstance(result, tuple) and result and isinstance(result[0], AsyncConnection):
+        result = result[0]  # a connection returned with what was read on it
     if isinstance(result, AsyncConnection):
         closing = task.get_loop().create_task(result.close())
         _ENDING.add(closing)

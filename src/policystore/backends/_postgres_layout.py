@@ -16,6 +16,15 @@ one member per line, so a listener one version behind installs it without a
 read back. NOTIFY takes at most 8,000 bytes; a larger notice is sent as
 ``{"version": N}`` alone and listeners read the version.
 
+Unlike Redis, PostgreSQL lets every role that may connect to a database NOTIFY
+on any channel, so a notice that carries content is signed: a first line
+``sig:`` and the HMAC-SHA256 of the rest under the namespace's notice key, a
+random value made with the namespace's head row, which only roles that can
+read policystore's tables know. A listener installs content only from a notice
+whose signature it checks; any other notice is at most a hint to read the
+store. The first version of a namespace, made before its key exists, is
+announced by its number alone.
+
 Each write carries a random write id, stored in its row. When the reply to a
 commit is lost, the commit is sent again; finding its version already stored
 under its own write id, it reports the earlier success instead of a conflict
@@ -26,6 +35,7 @@ even between writes of identical content, stays one.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -36,13 +46,19 @@ from policystore.backends.base import Published
 from policystore.model.document_text import document_text
 from policystore.model.history import HistoryEntry
 
-__all__ = ["FIND_WRITE", "NOTIFY_LIMIT", "CommitCall", "channel_for", "hint_of"]
+__all__ = ["FIND_KEY", "FIND_WRITE", "NOTIFY_LIMIT", "CommitCall", "channel_for", "hint_of", "sign"]
 
 #: NOTIFY's payload must be shorter than this many bytes (PostgreSQL's default build).
 NOTIFY_LIMIT: Final = 8000
 #: PostgreSQL truncates identifiers (channel names among them) to this many bytes.
 _NAME_LIMIT: Final = 63
 _ENCODE: Final = json.JSONEncoder(sort_keys=True).encode
+#: The first line of a signed notice starts with this, the signature's hex digits follow.
+_SIGNED: Final = "sig:"
+_SIGNATURE_LENGTH: Final = len(_SIGNED) + 64 + 1  # "sig:", SHA-256 in hex, a newline
+
+#: The namespace's notice key (none before its first version).
+FIND_KEY: Final = "SELECT notice_key FROM policystore_head WHERE namespace = %s"
 
 # In both statements the version's row and its notice exist only if the head moved: each
 # step selects from the one before.
@@ -114,14 +130,24 @@ class CommitCall:
         return str(self.params["write_id"])
 
     @classmethod
-    def build(cls, namespace: str, document: dict[str, Any], entry: HistoryEntry) -> CommitCall:
-        """Serialise ``document`` and ``entry`` under a new write id, with the notice that announces them."""
+    def build(cls, namespace: str, document: dict[str, Any], entry: HistoryEntry, key: str | None) -> CommitCall:
+        """Serialise ``document`` and ``entry`` under a new write id, with the notice that announces them.
+
+        Args:
+            namespace: the namespace written to.
+            document: the new version's document.
+            entry: its history entry.
+            key: the namespace's notice key, or None when it has none yet (its
+                first version), which is then announced by its number alone.
+        """
         version = int(document["version"])
         document_json = document_text(document)
         entry_json = _ENCODE(entry.to_dict())
-        notice = f'{{"version": {version}, "entry": {entry_json}}}\n{document_json}'
-        if len(notice.encode()) >= NOTIFY_LIMIT:
-            notice = f'{{"version": {version}}}'  # too large to carry: listeners read it
+        content = f'{{"version": {version}, "entry": {entry_json}}}\n{document_json}'
+        if key is not None and len(content.encode()) + _SIGNATURE_LENGTH < NOTIFY_LIMIT:
+            notice = f"{_SIGNED}{sign(key, content)}\n{content}"
+        else:
+            notice = f'{{"version": {version}}}'  # too large to carry, or no key to sign with: listeners read it
         params = {
             "namespace": namespace,
             "version": version,
@@ -134,15 +160,34 @@ class CommitCall:
         return cls(version, COMMIT_FIRST if version == 1 else COMMIT_NEXT, params)
 
 
-def hint_of(payload: str) -> int | Published:
+def sign(key: str, content: str) -> str:
+    """Return the signature of a notice's content under a namespace's notice key, in hex."""
+    return hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()
+
+
+def hint_of(payload: str, key: str | None) -> int | Published | None:
     """Return what a notice announces: the version with its content, its number, or 0 (check).
 
-    A notice is a JSON header (``{"version": N, "entry": {...}}``), then a
-    newline and the document's JSON text; a header alone announces the number.
-    Anything else, from whoever else may notify on the channel, asks for a check.
+    A signed notice is ``sig:`` and its signature, a newline, a JSON header
+    (``{"version": N, "entry": {...}}``), a newline and the document's JSON text;
+    a header alone announces the number. Content is returned only from a notice
+    signed under ``key``; a notice that carries content unsigned announces its
+    number at most. Anything else, from whoever else may notify on the channel,
+    asks for a check.
+
+    Returns:
+        The hint, or None when the notice is signed but not under ``key`` (the
+        caller may read the key again, in case the namespace was made anew).
     """
+    signed = payload.startswith(_SIGNED)
+    if signed:
+        signature, _, payload = payload[len(_SIGNED) :].partition("\n")
+        if key is None or not hmac.compare_digest(signature, sign(key, payload)):
+            return None
     raw = payload.encode()
     head, _, document = raw.partition(b"\n")
+    if not signed:
+        document = b""  # content no one vouches for is not installed: at most, the number is read
     written = _HEADER.match(head) if document else None
     if written is not None:
         # As the commit writes it: the entry is left as text until an event needs it.

@@ -14,7 +14,9 @@ Tables (in the connection's current schema, ``public`` unless the URL sets a
     one row: the version of this layout (:data:`SCHEMA_VERSION`).
 ``policystore_head``
     per namespace, the newest version; a commit moves it with compare-and-set
-    (``UPDATE ... WHERE version = N - 1``).
+    (``UPDATE ... WHERE version = N - 1``). Also the namespace's notice key,
+    random, made with the row, that signs its notices (see
+    :mod:`._postgres_layout`).
 ``policystore_versions``
     per namespace and version, the document, its history entry and the write id
     of the commit that stored it (see :mod:`._postgres_layout`).
@@ -63,7 +65,12 @@ LOCK_KEY: Final = 0x706F6C6963797374
 #: Each table's columns and their types, as ``format_type`` names them.
 EXPECTED_COLUMNS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "policystore_schema": (("singleton", "boolean"), ("version", "integer")),
-    "policystore_head": (("namespace", "text"), ("version", "bigint"), ("updated_at", "timestamp with time zone")),
+    "policystore_head": (
+        ("namespace", "text"),
+        ("version", "bigint"),
+        ("updated_at", "timestamp with time zone"),
+        ("notice_key", "text"),
+    ),
     "policystore_versions": (
         ("namespace", "text"),
         ("version", "bigint"),
@@ -90,7 +97,8 @@ CREATE_STATEMENTS: Final = (
     """CREATE TABLE policystore_head (
         namespace  text PRIMARY KEY,
         version    bigint NOT NULL CHECK (version > 0),
-        updated_at timestamptz NOT NULL DEFAULT now()
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        notice_key text NOT NULL DEFAULT gen_random_uuid()::text || gen_random_uuid()::text
     )""",
     """CREATE TABLE policystore_versions (
         namespace  text NOT NULL,

@@ -50,7 +50,7 @@ from policystore.backends._postgres_calls import (
     describe,
     quiet_pool_attempts,
 )
-from policystore.backends._postgres_layout import FIND_WRITE, CommitCall, channel_for
+from policystore.backends._postgres_layout import FIND_KEY, FIND_WRITE, CommitCall, channel_for
 from policystore.backends._postgres_listener import listen
 from policystore.backends._postgres_schema import ensure_schema
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
@@ -94,6 +94,8 @@ class PostgresBackend:
         self._target = target
         self._pool: AsyncConnectionPool[ReportingConnection] | None = None
         self._schema_ready = False
+        #: The namespace's notice key, once read (it never changes while the namespace exists).
+        self._notice_key: str | None = None
         self._closed = asyncio.Event()
 
     @classmethod
@@ -266,7 +268,10 @@ class PostgresBackend:
         version = int(document["version"])
         if entry.version != version:
             raise VersionConflictError(version - 1, await self.current_version())
-        call = CommitCall.build(self.namespace, document, entry)
+        if self._notice_key is None and version > 1:
+            rows = await self._fetch("reading the notice key", FIND_KEY, (self.namespace,))
+            self._notice_key = str(rows[0][0]) if rows else None
+        call = CommitCall.build(self.namespace, document, entry, self._notice_key)
         sending = _Sending()
         what = f"committing version {version}"
         try:
@@ -380,7 +385,7 @@ class PostgresBackend:
         return listen(
             target.conninfo,
             target.connect_options,
-            channel=self.channel,
+            namespace=self.namespace,
             within=self.timeout,
             closed=self._closed,
             url=self.url,
