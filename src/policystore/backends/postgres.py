@@ -19,9 +19,11 @@ hangs.
 A write is one statement and one transaction (see
 :mod:`policystore.backends._postgres_layout`): compare-and-set on the version,
 the version's row with its history entry, and a NOTIFY that carries the new
-version (and its document, when it fits). Each process listens on one
-connection of its own. The tables, and how a database holding other tables of
-the same names is refused, are in :mod:`policystore.backends._postgres_schema`.
+version (and its document, when it fits, signed with the namespace's notice
+key: every role that may connect may NOTIFY, and an unsigned notice is only a
+reason to read the store). Each process listens on one connection of its
+own. The tables, and how a database holding other tables of the same names is
+refused, are in :mod:`policystore.backends._postgres_schema`.
 
 A commit whose reply is lost is sent again once and recognised by its write
 id; if no reply comes at all the commit raises StoreUnavailableError saying
