@@ -38,7 +38,7 @@ _POLL: Final = 0.25
 async def listen(
     conninfo: str, options: dict[str, Any], *, namespace: str, within: float, closed: asyncio.Event, url: str
 ) -> AsyncIterator[int | Published]:
-    """Yield each notice on ``channel``; 0 after every (re)connect and on connection loss.
+    """Yield each notice on the namespace's channel; 0 after every (re)connect and on connection loss.
 
     Args:
         conninfo: the libpq connection string.
