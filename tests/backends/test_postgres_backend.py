@@ -272,6 +272,26 @@ class TestSchema:
         ] == tables
         assert [(SCHEMA_VERSION,)] == _sql(postgres_server, "SELECT version FROM policystore_schema", database=database)
 
+    async def test_connect_without_creating_writes_nothing(
+        self, postgres_server: PostgresServer, database: str
+    ) -> None:
+        """connect(create=False) on a database without the tables creates none, reads as empty, refuses writes."""
+        backend = PostgresBackend.from_url(postgres_server.url(database=database, namespace="n"))
+        await backend.connect(create=False)
+        assert (0, None, [], {}) == (
+            await backend.current_version(),
+            await backend.load(),
+            await backend.history(10),
+            await backend.aux_get("tokens"),
+        )
+        for write in (backend.commit(*_version(1)), backend.aux_put("tokens", "a", "b")):
+            with pytest.raises(StoreUnavailableError, match="opened without creating them"):
+                await write
+        await backend.close()
+        assert [] == _sql(
+            postgres_server, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", database=database
+        )
+
     async def test_newer_schema_version_refused_unchanged(self, postgres_server: PostgresServer, database: str) -> None:
         """A database written by a newer policystore is refused in one sentence, and left as it was."""
         url = postgres_server.url(database=database, namespace="n")

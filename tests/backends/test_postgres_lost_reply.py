@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from policystore.backends._postgres_layout import CommitCall
-from policystore.backends.postgres import PostgresBackend, _Sending
+from policystore.backends._postgres_layout import CommitCall, Sending
+from policystore.backends.postgres import PostgresBackend
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.policy import default_policy
@@ -182,9 +182,9 @@ class TestLostReply:
     async def test_resent_commit_after_other_writer_succeeds(self, direct: PostgresBackend) -> None:
         """A re-sent commit that arrives after another writer moved on still recognises its own version."""
         call = CommitCall.build(direct.namespace, *_version(1), None)
-        first = await direct._commit_once(call, _Sending())
+        first = await direct._commit_once(call, Sending())
         await direct.commit(*_version(2, "DEFENSIVE"))
-        replay = await direct._commit_once(call, _Sending())
+        replay = await direct._commit_once(call, Sending())
         assert (True, False, True, True) == (first.committed, first.replayed, replay.committed, replay.replayed)
         assert 2 == await direct.current_version()
         assert [2, 1] == [e.version for e in await direct.history(10)]

@@ -46,7 +46,19 @@ from policystore.backends.base import Published
 from policystore.model.document_text import document_text
 from policystore.model.history import HistoryEntry
 
-__all__ = ["FIND_KEY", "FIND_WRITE", "NOTIFY_LIMIT", "CommitCall", "channel_for", "hint_of", "sign"]
+__all__ = [
+    "FIND_KEY",
+    "FIND_WRITE",
+    "NOTIFY_LIMIT",
+    "CommitCall",
+    "CommitOutcome",
+    "MaybeWrittenError",
+    "Sending",
+    "channel_for",
+    "hint_of",
+    "maybe_written",
+    "sign",
+]
 
 #: NOTIFY's payload must be shorter than this many bytes (PostgreSQL's default build).
 NOTIFY_LIMIT: Final = 8000
@@ -158,6 +170,41 @@ class CommitCall:
             "notice": notice,
         }
         return cls(version, COMMIT_FIRST if version == 1 else COMMIT_NEXT, params)
+
+
+@dataclass(slots=True)
+class Sending:
+    """Whether a commit's statement has been handed to a connection (and so may have been written)."""
+
+    sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """What sending a commit came to.
+
+    Attributes:
+        committed: the version is stored (by this send or by an earlier one of the same write).
+        replayed: it was stored by an earlier send whose reply was lost.
+        current: the store's version when the statement ran.
+    """
+
+    committed: bool
+    replayed: bool
+    current: int
+
+
+class MaybeWrittenError(Exception):
+    """A commit sent, then sent again, without an answer either time."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def maybe_written(reason: str, version: int) -> str:
+    """The reason of a commit whose outcome is unknown: it may have been written."""
+    return f"{reason}; version {version} may or may not have been written, so read it back first"
 
 
 def sign(key: str, content: str) -> str:

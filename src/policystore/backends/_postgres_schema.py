@@ -52,6 +52,7 @@ __all__ = [
     "FIND_COLUMNS",
     "LOCK_KEY",
     "SCHEMA_VERSION",
+    "NoTablesError",
     "ensure_schema",
     "schema_problem",
 ]
@@ -132,15 +133,28 @@ ORDER BY c.relname, a.attnum
 _TABLE_KINDS: Final = frozenset({"r", "p"})
 
 
-async def ensure_schema(conn: AsyncConnection[Any]) -> str | None:
+class NoTablesError(Exception):
+    """The database holds none of policystore's tables, and they were not to be created."""
+
+
+async def ensure_schema(conn: AsyncConnection[Any], *, create: bool = True) -> str | None:
     """Create the tables in a database that has none of them, or check the ones it has.
+
+    Args:
+        conn: a connection to the database.
+        create: with False, create nothing.
 
     Returns:
         None when the tables are ready, else why the database is refused (nothing was changed).
+
+    Raises:
+        NoTablesError: ``create`` is False and the database has none of the tables.
     """
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         rows = await (await conn.execute(FIND_COLUMNS, (list(EXPECTED_COLUMNS),))).fetchall()
+        if not rows and not create:
+            raise NoTablesError
         if not rows:
             log.info("Creating the policystore tables (schema version %d)", SCHEMA_VERSION)
             for statement in CREATE_STATEMENTS:

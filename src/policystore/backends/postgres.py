@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar
 
 import psycopg
@@ -52,9 +51,18 @@ from policystore.backends._postgres_calls import (
     describe,
     quiet_pool_attempts,
 )
-from policystore.backends._postgres_layout import FIND_KEY, FIND_WRITE, CommitCall, channel_for
+from policystore.backends._postgres_layout import (
+    FIND_KEY,
+    FIND_WRITE,
+    CommitCall,
+    CommitOutcome,
+    MaybeWrittenError,
+    Sending,
+    channel_for,
+    maybe_written,
+)
 from policystore.backends._postgres_listener import listen
-from policystore.backends._postgres_schema import ensure_schema
+from policystore.backends._postgres_schema import NoTablesError, ensure_schema
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
@@ -96,6 +104,8 @@ class PostgresBackend:
         self._target = target
         self._pool: AsyncConnectionPool[ReportingConnection] | None = None
         self._schema_ready = False
+        #: Whether a database without the tables gets them (see :meth:`connect`).
+        self._create = True
         #: The namespace's notice key, once read (it never changes while the namespace exists).
         self._notice_key: str | None = None
         self._closed = asyncio.Event()
@@ -143,7 +153,7 @@ class PostgresBackend:
             yield conn
 
     async def _ensure_schema(self, conn: Connection) -> None:
-        problem = await ensure_schema(conn)
+        problem = await ensure_schema(conn, create=self._create)
         if problem is not None:
             raise StoreUnavailableError(self.url, f"the database's policystore tables do not fit: {problem}")
 
@@ -159,6 +169,11 @@ class PostgresBackend:
             self._schema_ready = False  # dropped behind our back: checked again on the next call
         return StoreUnavailableError(
             self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {describe(exc)})"
+        )
+
+    def _no_tables(self) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            self.url, "the database holds no policystore tables, and this store was opened without creating them"
         )
 
     async def _call(self, what: str, operation: Callable[[Connection], Awaitable[T]]) -> T:
@@ -191,10 +206,15 @@ class PostgresBackend:
                 await self._pool.check()
 
     async def _fetch(self, what: str, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Return the rows of one query; none while the database has no tables and none were to be made."""
+
         async def run(conn: Connection) -> list[tuple[Any, ...]]:
             return await (await conn.execute(query, params)).fetchall()
 
-        return await self._call(what, run)
+        try:
+            return await self._call(what, run)
+        except NoTablesError:
+            return []  # opened without creating: nothing there reads as an empty store
 
     def _entry(self, version: int, data: Any) -> HistoryEntry:
         try:
@@ -212,13 +232,19 @@ class PostgresBackend:
 
     # -- the Backend protocol ----------------------------------------------------
 
-    async def connect(self) -> None:
+    async def connect(self, *, create: bool = True) -> None:
         """Check that the server answers, and check (or create) the tables.
+
+        Args:
+            create: with False, nothing is created or written: a database
+                without the tables reads as an empty store (version 0), and a
+                write to it is refused.
 
         Raises:
             StoreUnavailableError: unreachable within the timeout, or the database
                 holds tables of policystore's names that do not fit.
         """
+        self._create = create
         self._closed.clear()
         await self._fetch("connecting", "SELECT 1", ())
 
@@ -274,16 +300,18 @@ class PostgresBackend:
             rows = await self._fetch("reading the notice key", FIND_KEY, (self.namespace,))
             self._notice_key = str(rows[0][0]) if rows else None
         call = CommitCall.build(self.namespace, document, entry, self._notice_key)
-        sending = _Sending()
+        sending = Sending()
         what = f"committing version {version}"
         try:
             outcome = await bounded(self._send_commit(call, sending), self.timeout)
-        except _MaybeWrittenError as exc:
+        except NoTablesError as exc:
+            raise self._no_tables() from exc
+        except MaybeWrittenError as exc:
             reason = self._unavailable(what, exc.cause).reason
-            raise StoreUnavailableError(self.url, _maybe(reason, version)) from exc.cause
+            raise StoreUnavailableError(self.url, maybe_written(reason, version)) from exc.cause
         except (TimeoutError, psycopg.Error, OSError) as exc:
             reason = self._unavailable(what, exc).reason
-            raise StoreUnavailableError(self.url, _maybe(reason, version) if sending.sent else reason) from exc
+            raise StoreUnavailableError(self.url, maybe_written(reason, version) if sending.sent else reason) from exc
         if not outcome.committed:
             raise VersionConflictError(version - 1, outcome.current)
         if outcome.replayed:
@@ -291,7 +319,7 @@ class PostgresBackend:
                 "Version %d reached %s before its reply was lost; sent again, it was found there.", version, self.url
             )
 
-    async def _send_commit(self, call: CommitCall, sending: _Sending) -> _Outcome:
+    async def _send_commit(self, call: CommitCall, sending: Sending) -> CommitOutcome:
         """Send the commit; when the connection fails once it may have been sent, send it again."""
         try:
             return await self._commit_once(call, sending)
@@ -306,18 +334,20 @@ class PostgresBackend:
         try:
             return await self._commit_once(call, sending)
         except (psycopg.Error, OSError) as exc:
-            raise _MaybeWrittenError(exc) from first
+            raise MaybeWrittenError(exc) from first
 
-    async def _commit_once(self, call: CommitCall, sending: _Sending) -> _Outcome:
+    async def _commit_once(self, call: CommitCall, sending: Sending) -> CommitOutcome:
         async with self._connection() as conn:
             sending.sent = True
             written = await (await conn.execute(call.statement, call.params)).fetchone()
             if written is not None:
-                return _Outcome(committed=True, replayed=False, current=call.version)
+                return CommitOutcome(committed=True, replayed=False, current=call.version)
             # Nothing written: another writer's version, or this very write, sent before, whose reply was lost.
             found = await (await conn.execute(FIND_WRITE, call.params)).fetchone()
         current, write_id = found if found is not None else (None, None)
-        return _Outcome(committed=write_id == call.write_id, replayed=write_id == call.write_id, current=current or 0)
+        return CommitOutcome(
+            committed=write_id == call.write_id, replayed=write_id == call.write_id, current=current or 0
+        )
 
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before`` (all when None), newest first."""
@@ -372,7 +402,10 @@ class PostgresBackend:
         async def run(conn: Connection) -> None:
             await conn.execute(query, params)
 
-        await self._call(f"writing table {table}", run)
+        try:
+            await self._call(f"writing table {table}", run)
+        except NoTablesError as exc:
+            raise self._no_tables() from exc
 
     def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each announced version; 0 after every (re)connect and on connection loss.
@@ -392,29 +425,3 @@ class PostgresBackend:
             closed=self._closed,
             url=self.url,
         )
-
-
-@dataclass(slots=True)
-class _Sending:
-    """Whether a commit's statement has been handed to a connection (and so may have been written)."""
-
-    sent: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    committed: bool
-    replayed: bool
-    current: int
-
-
-class _MaybeWrittenError(Exception):
-    """A commit sent, then sent again, without an answer either time."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-def _maybe(reason: str, version: int) -> str:
-    return f"{reason}; version {version} may or may not have been written, so read it back first"
