@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures re-exported
 from support.redis_server import redis_server, redis_url  # noqa: F401 - fixtures re-exported
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "postgres")
 
 
 @pytest.fixture(autouse=True)
@@ -31,4 +32,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"memory://{request.node.name}-{id(request)}"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/policy.db"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
     return str(request.getfixturevalue("redis_url"))

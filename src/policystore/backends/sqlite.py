@@ -5,6 +5,18 @@ and one ``BEGIN IMMEDIATE`` transaction per write that checks the version,
 stores the document and its history entry. Other processes learn of a write by
 polling ``PRAGMA data_version``, which changes when another connection commits
 and costs no read of the document.
+
+A connection keeps the file it opened whatever happens to its path: after
+``mv policystore.db* elsewhere/`` it would go on reading, and acknowledging
+writes into, the moved file. So before every call, and inside every write
+transaction, the back end checks that the files at the path (the database and
+its ``-wal`` and ``-shm`` files, by device and inode) are the ones it opened.
+Another database at the path is followed: the old connection is closed (SQLite
+itself then leaves the names at the path alone) and the new file opened, never
+created; the store above sees a store that went back. With no database at the
+path, or with its ``-wal`` or ``-shm`` file replaced under the same database,
+every call raises :class:`~policystore.errors.StoreUnavailableError` until the
+files the connection opened are back.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import urllib.parse
@@ -26,6 +39,12 @@ from policystore.model.history import HistoryEntry
 __all__ = ["SQLiteBackend"]
 
 T = TypeVar("T")
+log = logging.getLogger("policystore.sqlite")
+
+#: The files of one database: the file itself, then its write-ahead log and its shared-memory index.
+_SUFFIXES: Final = ("", "-wal", "-shm")
+#: (device, inode) of each file of :data:`_SUFFIXES`, None for one that is absent.
+_Files = tuple[tuple[int, int] | None, ...]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS policy_versions (
@@ -61,15 +80,19 @@ class SQLiteBackend:
         # One thread owns the connection: SQLite calls block, and this keeps them off the loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policystore-sqlite")
         self._conn: sqlite3.Connection | None = None
+        #: Where the files are checked, fixed at construction (a later chdir does not move the store).
+        self._file = self.path.absolute()
+        #: The files ``_conn`` opened; compared with the files at the path before every call.
+        self._files: _Files = ()
+        #: How many times another file at the path was followed (tells the poll to re-read).
+        self._generation = 0
         #: Connected without creating, and no store was there.
         self._absent = False
         self._closed = asyncio.Event()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            if self._conn is None:
-                raise StoreUnavailableError(self.url, "the store is not connected")
-            return fn(self._conn)
+            return fn(self._current())
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -101,12 +124,67 @@ class SQLiteBackend:
                 conn.execute("PRAGMA synchronous=FULL")
                 if create:
                     conn.executescript(_SCHEMA)
+                files = _opened_files(conn, self._file)
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailableError(self.url, f"cannot open the database: {exc}") from exc
-            self._conn = conn
+            self._conn, self._files = conn, files
 
         if self._conn is None:
             await asyncio.get_running_loop().run_in_executor(self._executor, open_db)
+
+    def _current(self) -> sqlite3.Connection:
+        """The connection to the files at the path now; runs on the back end's thread before every call.
+
+        Raises:
+            StoreUnavailableError: not connected, no database at the path, or its
+                ``-wal`` or ``-shm`` file is not the one the connection uses.
+        """
+        if self._conn is None:
+            raise StoreUnavailableError(self.url, "the store is not connected")
+        at_path = _files_at(self._file)
+        if at_path == self._files:
+            return self._conn
+        database = at_path[0]
+        if database is None:
+            raise StoreUnavailableError(
+                self.url,
+                f"the database file {self._file} this process opened is no longer at its path (moved or deleted), "
+                "and no other is there; nothing is created in its place",
+            )
+        if database == self._files[0]:
+            # The same database without the log it was opened with: the log holds its newest commits.
+            changed = ", ".join(
+                f"{self._file.name}{suffix}"
+                for suffix, a, b in zip(_SUFFIXES, self._files, at_path, strict=True)
+                if a != b
+            )
+            raise StoreUnavailableError(
+                self.url,
+                f"{changed} at {self._file.parent} is not the file this process opened (moved, replaced or deleted); "
+                "put it back, or restart every process that uses the store",
+            )
+        return self._follow_path()
+
+    def _follow_path(self) -> sqlite3.Connection:
+        """Close the connection to the file that left the path and open the one there now, creating nothing."""
+        old, self._conn = self._conn, None
+        if old is not None:
+            # SQLite sees that this file moved and leaves the -wal and -shm names at the path alone.
+            old.close()
+        uri = f"file:{urllib.parse.quote(str(self._file))}?mode=rw"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            files = _opened_files(conn, self._file)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(self.url, f"cannot open the database file now at the path: {exc}") from exc
+        self._conn, self._files = conn, files
+        self._generation += 1
+        log.warning("The database file at %s was replaced; following the file now at the path.", self._file)
+        return conn
 
     def _open_or_create(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +251,8 @@ class SQLiteBackend:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # The file may have been replaced while this write waited for the lock.
+                self._check_still_at_path(version, committed=False)
                 current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions").fetchone()[0]
                 if current != version - 1 or entry.version != version:
                     raise VersionConflictError(version - 1, int(current))  # noqa: TRY301 - the rollback below must run
@@ -180,6 +260,7 @@ class SQLiteBackend:
                     "INSERT INTO policy_versions (version, document, entry) VALUES (?, ?, ?)",
                     (version, doc_text, entry_text),
                 )
+                self._check_still_at_path(version, committed=False)
                 conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT (disk full, I/O error) can leave the transaction
@@ -187,8 +268,25 @@ class SQLiteBackend:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            # Moved during the commit itself: the version is in a file that is not the store.
+            self._check_still_at_path(version, committed=True)
 
         await self._run(write)
+
+    def _check_still_at_path(self, version: int, *, committed: bool) -> None:
+        """Refuse a write whose file left the path; runs inside the write, on the back end's thread.
+
+        Raises:
+            StoreUnavailableError: the files at the path are no longer the ones written to.
+        """
+        if _files_at(self._file) == self._files:
+            return
+        if committed:
+            outcome = f"version {version} went into the file that left the path, so the store at the path lacks it"
+        else:
+            outcome = f"nothing was written; version {version} can be written again once the store is read back"
+        reason = f"the database file {self._file} was moved or replaced during the write: {outcome}"
+        raise StoreUnavailableError(self.url, reason)
 
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
         """Return up to ``limit`` entries older than ``before``, newest first."""
@@ -204,8 +302,12 @@ class SQLiteBackend:
         return [_entry(r[0], r[1], self.url) for r in rows]
 
     async def notifications(self) -> AsyncIterator[int]:
-        """Yield 0 whenever any connection, in any process, has committed since the last poll."""
-        last = await self._run(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+        """Yield 0 whenever any connection, in any process, has committed since the last poll.
+
+        Also when another file at the path was followed, and when the files at
+        the path stop, or start again, being the ones the connection uses.
+        """
+        last = await self._poll()
         # Our own commits do not change data_version on our connection: say so once at start.
         yield 0
         while not self._closed.is_set():
@@ -213,10 +315,26 @@ class SQLiteBackend:
                 await asyncio.wait_for(self._closed.wait(), timeout=self._poll_interval)
             if self._closed.is_set():
                 return
-            now = await self._run(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+            # Each poll also checks the files at the path (see _current); a counter per connection.
+            now = await self._poll()
             if now != last:
                 last = now
                 yield 0
+
+    async def _poll(self) -> tuple[int, int] | None:
+        """Return what changes when another connection commits or another file at the path is followed.
+
+        None while the files at the path are not usable, so the listener hears
+        when they stop and when they start again.
+        """
+
+        def state(conn: sqlite3.Connection) -> tuple[int, int]:
+            return self._generation, int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        try:
+            return await self._run(state)
+        except StoreUnavailableError:
+            return None  # the listener re-reads, finds the store unavailable and answers stale
 
     async def aux_get(self, table: str) -> dict[str, str]:
         """Return every key of an auxiliary table."""
@@ -235,6 +353,25 @@ class SQLiteBackend:
                     (table, key, value),
                 )
             )
+
+
+def _files_at(path: Path) -> _Files:
+    """The (device, inode) of the database at ``path`` and of its -wal and -shm files; None for an absent one."""
+    found: list[tuple[int, int] | None] = []
+    for suffix in _SUFFIXES:
+        try:
+            info = os.stat(f"{path}{suffix}")  # noqa: PTH116 - three stats per call and per poll: no Path objects
+        except FileNotFoundError:
+            found.append(None)
+        else:
+            found.append((info.st_dev, info.st_ino))
+    return tuple(found)
+
+
+def _opened_files(conn: sqlite3.Connection, path: Path) -> _Files:
+    """The files a new connection uses: a read opens its -wal and -shm files, which it then keeps open."""
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    return _files_at(path)
 
 
 def _decode(text: str, url: str) -> Any:

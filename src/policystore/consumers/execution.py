@@ -1,21 +1,28 @@
 """The event-driven executor: gates each trading signal by the policy, sizes it and sends it to a broker.
 
-Every signal is decided from ONE snapshot of the policy, in this order:
+Every signal is decided from ONE snapshot of the policy, taken with the store's
+trading verdict from the same read state (:meth:`PolicyStore.gate`), in this order:
 
 1. an opposite signal for a held position closes it (always allowed: it lowers risk);
-2. ``kill_switch``: the kill switch is on;
-3. ``store_unavailable``: the store cannot be reached and its stale rule forbids new trades;
-4. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``, or the
+2. the store's gate, one reason for each fact that holds new risk shut (the
+   same rule ``can_open_new_trades()`` answers by):
+
+   - ``kill_switch``: the kill switch is on;
+   - ``version_refused``: the store holds a newer version that was refused as invalid;
+   - ``store_rewound``: the store went back to an older version (a restore, a
+     replaced file, a failover that lost writes), not yet confirmed by a write;
+   - ``store_unavailable``: the store cannot be reached and its stale rule forbids new trades;
+3. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``, or the
    broker's loss or equity figure is unusable (NaN, infinite, equity not
    positive): a loss that cannot be measured counts as reached. The executor
    also turns the kill switch on through the store (author ``executor``);
-5. ``unknown_strategy``: the policy has no such strategy;
-6. ``position_open``: a position in the symbol is already open (no pyramiding);
-7. ``low_confidence``: below the strategy's effective ``min_confidence``;
-8. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
-9. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
-10. ``zero_size``: the caps leave no room for a position;
-11. ``broker_rejected``: the broker's submit raised (the order, its sizing and
+4. ``unknown_strategy``: the policy has no such strategy;
+5. ``position_open``: a position in the symbol is already open (no pyramiding);
+6. ``low_confidence``: below the strategy's effective ``min_confidence``;
+7. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
+8. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
+9. ``zero_size``: the caps leave no room for a position;
+10. ``broker_rejected``: the broker's submit raised (the order, its sizing and
     the error are recorded; no position is counted as opened). A failed close
     is refused with this reason too.
 
@@ -42,6 +49,7 @@ from policystore.errors import PolicyStoreError
 from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
+from policystore.store.sources import GateRefusal, TradingGate
 from policystore.store.store import PolicyStore
 
 __all__ = ["DecisionRecorder", "EventDrivenExecutor", "ExecutionDecision", "Reason", "Signal", "Sizer"]
@@ -58,6 +66,8 @@ class Reason(StrEnum):
     ACCEPTED = "accepted"
     CLOSED = "closed"
     KILL_SWITCH = "kill_switch"
+    VERSION_REFUSED = "version_refused"
+    STORE_REWOUND = "store_rewound"
     STORE_UNAVAILABLE = "store_unavailable"
     UNKNOWN_STRATEGY = "unknown_strategy"
     POSITION_OPEN = "position_open"
@@ -70,6 +80,15 @@ class Reason(StrEnum):
 
     def __str__(self) -> str:
         return self.value
+
+
+#: The decision's reason for each refusal of the store's gate.
+_GATE_REASONS: dict[GateRefusal, Reason] = {
+    GateRefusal.KILL_SWITCH: Reason.KILL_SWITCH,
+    GateRefusal.VERSION_REFUSED: Reason.VERSION_REFUSED,
+    GateRefusal.STORE_REWOUND: Reason.STORE_REWOUND,
+    GateRefusal.STORE_UNAVAILABLE: Reason.STORE_UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +312,8 @@ class EventDrivenExecutor:
             OSError, ValueError: the decision log could not record the decision.
         """
         async with self._lock:
-            snap = self._store.snapshot()
-            decision = await self._decide(snap, signal)
+            # The policy and the verdict on new risk, from one read state of the store.
+            decision = await self._decide(self._store.gate(), signal)
             if self._log is not None:
                 self._log.record(decision)
             return decision
@@ -315,20 +334,14 @@ class EventDrivenExecutor:
     def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
         return self._decision(snap, signal, reason, detail)
 
-    async def _decide(self, snap: Policy, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
+    async def _decide(self, gate: TradingGate, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
+        snap = gate.policy
         broker = self._broker
         held = broker.position(signal.symbol)
         if held is not None and held.side != signal.side:
             return await self._close(snap, signal, held)
-        if snap.emergency.active:
-            return self._refuse(snap, signal, Reason.KILL_SWITCH, f"the kill switch is on: {snap.emergency.reason}")
-        if self._store.stale and not await self._store.can_open_new_trades():
-            return self._refuse(
-                snap,
-                signal,
-                Reason.STORE_UNAVAILABLE,
-                "the policy store cannot be reached and its stale rule forbids new trades",
-            )
+        if gate.refusal is not None:
+            return self._refuse(snap, signal, _GATE_REASONS[gate.refusal], gate.detail)
         reported_loss, reported_equity = broker.daily_loss_fraction(), broker.equity
         # Every comparison with NaN is False: a NaN loss would pass ``loss >= limit``, so an
         # unusable figure (NaN, infinite, too large for a float, None, a string) must count as a

@@ -37,22 +37,16 @@ from policystore.model.roles import Actor, Role, authorize_change
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import EventBus, ExternalEventBus
 from policystore.store.env import overlay_environment
-from policystore.store.lkg import LastKnownGood
-from policystore.store.sources import ReadState, Source
+from policystore.store.lkg import LKG_SAVE_INTERVAL, CopySaver, LastKnownGood
+from policystore.store.notices import NoticeDirection, confirms
+from policystore.store.sources import ReadState, Source, StaleTradingRule
 
-__all__ = ["Replica"]
+__all__ = ["LKG_SAVE_INTERVAL", "Replica"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
-#: Seconds between two saves of the last-known-good copy, among all the processes
-#: on the machine that share it. A burst of versions costs one file write per
-#: interval, not one each, on a disk that is often the one a local Redis flushes
-#: every commit to. The newest version is always saved, at most about twice this
-#: late; at once, and flushed to disk, when the kill switch turns on and when the
-#: store went back; flushed to disk whenever the kill switch is on, and on close.
-LKG_SAVE_INTERVAL = 1.0
 #: Seconds ``close()`` waits for subscribers to take the events still queued.
 _CLOSE_DELIVERY_SECONDS = 5.0
 #: Who the store writes as when it stops trading by itself.
@@ -78,31 +72,25 @@ class Replica:
     _watch: bool
     _actor: Actor
     _clock: Callable[[], datetime]
+    _stale_rule: StaleTradingRule
     last_error: PolicyStoreError | None
-    #: The newest version found in the store and refused as invalid; while it is
-    #: newer than the version held, no new trade may be opened (fail closed).
-    _refused_version: int = -1
-    #: The version the store went back to (restored from a backup, or a failover
-    #: that lost writes); no new trade until a later write confirms the policy.
-    _rewound_to: int = -1
+    # A newer version refused as invalid, and a store that went back, are facts of the read
+    # state (ReadState.refused_version and rewound_to), so the trading gate and the policy
+    # it judges are swapped in together.
     #: A rewound version whose kill switch this process is to turn on, or -1.
     _halt_pending: int = -1
     #: Events waiting to be delivered, in version order (see ``_deliver``).
     _outbox: deque[PolicyChanged]
     _delivering: bool = False
     _delivery: asyncio.Task[None] | None = None
-    #: The newest version waiting to be saved as the last-known-good copy.
-    _lkg_pending: Policy | None = None
-    _lkg_force: bool = False
-    _lkg_urgent: bool = False
-    #: A save was made without flushing it to disk (see LastKnownGood.write).
-    _lkg_unsynced: bool = False
-    _lkg_task: asyncio.Task[None] | None = None
-    _lkg_hurry: asyncio.Event
+    #: Saves the last-known-good copy (made on first use).
+    _saver: CopySaver | None = None
     #: The policy installed from a notice, the member lines of its text (for the next
     #: notice to be compared with, see policystore.model.document_text), and the paths
     #: that follow the active mode by mode name, for its sections (see reflatten).
     _held_lines: tuple[Policy, tuple[bytes, ...], dict[str, dict[str, Any]]] | None = None
+    #: Which notices loosen what is held (made on first use; see policystore.store.notices).
+    _directions: NoticeDirection | None = None
 
     async def refresh(self) -> Policy:
         """Check the store now and load its newest version if it differs from the one held.
@@ -175,15 +163,17 @@ class Replica:
     def _fallback_state(self) -> ReadState:
         saved = self._lkg.read() if self._lkg is not None else None
         if saved is not None:
-            return ReadState.last_known_good(saved)
-        return ReadState.fallback(overlay_environment(default_policy(), self._environ))
+            return ReadState.last_known_good(saved, rule=self._stale_rule)
+        return ReadState.fallback(overlay_environment(default_policy(), self._environ), rule=self._stale_rule)
 
     def _mark_unreachable(self, exc: StoreUnavailableError) -> None:
         self.last_error = exc
         state = self._state
         if state.source is Source.STORE:
             log.warning("%s Answering from the last-known-good copy (version %d).", exc, state.policy.version)
-            self._set_state(ReadState.last_known_good(state.policy))
+            # A refused version or a rewind still holds trading shut while stale.
+            facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to}
+            self._set_state(ReadState.last_known_good(state.policy, rule=self._stale_rule, **facts))
 
     async def _seed(self) -> None:
         now = self._clock()
@@ -289,8 +279,8 @@ class Replica:
         )
         reason = "the store's history was replaced (a restore, or a failover that lost writes); following the store"
         entry = HistoryEntry(policy.version, self._clock(), "policystore", reason, diff_policies(held, policy))
-        self._install(policy, [entry], held.version)
-        self._rewound_to = policy.version
+        # Installed with the rewind in the same read state: no reader sees the older version without it.
+        self._install(policy, [entry], held.version, rewound_to=policy.version)
         self._save_last_known_good(policy, force=True)
         # Processes that follow the store (servers, traders) halt it; a one-shot tool
         # (watch=False, such as a command line read) only refuses trades itself.
@@ -323,9 +313,9 @@ class Replica:
 
     def _announce_rejection(self, exc: StoreUnavailableError, version: int) -> None:
         """Queue one ``policy.rejected`` event per refused version, so operators hear of it."""
-        if not isinstance(exc.__cause__, ValueError) or version == self._refused_version:
+        if not isinstance(exc.__cause__, ValueError) or version == self._state.refused_version:
             return
-        self._refused_version = version
+        self._set_state(self._state.with_facts(refused_version=version))
         log.error("Refused version %d from the store: %s", version, exc)
         self._outbox.append(
             PolicyChanged(
@@ -340,22 +330,31 @@ class Replica:
         )
 
     def _install(
-        self, policy: Policy, entries: list[HistoryEntry], previous: int, values: dict[str, Any] | None = None
+        self,
+        policy: Policy,
+        entries: list[HistoryEntry],
+        previous: int,
+        values: dict[str, Any] | None = None,
+        *,
+        rewound_to: int | None = None,
     ) -> None:
         """Make ``policy`` the read state and queue its events; called with the lock held.
 
-        ``values`` is the policy's path table when the caller built it already.
+        ``values`` is the policy's path table when the caller built it already;
+        ``rewound_to`` marks a store that went back (see :meth:`_follow_rewound_store`).
+        A refused version stays in force until one as new is installed, a rewind
+        until a later version is.
         """
         self.last_error = None
         before = self._state
-        self._set_state(ReadState.live(policy, values))
-        if policy.version >= self._refused_version:
-            self._refused_version = -1
-        if policy.version > self._rewound_to:
-            self._rewound_to = -1
+        refused = before.refused_version if policy.version < before.refused_version else -1
+        if rewound_to is None:
+            rewound_to = before.rewound_to if policy.version <= before.rewound_to else -1
+        facts = {"rule": self._stale_rule, "refused_version": refused, "rewound_to": rewound_to}
+        self._set_state(ReadState.live(policy, values, **facts))
         if self._lkg is not None and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
-            urgent = policy.emergency.active and not before.policy.emergency.active
+            urgent = _stops_trading(policy) and not _stops_trading(before.policy)
             self._save_last_known_good(policy, urgent=urgent)
         if not self._bus.listening:
             return  # events are made only for someone to receive them: most processes only read
@@ -364,59 +363,24 @@ class Replica:
             previous = entry.version
 
     def _save_last_known_good(self, policy: Policy, *, force: bool = False, urgent: bool = False) -> None:
-        """Save ``policy`` to disk soon, off the path that installs versions.
+        """Save ``policy`` as the last-known-good copy soon (see :class:`CopySaver`)."""
+        if self._lkg is not None and not self._closed:
+            self._copy_saver(self._lkg).save(policy, force=force, urgent=urgent)
 
-        One background task writes the newest pending version, then rests
-        :data:`LKG_SAVE_INTERVAL`; versions that arrive meanwhile are coalesced
-        into its next write. ``force`` writes even over a newer saved version
-        (the store went back); ``urgent`` cuts the rest short.
-        """
-        if self._lkg is None or self._closed:
-            return
-        self._lkg_pending = policy
-        self._lkg_force = force or self._lkg_force
-        self._lkg_urgent = urgent or force or self._lkg_urgent
-        if urgent or force:
-            self._lkg_hurry.set()
-        if self._lkg_task is None or self._lkg_task.done():
-            self._lkg_task = asyncio.create_task(self._write_last_known_good(), name="policystore-lkg")
+    def _copy_saver(self, lkg: LastKnownGood) -> CopySaver:
+        if self._saver is None:
+            self._saver = CopySaver(lkg)
+        return self._saver
 
-    async def _write_last_known_good(self) -> None:
-        lkg = self._lkg
-        while lkg is not None and (policy := self._lkg_pending) is not None:
-            force, self._lkg_pending, self._lkg_force = self._lkg_force, None, False
-            # A save that stops trading (or follows a store that went back) must survive a
-            # power cut; so must the last one, on close (LastKnownGood.write adds any copy
-            # with the kill switch on).
-            durable = self._lkg_urgent or self._closed or policy.emergency.active
-            self._lkg_urgent = False
-            try:
-                # A routine save is spaced across the machine's processes (see LastKnownGood.write).
-                spacing = 0.0 if durable or force else LKG_SAVE_INTERVAL
-                if await asyncio.to_thread(lkg.write, policy, force=force, durable=durable, spacing=spacing):
-                    self._lkg_unsynced = not durable
-                elif self._lkg_pending is None:
-                    self._lkg_pending = policy  # deferred: save it next time unless a newer one came
-            except OSError as exc:
-                log.error("Could not save the last-known-good copy to %s: %s", lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
-            if not self._closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lkg_hurry.wait(), LKG_SAVE_INTERVAL)
-                if not self._closed:
-                    self._lkg_hurry.clear()
+    async def _save_durably(self, policy: Policy) -> None:
+        """Save ``policy`` and flush it before returning: a write of this process that stops trading."""
+        if self._lkg is not None:
+            await self._copy_saver(self._lkg).save_now(policy)
 
     async def _flush_last_known_good(self) -> None:
         """Save the newest version seen now and wait until it is on disk (used on close)."""
-        self._lkg_hurry.set()
-        task = self._lkg_task
-        if task is not None:
-            await asyncio.shield(task)
-        if self._lkg is not None and self._lkg_unsynced:
-            self._lkg_unsynced = False
-            try:
-                await asyncio.to_thread(self._lkg.sync)
-            except OSError as exc:
-                log.error("Could not flush the last-known-good copy %s to disk: %s", self._lkg.path, exc)  # noqa: TRY400 - the message states the whole condition
+        if self._saver is not None:
+            await self._saver.close()
 
     async def _write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
         self,
@@ -448,6 +412,7 @@ class Replica:
             candidate = stamp_emergency(base, change(base), now, author)
             authorize_change(who, base, candidate, action)
             if stored and unchanged(base, candidate):
+                await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
@@ -466,9 +431,28 @@ class Replica:
                 self._mark_unreachable(exc)
                 raise
             await self._after_commit(base, new, entry)
+            if _stops_trading(new):
+                await self._save_durably(new)
             return new
         current = await self._backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def _hold(self, base: Policy) -> None:
+        """After a write that changed nothing, hold the version it found, durably if it stops trading.
+
+        The caller is told that version is the store's: this process must not go
+        on answering from an older one (a kill switch turned on elsewhere, which
+        this write found already on, stops trading here too, at once).
+        """
+        state = self._state
+        if state.source is not Source.STORE or (state.policy.version, state.policy.updated_at) != (
+            base.version,
+            base.updated_at,
+        ):
+            with contextlib.suppress(StoreUnavailableError):  # marked stale; the write changed nothing
+                await self._refresh(deep=True)
+        if _stops_trading(base):
+            await self._save_durably(base)
 
     async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
         """Load the version a write builds on, and whether it is the stored version itself.
@@ -514,12 +498,16 @@ class Replica:
                     log.exception("The external event bus failed to publish %s", event.event_id)
 
     async def _install_published(self, published: Published) -> bool:
-        """Install a version from its notification, without reading the store back.
+        """Install a version from its notification, without reading the store back if it only tightens.
 
         Only the version right after the one held qualifies: anything else (a
         gap, a stale copy, a document that fails validation) returns False and
         the caller re-reads, which replays missed versions and refuses invalid
-        ones loudly.
+        ones loudly. A notice is not the store (anyone who may publish on the
+        channel can send one), so a version that loosens what is held, or that
+        would open a gate a refused or rewound version holds shut, is installed
+        only once the store's newest document is found to be exactly it (one
+        read); otherwise the caller re-reads. See :mod:`policystore.store.notices`.
 
         Returns:
             True when this process now holds ``published.version`` or newer.
@@ -537,6 +525,8 @@ class Replica:
             policy, lines, sections_kept = read
             if policy.version == held.version:
                 return policy.updated_at == held.updated_at
+            if self._loosens(state, policy, lines) and not await self._confirmed(published):
+                return False
             try:
                 # The entry is read only for an event (see _install).
                 entries = [published.entry] if self._bus.listening else []
@@ -550,6 +540,34 @@ class Replica:
         if self._outbox:
             await self._deliver()
         return True
+
+    def _loosens(self, state: ReadState, policy: Policy, lines: tuple[bytes, ...]) -> bool:
+        """Whether installing ``policy`` in place of ``state`` could let more risk be taken."""
+        if state.refused_version >= 0 or state.rewound_to >= 0:
+            return True  # a later version would lift the fact that holds trading shut
+        if self._directions is None:
+            self._directions = NoticeDirection()
+        held_lines = (
+            self._held_lines[1] if self._held_lines is not None and self._held_lines[0] is state.policy else None
+        )
+        return self._directions.loosens(state.policy, held_lines, policy, lines)
+
+    async def _confirmed(self, published: Published) -> bool:
+        """Whether the store's newest document is the notice's (one read); False also when it cannot be read."""
+        try:
+            stored = await self._backend.load()
+        except StoreUnavailableError:
+            return False  # the caller re-reads, and goes stale if the store is gone
+        if confirms(stored, published):
+            return True
+        newest = stored.get("version") if stored is not None else None
+        if not (isinstance(newest, int) and newest > published.version):  # not merely overtaken by a later write
+            log.warning(
+                "A change notice for version %d does not match the store's newest document (forged, or lost "
+                "since); it was not installed, and the store is read instead.",
+                published.version,
+            )
+        return False
 
     def _read_published(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...], bool] | None:
         """Validate a notice's document, or return None to re-read.
@@ -597,6 +615,11 @@ class Replica:
             await asyncio.sleep(delay)
             with contextlib.suppress(StoreUnavailableError):
                 await self.refresh()
+
+
+def _stops_trading(policy: Policy) -> bool:
+    """Whether ``policy`` allows no new trade by itself (the kill switch), so its copy must be durable at once."""
+    return policy.emergency.active
 
 
 def _written_at(document: Mapping[str, Any]) -> datetime | None:

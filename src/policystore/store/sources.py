@@ -1,8 +1,14 @@
-"""Where an answer comes from: the read state of a store and ``explain()``.
+"""Where an answer comes from: the read state of a store, ``explain()``, and the trading gate.
 
 Sources, highest first: the live store; the last-known-good copy on local disk
 (stale); environment variables; built-in defaults. A read state is built once
 per version and holds the flattened path table the read path looks values up in.
+
+It also holds every fact that decides whether new risk may be opened (the
+kill switch, a newer version refused as invalid, a store that went back and is
+not yet confirmed, staleness and the stale rule), and the verdict they give,
+:class:`TradingGate`. The store swaps its read state in whole, so the policy a
+caller trades on and the verdict it trades by always come from the same state.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from policystore.model.paths import clamped_override, flatten
 from policystore.model.policy import Policy
 from policystore.store.env import EnvironmentOverlay
 
-__all__ = ["Explanation", "ReadState", "Source"]
+__all__ = ["Explanation", "GateRefusal", "ReadState", "Source", "StaleTradingRule", "TradingGate"]
 
 
 class Source(StrEnum):
@@ -27,6 +33,100 @@ class Source(StrEnum):
     LAST_KNOWN_GOOD = "last_known_good"
     ENVIRONMENT = "environment"
     DEFAULT = "default"
+
+
+class StaleTradingRule(StrEnum):
+    """What ``can_open_new_trades`` answers while the live store cannot be reached.
+
+    ``LAST_KNOWN_GOOD`` (default): follow the last-known-good copy's kill switch;
+    with no such copy (only environment and defaults), refuse. ``NEVER``: refuse
+    whenever stale. ``FOLLOW``: follow whatever layer answers.
+    """
+
+    LAST_KNOWN_GOOD = "last_known_good"
+    NEVER = "never"
+    FOLLOW = "follow"
+
+
+class GateRefusal(StrEnum):
+    """Why no new trade may be opened, strongest first (see :class:`TradingGate`)."""
+
+    #: The kill switch is on.
+    KILL_SWITCH = "kill_switch"
+    #: The store holds a newer version that was refused as invalid: its kill switch cannot be known.
+    VERSION_REFUSED = "version_refused"
+    #: The store went back to an older version (a restore, a replaced file, a failover that lost
+    #: writes); a write lost that way may have been the one that stopped trading.
+    STORE_REWOUND = "store_rewound"
+    #: The live store cannot be reached and the stale rule forbids new trades.
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class TradingGate:
+    """The policy a process holds and whether it allows new risk, taken together from one read state.
+
+    Take one with :meth:`PolicyStore.gate() <policystore.store.store.PolicyStore.gate>` and
+    decide from its ``policy``: the verdict was made on exactly that policy, so
+    a change installed in between cannot make the two disagree.
+    ``can_open_new_trades()`` is ``gate().allowed``.
+
+    Attributes:
+        policy: the policy the verdict was made on.
+        source: the layer of the fallback chain that answered.
+        stale: True when the live store could not be reached.
+        refusal: why no new trade may be opened, or None when it may.
+        detail: the refusal in one sentence ("" when allowed).
+    """
+
+    policy: Policy
+    source: Source
+    stale: bool
+    refusal: GateRefusal | None
+    detail: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        """True when a new trade may be opened."""
+        return self.refusal is None
+
+    @classmethod
+    def judge(  # noqa: PLR0917 - the facts of one read state, in the order they are checked
+        cls,
+        policy: Policy,
+        source: Source,
+        stale: bool,
+        rule: StaleTradingRule,
+        refused_version: int,
+        rewound_to: int,
+    ) -> TradingGate:
+        """Apply the one rule to the facts of a read state; see :class:`GateRefusal` for the order."""
+        refusal: GateRefusal | None = None
+        detail = ""
+        if policy.emergency.active:
+            refusal, detail = GateRefusal.KILL_SWITCH, f"the kill switch is on: {policy.emergency.reason}"
+        elif refused_version > policy.version:
+            refusal = GateRefusal.VERSION_REFUSED
+            detail = (
+                f"the store holds version {refused_version}, which was refused as invalid; its kill switch "
+                f"cannot be known, so version {policy.version} allows no new trade"
+            )
+        elif rewound_to >= policy.version:
+            refusal = GateRefusal.STORE_REWOUND
+            detail = (
+                f"the store went back to version {rewound_to} (a restore, a replaced file, or a failover that "
+                "lost writes); no new trade until a write confirms the policy"
+            )
+        elif stale and not _stale_allows(rule, source):
+            refusal = GateRefusal.STORE_UNAVAILABLE
+            detail = f"the policy store cannot be reached and its stale rule {rule.value!r} forbids new trades"
+        return cls(policy, source, stale, refusal, detail)
+
+
+def _stale_allows(rule: StaleTradingRule, source: Source) -> bool:
+    if rule is StaleTradingRule.FOLLOW:
+        return True
+    return rule is StaleTradingRule.LAST_KNOWN_GOOD and source is Source.LAST_KNOWN_GOOD
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +168,22 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
-    """Everything the read path needs for one policy version, built once."""
+    """Everything the read path needs for one policy version, built once, the trading gate included.
+
+    Attributes:
+        policy: the policy answers come from.
+        source: the layer that answers.
+        stale: True when the live store could not be reached.
+        values: the flattened path table.
+        variables: the environment variables that set values (fallback only).
+        problems: environment variables that were ignored, and why.
+        rule: the store's stale trading rule.
+        refused_version: the newest version found in the store and refused as
+            invalid, or -1; newer than ``policy``, it holds trading shut.
+        rewound_to: the version the store went back to, or -1; until a later
+            version is installed, it holds trading shut.
+        gate: the verdict of these facts (computed, not passed).
+    """
 
     policy: Policy
     source: Source
@@ -76,20 +191,31 @@ class ReadState:
     values: dict[str, Any] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     problems: Mapping[str, str] = field(default_factory=dict)
+    rule: StaleTradingRule = StaleTradingRule.LAST_KNOWN_GOOD
+    refused_version: int = -1
+    rewound_to: int = -1
+    gate: TradingGate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        gate = TradingGate.judge(self.policy, self.source, self.stale, self.rule, self.refused_version, self.rewound_to)
+        object.__setattr__(self, "gate", gate)
 
     @classmethod
-    def live(cls, policy: Policy, values: dict[str, Any] | None = None) -> ReadState:
-        """A state read from the live store; ``values`` is ``flatten(policy)`` when the caller has it."""
-        return cls(policy, Source.STORE, stale=False, values=flatten(policy) if values is None else values)
+    def live(cls, policy: Policy, values: dict[str, Any] | None = None, **facts: Any) -> ReadState:
+        """A state read from the live store; ``values`` is ``flatten(policy)`` when the caller has it.
+
+        ``facts`` are the gate's: ``rule``, ``refused_version``, ``rewound_to``.
+        """
+        return cls(policy, Source.STORE, stale=False, values=flatten(policy) if values is None else values, **facts)
 
     @classmethod
-    def last_known_good(cls, policy: Policy) -> ReadState:
-        """A state from the last-known-good copy: stale by definition."""
-        return cls(policy, Source.LAST_KNOWN_GOOD, stale=True, values=flatten(policy))
+    def last_known_good(cls, policy: Policy, **facts: Any) -> ReadState:
+        """A state from the last-known-good copy: stale by definition; ``facts`` as for :meth:`live`."""
+        return cls(policy, Source.LAST_KNOWN_GOOD, stale=True, values=flatten(policy), **facts)
 
     @classmethod
-    def fallback(cls, overlay: EnvironmentOverlay) -> ReadState:
-        """A state from the environment over the built-in defaults."""
+    def fallback(cls, overlay: EnvironmentOverlay, **facts: Any) -> ReadState:
+        """A state from the environment over the built-in defaults; ``facts`` as for :meth:`live`."""
         return cls(
             overlay.policy,
             Source.DEFAULT,
@@ -97,7 +223,12 @@ class ReadState:
             values=flatten(overlay.policy),
             variables=overlay.variables,
             problems=overlay.problems,
+            **facts,
         )
+
+    def with_facts(self, **facts: Any) -> ReadState:
+        """This state with other gate facts (``refused_version``, ``rewound_to``), the verdict judged again."""
+        return dataclasses.replace(self, **facts)
 
     def explain(self, path: str) -> Explanation:
         """Explain ``path``; the caller has checked that it exists."""

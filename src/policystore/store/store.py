@@ -19,7 +19,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, Final, Self, SupportsFloat
 
 from policystore.backends.base import Backend
@@ -37,7 +37,7 @@ from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
 from policystore.store.lkg import LastKnownGood
 from policystore.store.opening import NO_POLICY_REASON, backend_for
-from policystore.store.sources import Explanation, Source
+from policystore.store.sources import Explanation, Source, StaleTradingRule, TradingGate
 from policystore.store.urls import default_lkg_path
 from policystore.store.writes import Writes
 
@@ -54,19 +54,6 @@ class _Missing(Enum):
 
 MISSING: Final = _Missing.MISSING
 _AUTO: Final = object()
-
-
-class StaleTradingRule(StrEnum):
-    """What ``can_open_new_trades`` answers while the live store cannot be reached.
-
-    ``LAST_KNOWN_GOOD`` (default): follow the last-known-good copy's kill switch;
-    with no such copy (only environment and defaults), refuse. ``NEVER``: refuse
-    whenever stale. ``FOLLOW``: follow whatever layer answers.
-    """
-
-    LAST_KNOWN_GOOD = "last_known_good"
-    NEVER = "never"
-    FOLLOW = "follow"
 
 
 def _utc_now() -> datetime:
@@ -145,7 +132,6 @@ class PolicyStore(Writes):
         self._clock = clock
         self._bus = EventBus()
         self._outbox = deque()
-        self._lkg_hurry = asyncio.Event()
         self._lock = asyncio.Lock()
         self._initialized = False
         self._reload_asked = False
@@ -335,25 +321,24 @@ class PolicyStore(Writes):
             with contextlib.suppress(StoreUnavailableError):  # stale: answered from the fallback chain
                 await self.refresh()
 
-    async def can_open_new_trades(self) -> bool:
-        """Return whether a new trade may be opened now.
+    def gate(self) -> TradingGate:
+        """Return the policy this process holds and whether it allows new risk, from one read state.
 
-        False while the kill switch is on; while the store holds a newer
-        version that was refused as invalid (its kill switch cannot be known);
-        and after the store went back to an older version (a restore, or a
-        failover that lost writes), until the next write confirms the policy.
-        While stale, the answer follows the store's :class:`StaleTradingRule`.
+        The one rule for new risk; ``can_open_new_trades()`` is its verdict. A
+        caller that decides by the policy (an executor) takes both from the same
+        gate, so they cannot disagree: no new trade while the kill switch is on;
+        while the store holds a newer version that was refused as invalid (its
+        kill switch cannot be known); after the store went back to an older
+        version (a restore, a replaced file, or a failover that lost writes),
+        until the next write confirms the policy; and while stale, as the
+        store's :class:`StaleTradingRule` says. ``refusal`` names which one.
+        Never does I/O.
         """
-        state = self._state
-        if (
-            state.policy.emergency.active
-            or self._refused_version > state.policy.version
-            or self._rewound_to >= state.policy.version
-        ):
-            return False
-        if not state.stale or self._stale_rule is StaleTradingRule.FOLLOW:
-            return True
-        return self._stale_rule is StaleTradingRule.LAST_KNOWN_GOOD and state.source is Source.LAST_KNOWN_GOOD
+        return self._state.gate
+
+    async def can_open_new_trades(self) -> bool:
+        """Return whether a new trade may be opened now: ``gate().allowed`` (see :meth:`gate`)."""
+        return self._state.gate.allowed
 
     # -- events --------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from policystore.model.modes import RiskMode, RiskModeConfig
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor
 from policystore.store.bus import EventTypes, Subscriber
-from policystore.store.sources import Explanation, Source
+from policystore.store.sources import Explanation, Source, TradingGate
 from policystore.store.store import MISSING, PolicyStore
 
 __all__ = ["SyncPolicyStore"]
@@ -142,6 +142,10 @@ class SyncPolicyStore:
     def paths(self) -> list[str]:
         """See :meth:`PolicyStore.paths`."""
         return self._store.paths()
+
+    def gate(self) -> TradingGate:
+        """See :meth:`PolicyStore.gate`."""
+        return self._store.gate()
 
     def get_policy(self) -> Policy:
         """See :meth:`PolicyStore.get_policy`."""

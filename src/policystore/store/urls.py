@@ -1,7 +1,8 @@
 """Store URLs: which back end a URL names, and where its last-known-good copy lives.
 
 ``memory://[NAME]``, ``sqlite:///PATH`` (the default, ``sqlite:///./policystore.db``),
-``redis://host:port/db``, ``rediss://...`` (TLS) and ``redis+sentinel://...``.
+``redis://host:port/db``, ``rediss://...`` (TLS), ``redis+sentinel://...`` and
+``postgresql://user:password@host:port/dbname`` (also ``postgres://``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = ["DEFAULT_URL", "HIDDEN", "backend_for_url", "default_lkg_path", "reda
 
 DEFAULT_URL: Final = "sqlite:///./policystore.db"
 _REDIS_SCHEMES: Final = ("redis", "rediss", "redis+sentinel", "unix")
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 
 
 #: What a hidden secret is shown as.
@@ -168,7 +170,17 @@ def backend_for_url(url: str) -> Backend:
             msg = f"the redis back end needs the redis extra ({exc}); install it with: pip install 'policystore[redis]'"
             raise PolicyValidationError([FieldError("store", msg)]) from exc
         return RedisBackend.from_url(url)
-    msg = f"{redact(url)!r} names no known store; use memory://, sqlite:///PATH or redis://HOST:PORT/DB"
+    if scheme in _POSTGRES_SCHEMES:
+        try:
+            from policystore.backends.postgres import PostgresBackend
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            msg = f"the postgres back end needs psycopg ({exc}); install it with: pip install 'policystore[postgres]'"
+            raise PolicyValidationError([FieldError("store", msg)]) from exc
+        return PostgresBackend.from_url(url)
+    msg = (
+        f"{redact(url)!r} names no known store; "
+        "use memory://, sqlite:///PATH, redis://HOST:PORT/DB or postgresql://USER@HOST:PORT/DBNAME"
+    )
     raise PolicyValidationError([FieldError("store", msg)])
 
 
@@ -185,8 +197,8 @@ def default_lkg_path(url: str) -> Path | None:
     """Return where the last-known-good copy of ``url``'s policy is kept.
 
     ``POLICYSTORE_LKG_PATH`` overrides it. A SQLite store keeps it beside the
-    database; a Redis store in the user's cache folder, one file per URL;
-    a memory store keeps none.
+    database; a Redis or PostgreSQL store in the user's cache folder, one file
+    per URL (password removed); a memory store keeps none.
     """
     override = os.environ.get("POLICYSTORE_LKG_PATH")
     if override:

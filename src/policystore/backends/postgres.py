@@ -1,0 +1,427 @@
+"""``postgresql://`` and ``postgres://``: one policy in PostgreSQL, shared by every host, surviving a failover.
+
+URL forms (every form takes ``?namespace=NAME`` and ``?timeout=SECONDS``)::
+
+    postgresql://user:password@host:port/dbname
+    postgresql://user:password@host1:5432,host2:5433/dbname?target_session_attrs=read-write
+    postgresql:///dbname?host=host1,host2&port=5432,5433
+
+Everything but ``namespace`` and ``timeout`` is libpq's (``sslmode``,
+``application_name``, ``options=-csearch_path=...``, ...). With several hosts,
+libpq tries each in turn; ``target_session_attrs`` defaults to ``read-write``,
+so the store always writes to (and listens on) the primary, and after a
+standby is promoted it finds the new primary through the same URL.
+``namespace`` (default ``default``) keeps several policies apart in one
+database; ``timeout`` (default 1 s) bounds every call: an unreachable server
+raises :class:`~policystore.errors.StoreUnavailableError` within it and never
+hangs.
+
+A write is one statement and one transaction (see
+:mod:`policystore.backends._postgres_layout`): compare-and-set on the version,
+the version's row with its history entry, and a NOTIFY that carries the new
+version (and its document, when it fits, signed with the namespace's notice
+key: every role that may connect may NOTIFY, and an unsigned notice is only a
+reason to read the store). Each process listens on one connection of its
+own. The tables, and how a database holding other tables of the same names is
+refused, are in :mod:`policystore.backends._postgres_schema`.
+
+A commit whose reply is lost is sent again once and recognised by its write
+id; if no reply comes at all the commit raises StoreUnavailableError saying
+the version may have been written. With a synchronous standby
+(``synchronous_commit=on``), a write is acknowledged only once the standby
+has it, so a promoted standby holds every acknowledged version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, Self, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from policystore.backends._postgres_calls import (
+    POOL_PREFIX,
+    ReportingConnection,
+    bounded,
+    describe,
+    quiet_pool_attempts,
+)
+from policystore.backends._postgres_layout import (
+    FIND_KEY,
+    FIND_WRITE,
+    CommitCall,
+    CommitOutcome,
+    MaybeWrittenError,
+    Sending,
+    channel_for,
+    maybe_written,
+)
+from policystore.backends._postgres_listener import listen
+from policystore.backends._postgres_schema import NoTablesError, ensure_schema
+from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
+from policystore.backends.base import Published
+from policystore.errors import StoreUnavailableError, VersionConflictError
+from policystore.model.history import HistoryEntry
+from policystore.store.urls import redact
+
+__all__ = ["PostgresBackend"]
+
+log = logging.getLogger("policystore.postgres")
+T = TypeVar("T")
+Connection = AsyncConnection[tuple[Any, ...]]
+
+#: Connections each process's pool holds at most (the listener has its own).
+_POOL_SIZE: Final = 4
+_NO_LIMIT: Final = 2**62
+
+_NEWEST: Final = """
+SELECT h.version, v.document FROM policystore_head h
+LEFT JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version
+WHERE h.namespace = %s
+"""
+
+
+class PostgresBackend:
+    """A policy kept in PostgreSQL, shared by every process and host that opens the same URL.
+
+    Build one with :meth:`from_url`.
+
+    Args:
+        target: the parsed URL.
+        url: the URL to show, password removed.
+    """
+
+    def __init__(self, target: PostgresTarget, url: str) -> None:
+        self.url = redact(url)
+        self.namespace = target.namespace
+        self.timeout = target.timeout
+        self.channel = channel_for(target.namespace)
+        self._target = target
+        self._pool: AsyncConnectionPool[ReportingConnection] | None = None
+        self._schema_ready = False
+        #: Whether a database without the tables gets them (see :meth:`connect`).
+        self._create = True
+        #: The namespace's notice key, once read (it never changes while the namespace exists).
+        self._notice_key: str | None = None
+        self._closed = asyncio.Event()
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Return an unconnected back end for a ``postgresql://`` or ``postgres://`` URL.
+
+        Raises:
+            PolicyValidationError: the URL, its namespace or its timeout is malformed.
+        """
+        return cls(parse_postgres_url(url), url)
+
+    # -- plumbing --------------------------------------------------------------
+
+    async def _open_pool(self) -> AsyncConnectionPool[ReportingConnection]:
+        if self._pool is None:
+            quiet_pool_attempts()
+            # reconnect_timeout=0: a connection that cannot be made is given up at once rather than
+            # retried with a backoff that grows to minutes; the next call asks for a new one, so a
+            # server that returns is used by the next call, not after the pool's next backoff step.
+            self._pool = AsyncConnectionPool(
+                self._target.conninfo,
+                kwargs=self._target.connect_options,
+                connection_class=ReportingConnection,
+                min_size=1,
+                max_size=_POOL_SIZE,
+                timeout=self.timeout,
+                reconnect_timeout=0,
+                num_workers=2,
+                name=f"{POOL_PREFIX}{self.namespace}",
+                open=False,
+            )
+            await self._pool.open(wait=False)
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection to a database whose tables were checked (and created, if new)."""
+        pool = await self._open_pool()
+        async with pool.connection() as conn:
+            if not self._schema_ready:
+                await self._ensure_schema(conn)
+                self._schema_ready = True
+            yield conn
+
+    async def _ensure_schema(self, conn: Connection) -> None:
+        problem = await ensure_schema(conn, create=self._create)
+        if problem is not None:
+            raise StoreUnavailableError(self.url, f"the database's policystore tables do not fit: {problem}")
+
+    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
+        if isinstance(exc, StoreUnavailableError):
+            return exc
+        if isinstance(exc, TimeoutError | PoolTimeout):
+            # The pool connects in the background: its last failure, if the newest attempt failed, is the reason.
+            failure = ReportingConnection.last_failure(self._target.conninfo)
+            because = f" (the last attempt to connect failed: {failure})" if failure else ""
+            return StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}{because}")
+        if isinstance(exc, psycopg.errors.UndefinedTable):
+            self._schema_ready = False  # dropped behind our back: checked again on the next call
+        return StoreUnavailableError(
+            self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {describe(exc)})"
+        )
+
+    def _no_tables(self) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            self.url, "the database holds no policystore tables, and this store was opened without creating them"
+        )
+
+    async def _call(self, what: str, operation: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run one read-only or idempotent operation within the timeout; every failure is StoreUnavailableError.
+
+        A connection that fails (the server restarted since it was pooled) is
+        replaced and the operation tried once more, within the same timeout.
+        """
+
+        async def attempt() -> T:
+            try:
+                async with self._connection() as conn:
+                    return await operation(conn)
+            except PoolTimeout:
+                raise
+            except psycopg.OperationalError:
+                await self._forget_dead_connections()
+                async with self._connection() as conn:
+                    return await operation(conn)
+
+        try:
+            return await bounded(attempt(), self.timeout)
+        except (TimeoutError, psycopg.Error, OSError) as exc:
+            raise self._unavailable(what, exc) from exc
+
+    async def _forget_dead_connections(self) -> None:
+        """Drop the pooled connections that no longer answer (after a restart every idle one is dead)."""
+        if self._pool is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._pool.check()
+
+    async def _fetch(self, what: str, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Return the rows of one query; none while the database has no tables and none were to be made."""
+
+        async def run(conn: Connection) -> list[tuple[Any, ...]]:
+            return await (await conn.execute(query, params)).fetchall()
+
+        try:
+            return await self._call(what, run)
+        except NoTablesError:
+            return []  # opened without creating: nothing there reads as an empty store
+
+    def _entry(self, version: int, data: Any) -> HistoryEntry:
+        try:
+            return HistoryEntry.from_dict(data)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StoreUnavailableError(self.url, f"history entry {version} is malformed ({exc!r})") from exc
+
+    def _document(self, version: int, document: Any) -> dict[str, Any]:
+        if not isinstance(document, dict):
+            raise StoreUnavailableError(
+                self.url,
+                f"the stored policy document of version {version} is a JSON {type(document).__name__}, not an object",
+            )
+        return document
+
+    # -- the Backend protocol ----------------------------------------------------
+
+    async def connect(self, *, create: bool = True) -> None:
+        """Check that the server answers, and check (or create) the tables.
+
+        Args:
+            create: with False, nothing is created or written: a database
+                without the tables reads as an empty store (version 0), and a
+                write to it is refused.
+
+        Raises:
+            StoreUnavailableError: unreachable within the timeout, or the database
+                holds tables of policystore's names that do not fit.
+        """
+        self._create = create
+        self._closed.clear()
+        await self._fetch("connecting", "SELECT 1", ())
+
+    async def close(self) -> None:
+        """End every notification iterator and close the connections."""
+        self._closed.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await pool.close(timeout=self.timeout)
+
+    async def current_version(self) -> int:
+        """Return the newest version, 0 when nothing was ever written."""
+        rows = await self._fetch(
+            "reading the version", "SELECT version FROM policystore_head WHERE namespace = %s", (self.namespace,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def load(self, version: int | None = None) -> dict[str, Any] | None:
+        """Return the document at ``version`` (newest when None), or None if absent.
+
+        Raises:
+            StoreUnavailableError: unreachable, or the stored document is not a JSON object.
+        """
+        if version is None:
+            rows = await self._fetch("reading the policy", _NEWEST, (self.namespace,))
+            if not rows:
+                return None
+            newest, document = rows[0]
+            if document is None:
+                raise StoreUnavailableError(self.url, f"version {newest} is missing from policystore_versions")
+            return self._document(int(newest), document)
+        rows = await self._fetch(
+            f"reading version {version}",
+            "SELECT document FROM policystore_versions WHERE namespace = %s AND version = %s",
+            (self.namespace, version),
+        )
+        return self._document(version, rows[0][0]) if rows else None
+
+    async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
+        """Store and announce the next version in one transaction.
+
+        Raises:
+            VersionConflictError: the store is not at ``document["version"] - 1``.
+            StoreUnavailableError: unreachable or refused. If the connection failed
+                after the statement was sent, the version may have been written,
+                and the message says so.
+        """
+        version = int(document["version"])
+        if entry.version != version:
+            raise VersionConflictError(version - 1, await self.current_version())
+        if self._notice_key is None and version > 1:
+            rows = await self._fetch("reading the notice key", FIND_KEY, (self.namespace,))
+            self._notice_key = str(rows[0][0]) if rows else None
+        call = CommitCall.build(self.namespace, document, entry, self._notice_key)
+        sending = Sending()
+        what = f"committing version {version}"
+        try:
+            outcome = await bounded(self._send_commit(call, sending), self.timeout)
+        except NoTablesError as exc:
+            raise self._no_tables() from exc
+        except MaybeWrittenError as exc:
+            reason = self._unavailable(what, exc.cause).reason
+            raise StoreUnavailableError(self.url, maybe_written(reason, version)) from exc.cause
+        except (TimeoutError, psycopg.Error, OSError) as exc:
+            reason = self._unavailable(what, exc).reason
+            raise StoreUnavailableError(self.url, maybe_written(reason, version) if sending.sent else reason) from exc
+        if not outcome.committed:
+            raise VersionConflictError(version - 1, outcome.current)
+        if outcome.replayed:
+            log.info(
+                "Version %d reached %s before its reply was lost; sent again, it was found there.", version, self.url
+            )
+
+    async def _send_commit(self, call: CommitCall, sending: Sending) -> CommitOutcome:
+        """Send the commit; when the connection fails once it may have been sent, send it again."""
+        try:
+            return await self._commit_once(call, sending)
+        except PoolTimeout:
+            raise  # no connection, so nothing was sent
+        except psycopg.OperationalError as exc:
+            if not sending.sent:
+                raise
+            first = exc
+        log.debug("The reply to version %d was lost (%s); sending it again.", call.version, first)
+        await self._forget_dead_connections()
+        try:
+            return await self._commit_once(call, sending)
+        except (psycopg.Error, OSError) as exc:
+            raise MaybeWrittenError(exc) from first
+
+    async def _commit_once(self, call: CommitCall, sending: Sending) -> CommitOutcome:
+        async with self._connection() as conn:
+            sending.sent = True
+            written = await (await conn.execute(call.statement, call.params)).fetchone()
+            if written is not None:
+                return CommitOutcome(committed=True, replayed=False, current=call.version)
+            # Nothing written: another writer's version, or this very write, sent before, whose reply was lost.
+            found = await (await conn.execute(FIND_WRITE, call.params)).fetchone()
+        current, write_id = found if found is not None else (None, None)
+        return CommitOutcome(
+            committed=write_id == call.write_id, replayed=write_id == call.write_id, current=current or 0
+        )
+
+    async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` entries older than ``before`` (all when None), newest first."""
+        rows = await self._fetch(
+            "reading history",
+            "SELECT version, entry FROM policystore_versions WHERE namespace = %s AND version < %s "
+            "ORDER BY version DESC LIMIT %s",
+            (self.namespace, _NO_LIMIT if before is None else before, max(limit, 0)),
+        )
+        return [self._entry(int(version), data) for version, data in rows]
+
+    async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
+        """Return the entries with ``after < version <= upto``, oldest first.
+
+        Raises:
+            StoreUnavailableError: unreachable, or an entry in the range is missing or malformed.
+        """
+        rows = await self._fetch(
+            "reading history",
+            "SELECT version, entry FROM policystore_versions WHERE namespace = %s AND version > %s AND version <= %s "
+            "ORDER BY version",
+            (self.namespace, after, upto),
+        )
+        entries = []
+        for expected, (version, data) in enumerate(rows, start=max(after, 0) + 1):
+            if version != expected:
+                raise StoreUnavailableError(self.url, f"history entry {expected} is missing from policystore_versions")
+            entries.append(self._entry(int(version), data))
+        return entries
+
+    async def aux_get(self, table: str) -> dict[str, str]:
+        """Return every key of an auxiliary table."""
+        rows = await self._fetch(
+            f"reading table {table}",
+            "SELECT key, value FROM policystore_aux WHERE namespace = %s AND tbl = %s",
+            (self.namespace, table),
+        )
+        return {str(key): str(value) for key, value in rows}
+
+    async def aux_put(self, table: str, key: str, value: str | None) -> None:
+        """Set (or with None delete) one key of an auxiliary table, stamped with the server's time."""
+        if value is None:
+            query = "DELETE FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s"
+            params: tuple[str, ...] = (self.namespace, table, key)
+        else:
+            query = (
+                "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+            )
+            params = (self.namespace, table, key, value)
+
+        async def run(conn: Connection) -> None:
+            await conn.execute(query, params)
+
+        try:
+            await self._call(f"writing table {table}", run)
+        except NoTablesError as exc:
+            raise self._no_tables() from exc
+
+    def notifications(self) -> AsyncIterator[int | Published]:
+        """Yield each announced version; 0 after every (re)connect and on connection loss.
+
+        A notice that carries its document and history entry is yielded as
+        :class:`Published`; one with only a version, as that number; a
+        malformed one as 0. Never raises for a lost connection (see
+        :func:`~policystore.backends._postgres_listener.listen`); ends when
+        :meth:`close` is called.
+        """
+        target = self._target
+        return listen(
+            target.conninfo,
+            target.connect_options,
+            namespace=self.namespace,
+            within=self.timeout,
+            closed=self._closed,
+            url=self.url,
+        )
