@@ -93,6 +93,23 @@ class TestReadingAMissingStore:
         assert "" == result.stdout
 
 
+class TestServerBackEnds:
+    """On Redis and PostgreSQL a store that holds no policy is missing too, until init."""
+
+    @pytest.mark.parametrize("backend", ["redis_url", "postgres_url"], ids=["redis", "postgres"])
+    def test_empty_namespace_exits_5_until_init_creates_the_store(
+        self, request: pytest.FixtureRequest, tmp_path: Path, backend: str
+    ) -> None:
+        """show on a fresh namespace names the store and init; after init it reads version 1."""
+        cli = Cli(request.getfixturevalue(backend), clean_environment(tmp_path), tmp_path)
+
+        refused = cli("show", code=5)
+        cli("init")
+
+        assert "policystore init" in one_sentence(refused.stderr)
+        assert 1 == cli.version()
+
+
 class TestServeMissingStore:
     """serve opens an existing store; it creates one only when asked with --create."""
 
