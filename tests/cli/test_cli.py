@@ -3,81 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-
-COMMAND = [sys.executable, "-m", "policystore.cli.main"]
-
-
-def _clean_environment(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLICYSTORE_", "RM_"))}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    return env
-
-
-@dataclass
-class Cli:
-    """Runs the command line against one store."""
-
-    url: str
-    env: dict[str, str]
-    cwd: Path
-
-    def __call__(self, *args: str, code: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``policystore --store URL ARGS`` and check its exit status."""
-        result = subprocess.run(
-            [*COMMAND, "--store", self.url, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.cwd,
-            input=stdin,
-            timeout=60,
-            check=False,
-        )
-        assert code == result.returncode, f"stdout: {result.stdout}\nstderr: {result.stderr}"
-        if code != 0:
-            # Errors are one plain sentence on stderr, never a traceback.
-            assert "Traceback" not in result.stderr
-        return result
-
-    def json(self, *args: str) -> object:
-        """Run a command with --json and parse what it printed."""
-        return json.loads(self("--json", *args).stdout)
-
-    def version(self) -> int:
-        """The store's current version."""
-        return int(self("get", "version").stdout)
+from cli_support import COMMAND, Cli, clean_environment, one_sentence
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    """The command line bound to a fresh SQLite store in tmp_path."""
-    return Cli(f"sqlite:///{tmp_path}/policy.db", _clean_environment(tmp_path), tmp_path)
+def cli(cli: Cli) -> Cli:
+    """The command line bound to a SQLite store that exists: every command but init needs one."""
+    cli("init")
+    return cli
 
 
-def _one_sentence(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert 1 == len(lines), stderr
-    return lines[0]
-
-
-class TestInit:
-    """init creates a store once and reports its version."""
-
-    def test_init_new_store_reports_version_one_and_is_idempotent(self, cli: Cli) -> None:
-        """A new store starts at version 1, and running init again changes nothing."""
-        assert "is at version 1" in cli("init").stdout
-        assert {"url": cli.url, "version": 1} == cli.json("init")
-        assert 1 == cli.version()
+_one_sentence = one_sentence
 
 
 class TestReadCommands:
@@ -349,9 +292,9 @@ class TestUnreachableStore:
 
     @pytest.fixture
     def down(self, tmp_path: Path) -> Cli:
-        """A SQLite store whose parent folder is a regular file."""
-        (tmp_path / "not-a-folder").write_text("")
-        return Cli(f"sqlite:///{tmp_path}/not-a-folder/policy.db", _clean_environment(tmp_path), tmp_path)
+        """A SQLite store whose file is there but cannot be opened: a folder stands in its place."""
+        (tmp_path / "unopenable.db").mkdir()
+        return Cli(f"sqlite:///{tmp_path}/unopenable.db", clean_environment(tmp_path), tmp_path)
 
     def test_write_unreachable_store_exits_5(self, down: Cli) -> None:
         """Nothing can be written, and the sentence says the store cannot be reached."""
@@ -382,9 +325,8 @@ class TestUnreachableStore:
 class TestWatch:
     """watch prints each change event as another process makes it."""
 
-    def test_watch_count_prints_events_of_a_concurrent_writer_as_json_lines(self, cli: Cli) -> None:
-        """Two events (one set, one mode switch: one event per change), then watch exits by itself."""
-        cli("init")
+    def test_watch_count_prints_one_line_per_change_of_a_concurrent_writer_as_json(self, cli: Cli) -> None:
+        """Two changes (one set, one mode switch) are two lines, each its policy.updated event; then watch exits."""
         watcher = subprocess.Popen(
             [*COMMAND, "--store", cli.url, "--json", "watch", "--count", "2"],
             env=cli.env,
@@ -404,7 +346,7 @@ class TestWatch:
         assert 0 == watcher.returncode
         events = [json.loads(line) for line in out.splitlines()]
         assert [(2, "policy.updated"), (3, "policy.updated")] == [(e["version"], e["type"]) for e in events]
-        assert {"active_mode": "DEFENSIVE"} == events[1]["new"]
+        assert [{"path": "active_mode", "old": "NORMAL", "new": "DEFENSIVE"}] == events[1]["changes"]
 
     def test_watch_interrupted_stops_cleanly_with_status_0(self, cli: Cli) -> None:
         """Ctrl-C is the normal way to end watch: no traceback, exit status 0."""

@@ -43,6 +43,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     """``policystore serve --port 0`` on a fresh SQLite store, stopped after the test."""
     url = f"sqlite:///{tmp_path}/policy.db"
     env = _environment(tmp_path)
+    subprocess.run(
+        [*COMMAND, "--store", url, "init"], capture_output=True, env=env, cwd=tmp_path, timeout=60, check=True
+    )
     created = subprocess.run(
         [*COMMAND, "--store", url, "token", "create", "--role", "viewer", "--name", "vera"],
         capture_output=True,

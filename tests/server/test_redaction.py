@@ -113,7 +113,8 @@ class TestCommandLine:
         log = tmp_path / "serve.log"
         with log.open("w") as output:
             process = subprocess.Popen(
-                [*COMMAND, "--store", url, "serve", "--host", "127.0.0.1", "--port", "0"],
+                # --create: serve opens only a store that exists unless told to make one.
+                [*COMMAND, "--store", url, "serve", "--create", "--host", "127.0.0.1", "--port", "0"],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=_environment(tmp_path),

@@ -17,7 +17,10 @@ from policystore.server.tokens import TokenStore, hash_token
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/policy.db"
+    """A SQLite store that exists: the token commands, like every command but init, do not create one."""
+    url = f"sqlite:///{tmp_path}/policy.db"
+    assert 0 == CliRunner().invoke(cli, ["--store", url, "init"]).exit_code
+    return url
 
 
 def _table(url: str) -> dict[str, str]:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from policystore.cli.context import CliContext, write_options
-from policystore.cli.output import render_diff, render_event, render_history, to_json
-from policystore.errors import FieldError, PolicyValidationError
-from policystore.model.events import PolicyChanged
+from policystore.cli.context import CliContext, Written, write, write_options
+from policystore.cli.documents import read_document
+from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
+from policystore.model.events import EventType, PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.store.store import PolicyStore
 
@@ -29,15 +27,21 @@ _FORMATS = ("yaml", "json")
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Show at most N entries."
 )
+@click.option("--full", is_flag=True, help="List every changed field of each entry, one per line.")
 @pass_cli
-def history(obj: CliContext, *, limit: int) -> None:
-    """List the newest changes first: version, when, who, why and what changed."""
+def history(obj: CliContext, *, limit: int, full: bool) -> None:
+    """List the newest changes first: version, when, who, why and what changed.
+
+    Each row shows the changes that matter first (the kill switch's state and
+    reason, the mode, then limits; the stamps the store sets last) and counts
+    those that do not fit; --full lists them all, and --json gives them as data.
+    """
 
     async def action(store: PolicyStore) -> list[HistoryEntry]:
         return await store.history(limit=limit)
 
     entries = obj.run(action, live=True)
-    obj.emit(render_history(entries), [e.to_dict() for e in entries])
+    obj.emit(render_history_full(entries) if full else render_history(entries), [e.to_dict() for e in entries])
 
 
 @click.command(short_help="Show what differs between two versions.")
@@ -62,24 +66,44 @@ def diff(obj: CliContext, *, v1: int, v2: int | None) -> None:
 def rollback(obj: CliContext, *, version: int, by: str, reason: str, expect_version: int | None) -> None:
     """Write a new version equal in content to VERSION (admins only)."""
 
-    async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.rollback(version, reason=reason, expected_version=expect_version, actor=obj.actor(by))
-        return policy.document()
+    async def action(store: PolicyStore) -> Written:
+        return await write(
+            store,
+            lambda: store.rollback(version, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
+        )
 
-    document = obj.run(action, live=True)
-    obj.emit(f"Rolled back to the content of version {version} as version {document['version']}.", document)
+    # Works over an invalid newest version: restoring a good one is how such a store is repaired.
+    done = obj.run(action, live=True, repairs=True)
+    now = done.policy.version
+    if not done.changed:
+        obj.emit(f"No change: version {now} already has the content of version {version}.", done.data())
+        return
+    obj.emit(f"Rolled back to the content of version {version} as version {now}.", done.data())
 
 
 @click.command(short_help="Print each change as it happens.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N", help="Stop after N events.")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice([t.value for t in EventType]),
+    help="Print only events of this kind (repeatable); by default each change once, as policy.updated.",
+)
 @pass_cli
-def watch(obj: CliContext, *, count: int | None) -> None:
-    """Print every change event as it happens (one JSON object per line with --json) until Ctrl-C."""
+def watch(obj: CliContext, *, count: int | None, types: tuple[str, ...]) -> None:
+    """Print each change as it happens (one JSON object per line with --json) until Ctrl-C.
+
+    One change is one line: its policy.updated event, which names every field
+    it changed (and policy.rejected when the store holds a version that fails
+    validation). --type asks for particular kinds instead, such as
+    --type policy.emergency for the kill switch alone.
+    """
 
     async def action(store: PolicyStore) -> None:
         queue: asyncio.Queue[PolicyChanged] = asyncio.Queue()
         # subscribe() registers at once, so no change made after the line below is missed.
-        unsubscribe = store.subscribe(queue.put_nowait)
+        unsubscribe = store.subscribe(queue.put_nowait, types=types or None)
         version = store.snapshot().version
         click.echo(f"Watching {store.url} from version {version}; press Ctrl-C to stop.", err=True)
         try:
@@ -148,30 +172,12 @@ def _os_reason(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
 
-def _read_text(file: str) -> str:
+def _read_document(file: str, kind: str) -> dict[str, Any]:
     try:
-        return sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        return read_document(file, kind)
     except OSError as exc:
         # Same class of mistake as a missing file, which click already refuses with exit 2.
         raise click.UsageError(f"Cannot read {file}: {_os_reason(exc)}.") from exc
-    except UnicodeDecodeError as exc:
-        # The file is there but its content is no policy document: an invalid value (exit 3),
-        # like a file that is not valid YAML or JSON.
-        msg = f"{file} is not UTF-8 text (byte {exc.start} cannot be decoded)"
-        raise PolicyValidationError([FieldError("file", msg)]) from exc
-
-
-def _read_document(file: str, kind: str) -> dict[str, Any]:
-    text = _read_text(file)
-    try:
-        data = json.loads(text) if kind == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        problem = " ".join(str(exc).split())
-        raise PolicyValidationError([FieldError("file", f"{file} is not valid {kind.upper()} ({problem})")]) from exc
-    if not isinstance(data, dict):
-        msg = f"{file} holds no policy document (expected a mapping, found {type(data).__name__})"
-        raise PolicyValidationError([FieldError("file", msg)])
-    return data
 
 
 @click.command(name="import", short_help="Replace the policy with a YAML or JSON file.")
@@ -180,14 +186,21 @@ def _read_document(file: str, kind: str) -> dict[str, Any]:
 @write_options()
 @pass_cli
 def import_(obj: CliContext, *, file: str, fmt: str | None, by: str, reason: str, expect_version: int | None) -> None:
-    """Replace the whole policy with FILE (YAML or JSON) as one new version; an invalid file changes nothing."""
+    """Replace the whole policy with FILE (YAML or JSON) as one new version; an invalid file changes nothing.
+
+    Works over an invalid newest version, which it replaces. Importing a file
+    equal to the current policy (an export of it) changes nothing.
+    """
     document = _read_document(file, _format(file, fmt, as_json=False))
 
-    async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.replace_policy(
-            document, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+    async def action(store: PolicyStore) -> Written:
+        return await write(
+            store,
+            lambda: store.replace_policy(document, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
         )
-        return policy.document()
 
-    written = obj.run(action, live=True)
-    obj.emit(f"Imported {file} as version {written['version']}.", written)
+    done = obj.run(action, live=True, repairs=True)
+    if not done.changed:
+        obj.emit(f"No change: {file} holds the policy of version {done.policy.version}.", done.data())
+        return
+    obj.emit(f"Imported {file} as version {done.policy.version}.", done.data())

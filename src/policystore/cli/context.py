@@ -1,78 +1,50 @@
-"""What every command shares: the global options, the exit-code table, the store runner, lazy commands.
+"""What every command shares: the global options as ``ctx.obj``, the store runner, the write options.
 
 Commands receive a :class:`CliContext` (``ctx.obj``) and hand an async function
 of the store to :meth:`CliContext.run`, which opens the store, warns when answers
 are stale, and always closes it. Errors of policystore become one plain sentence
-on stderr and an exit code from :data:`EXIT_CODES`; any other exception is a bug
-and keeps its traceback.
+on stderr and an exit code from :data:`EXIT_CODES` (with ``--json``, one JSON
+object on stderr: see :mod:`policystore.cli.errors`); any other exception is a
+bug and keeps its traceback. The command group itself, with the options every
+command shares, is :class:`policystore.cli.group.PolicyStoreGroup`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import importlib
-from collections.abc import Awaitable, Callable, Mapping
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from policystore.cli.errors import EXIT_CODES, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exit_code_for, one_line
 from policystore.cli.output import to_json
-from policystore.errors import (
-    PermissionDeniedError,
-    PolicyStoreError,
-    PolicyValidationError,
-    StoreUnavailableError,
-    UnknownPathError,
-    VersionConflictError,
-)
+from policystore.errors import PolicyStoreError, StoreUnavailableError
+from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
+from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
     "EXIT_CODES",
     "EXIT_OK",
+    "EXIT_OTHER",
     "EXIT_USAGE",
     "CliContext",
-    "PolicyStoreGroup",
+    "Written",
     "default_author",
     "exit_code_for",
+    "repairable",
+    "write",
     "write_options",
 ]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
-#: Exit status for a failure no table row names (also click's own failures).
-EXIT_OTHER: Final = 1
-
-#: The one table from error class to exit status; the most specific class wins.
-EXIT_CODES: Final[Mapping[type[PolicyStoreError], int]] = {
-    UnknownPathError: 3,
-    PolicyValidationError: 3,
-    VersionConflictError: 4,
-    StoreUnavailableError: 5,
-    PermissionDeniedError: 6,
-}
-
-
-def exit_code_for(exc: PolicyStoreError) -> int:
-    """Return the exit status for ``exc`` from :data:`EXIT_CODES`.
-
-    Args:
-        exc: a policystore error.
-
-    Returns:
-        The status of the nearest class in ``exc``'s hierarchy; 1 if none is listed.
-    """
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return EXIT_OTHER
 
 
 def default_author() -> str:
@@ -84,8 +56,32 @@ def default_author() -> str:
     return f"local:{user}"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def repairable(error: PolicyStoreError | None) -> bool:
+    """Tell whether ``error`` says the newest stored version is invalid (not that the store is down).
+
+    Only then may a whole-document write (``rollback``, ``import``) proceed: it
+    replaces that version, which is how an invalid store is repaired. The store
+    draws the same line (its refusal of such a version is caused by a
+    ``ValueError``: a validation error or a document that is not JSON).
+    """
+    return isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write command did: the policy the store holds after it, and whether it wrote a version.
+
+    Attributes:
+        policy: the policy after the write (the current one when nothing changed).
+        changed: False when the write changed nothing, so no version was written.
+    """
+
+    policy: Policy
+    changed: bool
+
+    def data(self, **more: Any) -> dict[str, Any]:
+        """Return the document with ``changed`` (and ``more``), as ``--json`` prints it."""
+        return {**self.policy.document(), "changed": self.changed, **more}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +98,18 @@ class CliContext:
     json: bool
     role: Role
 
+    @classmethod
+    def of(cls, ctx: click.Context) -> CliContext:
+        """Return the options in force for ``ctx``: the nearest ones set, after the command or before it.
+
+        A command run on its own, outside the ``policystore`` group, gets the
+        defaults (``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``, text, admin).
+        """
+        found = ctx.find_object(cls)
+        if found is not None:
+            return found
+        return cls(url=os.environ.get("POLICYSTORE_URL") or DEFAULT_URL, json=False, role=Role.ADMIN)
+
     def actor(self, by: str) -> Actor:
         """Return the principal a write is made for.
 
@@ -113,7 +121,15 @@ class CliContext:
         """
         return Actor(by, self.role)
 
-    def run(self, action: Callable[[PolicyStore], Awaitable[T]], *, live: bool = False, watch: bool = False) -> T:
+    def run(
+        self,
+        action: Callable[[PolicyStore], Awaitable[T]],
+        *,
+        live: bool = False,
+        watch: bool = False,
+        create: bool = False,
+        repairs: bool = False,
+    ) -> T:
         """Open the store, run ``action`` on it, and close the store.
 
         Args:
@@ -121,6 +137,11 @@ class CliContext:
             live: the command needs the live store (writes, ``init``): fail with
                 exit 5 when it cannot be reached instead of answering stale.
             watch: follow changes made by other processes (``watch``).
+            create: create the store when there is none (``init`` only); otherwise
+                a missing store is an error (exit 5) and nothing is written.
+            repairs: the command replaces the whole document (``rollback``,
+                ``import``), so it may run while the newest stored version is
+                invalid: that is how such a store is repaired.
 
         Returns:
             What ``action`` returned.
@@ -131,11 +152,14 @@ class CliContext:
         """
 
         async def body() -> T:
-            store = await PolicyStore.open(self.url, watch=watch)
+            store = await PolicyStore.open(self.url, watch=watch, create=create)
             try:
-                if store.stale:
-                    if live and store.last_error is not None:
-                        raise store.last_error
+                error = store.last_error
+                if store.stale and live and error is not None:
+                    if not (repairs and repairable(error)):
+                        raise error
+                    click.echo(f"warning: {one_line(str(error))} This write replaces it.", err=True)
+                elif store.stale:
                     self.warn_stale(store)
                 return await action(store)
             finally:
@@ -146,7 +170,7 @@ class CliContext:
     @staticmethod
     def warn_stale(store: PolicyStore) -> None:
         """Print one line on stderr saying the answers do not come from the live store."""
-        cause = _one_line(str(store.last_error)) if store.last_error else "The live store was not read."
+        cause = one_line(str(store.last_error)) if store.last_error else "The live store was not read."
         if store.source is Source.LAST_KNOWN_GOOD:
             layer = f"the last-known-good copy (version {store.snapshot().version})"
         else:
@@ -161,6 +185,24 @@ class CliContext:
             data: the JSON-ready data for programs.
         """
         click.echo(to_json(data) if self.json else human)
+
+
+async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> Written:
+    """Make a write of ``store`` and tell whether it wrote a version.
+
+    A write that would change nothing writes nothing and returns the current
+    policy, so its version is the one the store held before.
+
+    Args:
+        store: the open store.
+        change: makes the write (``lambda: store.switch_mode(...)``).
+
+    Returns:
+        The policy after the write, and whether a version was written.
+    """
+    before = await store.backend.current_version()
+    policy = await change()
+    return Written(policy, changed=policy.version != before)
 
 
 def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:
@@ -199,82 +241,3 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
         )(func)
 
     return decorate
-
-
-class PolicyStoreGroup(click.Group):
-    """A group that maps policystore errors to exit codes and loads some commands on first use.
-
-    Args:
-        lazy_commands: command name -> (``"module:attribute"``, one-line help).
-            Their modules are imported only when the command runs or is asked
-            for by name, so heavy dependencies (the web server) cost nothing
-            elsewhere, and a missing module breaks only its own command.
-        **attrs: the arguments of :class:`click.Group`.
-    """
-
-    def __init__(self, *args: Any, lazy_commands: Mapping[str, tuple[str, str]] | None = None, **attrs: Any) -> None:
-        super().__init__(*args, **attrs)
-        self.lazy_commands = dict(lazy_commands or {})
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """Return the eager and the lazy command names, sorted."""
-        return sorted({*super().list_commands(ctx), *self.lazy_commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """Return the command ``cmd_name``, importing a lazy one now.
-
-        A lazy command whose module cannot be imported becomes a command that
-        fails with a sentence naming the module and why, not a traceback.
-        """
-        command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in self.lazy_commands:
-            return command
-        target, short_help = self.lazy_commands[cmd_name]
-        module_name, _, attribute = target.partition(":")
-        try:
-            loaded = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            return _unavailable(cmd_name, target, short_help, exc)
-        if not isinstance(loaded, click.Command):
-            return _unavailable(cmd_name, target, short_help, TypeError(f"{target} is not a click command"))
-        self.add_command(loaded, cmd_name)
-        return loaded
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """List the commands in ``--help`` without importing the lazy ones."""
-        rows = []
-        for name in self.list_commands(ctx):
-            if name in self.commands:
-                command = self.commands[name]
-                if command.hidden:
-                    continue
-                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
-            else:
-                rows.append((name, self.lazy_commands[name][1]))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a policystore error becomes its message and exit status."""
-        try:
-            return super().invoke(ctx)
-        except PolicyStoreError as exc:
-            click.echo(_one_line(str(exc)), err=True)
-            ctx.exit(exit_code_for(exc))
-
-
-def _unavailable(name: str, target: str, short_help: str, exc: Exception) -> click.Command:
-    module_name = target.partition(":")[0]
-    message = f"The '{name}' command is not available: {target} cannot be loaded ({_one_line(str(exc))})."
-
-    def fail() -> None:
-        raise click.ClickException(message)
-
-    return click.Command(
-        name,
-        callback=fail,
-        help=f"{short_help}\n\nNot available: {module_name} cannot be imported.",
-        short_help=short_help,
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )

@@ -12,17 +12,18 @@ import logging
 from typing import Any, Final
 
 import click
-import yaml
 
 from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
-from policystore.cli.context import CliContext, PolicyStoreGroup, write_options
+from policystore.cli.context import CliContext, Written, write, write_options
+from policystore.cli.documents import clip, load_yaml
+from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
-from policystore.errors import FieldError, PolicyValidationError
-from policystore.model.modes import PRESETS
+from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
+from policystore.model.modes import MODE_FIELDS, PRESETS
 from policystore.model.policy import Policy
 from policystore.model.roles import Role
 from policystore.store.store import PolicyStore
-from policystore.store.urls import DEFAULT_URL
+from policystore.store.urls import DEFAULT_URL, redact
 
 __all__ = ["cli", "main"]
 
@@ -31,7 +32,7 @@ LAZY_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "serve": ("policystore.cli.server_commands:serve", "Serve the HTTP API, the change stream and the dashboard."),
     "token": ("policystore.cli.server_commands:token", "Create, list and revoke API tokens for the HTTP API."),
     "decisions": ("policystore.cli.trading_commands:decisions", "List trading decisions: why, under which version."),
-    "replay": ("policystore.cli.trading_commands:replay", "Replay signals through sizer and executor per mode."),
+    "replay": ("policystore.cli.trading_commands:replay", "Replay signals under the store's policy, per mode."),
 }
 
 pass_cli = click.make_pass_decorator(CliContext)
@@ -75,7 +76,12 @@ def cli(ctx: click.Context, url: str, as_json: bool, role: str, verbose: bool) -
       policystore get risk.max_leverage
       policystore mode DEFENSIVE --reason "volatility spike"
       policystore set modes.NORMAL.max_leverage 4 --reason "tighter"
-      policystore --json history --limit 5
+      policystore history --limit 5 --json
+
+    \b
+    --store, --json and --role may also follow the command. With --json,
+    results are JSON on stdout and a failure is one JSON object on stderr:
+    {"error": CLASS, "detail": SENTENCE, "exit_code": N, ...facts}.
     """  # noqa: D301 - click reads \b as "keep these lines as written"; a raw string would show it
     # The store logs for long-running services; here its failures are reported as
     # one sentence instead. A NullHandler keeps Python's last-resort handler from
@@ -93,13 +99,17 @@ def cli(ctx: click.Context, url: str, as_json: bool, role: str, verbose: bool) -
 @cli.command(short_help="Create the store if missing; print its version.")
 @pass_cli
 def init(obj: CliContext) -> None:
-    """Create the store if it is missing and print its version (safe to repeat)."""
+    """Create the store if it is missing and print its version (safe to repeat).
+
+    Every other command needs a store that exists: only init creates one.
+    """
 
     async def action(store: PolicyStore) -> int:
         return (await store.refresh()).version
 
-    version = obj.run(action, live=True)
-    obj.emit(f"Policy store {obj.url} is at version {version}.", {"url": obj.url, "version": version})
+    version = obj.run(action, live=True, create=True)
+    url = redact(obj.url)
+    obj.emit(f"Policy store {url} is at version {version}.", {"url": url, "version": version})
 
 
 @cli.command(short_help="Show the active mode, all modes and the kill switch.")
@@ -152,6 +162,10 @@ def paths(obj: CliContext) -> None:
     obj.emit("\n".join(found), found)
 
 
+def _no_change(obj: CliContext, done: Written, what: str, **more: Any) -> None:
+    obj.emit(f"No change: {what} (version {done.policy.version}).", done.data(**more))
+
+
 @cli.command(short_help="Print the active mode, or switch to mode NAME.")
 @click.argument("name", required=False)
 @write_options(reason_required=False)
@@ -169,12 +183,45 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
         return
     reason = _require_reason(reason, "switching the mode")
 
-    async def switch(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.switch_mode(name, reason=reason, expected_version=expect_version, actor=obj.actor(by))
-        return policy.document()
+    async def switch(store: PolicyStore) -> Written:
+        return await write(
+            store, lambda: store.switch_mode(name, reason=reason, expected_version=expect_version, actor=obj.actor(by))
+        )
 
-    document = obj.run(switch, live=True)
-    obj.emit(f"Active mode is now {name} (version {document['version']}).", document)
+    done = obj.run(switch, live=True)
+    if not done.changed:
+        _no_change(obj, done, f"mode {name} is already active")
+        return
+    obj.emit(f"Active mode is now {name} (version {done.policy.version}).", done.data())
+
+
+def _strategy_paths(path: str, value: Any) -> list[str]:
+    """The strategy fields a ``set`` of ``path`` to ``value`` may have written."""
+    head, _, rest = path.partition(".")
+    name, _, field = rest.partition(".")
+    if head != "strategies" or not name:
+        return []
+    if field:
+        return [path]
+    return [f"strategies.{name}.{key}" for key in value] if isinstance(value, dict) else []
+
+
+def _clamp_notes(store: PolicyStore, paths: list[str]) -> list[str]:
+    """The notes of ``explain`` for each path whose stored override the active mode overrules."""
+    notes = []
+    for path in paths:
+        try:
+            explanation = store.explain(path)
+        except UnknownPathError:  # a key the model ignores or refused: nothing is stored there
+            continue
+        if explanation.clamped_by:
+            detail = explanation.detail.removeprefix(_LIVE_DETAIL)
+            notes.append(f"{path}: {detail}.")
+    return notes
+
+
+#: How explain() starts the detail of an answer from the live store; the note drops it.
+_LIVE_DETAIL: Final = "read from the live store; "
 
 
 @cli.command(
@@ -188,19 +235,36 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
 @write_options()
 @pass_cli
 def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect_version: int | None) -> None:
-    """Set PATH to VALUE (YAML: 4, 0.5, true, null, {...}); validated before it is written."""
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        problem = " ".join(str(exc).split())
-        raise PolicyValidationError([FieldError(path, f"the value {value!r} is not valid YAML ({problem})")]) from exc
+    """Set PATH to VALUE (YAML: 4, 0.5, true, null, {...}); validated before it is written.
 
-    async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.update({path: parsed}, reason=reason, expected_version=expect_version, actor=obj.actor(by))
-        return policy.document()
+    A strategy override looser than the active mode is stored (it binds once a
+    looser mode is active) and the mode's value applies meanwhile: set says so.
+    """
+    parsed = load_yaml(value, where=path, what=f"the value {clip(value)}")
 
-    document = obj.run(action, live=True)
-    obj.emit(f"Set {path} to {value_text(parsed)} (version {document['version']}).", document)
+    async def action(store: PolicyStore) -> tuple[Written, list[str]]:
+        done = await write(
+            store,
+            lambda: store.update({path: parsed}, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
+        )
+        return done, _clamp_notes(store, _strategy_paths(path, parsed))
+
+    done, notes = obj.run(action, live=True)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if not done.changed:
+        _no_change(obj, done, f"{path} is already {_shown(parsed)}", notes=notes)
+        return
+    obj.emit(f"Set {path} to {_shown(parsed)} (version {done.policy.version}).", done.data(notes=notes))
+
+
+def _shown(value: Any) -> str:
+    text = value_text(value)
+    return text if len(text) <= _SHOWN_VALUE else f"{text[: _SHOWN_VALUE - 1]}\u2026"
+
+
+#: The longest a value is written out in a one-line answer.
+_SHOWN_VALUE: Final = 80
 
 
 @cli.command(short_help="Turn the kill switch on or off.")
@@ -211,27 +275,49 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
     """Turn the kill switch on (no new trades) or off (admins only)."""
     active = state == "on"
 
-    async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.set_emergency_mode(
-            active, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+    async def action(store: PolicyStore) -> Written:
+        return await write(
+            store,
+            lambda: store.set_emergency_mode(
+                active, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+            ),
         )
-        return policy.document()
 
-    document = obj.run(action, live=True)
-    obj.emit(f"Kill switch is {state.upper()} (version {document['version']}).", document)
+    done = obj.run(action, live=True)
+    if not done.changed:
+        _no_change(obj, done, f"the kill switch is already {state.upper()}")
+        return
+    obj.emit(f"Kill switch is {state.upper()} (version {done.policy.version}).", done.data())
 
 
 @cli.command(short_help="List ready-made modes; --add one to the policy.")
 @click.argument("name", required=False, type=click.Choice(sorted(PRESETS)))
 @click.option("--add", is_flag=True, help="Add preset NAME to the policy as a mode of that name.")
+@click.option("--replace", is_flag=True, help="With --add: overwrite a mode of that name whose values differ.")
 @write_options(expect_version=True, reason_required=False)
 @pass_cli
 def presets(
-    obj: CliContext, *, name: str | None, add: bool, by: str, reason: str | None, expect_version: int | None
+    obj: CliContext,
+    *,
+    name: str | None,
+    add: bool,
+    replace: bool,
+    by: str,
+    reason: str | None,
+    expect_version: int | None,
 ) -> None:
-    """List the ready-made modes with the reasoning behind their values; --add one to the policy."""
+    """List the ready-made modes with the reasoning behind their values; --add one to the policy.
+
+    \b
+    Adding a preset makes it a mode of the same name; switch to it with
+    'policystore mode NAME'. A mode of that name that holds other values (edited
+    since it was added) is kept unless --replace is given; adding the same
+    values again changes nothing.
+    """  # noqa: D301 - click reads \b as "keep these lines as written"
     chosen = [name] if name else sorted(PRESETS)
     if not add:
+        if replace:
+            raise click.UsageError("--replace goes with --add NAME.")
         data = {n: {"values": dataclasses.asdict(PRESETS[n][0]), "reason": PRESETS[n][1]} for n in chosen}
         obj.emit("\n\n".join(render_preset(*PRESETS[n]) for n in chosen), data)
         return
@@ -240,14 +326,27 @@ def presets(
     reason = _require_reason(reason, "adding a preset")
     values = dataclasses.asdict(PRESETS[name][0])
 
-    async def action(store: PolicyStore) -> dict[str, Any]:
-        policy = await store.update(
-            {f"modes.{name}": values}, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+    async def action(store: PolicyStore) -> Written:
+        held = (await store.refresh()).modes.get(name)
+        if held is not None and dataclasses.asdict(held) != values and not replace:
+            differing = [f for f in MODE_FIELDS if getattr(held, f) != values[f]]
+            msg = (
+                f"mode {name} exists and differs from the preset in {', '.join(differing)}; "
+                "it is kept (pass --replace to overwrite it with the preset)"
+            )
+            raise PolicyValidationError([FieldError(f"modes.{name}", msg)])
+        return await write(
+            store,
+            lambda: store.update(
+                {f"modes.{name}": values}, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+            ),
         )
-        return policy.document()
 
-    document = obj.run(action, live=True)
-    obj.emit(f"Added mode {name} (version {document['version']}); switch with 'policystore mode {name}'.", document)
+    done = obj.run(action, live=True)
+    if not done.changed:
+        _no_change(obj, done, f"mode {name} already holds the values of preset {name}")
+        return
+    obj.emit(f"Added mode {name} (version {done.policy.version}); switch with 'policystore mode {name}'.", done.data())
 
 
 def _require_reason(reason: str | None, action: str) -> str:

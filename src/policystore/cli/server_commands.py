@@ -1,9 +1,11 @@
 """``policystore serve`` and ``policystore token create|list|revoke``.
 
-Loaded only when used (the web stack is heavy). The store URL comes from the
-command's own ``--store`` if given, else from the global ``--store`` option
-(``ctx.obj``); run outside the ``policystore`` group, from ``$POLICYSTORE_URL``
-or ``sqlite:///./policystore.db``.
+Loaded only when used (the web stack is heavy, and comes with the ``server``
+extra). The store URL comes from the command's own ``--store`` if given, else
+from the global ``--store`` option (``ctx.obj``); run outside the
+``policystore`` group, from ``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``.
+None of them creates a store, except ``serve --create``: a missing one is
+exit 5, naming it (run ``policystore init`` first).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import click
 from policystore.errors import PolicyStoreError
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
-from policystore.store.urls import DEFAULT_URL
+from policystore.store.urls import DEFAULT_URL, redact
 
 __all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
 
@@ -47,7 +49,7 @@ def _url(ctx: click.Context, own: str | None) -> str:
     ``$POLICYSTORE_URL`` and has the default itself), so the last two steps serve a
     command run on its own.
     """
-    global_url = getattr(ctx.find_root().obj, "url", None)
+    global_url = getattr(ctx.obj, "url", None)
     if own:
         return own
     if isinstance(global_url, str) and global_url:
@@ -56,12 +58,13 @@ def _url(ctx: click.Context, own: str | None) -> str:
 
 
 def _json(ctx: click.Context) -> bool:
-    return bool(getattr(ctx.find_root().obj, "json", False))
+    # The nearest context's options: --json may follow the command (see policystore.cli.context).
+    return bool(getattr(ctx.obj, "json", False))
 
 
 def _run(url: str, action: Callable[[PolicyStore], Awaitable[T]]) -> T:
     async def body() -> T:
-        store = await PolicyStore.open(url, watch=False)
+        store = await PolicyStore.open(url, watch=False, create=False)
         try:
             if store.stale and store.last_error is not None:
                 raise store.last_error
@@ -72,7 +75,7 @@ def _run(url: str, action: Callable[[PolicyStore], Awaitable[T]]) -> T:
     try:
         return asyncio.run(body())
     except PolicyStoreError as exc:
-        if hasattr(click.get_current_context().find_root().obj, "url"):
+        if hasattr(click.get_current_context().obj, "url"):
             raise  # inside the policystore group, which turns it into a sentence and an exit status
         raise click.ClickException(" ".join(str(exc).split())) from exc
 
@@ -125,6 +128,7 @@ async def serve_store(
     log_level: str = "info",
     on_ready: Callable[[PolicyStore], Awaitable[None]] | None = None,
     sock: socket.socket | None = None,
+    create: bool = True,
 ) -> None:
     """Open the store at ``url`` and serve it over HTTP until interrupted.
 
@@ -138,9 +142,12 @@ async def serve_store(
         on_ready: called with the open store before serving (e.g. to print a first token).
         sock: a socket already bound by :func:`bind_socket` (default: bind ``host:port`` now).
             It is closed when serving ends.
+        create: create the store if there is none (``policystore serve`` passes
+            False unless ``--create`` is given).
 
     Raises:
         click.UsageError: ``host:port`` cannot be bound.
+        StoreUnavailableError: with ``create=False``, there is no store at ``url``.
     """
     import uvicorn
 
@@ -148,7 +155,7 @@ async def serve_store(
 
     listening = sock if sock is not None else bind_socket(host, port)
     try:
-        store = await PolicyStore.open(url)
+        store = await PolicyStore.open(url, create=create)
         try:
             if on_ready is not None:
                 await on_ready(store)
@@ -198,23 +205,47 @@ async def serve_store(
     show_default=True,
     help="Seconds between heartbeats on the change stream; each one also re-checks the client's token.",
 )
+@click.option("--create", is_flag=True, help="Create the store if there is none (else a missing store is exit 5).")
 @_store_option
 @click.pass_context
 def serve(
-    ctx: click.Context, *, host: str, port: int, cors_origins: tuple[str, ...], heartbeat: float, store_url: str | None
+    ctx: click.Context,
+    *,
+    host: str,
+    port: int,
+    cors_origins: tuple[str, ...],
+    heartbeat: float,
+    create: bool,
+    store_url: str | None,
 ) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
     The dashboard is at http://HOST:PORT/ and asks for a token
     (make one with 'policystore token create --role admin --name NAME').
+    The store must exist ('policystore init'), unless --create is given.
     """
     url = _url(ctx, store_url)
     sock = bind_socket(host, port)
     bound = sock.getsockname()[1]  # the real port, when 0 asked for a free one
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving {url} on http://{shown}:{bound}/ (dashboard at /, API under /v1).", err=True)
+
+    async def ready(_store: PolicyStore) -> None:
+        # Said once the store is open: a missing store is refused before anything claims to be served.
+        click.echo(f"Serving {redact(url)} on http://{shown}:{bound}/ (dashboard at /, API under /v1).", err=True)
+
     with contextlib.suppress(KeyboardInterrupt):  # an interactive stop is a normal end
-        asyncio.run(serve_store(url, host, bound, cors_origins=cors_origins, heartbeat=heartbeat, sock=sock))
+        asyncio.run(
+            serve_store(
+                url,
+                host,
+                bound,
+                cors_origins=cors_origins,
+                heartbeat=heartbeat,
+                sock=sock,
+                on_ready=ready,
+                create=create,
+            )
+        )
 
 
 @click.group()

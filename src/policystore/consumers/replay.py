@@ -1,7 +1,12 @@
 """Replay: run recorded signals and prices through the sizer, executor and paper broker under a risk mode.
 
-Each mode runs in its own ``memory://`` store with that mode active (presets
-are added first), so modes never share state. Events are taken in time order,
+A replay runs under one policy: a version read from a store (every mode,
+strategy and hard limit in it), or the built-in policy. Each mode runs in its
+own in-memory copy of that version with that mode active and the kill switch
+off (see :mod:`policystore.consumers.replay_store`), so modes never share state
+and every decision records the replayed version. A preset the policy does not
+hold may be named too, as a what-if: it is added to the copy, within the
+policy's hard limits, and its result says so. Events are taken in time order,
 prices before signals of the same instant: a price marks the broker (which may
 close a position on its stop or target), a signal goes to the executor. When a
 new UTC day starts and the kill switch was turned on by the drawdown breaker,
@@ -17,8 +22,6 @@ CSV formats (header row required, times ISO 8601 with a zone):
 from __future__ import annotations
 
 import csv
-import dataclasses
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,14 +32,17 @@ from typing import Any, Final
 from policystore.consumers.brokers import ClosedTrade, PaperBroker
 from policystore.consumers.decision_log import MemoryDecisionLog
 from policystore.consumers.execution import EventDrivenExecutor, ExecutionDecision, Reason, Signal
+from policystore.consumers.replay_store import ReplayBackend, builtin_policy, plan_replay
 from policystore.consumers.sizing import RLPositionSizingAgent
-from policystore.model.modes import BUILTIN_MODES, PRESETS
+from policystore.model.modes import BUILTIN_MODES
+from policystore.model.policy import Policy
 from policystore.store.store import PolicyStore
 
 __all__ = [
     "COMPARE_MODES",
     "ModeResult",
     "PriceTick",
+    "builtin_policy",
     "load_prices",
     "load_signals",
     "plot_equity",
@@ -45,6 +51,7 @@ __all__ = [
     "sample_paths",
 ]
 
+#: The built-in modes, which the built-in policy holds.
 COMPARE_MODES: Final = tuple(BUILTIN_MODES)
 _SIGNAL_COLUMNS: Final = ("time", "symbol", "side", "confidence", "price", "strategy")
 
@@ -64,6 +71,8 @@ class ModeResult:
 
     Attributes:
         mode: the mode replayed.
+        policy_version: the version of the policy replayed (1 for the built-in policy).
+        preset: True when ``mode`` is a preset added to the policy for a what-if.
         signals, accepted: how many signals came, and how many opened or closed a position.
         refused: refusal reason -> count.
         trades: round trips closed.
@@ -76,6 +85,8 @@ class ModeResult:
     """
 
     mode: str
+    policy_version: int
+    preset: bool
     signals: int
     accepted: int
     refused: dict[str, int]
@@ -92,6 +103,8 @@ class ModeResult:
         """Return the figures (no curve or decisions) as JSON-ready data."""
         return {
             "mode": self.mode,
+            "policy_version": self.policy_version,
+            "preset": self.preset,
             "signals": self.signals,
             "accepted": self.accepted,
             "refused": dict(self.refused),
@@ -178,24 +191,6 @@ def sample_paths() -> tuple[Path, Path]:
     return Path(str(base / "sample_signals.csv")), Path(str(base / "sample_prices.csv"))
 
 
-async def _open_mode_store(mode: str) -> PolicyStore:
-    store = await PolicyStore.open(f"memory://replay-{mode}-{uuid.uuid4().hex}", lkg_path=None, watch=False)
-    snap = store.snapshot()
-    if mode not in snap.modes:
-        if mode not in PRESETS:
-            await store.close()
-            known = ", ".join([*snap.modes, *PRESETS])
-            raise ValueError(f"unknown mode {mode!r}; known modes and presets: {known}")
-        await store.update(
-            {f"modes.{mode}": dataclasses.asdict(PRESETS[mode][0])},
-            updated_by="replay",
-            reason=f"replay: add preset {mode}",
-        )
-    if store.snapshot().active_mode != mode:
-        await store.switch_mode(mode, updated_by="replay", reason=f"replay under {mode}")
-    return store
-
-
 def _max_drawdown(curve: list[tuple[datetime, float]]) -> float:
     peak, worst = float("-inf"), 0.0
     for _, equity in curve:
@@ -209,17 +204,19 @@ async def replay_mode(
     signals: list[Signal],
     prices: list[PriceTick],
     *,
+    policy: Policy | None = None,
     equity: float = 1_000.0,
     fee_bps: float = 5.0,
     slippage_bps: float = 2.0,
     seed: int = 0,
 ) -> ModeResult:
-    """Replay ``signals`` and ``prices`` under ``mode`` in a fresh in-memory store.
+    """Replay ``signals`` and ``prices`` under ``mode`` of ``policy``, in a private in-memory copy of it.
 
     Args:
-        mode: a mode of the default policy or a preset name.
+        mode: a mode of ``policy``, or a preset name (a what-if).
         signals: the signals, any order (sorted by time here).
         prices: the prices, any order.
+        policy: the policy to replay, such as a store's snapshot; None for the built-in policy.
         equity: the paper account's starting equity.
         fee_bps: the paper broker's fee, in basis points.
         slippage_bps: the paper broker's slippage, in basis points.
@@ -230,9 +227,12 @@ async def replay_mode(
 
     Raises:
         ValueError: an unknown mode.
+        PolicyValidationError: a preset that breaks one of the policy's hard limits.
     """
-    store = await _open_mode_store(mode)
+    plan = plan_replay(policy if policy is not None else builtin_policy(), mode)
+    store = PolicyStore(ReplayBackend(plan.document), lkg_path=None, watch=False)
     try:
+        await store.initialize()
         broker = PaperBroker(equity, fee_bps=fee_bps, slippage_bps=slippage_bps)
         log = MemoryDecisionLog()
         now: list[datetime] = [signals[0].time if signals else datetime.now().astimezone()]
@@ -267,6 +267,8 @@ async def replay_mode(
         refused = Counter(d.reason.value for d in decisions if not d.accepted)
         return ModeResult(
             mode=mode,
+            policy_version=plan.version,
+            preset=plan.preset,
             signals=len(decisions),
             accepted=sum(d.accepted for d in decisions),
             refused=dict(sorted(refused.items())),

@@ -167,7 +167,7 @@ def backend_for_url(url: str) -> Backend:
         try:
             from policystore.backends.redis import RedisBackend
         except ImportError as exc:  # pragma: no cover - depends on the installation
-            msg = f"the redis back end needs the redis package ({exc}); install it with: pip install 'redis[hiredis]'"
+            msg = f"the redis back end needs the redis extra ({exc}); install it with: pip install 'policystore[redis]'"
             raise PolicyValidationError([FieldError("store", msg)]) from exc
         return RedisBackend.from_url(url)
     if scheme in _POSTGRES_SCHEMES:

@@ -1,0 +1,152 @@
+"""The store a replay runs in: a private, in-memory copy of one policy version, at that version.
+
+A replay decides every signal under the policy it was given (a store's
+version, or the built-in policy), so each decision records that version, as it
+would in the live system. The copy starts at that version rather than at 1,
+and only the replay writes to it: the drawdown breaker's kill switch and the
+replay's own reset at the start of each day.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from policystore.errors import VersionConflictError
+from policystore.model.history import HistoryEntry
+from policystore.model.modes import PRESETS
+from policystore.model.policy import Policy, default_policy
+from policystore.model.validation import build_policy
+
+__all__ = ["ReplayBackend", "ReplayPlan", "builtin_policy", "plan_replay"]
+
+#: The kill switch as a replay starts it: off, whatever the replayed version held.
+_SWITCH_OFF: Final = {"active": False, "reason": None, "activated_at": None, "activated_by": None}
+
+
+def builtin_policy() -> Policy:
+    """Return the built-in policy as a new store's first version holds it (version 1)."""
+    return dataclasses.replace(default_policy(), version=1, updated_by="policystore", reason="initial policy")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """What one mode's replay runs under.
+
+    Attributes:
+        mode: the mode made active.
+        document: the policy document the replay store starts with.
+        version: the replayed version (the document's own).
+        preset: True when ``mode`` is a preset the policy does not hold, added for a what-if.
+    """
+
+    mode: str
+    document: dict[str, Any]
+    version: int
+    preset: bool
+
+
+def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
+    """Return ``policy`` with ``mode`` active and the kill switch off, as a replay starts.
+
+    Every mode, strategy and hard limit of ``policy`` is kept. A preset the
+    policy does not hold is added to it (a what-if); it must keep to the
+    policy's hard limits like any mode.
+
+    Args:
+        policy: the policy to replay (its version is kept).
+        mode: one of its modes, or a preset name.
+
+    Returns:
+        The plan.
+
+    Raises:
+        ValueError: ``mode`` is neither a mode of ``policy`` nor a preset.
+        PolicyValidationError: the preset breaks one of the policy's hard limits.
+    """
+    document = policy.document()
+    preset = mode not in policy.modes
+    if preset:
+        if mode not in PRESETS:
+            modes = ", ".join(policy.modes)
+            raise ValueError(f"unknown mode {mode!r}; the policy's modes are {modes}; presets: {', '.join(PRESETS)}")
+        document["modes"][mode] = dataclasses.asdict(PRESETS[mode][0])
+    document["active_mode"] = mode
+    # The replay measures the limits; whether trading was stopped when the version was read is not one.
+    document["emergency"] = dict(_SWITCH_OFF)
+    checked = build_policy(document)
+    return ReplayPlan(mode, checked.document(), policy.version, preset)
+
+
+class ReplayBackend:
+    """A back end in memory that starts at the version of the document it is given.
+
+    Args:
+        document: the first document; its ``version`` (at least 1) is the first version.
+    """
+
+    url: str
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        first = int(document["version"])
+        if first < 1:
+            raise ValueError(f"a replay starts at a stored version, 1 or more (got {first})")
+        self.url = f"memory://replay-v{first}"
+        self._documents: dict[int, dict[str, Any]] = {first: copy.deepcopy(document)}
+        self._entries: dict[int, HistoryEntry] = {}
+        self._aux: dict[str, dict[str, str]] = {}
+
+    async def connect(self, *, create: bool = True) -> None:
+        """Nothing to open: the document is already here."""
+        del create
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def current_version(self) -> int:
+        """Return the newest version."""
+        return max(self._documents)
+
+    async def load(self, version: int | None = None) -> dict[str, Any] | None:
+        """Return a copy of the document at ``version`` (newest when None)."""
+        found = self._documents.get(max(self._documents) if version is None else version)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
+        """Add the next version.
+
+        Raises:
+            VersionConflictError: the document is not the next version.
+        """
+        current = max(self._documents)
+        if document.get("version") != current + 1 or entry.version != current + 1:
+            raise VersionConflictError(int(document.get("version", current + 1)) - 1, current)
+        self._documents[current + 1] = copy.deepcopy(document)
+        self._entries[current + 1] = entry
+
+    async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:
+        """Return up to ``limit`` of the replay's own entries older than ``before``, newest first."""
+        versions = sorted((v for v in self._entries if before is None or v < before), reverse=True)
+        return [self._entries[v] for v in versions[:limit]]
+
+    async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
+        """Return the replay's own entries with ``after < version <= upto``, oldest first."""
+        return [self._entries[v] for v in sorted(self._entries) if after < v <= upto]
+
+    async def notifications(self) -> AsyncIterator[int]:
+        """Yield 0 once: no other process writes to a replay."""
+        yield 0
+
+    async def aux_get(self, table: str) -> dict[str, str]:
+        """Return a copy of an auxiliary table."""
+        return dict(self._aux.get(table, {}))
+
+    async def aux_put(self, table: str, key: str, value: str | None) -> None:
+        """Set or delete one key of an auxiliary table."""
+        rows = self._aux.setdefault(table, {})
+        if value is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = value
