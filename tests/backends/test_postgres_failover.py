@@ -63,12 +63,14 @@ class Writer:
 
     async def run(self, stop: asyncio.Event, promoted: asyncio.Event) -> None:
         attempt = 0
+        # A value no other writer writes: a write equal to the current value changes nothing and makes no version.
+        offset = 10_000 * int(self.name.removeprefix("w"))
         while not stop.is_set():
             attempt += 1
             reason = f"{self.name} write {attempt}"
             try:
                 new = await self.store.update(
-                    {"strategies.moderate.cooldown_seconds": attempt % 1000}, updated_by=self.name, reason=reason
+                    {"strategies.moderate.cooldown_seconds": offset + attempt}, updated_by=self.name, reason=reason
                 )
             except StoreUnavailableError:
                 self.refused += 1  # not acknowledged: it may or may not be there, and either is right
