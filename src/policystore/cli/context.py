@@ -56,6 +56,17 @@ def default_author() -> str:
     return f"local:{user}"
 
 
+def repairable(error: PolicyStoreError | None) -> bool:
+    """Tell whether ``error`` says the newest stored version is invalid (not that the store is down).
+
+    Only then may a whole-document write (``rollback``, ``import``) proceed: it
+    replaces that version, which is how an invalid store is repaired. The store
+    draws the same line (its refusal of such a version is caused by a
+    ``ValueError``: a validation error or a document that is not JSON).
+    """
+    return isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, ValueError)
+
+
 def store_url(given: str | None) -> str:
     """Return the store URL a command uses: ``given`` (``--store``), else ``$POLICYSTORE_URL``, else the default.
 
@@ -68,17 +79,6 @@ def store_url(given: str | None) -> str:
         The URL.
     """
     return given or os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
-
-
-def repairable(error: PolicyStoreError | None) -> bool:
-    """Tell whether ``error`` says the newest stored version is invalid (not that the store is down).
-
-    Only then may a whole-document write (``rollback``, ``import``) proceed: it
-    replaces that version, which is how an invalid store is repaired. The store
-    draws the same line (its refusal of such a version is caused by a
-    ``ValueError``: a validation error or a document that is not JSON).
-    """
-    return isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, ValueError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,10 @@
 
 A policystore error exits with its class's
 :attr:`~policystore.errors.PolicyStoreError.exit_code`; the help's list of exit
-statuses is built from the same attributes (:func:`exit_statuses`). Failures
-that are no policystore error keep a small table of their own
-(:data:`OWN_EXIT_STATUSES`): 0 when done, 2 for click's usage errors, and 1
-(click's own status, which the base class shares) for anything else.
+statuses is built from the same attributes (:func:`exit_statuses`). The
+statuses no error class owns keep a small table of their own
+(:data:`OWN_EXIT_STATUSES`: 0 when done, 2 for click's usage errors); any other
+failure exits 1, click's own status, which the base class shares and names.
 
 Every failure is reported on stderr. As text it is one plain sentence (click's
 usage errors keep their usage line). With ``--json`` (before or after the

@@ -174,6 +174,9 @@ class PolicyStoreGroup(click.Group):
 
         Click's own standalone handling prints failures as text; this one prints
         them as JSON when ``--json`` is among the arguments, wherever it stands.
+        Commands read ``--json`` from their :class:`CliContext`; a failure reads it
+        from the arguments, because click may refuse them (a bad value before
+        ``--json``) before the option is parsed.
         """
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:
