@@ -275,8 +275,8 @@ class InternalErrors:
             if started:
                 raise  # too late for a body of ours: the server logs it and drops the connection
             method, path = str(scope.get("method", "?")), str(scope.get("path", "?"))
-            log.exception("Unexpected error while answering %s %s; answered 500", method, path)
             error = InternalError(method, path)
+            log.exception("Unexpected error while answering %s %s; answered %d", method, path, status_for(error))
             self.metrics.count_refusal(error)
             await JSONResponse(error_body(error), status_code=status_for(error))(scope, _nothing, send)
 
