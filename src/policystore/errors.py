@@ -1,15 +1,30 @@
-"""The errors policystore raises.
+"""The errors policystore raises, each carrying the facts every answer to it is derived from.
 
 Every error derives from :class:`PolicyStoreError` and carries its facts as
 attributes, so callers branch on data instead of parsing messages::
 
     PolicyStoreError
-    ├── UnknownPathError        (also KeyError)   a dot path that does not exist
     ├── PolicyValidationError   (also ValueError) values that break the model's rules
+    ├── UnknownPathError        (also KeyError)   a dot path that does not exist
     ├── VersionConflictError                      compare-and-set found another version
     ├── StoreUnavailableError                     the backing store cannot be reached
     ├── PermissionDeniedError                     the caller's role may not do this
-    └── ClientTypeError         (also TypeError)  a store given the wrong kind of client
+    ├── ClientTypeError         (also TypeError)  a store given the wrong kind of client
+    ├── AuthenticationError                       an HTTP request without a known token
+    ├── MalformedRequestError                     a request body that is not JSON at all
+    ├── ContentTypeError                          a request body not labelled as JSON
+    ├── PayloadTooLargeError                      a request body over the server's limit
+    ├── StreamMessageError                        a change stream opened without a token
+    └── InternalError                             the server failed unexpectedly
+
+Each class also states, as class attributes, how it is answered: its
+command-line exit status (:attr:`PolicyStoreError.exit_code`), its HTTP status
+(:attr:`~PolicyStoreError.http_status`), its label in the server's refusal
+metric (:attr:`~PolicyStoreError.metric_label`) and a few words naming it
+(:attr:`~PolicyStoreError.title`). A subclass inherits what it does not set, so
+a refinement of an error is answered as that error is. The command line's exit
+codes and help, the server's statuses, error bodies, metrics and OpenAPI
+descriptions are all read from these attributes; nothing restates them.
 
 Each message is one sentence naming what was wrong.
 """
@@ -18,21 +33,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationError",
     "ClientTypeError",
+    "ContentTypeError",
     "FieldError",
+    "InternalError",
+    "MalformedRequestError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "PolicyStoreError",
     "PolicyValidationError",
     "StoreUnavailableError",
+    "StreamMessageError",
     "UnknownPathError",
     "VersionConflictError",
+    "error_classes",
 ]
 
 
 class PolicyStoreError(Exception):
-    """Base class of every error policystore raises."""
+    """Base class of every error policystore raises.
+
+    Attributes:
+        message: the sentence saying what was wrong (also ``str(error)``).
+        exit_code: the command line's exit status for this error (a class attribute).
+        http_status: the HTTP status the server answers it with (a class attribute).
+        metric_label: the ``reason`` it is counted under in ``policystore_http_refusals_total``
+            (a class attribute).
+        title: a few words naming it, lowercase at the start to go mid-sentence, for the help's
+            list of exit statuses and the API's response descriptions (a class attribute).
+    """
+
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+    metric_label: ClassVar[str] = "other"
+    title: ClassVar[str] = "other failure"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -41,26 +79,13 @@ class PolicyStoreError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def body_facts(self) -> dict[str, Any]:
+        """Return the facts an HTTP or stream error body carries beside ``error`` and ``detail``.
 
-class UnknownPathError(PolicyStoreError, KeyError):
-    """Raised when a dot path names nothing in the policy.
-
-    Attributes:
-        path: the path that was asked for.
-        suggestions: the nearest valid paths, closest first.
-    """
-
-    def __init__(self, path: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
-        self.path = path
-        self.suggestions = tuple(suggestions)
-        message = f"Unknown policy path {path!r}"
-        if hint:
-            message += f"; {hint}"
-        elif self.suggestions:
-            message += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
-        else:
-            message += "; run 'policystore paths' to list the valid paths."
-        super().__init__(message)
+        Returns:
+            JSON-ready keys and values; none for an error whose sentence says it all.
+        """
+        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +106,11 @@ class PolicyValidationError(PolicyStoreError, ValueError):
         errors: every field that failed, with the reason.
     """
 
+    exit_code = 3
+    http_status = 422
+    metric_label = "validation"
+    title = "invalid value"
+
     def __init__(self, errors: Sequence[FieldError]) -> None:
         self.errors = tuple(errors)
         if len(self.errors) == 1:
@@ -95,6 +125,40 @@ class PolicyValidationError(PolicyStoreError, ValueError):
         """The paths of the failed fields, in the order they were found."""
         return tuple(e.path for e in self.errors)
 
+    def body_facts(self) -> dict[str, Any]:
+        """Return every failed field, as ``errors``: a list of ``{"path", "message"}``."""
+        return {"errors": [{"path": e.path, "message": e.message} for e in self.errors]}
+
+
+class UnknownPathError(PolicyStoreError, KeyError):
+    """Raised when a dot path names nothing in the policy.
+
+    Attributes:
+        path: the path that was asked for.
+        suggestions: the nearest valid paths, closest first.
+    """
+
+    exit_code = 3
+    http_status = 404
+    metric_label = "validation"
+    title = "unknown path"
+
+    def __init__(self, path: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
+        self.path = path
+        self.suggestions = tuple(suggestions)
+        message = f"Unknown policy path {path!r}"
+        if hint:
+            message += f"; {hint}"
+        elif self.suggestions:
+            message += "; did you mean " + ", ".join(repr(s) for s in self.suggestions) + "?"
+        else:
+            message += "; run 'policystore paths' to list the valid paths."
+        super().__init__(message)
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return ``path`` and the nearest valid paths as ``suggestions``."""
+        return {"path": self.path, "suggestions": list(self.suggestions)}
+
 
 class VersionConflictError(PolicyStoreError):
     """Raised when a write expected one version and the store holds another.
@@ -104,6 +168,11 @@ class VersionConflictError(PolicyStoreError):
         current_version: the version the store holds now.
     """
 
+    exit_code = 4
+    http_status = 409
+    metric_label = "conflict"
+    title = "version conflict"
+
     def __init__(self, expected_version: int, current_version: int) -> None:
         self.expected_version = expected_version
         self.current_version = current_version
@@ -112,18 +181,32 @@ class VersionConflictError(PolicyStoreError):
             f"but the store is at version {current_version}."
         )
 
+    def body_facts(self) -> dict[str, Any]:
+        """Return ``expected_version`` and ``current_version``."""
+        return {"expected_version": self.expected_version, "current_version": self.current_version}
+
 
 class StoreUnavailableError(PolicyStoreError):
     """Raised when the backing store cannot be reached in time; nothing is written.
 
     Attributes:
         url: the store that failed, with any password removed.
+        reason: why it failed, in a few words.
     """
+
+    exit_code = 5
+    http_status = 503
+    metric_label = "unavailable"
+    title = "store unreachable"
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
         super().__init__(f"The policy store at {url} cannot be reached: {reason}.")
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return the store's redacted URL, as ``store``."""
+        return {"store": self.url}
 
 
 class PermissionDeniedError(PolicyStoreError):
@@ -136,6 +219,11 @@ class PermissionDeniedError(PolicyStoreError):
         action: what was refused.
     """
 
+    exit_code = 6
+    http_status = 403
+    metric_label = "permission"
+    title = "permission denied"
+
     def __init__(self, actor: str, role: str, required_role: str, action: str) -> None:
         self.actor = actor
         self.role = role
@@ -143,18 +231,25 @@ class PermissionDeniedError(PolicyStoreError):
         self.action = action
         super().__init__(f"Permission denied: {actor!r} has role {role!r} but {action} needs role {required_role!r}.")
 
+    def body_facts(self) -> dict[str, Any]:
+        """Return ``actor``, ``role`` and ``required_role``."""
+        return {"actor": self.actor, "role": self.role, "required_role": self.required_role}
+
 
 class ClientTypeError(PolicyStoreError, TypeError):
     """Raised when a store is given an object of the wrong kind for a back end or client; nothing is opened.
 
-    A programming error, so also a :class:`TypeError`: a synchronous
-    ``redis.Redis`` where the store needs ``redis.asyncio.Redis``.
+    A programming error, so also a :class:`TypeError`, answered as any
+    unexpected failure is: a synchronous ``redis.Redis`` where the store needs
+    ``redis.asyncio.Redis``.
 
     Attributes:
         argument: the parameter that received the object.
         expected: what it needs, by name (``redis.asyncio.Redis``).
         given: the qualified name of the object's type.
     """
+
+    title = "wrong kind of client"
 
     def __init__(self, argument: str, expected: str, value: object) -> None:
         self.argument = argument
@@ -167,3 +262,146 @@ class ClientTypeError(PolicyStoreError, TypeError):
             if expected.startswith("redis.")
             else f"{argument} must be {expected}, not {self.given}."
         )
+
+
+class AuthenticationError(PolicyStoreError):
+    """Raised when a request carries no token, or one the server does not know.
+
+    Attributes:
+        reason: why the token was refused, in a few words.
+    """
+
+    http_status = 401
+    metric_label = "authentication"
+    title = "no or bad token"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Authentication failed: {reason}; send 'Authorization: Bearer <token>'.")
+
+
+class MalformedRequestError(PolicyStoreError):
+    """Raised when a request body cannot be read as JSON at all: bad syntax, or bytes that are not UTF-8.
+
+    Attributes:
+        reason: what the parser found wrong.
+    """
+
+    http_status = 400
+    metric_label = "validation"
+    title = "body is not JSON"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The request body is not valid JSON: {reason}.")
+
+
+class ContentTypeError(PolicyStoreError):
+    """Raised when a request body is not labelled ``Content-Type: application/json``.
+
+    The contract answers invalid input with 400 or 422, so this is a 400
+    rather than a 415; the sentence names the header to send.
+
+    Attributes:
+        content_type: the Content-Type the request came with, or None if it had none.
+    """
+
+    http_status = 400
+    metric_label = "validation"
+    title = "body not labelled application/json"
+
+    def __init__(self, content_type: str | None) -> None:
+        self.content_type = content_type
+        got = f"it came as {content_type!r}" if content_type else "it came with no Content-Type"
+        super().__init__(f"The request body must be a JSON object sent with 'Content-Type: application/json'; {got}.")
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return the ``content_type`` the request came with (None if it had none)."""
+        return {"content_type": self.content_type}
+
+
+class PayloadTooLargeError(PolicyStoreError):
+    """Raised when a request body is larger than the server accepts.
+
+    Attributes:
+        limit: the largest body accepted, in bytes.
+    """
+
+    http_status = 413
+    metric_label = "validation"
+    title = "body too large"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return the ``limit``, in bytes."""
+        return {"limit": self.limit}
+
+
+class StreamMessageError(PolicyStoreError):
+    """Raised when the change stream's first message is not ``{"token": "..."}``.
+
+    The stream closes with code 1007 after it; its HTTP status is what the
+    message would have earned as a request body.
+
+    Attributes:
+        received: what came instead, in a few words ("a binary frame", "not JSON"...).
+    """
+
+    http_status = 400
+    metric_label = "validation"
+    title = "first stream message is not a token"
+
+    def __init__(self, received: str) -> None:
+        self.received = received
+        super().__init__(
+            'The stream\'s first message must be the JSON text {"token": "<API token>"} '
+            f"(or connect with the header 'Authorization: Bearer <API token>'); it was {received}."
+        )
+
+
+class InternalError(PolicyStoreError):
+    """What an unexpected failure of the server answers as; the log has the traceback.
+
+    Attributes:
+        method: the request's method.
+        path: the request's path.
+        writes: whether the request could have changed the policy.
+    """
+
+    http_status = 500
+    metric_label = "internal"
+    title = "unexpected server failure"
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        self.writes = method.upper() not in {"GET", "HEAD", "OPTIONS"}
+        outcome = (
+            "; the change may or may not have been made, so read the policy back before repeating it"
+            if self.writes
+            else ""
+        )
+        super().__init__(f"The server failed unexpectedly while answering {method} {path} (see its log){outcome}.")
+
+
+def error_classes() -> tuple[type[PolicyStoreError], ...]:
+    """Return every error class of this module: the base first, then the tree depth-first, in definition order.
+
+    The tables that need a list of errors (the help's exit statuses, the
+    server's status by class) are built from this; subclasses defined outside
+    this module are answered by what they inherit and are not listed.
+
+    Returns:
+        The classes.
+    """
+    found: list[type[PolicyStoreError]] = []
+    pending: list[type[PolicyStoreError]] = [PolicyStoreError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.__module__ == __name__:
+            found.append(cls)
+        pending[:0] = cls.__subclasses__()
+    return tuple(found)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from policystore.cli.context import CliContext, Written, write, write_options
+from policystore.cli.context import CliContext, Written, pass_cli, write, write_options
 from policystore.cli.documents import read_document
 from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
 from policystore.model.events import EventType, PolicyChanged
@@ -17,8 +17,6 @@ from policystore.model.history import FieldChange, HistoryEntry
 from policystore.store.store import PolicyStore
 
 __all__ = ["diff", "export", "history", "import_", "rollback", "watch"]
-
-pass_cli = click.make_pass_decorator(CliContext)
 
 _FORMATS = ("yaml", "json")
 

@@ -1,12 +1,13 @@
 """What every command shares: the global options as ``ctx.obj``, the store runner, the write options.
 
-Commands receive a :class:`CliContext` (``ctx.obj``) and hand an async function
-of the store to :meth:`CliContext.run`, which opens the store, warns when answers
-are stale, and always closes it. Errors of policystore become one plain sentence
-on stderr and an exit code from :data:`EXIT_CODES` (with ``--json``, one JSON
-object on stderr: see :mod:`policystore.cli.errors`); any other exception is a
-bug and keeps its traceback. The command group itself, with the options every
-command shares, is :class:`policystore.cli.group.PolicyStoreGroup`.
+Commands receive a :class:`CliContext` through :func:`pass_cli` and hand an
+async function of the store to :meth:`CliContext.run`, which opens the store,
+warns when answers are stale, and always closes it. The store URL is resolved
+once, by :func:`store_url`. Errors of policystore become one plain sentence on
+stderr and their class's exit code (with ``--json``, one JSON object on stderr:
+see :mod:`policystore.cli.errors`); any other exception is a bug and keeps its
+traceback. The command group itself, with the options every command shares, is
+:class:`policystore.cli.group.PolicyStoreGroup`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import getpass
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import update_wrapper
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
-from policystore.cli.errors import EXIT_CODES, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exit_code_for, one_line
+from policystore.cli.errors import one_line
 from policystore.cli.output import to_json
-from policystore.errors import PolicyStoreError, StoreUnavailableError
+from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.sources import Source
@@ -30,21 +32,19 @@ from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
-    "EXIT_CODES",
-    "EXIT_OK",
-    "EXIT_OTHER",
-    "EXIT_USAGE",
     "CliContext",
     "Written",
     "default_author",
-    "exit_code_for",
+    "pass_cli",
     "repairable",
+    "store_url",
     "write",
     "write_options",
 ]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 
 def default_author() -> str:
@@ -65,6 +65,20 @@ def repairable(error: PolicyStoreError | None) -> bool:
     ``ValueError``: a validation error or a document that is not JSON).
     """
     return isinstance(error, StoreUnavailableError) and isinstance(error.__cause__, ValueError)
+
+
+def store_url(given: str | None) -> str:
+    """Return the store URL a command uses: ``given`` (``--store``), else ``$POLICYSTORE_URL``, else the default.
+
+    The one place the command line resolves it; an empty value counts as not given.
+
+    Args:
+        given: the ``--store`` option's value, or None when it was not given.
+
+    Returns:
+        The URL.
+    """
+    return given or os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +103,7 @@ class CliContext:
     """The global options, as every command sees them in ``ctx.obj``.
 
     Attributes:
-        url: the store URL (``--store`` or ``$POLICYSTORE_URL``).
+        url: the store URL (see :func:`store_url`).
         json: print machine-readable JSON instead of tables.
         role: the role writes are made with (``--role``).
     """
@@ -103,12 +117,12 @@ class CliContext:
         """Return the options in force for ``ctx``: the nearest ones set, after the command or before it.
 
         A command run on its own, outside the ``policystore`` group, gets the
-        defaults (``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``, text, admin).
+        defaults (the URL of :func:`store_url`, text, admin).
         """
         found = ctx.find_object(cls)
         if found is not None:
             return found
-        return cls(url=os.environ.get("POLICYSTORE_URL") or DEFAULT_URL, json=False, role=Role.ADMIN)
+        return cls(url=store_url(None), json=False, role=Role.ADMIN)
 
     def actor(self, by: str) -> Actor:
         """Return the principal a write is made for.
@@ -135,10 +149,11 @@ class CliContext:
         Args:
             action: the command's work, given the open store.
             live: the command needs the live store (writes, ``init``): fail with
-                exit 5 when it cannot be reached instead of answering stale.
+                :class:`StoreUnavailableError` when it cannot be reached instead of
+                answering stale.
             watch: follow changes made by other processes (``watch``).
             create: create the store when there is none (``init`` only); otherwise
-                a missing store is an error (exit 5) and nothing is written.
+                a missing store is a :class:`StoreUnavailableError` and nothing is written.
             repairs: the command replaces the whole document (``rollback``,
                 ``import``), so it may run while the newest stored version is
                 invalid: that is how such a store is repaired.
@@ -187,6 +202,25 @@ class CliContext:
         click.echo(to_json(data) if self.json else human)
 
 
+def pass_cli(command: Callable[Concatenate[CliContext, P], T]) -> Callable[P, T]:
+    """Call ``command`` with the options in force (:meth:`CliContext.of`) as its first argument.
+
+    Inside the ``policystore`` group that is the nearest ``ctx.obj``; a command
+    run on its own gets the defaults.
+
+    Args:
+        command: the command's callback.
+
+    Returns:
+        The callback click calls.
+    """
+
+    def callback(*args: P.args, **kwargs: P.kwargs) -> T:
+        return command(CliContext.of(click.get_current_context()), *args, **kwargs)
+
+    return update_wrapper(callback, command)
+
+
 async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> Written:
     """Make a write of ``store`` and tell whether it wrote a version.
 
@@ -224,7 +258,7 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
                 type=click.IntRange(min=1),
                 default=None,
                 metavar="N",
-                help="Write only if the store is at version N (else exit 4).",
+                help=f"Write only if the store is at version N (else exit {VersionConflictError.exit_code}).",
             )(func)
         func = click.option(
             "--reason",

@@ -7,7 +7,7 @@ document nested deeper than :data:`MAX_DEPTH` levels, or that would expand
 (through YAML aliases) to more than :data:`MAX_NODES` values, is refused at
 once. That keeps a few hundred bytes of nested aliases from taking gigabytes,
 and a deeply nested text from ending in Python's recursion limit. Refusals are
-:class:`~policystore.errors.PolicyValidationError` (exit 3) and quote at most a
+:class:`~policystore.errors.PolicyValidationError` (an invalid value) and quote at most a
 short piece of the input.
 """
 

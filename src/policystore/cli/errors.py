@@ -1,4 +1,11 @@
-"""How the command line fails: the exit-code table, and failures as one sentence or one JSON object.
+"""How the command line fails: exit statuses, and failures as one sentence or one JSON object.
+
+A policystore error exits with its class's
+:attr:`~policystore.errors.PolicyStoreError.exit_code`; the help's list of exit
+statuses is built from the same attributes (:func:`exit_statuses`). The
+statuses no error class owns keep a small table of their own
+(:data:`OWN_EXIT_STATUSES`: 0 when done, 2 for click's usage errors); any other
+failure exits 1, click's own status, which the base class shares and names.
 
 Every failure is reported on stderr. As text it is one plain sentence (click's
 usage errors keep their usage line). With ``--json`` (before or after the
@@ -18,64 +25,85 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from enum import Enum
+from types import MappingProxyType
 from typing import IO, Any, Final
 
 import click
 
 from policystore.cli.output import to_json
-from policystore.errors import (
-    PermissionDeniedError,
-    PolicyStoreError,
-    PolicyValidationError,
-    StoreUnavailableError,
-    UnknownPathError,
-    VersionConflictError,
-)
+from policystore.errors import PolicyStoreError, error_classes
 
 __all__ = [
     "EXIT_CODES",
-    "EXIT_INVALID",
     "EXIT_OK",
     "EXIT_OTHER",
     "EXIT_USAGE",
+    "OWN_EXIT_STATUSES",
     "CommandFailed",
     "PolicyStoreFailure",
     "error_payload",
     "exit_code_for",
+    "exit_status_help",
+    "exit_statuses",
     "json_requested",
     "one_line",
     "report",
 ]
 
 EXIT_OK: Final = 0
-EXIT_USAGE: Final = 2
-EXIT_INVALID: Final = 3
-#: Exit status for a failure no table row names (also click's own failures).
-EXIT_OTHER: Final = 1
+#: click's status for a usage error: a missing argument, an unknown option, a bad value.
+EXIT_USAGE: Final = click.UsageError.exit_code
+#: click's status for its other failures; the base class of policystore's errors exits with it too.
+EXIT_OTHER: Final = click.ClickException.exit_code
 
-#: The one table from error class to exit status; the most specific class wins.
-EXIT_CODES: Final[Mapping[type[PolicyStoreError], int]] = {
-    UnknownPathError: EXIT_INVALID,
-    PolicyValidationError: EXIT_INVALID,
-    VersionConflictError: 4,
-    StoreUnavailableError: 5,
-    PermissionDeniedError: 6,
-}
+#: What the exit statuses that no policystore error owns mean.
+OWN_EXIT_STATUSES: Final[Mapping[int, str]] = MappingProxyType({EXIT_OK: "done", EXIT_USAGE: "usage"})
+
+#: The exit status of each error class of :mod:`policystore.errors`, read from the classes
+#: (a view for callers who want them all at once; :func:`exit_code_for` asks the error itself).
+EXIT_CODES: Final[Mapping[type[PolicyStoreError], int]] = MappingProxyType(
+    {cls: cls.exit_code for cls in error_classes()}
+)
 
 
 def exit_code_for(exc: PolicyStoreError) -> int:
-    """Return the exit status for ``exc`` from :data:`EXIT_CODES`.
+    """Return the exit status for ``exc``.
 
     Args:
         exc: a policystore error.
 
     Returns:
-        The status of the nearest class in ``exc``'s hierarchy; 1 if none is listed.
+        Its class's :attr:`~policystore.errors.PolicyStoreError.exit_code`, inherited from
+        the nearest class that sets one (1 for the base class).
     """
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return EXIT_OTHER
+    return exc.exit_code
+
+
+def exit_statuses() -> dict[int, str]:
+    """Return what each exit status means, lowest first: the CLI's own, then the error classes'.
+
+    An error class names its status only where it sets one itself (a class that
+    inherits its status is a case of its parent's meaning); classes sharing a
+    status are joined ("invalid value or unknown path").
+
+    Returns:
+        Status -> meaning.
+    """
+    titles: dict[int, list[str]] = {code: [meaning] for code, meaning in OWN_EXIT_STATUSES.items()}
+    for cls in error_classes():
+        if "exit_code" in vars(cls) and cls.title not in titles.setdefault(cls.exit_code, []):
+            titles[cls.exit_code].append(cls.title)
+    return {code: " or ".join(titles[code]) for code in sorted(titles)}
+
+
+def exit_status_help() -> str:
+    """Return the help's list of exit statuses, one per line, as click prints it unwrapped.
+
+    Returns:
+        ``Exit status:`` and then a line ``N meaning`` for each of :func:`exit_statuses`.
+    """
+    lines = [f"  {code} {meaning}" for code, meaning in exit_statuses().items()]
+    return "\b\nExit status:\n" + "\n".join(lines)
 
 
 def one_line(text: str) -> str:
@@ -93,10 +121,13 @@ class PolicyStoreFailure(click.ClickException):
 
     Args:
         error: the error.
+        message: the sentence to print (and report as ``detail``) instead of the
+            error's own, when the command has more to say; the status and the
+            facts stay the error's.
     """
 
-    def __init__(self, error: PolicyStoreError) -> None:
-        super().__init__(one_line(str(error)))
+    def __init__(self, error: PolicyStoreError, message: str | None = None) -> None:
+        super().__init__(one_line(message or str(error)))
         self.error = error
         _set_exit_code(self, exit_code_for(error))
 
@@ -110,7 +141,7 @@ class CommandFailed(click.ClickException):
 
     Args:
         message: one sentence.
-        exit_code: the status (3 for an invalid value).
+        exit_code: the status (``PolicyValidationError.exit_code`` for an invalid value).
         error: the name ``--json`` reports it under.
         **facts: more keys for ``--json``.
     """

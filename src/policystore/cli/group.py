@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -22,6 +22,8 @@ from policystore.errors import PolicyStoreError
 from policystore.model.roles import Role
 
 __all__ = ["PolicyStoreGroup", "add_shared_options"]
+
+C = TypeVar("C", bound=click.Command)
 
 #: Extras of the package and the modules each one brings, for the sentence a missing one gets.
 _EXTRAS: Final = {
@@ -75,7 +77,7 @@ def _shared_options() -> list[click.Option]:
     ]
 
 
-def add_shared_options(command: click.Command) -> click.Command:
+def add_shared_options(command: C) -> C:
     """Let ``command`` (and, for a group, its commands) take ``--store``, ``--json`` and ``--role`` too.
 
     An option the command already has of its own (``serve --store``) is left as it is.
@@ -172,6 +174,9 @@ class PolicyStoreGroup(click.Group):
 
         Click's own standalone handling prints failures as text; this one prints
         them as JSON when ``--json`` is among the arguments, wherever it stands.
+        Commands read ``--json`` from their :class:`CliContext`; a failure reads it
+        from the arguments, because click may refuse them (a bad value before
+        ``--json``) before the option is parsed.
         """
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:

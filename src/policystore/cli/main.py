@@ -14,8 +14,9 @@ from typing import Any, Final
 import click
 
 from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
-from policystore.cli.context import CliContext, Written, write, write_options
+from policystore.cli.context import CliContext, Written, pass_cli, store_url, write, write_options
 from policystore.cli.documents import clip, load_yaml
+from policystore.cli.errors import exit_status_help
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
@@ -35,22 +36,19 @@ LAZY_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "replay": ("policystore.cli.trading_commands:replay", "Replay signals under the store's policy, per mode."),
 }
 
-pass_cli = click.make_pass_decorator(CliContext)
-
 
 @click.group(
     cls=PolicyStoreGroup,
     lazy_commands=LAZY_COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=exit_status_help(),
 )
 @click.option(
     "--store",
     "url",
-    envvar="POLICYSTORE_URL",
-    default=DEFAULT_URL,
-    show_default=True,
+    default=None,
     metavar="URL",
-    help="Store URL: sqlite:///PATH, redis://HOST:PORT/DB or memory:// (env POLICYSTORE_URL).",
+    help=f"Store URL: sqlite:///PATH, redis://HOST:PORT/DB or memory:// (env POLICYSTORE_URL; default {DEFAULT_URL}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
@@ -63,12 +61,8 @@ pass_cli = click.make_pass_decorator(CliContext)
 @click.option("-v", "--verbose", is_flag=True, help="Also print the store's log messages on stderr.")
 @click.version_option(package_name="policystore")
 @click.pass_context
-def cli(ctx: click.Context, url: str, as_json: bool, role: str, verbose: bool) -> None:
+def cli(ctx: click.Context, url: str | None, as_json: bool, role: str, verbose: bool) -> None:
     """Read, change and audit the trading risk policy.
-
-    \b
-    Exit status: 0 done, 2 usage, 3 invalid value or path,
-    4 version conflict, 5 store unreachable, 6 permission denied.
 
     \b
     Examples:
@@ -93,7 +87,7 @@ def cli(ctx: click.Context, url: str, as_json: bool, role: str, verbose: bool) -
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-    ctx.obj = CliContext(url=url, json=as_json, role=Role(role))
+    ctx.obj = CliContext(url=store_url(url), json=as_json, role=Role(role))
 
 
 @cli.command(short_help="Create the store if missing; print its version.")

@@ -1,11 +1,12 @@
 """``policystore serve`` and ``policystore token create|list|revoke``.
 
 Loaded only when used (the web stack is heavy, and comes with the ``server``
-extra). The store URL comes from the command's own ``--store`` if given, else
-from the global ``--store`` option (``ctx.obj``); run outside the
-``policystore`` group, from ``$POLICYSTORE_URL`` or ``sqlite:///./policystore.db``.
-None of them creates a store, except ``serve --create``: a missing one is
-exit 5, naming it (run ``policystore init`` first).
+extra). Like every command they take the shared ``--store``, ``--json`` and
+``--role`` options, also when run on their own outside the ``policystore``
+group, and run the store through :meth:`CliContext.run`. None of them creates a
+store, except ``serve --create``: a missing one is a
+:class:`~policystore.errors.StoreUnavailableError`, naming it (run
+``policystore init`` first).
 """
 
 from __future__ import annotations
@@ -16,68 +17,22 @@ import json
 import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import click
 
-from policystore.errors import PolicyStoreError
+from policystore.cli.context import CliContext, pass_cli
+from policystore.cli.group import PolicyStoreGroup, add_shared_options
+from policystore.errors import StoreUnavailableError
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
-from policystore.store.urls import DEFAULT_URL, redact
+from policystore.store.urls import redact
 
 __all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
-
-T = TypeVar("T")
 
 #: Largest stream message accepted from a client. Clients only ever send their token,
 #: so this is generous; uvicorn's default (16 MiB) would let one client pin that much memory.
 WS_MAX_SIZE: Final = 64 * 1024
-
-_store_option = click.option(
-    "--store",
-    "store_url",
-    default=None,
-    metavar="URL",
-    help="Store URL when not given globally (env POLICYSTORE_URL; default sqlite:///./policystore.db).",
-)
-
-
-def _url(ctx: click.Context, own: str | None) -> str:
-    """This command's --store wins; then the global --store; then the environment; then the default.
-
-    Inside the ``policystore`` group the global option always has a value (it reads
-    ``$POLICYSTORE_URL`` and has the default itself), so the last two steps serve a
-    command run on its own.
-    """
-    global_url = getattr(ctx.obj, "url", None)
-    if own:
-        return own
-    if isinstance(global_url, str) and global_url:
-        return global_url
-    return os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
-
-
-def _json(ctx: click.Context) -> bool:
-    # The nearest context's options: --json may follow the command (see policystore.cli.context).
-    return bool(getattr(ctx.obj, "json", False))
-
-
-def _run(url: str, action: Callable[[PolicyStore], Awaitable[T]]) -> T:
-    async def body() -> T:
-        store = await PolicyStore.open(url, watch=False, create=False)
-        try:
-            if store.stale and store.last_error is not None:
-                raise store.last_error
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(body())
-    except PolicyStoreError as exc:
-        if hasattr(click.get_current_context().obj, "url"):
-            raise  # inside the policystore group, which turns it into a sentence and an exit status
-        raise click.ClickException(" ".join(str(exc).split())) from exc
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -177,6 +132,7 @@ async def serve_store(
         listening.close()
 
 
+@add_shared_options
 @click.command()
 @click.option(
     "--host",
@@ -205,18 +161,20 @@ async def serve_store(
     show_default=True,
     help="Seconds between heartbeats on the change stream; each one also re-checks the client's token.",
 )
-@click.option("--create", is_flag=True, help="Create the store if there is none (else a missing store is exit 5).")
-@_store_option
-@click.pass_context
+@click.option(
+    "--create",
+    is_flag=True,
+    help=f"Create the store if there is none (else a missing store is exit {StoreUnavailableError.exit_code}).",
+)
+@pass_cli
 def serve(
-    ctx: click.Context,
+    obj: CliContext,
     *,
     host: str,
     port: int,
     cors_origins: tuple[str, ...],
     heartbeat: float,
     create: bool,
-    store_url: str | None,
 ) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
@@ -224,7 +182,7 @@ def serve(
     (make one with 'policystore token create --role admin --name NAME').
     The store must exist ('policystore init'), unless --create is given.
     """
-    url = _url(ctx, store_url)
+    url = obj.url
     sock = bind_socket(host, port)
     bound = sock.getsockname()[1]  # the real port, when 0 asked for a free one
     shown = f"[{host}]" if ":" in host else host
@@ -248,7 +206,8 @@ def serve(
         )
 
 
-@click.group()
+@add_shared_options
+@click.group(cls=PolicyStoreGroup)
 def token() -> None:
     """Create, list and revoke API tokens (the store keeps only their hashes)."""
 
@@ -261,16 +220,15 @@ def token() -> None:
     help="viewer reads; operator lowers risk and turns the kill switch on; admin does all.",
 )
 @click.option("--name", required=True, help="Who the token is for; the author of its changes in history.")
-@_store_option
-@click.pass_context
-def create(ctx: click.Context, role: str, name: str, store_url: str | None) -> None:
+@pass_cli
+def create(obj: CliContext, role: str, name: str) -> None:
     """Create a token and print it once; it cannot be shown again."""
 
     async def action(store: PolicyStore) -> str:
         return await TokenStore(store.backend).create(name, role)
 
-    secret = _run(_url(ctx, store_url), action)
-    if _json(ctx):
+    secret = obj.run(action, live=True)
+    if obj.json:
         click.echo(json.dumps({"name": name, "role": role, "token": secret}))
         return
     click.echo(secret)
@@ -278,16 +236,15 @@ def create(ctx: click.Context, role: str, name: str, store_url: str | None) -> N
 
 
 @token.command("list")
-@_store_option
-@click.pass_context
-def list_(ctx: click.Context, store_url: str | None) -> None:
+@pass_cli
+def list_(obj: CliContext) -> None:
     """List tokens: name, role and creation time (never the secret)."""
 
     async def action(store: PolicyStore) -> list[dict[str, str]]:
         return [r.public() for r in await TokenStore(store.backend).records()]
 
-    rows = _run(_url(ctx, store_url), action)
-    if _json(ctx):
+    rows = obj.run(action, live=True)
+    if obj.json:
         click.echo(json.dumps(rows))
         return
     if not rows:
@@ -300,14 +257,13 @@ def list_(ctx: click.Context, store_url: str | None) -> None:
 
 @token.command("revoke")
 @click.argument("name")
-@_store_option
-@click.pass_context
-def revoke(ctx: click.Context, name: str, store_url: str | None) -> None:
+@pass_cli
+def revoke(obj: CliContext, name: str) -> None:
     """Revoke the token NAME; servers stop accepting it within seconds."""
 
     async def action(store: PolicyStore) -> None:
         await TokenStore(store.backend).revoke(name)
 
-    _run(_url(ctx, store_url), action)
+    obj.run(action, live=True)
     payload: dict[str, Any] = {"name": name, "revoked": True}
-    click.echo(json.dumps(payload) if _json(ctx) else f"Token {name!r} revoked.")
+    click.echo(json.dumps(payload) if obj.json else f"Token {name!r} revoked.")

@@ -9,12 +9,12 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
-from policystore.cli.context import CliContext
-from policystore.cli.errors import EXIT_INVALID, EXIT_OTHER, CommandFailed, one_line
+from policystore.cli.context import CliContext, pass_cli
+from policystore.cli.errors import EXIT_OTHER, CommandFailed, PolicyStoreFailure, one_line
 from policystore.cli.output import render_decisions, to_json
 from policystore.consumers.decision_log import DEFAULT_LOG, JsonlDecisionLog, read_decisions
 from policystore.consumers.replay import (
@@ -27,7 +27,7 @@ from policystore.consumers.replay import (
     replay_modes,
     sample_paths,
 )
-from policystore.errors import StoreUnavailableError
+from policystore.errors import PolicyValidationError, StoreUnavailableError
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy
 from policystore.store.sources import Source
@@ -36,12 +36,10 @@ from policystore.store.urls import redact
 
 __all__ = ["decisions", "replay"]
 
-#: The exit status when the store cannot be read (see policystore.cli.errors.EXIT_CODES).
-_EXIT_UNAVAILABLE: Final = 5
-
 
 def _invalid(message: str, **facts: Any) -> CommandFailed:
-    return CommandFailed(message, exit_code=EXIT_INVALID, error="InvalidInput", **facts)
+    # Input that is no policy value (a CSV file, a log, a mode name) still exits as an invalid value does.
+    return CommandFailed(message, exit_code=PolicyValidationError.exit_code, error="InvalidInput", **facts)
 
 
 @click.command()
@@ -53,8 +51,8 @@ def _invalid(message: str, **facts: Any) -> CommandFailed:
     help=f"Decision log (JSON Lines); default $POLICYSTORE_DECISION_LOG or ./{DEFAULT_LOG}.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show the newest N.")
-@click.pass_context
-def decisions(ctx: click.Context, log_path: Path | None, limit: int) -> None:
+@pass_cli
+def decisions(obj: CliContext, log_path: Path | None, limit: int) -> None:
     """List recorded trading decisions: accepted, closed or refused, why, and under which policy version.
 
     One row per decision, oldest first; a refusal's detail (the figures behind
@@ -67,7 +65,7 @@ def decisions(ctx: click.Context, log_path: Path | None, limit: int) -> None:
         raise _invalid(f"There is no decision log at {path}; pass --log FILE.", log=str(path)) from None
     except (OSError, ValueError) as exc:
         raise _invalid(f"The decision log cannot be read: {one_line(str(exc))}.", log=str(path)) from exc
-    if CliContext.of(ctx).json:
+    if obj.json:
         click.echo(json.dumps(records, indent=2))
         return
     if not records:
@@ -126,13 +124,9 @@ def _store_policy(obj: CliContext) -> tuple[Policy, str]:
         error = store.last_error if isinstance(store.last_error, StoreUnavailableError) else None
         return store.snapshot(), store.source, error
 
-    def refused(error: StoreUnavailableError) -> CommandFailed:
-        return CommandFailed(
-            f"{one_line(str(error)).rstrip('.')}, or pass --builtin to replay the built-in policy instead.",
-            exit_code=_EXIT_UNAVAILABLE,
-            error="StoreUnavailableError",
-            url=error.url,
-            reason=error.reason,
+    def refused(error: StoreUnavailableError) -> PolicyStoreFailure:
+        return PolicyStoreFailure(
+            error, f"{one_line(str(error)).rstrip('.')}, or pass --builtin to replay the built-in policy instead."
         )
 
     try:
@@ -203,9 +197,9 @@ def _header(policy: Policy, origin: str, results: list[ModeResult]) -> str:
     default=None,
     help="Also append every decision to this JSON Lines log (see 'policystore decisions').",
 )
-@click.pass_context
+@pass_cli
 def replay(  # noqa: PLR0917 - click passes one argument per option
-    ctx: click.Context,
+    obj: CliContext,
     signals_csv: Path | None,
     prices_csv: Path | None,
     sample: bool,
@@ -236,7 +230,6 @@ def replay(  # noqa: PLR0917 - click passes one argument per option
       policystore replay --sample --compare-modes --plot replay.png
       policystore replay signals.csv --prices prices.csv --mode DEFENSIVE --json
     """  # noqa: D301 - click reads \b as "keep these lines as written"
-    obj = CliContext.of(ctx)
     signals_csv, prices_csv = _inputs(signals_csv, prices_csv, sample=sample)
     try:
         signals, prices = load_signals(signals_csv), load_prices(prices_csv)

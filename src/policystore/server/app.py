@@ -29,22 +29,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policystore import __version__
 from policystore.errors import (
-    FieldError,
-    PolicyStoreError,
-    PolicyValidationError,
-    StoreUnavailableError,
-    VersionConflictError,
-)
-from policystore.server import health, routes, stream
-from policystore.server.errors import (
     ContentTypeError,
+    FieldError,
     InternalError,
     MalformedRequestError,
     PayloadTooLargeError,
-    error_body,
-    refusal_reason,
-    status_for,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
 )
+from policystore.server import health, routes, stream
+from policystore.server.errors import error_body, status_for
 from policystore.server.health import ServerMetrics
 from policystore.server.stream import StreamHub
 from policystore.server.tokens import TokenStore
@@ -154,9 +149,7 @@ def _add_dashboard(app: FastAPI) -> None:
 
 def _add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     def refuse(exc: PolicyStoreError) -> JSONResponse:
-        metrics.refusals.labels(refusal_reason(exc)).inc()
-        if isinstance(exc, VersionConflictError):
-            metrics.conflicts.inc()
+        metrics.count_refusal(exc)
         return JSONResponse(error_body(exc), status_code=status_for(exc))
 
     async def on_policystore_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -250,7 +243,7 @@ class InternalErrors:
     """ASGI middleware answering any unexpected exception with a JSON 500 in the error shape.
 
     The exception is logged here, with its traceback; the client gets one
-    sentence (:class:`~policystore.server.errors.InternalError`), never a
+    sentence (:class:`~policystore.errors.InternalError`), never a
     traceback or Starlette's plain-text page. Placed inside
     :class:`SecurityHeaders`, so the 500 carries the security headers too.
 
@@ -282,9 +275,9 @@ class InternalErrors:
             if started:
                 raise  # too late for a body of ours: the server logs it and drops the connection
             method, path = str(scope.get("method", "?")), str(scope.get("path", "?"))
-            log.exception("Unexpected error while answering %s %s; answered 500", method, path)
             error = InternalError(method, path)
-            self.metrics.refusals.labels(refusal_reason(error)).inc()
+            log.exception("Unexpected error while answering %s %s; answered %d", method, path, status_for(error))
+            self.metrics.count_refusal(error)
             await JSONResponse(error_body(error), status_code=status_for(error))(scope, _nothing, send)
 
 
@@ -329,7 +322,8 @@ class BodyLimit:
         )
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(error_body(PayloadTooLargeError(self.limit)), status_code=413)
+        error = PayloadTooLargeError(self.limit)
+        response = JSONResponse(error_body(error), status_code=status_for(error))
         await response({"type": "http"}, _nothing, send)
 
 

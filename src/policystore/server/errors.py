@@ -1,27 +1,36 @@
-"""The one table from error class to HTTP status, and the JSON body every error answers with.
+"""How the server answers an error: its status, its JSON body, its metric label, its OpenAPI description.
 
-Every error body has the same shape::
+Every value here is read from the error's class (see :mod:`policystore.errors`,
+where the server's own errors live too, beside the rest of the tree): the
+status is :attr:`~policystore.errors.PolicyStoreError.http_status`, the metric
+label :attr:`~policystore.errors.PolicyStoreError.metric_label`. Every error
+body has the same shape::
 
     {"error": "<ErrorClass>", "detail": "<one sentence>", ...facts}
 
-where the facts are the error's attributes (``path`` and ``suggestions``,
-``errors``, ``current_version``, ``required_role``...), so clients branch on
+where the facts are the error's own (``path`` and ``suggestions``, ``errors``,
+``current_version``, ``required_role``...: see
+:meth:`~policystore.errors.PolicyStoreError.body_facts`), so clients branch on
 data, not on the sentence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from policystore.errors import (
-    PermissionDeniedError,
+    AuthenticationError,
+    ContentTypeError,
+    InternalError,
+    MalformedRequestError,
+    PayloadTooLargeError,
     PolicyStoreError,
-    PolicyValidationError,
-    StoreUnavailableError,
-    UnknownPathError,
-    VersionConflictError,
+    StreamMessageError,
+    error_classes,
 )
+from policystore.server.models import ErrorBody
 
 __all__ = [
     "HTTP_STATUS",
@@ -32,148 +41,29 @@ __all__ = [
     "PayloadTooLargeError",
     "StreamMessageError",
     "error_body",
+    "error_responses",
     "refusal_reason",
     "status_for",
 ]
 
-
-class AuthenticationError(PolicyStoreError):
-    """Raised when a request carries no token, or one the server does not know (HTTP 401).
-
-    Attributes:
-        reason: why the token was refused, in a few words.
-    """
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"Authentication failed: {reason}; send 'Authorization: Bearer <token>'.")
-
-
-class MalformedRequestError(PolicyStoreError):
-    """Raised when a request body cannot be read as JSON at all (HTTP 400): bad syntax, or bytes that are not UTF-8.
-
-    Attributes:
-        reason: what the parser found wrong.
-    """
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"The request body is not valid JSON: {reason}.")
-
-
-class ContentTypeError(PolicyStoreError):
-    """Raised when a request body is not labelled ``Content-Type: application/json`` (HTTP 400).
-
-    The contract answers invalid input with 400 or 422, so this is a 400
-    rather than a 415; the sentence names the header to send.
-
-    Attributes:
-        content_type: the Content-Type the request came with, or None if it had none.
-    """
-
-    def __init__(self, content_type: str | None) -> None:
-        self.content_type = content_type
-        got = f"it came as {content_type!r}" if content_type else "it came with no Content-Type"
-        super().__init__(f"The request body must be a JSON object sent with 'Content-Type: application/json'; {got}.")
-
-
-class PayloadTooLargeError(PolicyStoreError):
-    """Raised when a request body is larger than the server accepts (HTTP 413).
-
-    Attributes:
-        limit: the largest body accepted, in bytes.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
-
-
-class StreamMessageError(PolicyStoreError):
-    """Raised when the change stream's first message is not ``{"token": "..."}`` (close code 1007).
-
-    Attributes:
-        received: what came instead, in a few words ("a binary frame", "not JSON"...).
-    """
-
-    def __init__(self, received: str) -> None:
-        self.received = received
-        super().__init__(
-            'The stream\'s first message must be the JSON text {"token": "<API token>"} '
-            f"(or connect with the header 'Authorization: Bearer <API token>'); it was {received}."
-        )
-
-
-class InternalError(PolicyStoreError):
-    """What an unexpected failure of the server answers as (HTTP 500); the log has the traceback.
-
-    Attributes:
-        method: the request's method.
-        path: the request's path.
-        writes: whether the request could have changed the policy.
-    """
-
-    def __init__(self, method: str, path: str) -> None:
-        self.method = method
-        self.path = path
-        self.writes = method.upper() not in {"GET", "HEAD", "OPTIONS"}
-        outcome = (
-            "; the change may or may not have been made, so read the policy back before repeating it"
-            if self.writes
-            else ""
-        )
-        super().__init__(f"The server failed unexpectedly while answering {method} {path} (see its log){outcome}.")
-
-
-#: The one table from error class to HTTP status; the most specific class wins.
-HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = {
-    MalformedRequestError: 400,
-    ContentTypeError: 400,
-    StreamMessageError: 400,
-    PolicyValidationError: 422,
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    UnknownPathError: 404,
-    VersionConflictError: 409,
-    PayloadTooLargeError: 413,
-    StoreUnavailableError: 503,
-    InternalError: 500,
-}
-
-#: Refusal reasons the metrics count, by error class.
-_REASONS: Final[Mapping[type[PolicyStoreError], str]] = {
-    PolicyValidationError: "validation",
-    UnknownPathError: "validation",
-    PayloadTooLargeError: "validation",
-    MalformedRequestError: "validation",
-    ContentTypeError: "validation",
-    StreamMessageError: "validation",
-    AuthenticationError: "authentication",
-    PermissionDeniedError: "permission",
-    VersionConflictError: "conflict",
-    StoreUnavailableError: "unavailable",
-    InternalError: "internal",
-}
-
-
-def _lookup(exc: PolicyStoreError, table: Mapping[type[PolicyStoreError], Any], default: Any) -> Any:
-    for cls in type(exc).__mro__:
-        if cls in table:
-            return table[cls]
-    return default
+#: The HTTP status of each error class of :mod:`policystore.errors`, read from the classes
+#: (a view for callers who want them all at once; :func:`status_for` asks the error itself).
+HTTP_STATUS: Final[Mapping[type[PolicyStoreError], int]] = MappingProxyType(
+    {cls: cls.http_status for cls in error_classes()}
+)
 
 
 def status_for(exc: PolicyStoreError) -> int:
-    """Return the HTTP status for ``exc`` from :data:`HTTP_STATUS`.
+    """Return the HTTP status ``exc`` is answered with.
 
     Args:
         exc: a policystore error.
 
     Returns:
-        The status of the nearest listed class in its hierarchy; 500 if none is listed.
+        Its class's :attr:`~policystore.errors.PolicyStoreError.http_status`, inherited
+        from the nearest class that sets one (500 for the base class).
     """
-    status: int = _lookup(exc, HTTP_STATUS, 500)
-    return status
+    return exc.http_status
 
 
 def refusal_reason(exc: PolicyStoreError) -> str:
@@ -183,28 +73,9 @@ def refusal_reason(exc: PolicyStoreError) -> str:
         exc: the error the request was refused with.
 
     Returns:
-        One short word naming the kind of refusal.
+        Its class's :attr:`~policystore.errors.PolicyStoreError.metric_label`: one short word.
     """
-    reason: str = _lookup(exc, _REASONS, "other")
-    return reason
-
-
-def _facts(exc: PolicyStoreError) -> dict[str, Any]:  # noqa: PLR0911 - one return per error class
-    if isinstance(exc, UnknownPathError):
-        return {"path": exc.path, "suggestions": list(exc.suggestions)}
-    if isinstance(exc, PolicyValidationError):
-        return {"errors": [{"path": e.path, "message": e.message} for e in exc.errors]}
-    if isinstance(exc, VersionConflictError):
-        return {"expected_version": exc.expected_version, "current_version": exc.current_version}
-    if isinstance(exc, PermissionDeniedError):
-        return {"actor": exc.actor, "role": exc.role, "required_role": exc.required_role}
-    if isinstance(exc, StoreUnavailableError):
-        return {"store": exc.url}
-    if isinstance(exc, PayloadTooLargeError):
-        return {"limit": exc.limit}
-    if isinstance(exc, ContentTypeError):
-        return {"content_type": exc.content_type}
-    return {}
+    return exc.metric_label
 
 
 def error_body(exc: PolicyStoreError) -> dict[str, Any]:
@@ -216,4 +87,28 @@ def error_body(exc: PolicyStoreError) -> dict[str, Any]:
     Returns:
         ``{"error": ..., "detail": ..., **facts}``.
     """
-    return {"error": type(exc).__name__, "detail": str(exc), **_facts(exc)}
+    return {"error": type(exc).__name__, "detail": str(exc), **exc.body_facts()}
+
+
+def error_responses(*errors: type[PolicyStoreError]) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI ``responses`` of a route that may answer with ``errors``.
+
+    One entry per status, described by the title and class name of each error
+    answered with it ("Version conflict (VersionConflictError).").
+
+    Args:
+        *errors: the error classes the route may answer with.
+
+    Returns:
+        Status -> ``{"model": ErrorBody, "description": ...}``, by status.
+    """
+    named: dict[int, list[str]] = {}
+    for error in errors:
+        named.setdefault(error.http_status, []).append(f"{error.title} ({error.__name__})")
+    return {
+        status: {"model": ErrorBody, "description": _sentence("; ".join(named[status]))} for status in sorted(named)
+    }
+
+
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}."

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
-from policystore.errors import StoreUnavailableError
+from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
 from policystore.model.events import EventType, PolicyChanged
+from policystore.server.errors import refusal_reason
 from policystore.store.store import PolicyStore
 
 __all__ = ["HealthResponse", "ServerMetrics", "router", "store_reachable"]
@@ -65,6 +66,18 @@ class ServerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+
+    def count_refusal(self, error: PolicyStoreError) -> None:
+        """Count a request refused with ``error``, under its class's metric label.
+
+        A refusal labelled as a version conflict is counted among the conflicts too.
+
+        Args:
+            error: the error the request was answered with.
+        """
+        self.refusals.labels(refusal_reason(error)).inc()
+        if refusal_reason(error) == VersionConflictError.metric_label:
+            self.conflicts.inc()
 
     def observe_event(self, event: PolicyChanged, now: datetime | None = None) -> None:
         """Record the propagation lag of ``event`` (once per version: its ``policy.updated``).

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policystore.errors import VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 
 __all__ = [
@@ -51,7 +52,10 @@ Version = Annotated[int, Field(ge=1, le=MAX_INTEGER)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="Why; recorded in history.")]
 ExpectedVersion = Annotated[
     Version | None,
-    Field(default=None, description="Write only if the store is at this version (else 409)."),
+    Field(
+        default=None,
+        description=f"Write only if the store is at this version (else {VersionConflictError.http_status}).",
+    ),
 ]
 DryRun = Annotated[
     bool,

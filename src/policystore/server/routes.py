@@ -18,11 +18,23 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from policystore.errors import FieldError, PolicyValidationError
+from policystore.errors import (
+    AuthenticationError,
+    ContentTypeError,
+    FieldError,
+    MalformedRequestError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    UnknownPathError,
+    VersionConflictError,
+)
 from policystore.model.changes import apply_patch
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.server.auth import require
+from policystore.server.errors import error_responses
 from policystore.server.health import ServerMetrics
 from policystore.server.models import (
     MAX_INTEGER,
@@ -46,24 +58,28 @@ from policystore.store.store import PolicyStore
 __all__ = ["ERROR_RESPONSES", "ErrorBody", "router"]
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        400: "Malformed request.",
-        401: "No token, or an unknown one.",
-        403: "The token's role is too low.",
-        404: "Unknown policy path.",
-        409: "Version conflict; the body has current_version.",
-        413: "Request body too large.",
-        422: "Invalid input; the body lists every failed field.",
-        500: "The server failed unexpectedly; the body says whether a change may have been made.",
-        503: "The store cannot be reached; nothing changed.",
-    }
-    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
-
-
 #: Errors every authenticated route may answer with.
-ERROR_RESPONSES: Final = _errors(401, 403, 422)
-_WRITE_ERRORS: Final = _errors(400, 401, 403, 404, 409, 413, 422, 503)
+ERROR_RESPONSES: Final = error_responses(AuthenticationError, PermissionDeniedError, PolicyValidationError)
+#: Errors a read of one value may answer with: its path may name nothing.
+_VALUE_ERRORS: Final = error_responses(
+    AuthenticationError, PermissionDeniedError, PolicyValidationError, UnknownPathError
+)
+#: Errors a write may answer with: the token's, and those of its body, its paths, its version and the store.
+_WRITE_ERRORS: Final = error_responses(
+    AuthenticationError,
+    PermissionDeniedError,
+    PolicyValidationError,
+    MalformedRequestError,
+    ContentTypeError,
+    PayloadTooLargeError,
+    UnknownPathError,
+    VersionConflictError,
+    StoreUnavailableError,
+)
+#: Errors a read of the audit trail may answer with: it reads the live store.
+_AUDIT_ERRORS: Final = error_responses(
+    AuthenticationError, PermissionDeniedError, PolicyValidationError, StoreUnavailableError
+)
 
 router = APIRouter(prefix="/v1", tags=["policy"])
 
@@ -136,7 +152,7 @@ async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     return _policy_response(_store(request))
 
 
-@router.get("/values/{path}", summary="One value by dot path", responses=_errors(401, 403, 404, 422))
+@router.get("/values/{path}", summary="One value by dot path", responses=_VALUE_ERRORS)
 async def get_value(
     request: Request,
     _actor: Viewer,
@@ -209,7 +225,7 @@ async def post_emergency(request: Request, body: EmergencyRequest, actor: Operat
     return _policy_response(store, policy)
 
 
-@router.get("/history", summary="The audit trail, newest first", responses=_errors(401, 403, 422, 503))
+@router.get("/history", summary="The audit trail, newest first", responses=_AUDIT_ERRORS)
 async def get_history(
     request: Request,
     _actor: Viewer,
@@ -224,7 +240,7 @@ async def get_history(
     return HistoryResponse(entries=[HistoryEntryModel.of(e) for e in entries])
 
 
-@router.get("/diff", summary="What changed between two versions", responses=_errors(401, 403, 422, 503))
+@router.get("/diff", summary="What changed between two versions", responses=_AUDIT_ERRORS)
 async def get_diff(
     request: Request,
     _actor: Viewer,
