@@ -223,7 +223,8 @@ class TestFollowingByNotice:
         follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
         heard: list[tuple[int, str]] = []
         installed_from_notice: list[int] = []
-        install = follower._install_published
+        notices = follower._follower.notices
+        install = notices.install
 
         async def counting(published: Any) -> bool:
             done = await install(published)
@@ -231,7 +232,7 @@ class TestFollowingByNotice:
                 installed_from_notice.append(published.version)
             return done
 
-        follower._install_published = counting  # type: ignore[method-assign]
+        notices.install = counting  # type: ignore[method-assign]
         await eventually(lambda: _listening(postgres_server, _backend(follower)), "the follower listening")
         try:
             writes: list[Callable[[], Any]] = [
@@ -265,13 +266,15 @@ class TestForgedNotice:
         writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
         follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
         held: list[tuple[int, str]] = []
-        set_state = follower._set_state
+        # The follower's parts replace its read state through this one hook.
+        copy = follower._copy
+        set_state = copy._set_state
 
         def recording(state: Any) -> None:
             held.append((state.policy.version, state.policy.reason))
             set_state(state)
 
-        follower._set_state = recording  # type: ignore[method-assign]
+        copy._set_state = recording
         try:
             await writer.switch_mode("DEFENSIVE", reason="real 2")
             await eventually(lambda: follower.snapshot().version == 2, "version 2 reached")

@@ -13,7 +13,6 @@ traceback. The command group itself, with the options every command shares, is
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from policystore.cli.output import to_json
 from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
+from policystore.store.identity import local_author
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
@@ -49,11 +49,7 @@ P = ParamSpec("P")
 
 def default_author() -> str:
     """Return the author name writes use without ``--by``: ``local:<user>``, as the store does."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, as in some containers
-        user = "unknown"
-    return f"local:{user}"
+    return local_author()
 
 
 def repairable(error: PolicyStoreError | None) -> bool:

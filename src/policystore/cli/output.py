@@ -15,7 +15,7 @@ from typing import Any, Final
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
-from policystore.model.policy import Policy
+from policystore.model.policy import RECORD_FIELDS, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -43,7 +43,7 @@ _COLUMN_WIDTH: Final = 28
 #: The order changes are listed in, most telling first: what a kill-switch write did and why,
 #: then the mode, then limits; the stamps the store sets and the record fields last.
 _FIRST: Final = ("emergency.active", "emergency.reason", "active_mode")
-_LAST: Final = ("emergency.activated_at", "emergency.activated_by", "version", "updated_at", "updated_by", "reason")
+_LAST: Final = ("emergency.activated_at", "emergency.activated_by", *RECORD_FIELDS)
 
 
 def _json_default(value: Any) -> Any:

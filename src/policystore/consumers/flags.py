@@ -13,9 +13,9 @@ its value changes, whether through a write to the flag itself or a mode switch::
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 
+from policystore._callbacks import call_sync_or_async
 from policystore.model.events import PolicyChanged
 from policystore.store.store import PolicyStore
 
@@ -69,9 +69,7 @@ class FeatureFlag:
             now = bool(self._get(self.path, False))  # noqa: FBT003 - a removed path reads as off
             if now != last[0]:
                 last[0] = now
-                result = callback(now)
-                if inspect.isawaitable(result):
-                    await result
+                await call_sync_or_async(callback, now)
 
         return self._store.subscribe(changed)
 

@@ -20,9 +20,10 @@ import json
 import math
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Final
+
+from policystore._files import replace_file
 
 __all__ = ["ACTIONS", "CONFIDENCE_EDGES", "FORMAT", "VOLATILITY_EDGES", "MultiplierLearner"]
 
@@ -175,14 +176,7 @@ class MultiplierLearner:
         """
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".learner-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(target, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MultiplierLearner:

@@ -18,7 +18,7 @@ from policystore.errors import FieldError, PolicyValidationError, UnknownPathErr
 from policystore.model.history import FieldChange
 from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
-from policystore.model.policy import STRATEGY_FIELDS, Policy, StrategyConfig, StrategySettings
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy, StrategyConfig, StrategySettings
 from policystore.model.validation import build_policy
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 _SETTINGS_FIELDS: Final = tuple(StrategySettings.__dataclass_fields__)
-_READ_ONLY: Final = ("version", "updated_at", "updated_by", "reason")
+_READ_ONLY: Final = RECORD_FIELDS
 #: Who turned the kill switch on, and when, is the store's record of the write
 #: that did it: a caller cannot name someone else or another time.
 _STAMPED: Final = ("emergency.activated_at", "emergency.activated_by")

@@ -22,12 +22,12 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from policystore.model.policy import Policy
+from policystore.model.policy import RECORD_FIELDS, Policy
 
 __all__ = ["canonical_lines", "document_text", "member_lines", "policy_from_changed_lines"]
 
 #: The fields a version may change and still take the short way.
-_OWN_FIELDS: Final = frozenset({"active_mode", "version", "updated_at", "updated_by", "reason"})
+_OWN_FIELDS: Final = frozenset({"active_mode", *RECORD_FIELDS})
 
 
 #: One encoder for every call: json.dumps with options builds a new one each time.

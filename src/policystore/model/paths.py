@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from policystore.model.modes import AI_FLAGS, LIMIT_FIELDS, MODE_FIELDS
-from policystore.model.policy import STRATEGY_FIELDS, HardLimits, Policy
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, HardLimits, Policy
 
 __all__ = [
     "EMERGENCY_FIELDS",
@@ -27,7 +27,7 @@ __all__ = [
 
 EMERGENCY_FIELDS: Final = ("active", "reason", "activated_at", "activated_by")
 HARD_LIMIT_FIELDS: Final = tuple(HardLimits.__dataclass_fields__)
-METADATA_PATHS: Final = ("active_mode", "version", "updated_at", "updated_by", "reason")
+METADATA_PATHS: Final = ("active_mode", *RECORD_FIELDS)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -19,6 +19,7 @@ __all__ = [
     "BUILTIN_STRATEGIES",
     "EPOCH",
     "MODE_NAME_PATTERN",
+    "RECORD_FIELDS",
     "STRATEGY_FIELDS",
     "STRATEGY_NAME_PATTERN",
     "Emergency",
@@ -34,6 +35,8 @@ __all__ = [
 MODE_NAME_PATTERN: Final = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 STRATEGY_NAME_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: A version's own record: the fields the store sets on every write, which say nothing of risk.
+RECORD_FIELDS: Final = ("version", "updated_at", "updated_by", "reason")
 
 
 class FrozenDict(dict[Any, Any]):
@@ -218,11 +221,11 @@ class Policy:
             pydantic.ValidationError: a field failed.
             ValueError: a name is not one of those.
         """
-        unknown = fields.keys() - _RECORD_FIELDS.keys()
+        unknown = fields.keys() - _RECORD_ADAPTERS.keys()
         if unknown:
             msg = f"not a record field: {', '.join(sorted(unknown))}"
             raise ValueError(msg)
-        record = {name: _RECORD_FIELDS[name].validate_python(value) for name, value in fields.items()}
+        record = {name: _RECORD_ADAPTERS[name].validate_python(value) for name, value in fields.items()}
         policy = object.__new__(Policy)
         for name in _SLOTS:
             object.__setattr__(policy, name, record.get(name, getattr(self, name)))
@@ -246,10 +249,10 @@ policy_adapter: Final = TypeAdapter(Policy)
 _SLOTS: Final = tuple(field.name for field in dataclasses.fields(Policy))
 #: The fields that say which version a policy is, and its active mode, each validated by
 #: the constructor's own annotation and config (see Policy.with_record).
-_RECORD_FIELDS: Final[dict[str, TypeAdapter[Any]]] = {
+_RECORD_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     name: TypeAdapter(hint, config=FROZEN_CONFIG)
     for name, hint in typing.get_type_hints(Policy, include_extras=True).items()
-    if name in {"active_mode", "version", "updated_at", "updated_by", "reason"}
+    if name in {"active_mode", *RECORD_FIELDS}
 }
 
 BUILTIN_STRATEGIES: Final[dict[str, StrategySettings]] = {

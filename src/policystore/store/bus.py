@@ -9,11 +9,11 @@ wants mode switches alone asks for ``policy.mode.changed``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
 
+from policystore._callbacks import call_sync_or_async
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.events import EventType, PolicyChanged
 
@@ -112,9 +112,7 @@ class EventBus:
             if event.type not in kinds:
                 continue
             try:
-                result = callback(event)
-                if inspect.isawaitable(result):
-                    await result
+                await call_sync_or_async(callback, event)
             except Exception:
                 log.exception("Subscriber %r failed on %s (version %d)", callback, event.type, event.version)
 

@@ -17,7 +17,7 @@ from policystore.errors import PolicyStoreError
 from policystore.model.changes import apply_patch
 from policystore.model.numbers import short_repr
 from policystore.model.paths import flatten
-from policystore.model.policy import STRATEGY_FIELDS, Policy
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy
 
 __all__ = ["ENV_PREFIX", "LEGACY_NAMES", "EnvironmentOverlay", "env_name", "overlay_environment"]
 
@@ -29,7 +29,7 @@ LEGACY_NAMES: Final = {
     "RM_MAX_LEVERAGE": "risk.max_leverage",
     "RM_RISK_PER_TRADE_PCT": "risk.max_risk_pct_per_trade",
 }
-_NOT_SETTABLE: Final = frozenset({"version", "updated_at", "updated_by", "reason"})
+_NOT_SETTABLE: Final = frozenset(RECORD_FIELDS)
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 #: More digits than any integer limit can have; the model names the bound.

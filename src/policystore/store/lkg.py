@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: saves are not serialised between processes
     fcntl = None  # type: ignore[assignment]
 
+from policystore._files import fsync_path, replace_file
 from policystore.errors import PolicyStoreError
 from policystore.model.policy import Policy
 from policystore.model.validation import build_policy
@@ -138,20 +138,7 @@ class LastKnownGood:
             return False
         # Compact JSON: the C encoder (an indented dump runs in Python, holding the
         # interpreter lock the process's event loop needs).
-        text = json.dumps(policy.document(), sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                if durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        if durable:
-            _fsync(self.path.parent)
+        replace_file(self.path, json.dumps(policy.document(), sort_keys=True), durable=durable)
         return True
 
     def discard_older_than(self, version: int) -> None:
@@ -168,7 +155,7 @@ class LastKnownGood:
         with self._locked():
             if self._saved_version() < version:
                 self.path.unlink(missing_ok=True)
-                _fsync(self.path.parent)
+                fsync_path(self.path.parent)
 
     def _age(self) -> float:
         """Seconds since the file was last replaced; infinite when there is none."""
@@ -179,16 +166,8 @@ class LastKnownGood:
 
     def sync(self) -> None:
         """Flush the file as it is now, and its folder, to disk (after routine saves, on close)."""
-        _fsync(self.path)
-        _fsync(self.path.parent)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(self.path)
+        fsync_path(self.path.parent)
 
 
 class CopySaver:

@@ -7,38 +7,47 @@ history and announced as events. Changes made elsewhere reach the snapshot
 through the back end's notifications, with a periodic version check as a
 safety net; when the store cannot be reached, reads answer from the
 last-known-good copy on disk, then the environment, then the defaults.
+
+The store is composed of parts, each with its own state: the local reads and
+the read state they answer from (:mod:`~policystore.store.reads`), the audited
+writes (:mod:`~policystore.store.writes`) over the compare-and-set write loop
+(:mod:`~policystore.store.writer`), the follower that keeps the read state
+current (:mod:`~policystore.store.follower`, with the change-notice fast path of
+:mod:`~policystore.store.notices`), the changes of the read state
+(:mod:`~policystore.store.local_copy`), the outbox of events
+(:mod:`~policystore.store.outbox`) and the keeper of the last-known-good copy
+(:mod:`~policystore.store.keeper`). This module opens, assembles and closes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import os
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, Final, Self, SupportsFloat
 
 from policystore.backends.base import Backend
-from policystore.errors import (
-    PolicyStoreError,
-    StoreUnavailableError,
-    UnknownPathError,
-)
+from policystore.errors import StoreUnavailableError
 from policystore.model.events import PolicyChanged
 from policystore.model.modes import RiskModeConfig
 from policystore.model.numbers import finite_float, short_repr
-from policystore.model.paths import suggest
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
+from policystore.store.follower import Follower
+from policystore.store.identity import default_actor
+from policystore.store.keeper import CopyKeeper
 from policystore.store.lkg import LastKnownGood
+from policystore.store.local_copy import LocalCopy
 from policystore.store.opening import NO_POLICY_REASON, backend_for
-from policystore.store.sources import Explanation, Source, StaleTradingRule, TradingGate
+from policystore.store.outbox import Outbox
+from policystore.store.reads import MISSING, Reads
+from policystore.store.sources import StaleTradingRule
 from policystore.store.urls import default_lkg_path
+from policystore.store.writer import Writer
 from policystore.store.writes import Writes
 
 __all__ = ["MISSING", "NO_POLICY_REASON", "PolicyStore", "StaleTradingRule"]
@@ -46,13 +55,6 @@ __all__ = ["MISSING", "NO_POLICY_REASON", "PolicyStore", "StaleTradingRule"]
 log = logging.getLogger("policystore")
 
 
-class _Missing(Enum):
-    """Tells "no default passed" apart from ``default=None``."""
-
-    MISSING = "MISSING"
-
-
-MISSING: Final = _Missing.MISSING
 _AUTO: Final = object()
 
 
@@ -60,15 +62,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _default_actor() -> Actor:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, as in some containers
-        user = "unknown"
-    return Actor(f"local:{user}", Role.ADMIN)
-
-
-class PolicyStore(Writes):
+class PolicyStore(Reads, Writes):
     """The policy store: async reads and writes over one back end.
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
@@ -122,23 +116,54 @@ class PolicyStore(Writes):
         self._create = create
         if lkg_path is _AUTO:
             lkg_path = default_lkg_path(self._backend.url)
-        self._lkg = LastKnownGood(lkg_path) if lkg_path is not None else None  # type: ignore[arg-type]
-        self._external = event_bus
-        self._refresh_interval = refresh_interval
-        self._actor = actor or _default_actor()
-        self._environ = os.environ if environ is None else environ
-        self._watch = watch
-        self._stale_rule = StaleTradingRule(stale_trading)
-        self._clock = clock
-        self._bus = EventBus()
-        self._outbox = deque()
-        self._lock = asyncio.Lock()
+        lkg = LastKnownGood(lkg_path) if lkg_path is not None else None  # type: ignore[arg-type]
+        actor = actor or default_actor()
+        rule = StaleTradingRule(stale_trading)
         self._initialized = False
         self._reload_asked = False
-        self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
-        self.last_error: PolicyStoreError | None = None
-        self._set_state(self._fallback_state())
+        # The parts, each with its own state; they share the lock that orders installs.
+        lock = asyncio.Lock()
+        self._bus = EventBus()
+        self._outbox = Outbox(self._bus, closed=self._is_closed)
+        self._keeper = CopyKeeper(lkg, closed=self._is_closed)
+        self._copy = LocalCopy(
+            self._read_state,
+            self._set_state,
+            self._set_error,
+            keeper=self._keeper,
+            outbox=self._outbox,
+            rule=rule,
+            clock=clock,
+        )
+        Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ))
+        writer = Writer(
+            self._backend,
+            self._copy,
+            lock=lock,
+            outbox=self._outbox,
+            keeper=self._keeper,
+            clock=clock,
+            actor=actor,
+            external=event_bus,
+            refresh=self.refresh,
+        )
+        Writes.__init__(self, writer)
+        self._follower = Follower(
+            self._backend,
+            self._copy,
+            writer=writer,
+            lock=lock,
+            outbox=self._outbox,
+            keeper=self._keeper,
+            clock=clock,
+            watch=watch,
+            refresh_interval=refresh_interval,
+            closed=self._is_closed,
+        )
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     # -- opening and closing -------------------------------------------------
 
@@ -182,30 +207,23 @@ class PolicyStore(Writes):
             if await self._backend.current_version() == 0:
                 missing = not self._create
                 if self._create:
-                    await self._seed()
+                    await self._writer.seed()
             if not missing:
                 await self.refresh()
         except StoreUnavailableError as exc:
-            self._mark_unreachable(exc)  # unreachable: open stale and keep trying
+            self._copy.mark_unreachable(exc)  # unreachable: open stale and keep trying
         if missing:
             # Reachable and empty: no outage to ride out, and nothing to follow.
             raise StoreUnavailableError(self._backend.url, NO_POLICY_REASON)
-        if self._watch:
-            self._tasks.append(asyncio.create_task(self._follow_notifications(), name="policystore-notify"))
-            self._tasks.append(asyncio.create_task(self._safety_net(), name="policystore-refresh"))
+        self._follower.start()
 
     async def close(self) -> None:
         """Stop following changes, end ``watch()`` iterators and release the back end."""
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        await self._deliver_all()
+        await self._follower.stop()
+        await self._outbox.deliver_all()
         self._bus.close()
-        await self._flush_last_known_good()
+        await self._keeper.flush()
         await self._backend.close()
 
     async def shutdown(self) -> None:
@@ -231,51 +249,20 @@ class PolicyStore(Writes):
     @property
     def actor(self) -> Actor:
         """Who this store writes as by default."""
-        return self._actor
+        return self._writer.actor
 
-    # -- reads: local, no I/O -----------------------------------------------
+    async def refresh(self) -> Policy:
+        """Check the store now and load its newest version if it differs from the one held.
 
-    def get(self, path: str, default: Any = MISSING) -> Any:
-        """Return the value at ``path`` from this process's snapshot; never does I/O.
-
-        Raises:
-            UnknownPathError: no such path and no default was given.
-        """
-        try:
-            return self._values[path]
-        except KeyError:
-            if default is MISSING:
-                raise UnknownPathError(path, suggest(path, list(self._values))) from None
-            return default
-
-    def snapshot(self) -> Policy:
-        """Return the whole policy as this process sees it now (immutable)."""
-        return self._state.policy
-
-    def explain(self, path: str) -> Explanation:
-        """Tell which source answers ``path``, with the value, version and staleness.
+        Returns:
+            The policy this process now holds.
 
         Raises:
-            UnknownPathError: no such path.
+            StoreUnavailableError: the store cannot be reached (reads go stale).
         """
-        state = self._state
-        if path not in state.values:
-            raise UnknownPathError(path, suggest(path, list(state.values)))
-        return state.explain(path)
+        return await self._follower.refresh(deep=True)
 
-    def paths(self) -> list[str]:
-        """Return every readable path, sorted."""
-        return sorted(self._values)
-
-    @property
-    def stale(self) -> bool:
-        """True while answers do not come from the live store."""
-        return self._state.stale
-
-    @property
-    def source(self) -> Source:
-        """The layer of the fallback chain that answers now."""
-        return self._state.source
+    # -- async reads: local, no I/O unless the older store's cache was dropped --
 
     async def get_policy(self) -> Policy:
         """Return the current policy (the local snapshot)."""
@@ -320,25 +307,6 @@ class PolicyStore(Writes):
             self._reload_asked = False
             with contextlib.suppress(StoreUnavailableError):  # stale: answered from the fallback chain
                 await self.refresh()
-
-    def gate(self) -> TradingGate:
-        """Return the policy this process holds and whether it allows new risk, from one read state.
-
-        The one rule for new risk; ``can_open_new_trades()`` is its verdict. A
-        caller that decides by the policy (an executor) takes both from the same
-        gate, so they cannot disagree: no new trade while the kill switch is on;
-        while the store holds a newer version that was refused as invalid (its
-        kill switch cannot be known); after the store went back to an older
-        version (a restore, a replaced file, or a failover that lost writes),
-        until the next write confirms the policy; and while stale, as the
-        store's :class:`StaleTradingRule` says. ``refusal`` names which one.
-        Never does I/O.
-        """
-        return self._state.gate
-
-    async def can_open_new_trades(self) -> bool:
-        """Return whether a new trade may be opened now: ``gate().allowed`` (see :meth:`gate`)."""
-        return self._state.gate.allowed
 
     # -- events --------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 Each write is validated, checked against the actor's role, committed with
 compare-and-set on the version and recorded in history (see
-:meth:`~policystore.store.replica.Replica._write`). A write whose result holds
-what the store holds already writes nothing and returns the current policy, so
-``returned.version == version_before`` says "no change".
+:meth:`Writer.write <policystore.store.writer.Writer.write>`). A write whose
+result holds what the store holds already writes nothing and returns the current
+policy, so ``returned.version == version_before`` says "no change".
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from policystore.model.changes import apply_patch, diff_policies
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode
 from policystore.model.numbers import short_repr
-from policystore.model.policy import Policy
+from policystore.model.policy import RECORD_FIELDS, Policy
 from policystore.model.roles import Actor, Role
 from policystore.model.validation import build_policy
-from policystore.store.replica import Replica
+from policystore.store.writer import Writer, load_latest
 
 __all__ = ["Writes"]
 
@@ -45,8 +45,15 @@ def _check_number(name: str, value: Any, *, optional: bool = False, least: int =
         raise PolicyValidationError([FieldError(name, f"must be at least {least} (got {value})")])
 
 
-class Writes(Replica):
-    """History, diff and the writes of :class:`~policystore.store.store.PolicyStore`."""
+class Writes:
+    """History, diff and the writes of :class:`~policystore.store.store.PolicyStore`, over its write loop.
+
+    Args:
+        writer: the store's write loop.
+    """
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
 
     # -- audit ---------------------------------------------------------------
 
@@ -54,7 +61,7 @@ class Writes(Replica):
         """Return up to ``limit`` history entries, newest first (older than ``before``)."""
         _check_number("limit", limit, least=1)
         _check_number("before", before, optional=True)
-        return await self._backend.history(limit, before)
+        return await self._writer.backend.history(limit, before)
 
     async def version_at(self, version: int) -> Policy:
         """Return the policy as it was at ``version``.
@@ -63,9 +70,9 @@ class Writes(Replica):
             PolicyValidationError: there is no such version, or ``version`` is no version number.
         """
         _check_number("version", version)
-        document = await self._backend.load(version) if version >= 1 else None
+        document = await self._writer.backend.load(version) if version >= 1 else None
         if document is None:
-            current = await self._backend.current_version()
+            current = await self._writer.backend.current_version()
             msg = f"there is no version {version}; versions run from 1 to {current}"
             raise PolicyValidationError([FieldError("version", msg)])
         return build_policy(document)
@@ -79,7 +86,7 @@ class Writes(Replica):
         _check_number("v1", v1)
         _check_number("v2", v2, optional=True)
         old = await self.version_at(v1)
-        new = await self.version_at(v2) if v2 is not None else await self._load_latest()
+        new = await self.version_at(v2) if v2 is not None else await load_latest(self._writer.backend)
         return list(diff_policies(old, new))
 
     # -- writes --------------------------------------------------------------
@@ -105,7 +112,7 @@ class Writes(Replica):
             StoreUnavailableError: the store cannot be reached; nothing changed.
         """
         name = _mode_name(mode)
-        return await self._write(
+        return await self._writer.write(
             lambda base: apply_patch(base, {"active_mode": name}),
             f"switching to mode {name}",
             updated_by,
@@ -133,7 +140,7 @@ class Writes(Replica):
             PermissionDeniedError, StoreUnavailableError: as for :meth:`switch_mode`.
         """
         patch = dict(changes)
-        return await self._write(
+        return await self._writer.write(
             lambda base: apply_patch(base, patch), "this change", updated_by, reason, expected_version, actor
         )
 
@@ -174,7 +181,7 @@ class Writes(Replica):
             else {"emergency.active": False, "emergency.reason": None}
         )
         action = "turning the kill switch on" if active else "turning the kill switch off"
-        return await self._write(
+        return await self._writer.write(
             lambda base: apply_patch(base, patch), action, updated_by, reason, expected_version, actor
         )
 
@@ -208,10 +215,10 @@ class Writes(Replica):
             VersionConflictError: ``expected_version`` is not the current version.
             StoreUnavailableError: the store cannot be reached; nothing changed.
         """
-        (actor or self._actor).require(Role.ADMIN, "rolling back")
+        (actor or self._writer.actor).require(Role.ADMIN, "rolling back")
         _check_number("version", version)
         target = await self.version_at(version)
-        return await self._write(
+        return await self._writer.write(
             lambda base: dataclasses.replace(target, version=base.version),
             f"rolling back to version {version}",
             updated_by,
@@ -243,9 +250,9 @@ class Writes(Replica):
             VersionConflictError, PermissionDeniedError, StoreUnavailableError:
                 as for :meth:`switch_mode`.
         """
-        data = {k: v for k, v in document.items() if k not in {"version", "updated_at", "updated_by", "reason"}}
+        data = {k: v for k, v in document.items() if k not in RECORD_FIELDS}
         imported = build_policy(data)
-        return await self._write(
+        return await self._writer.write(
             lambda base: dataclasses.replace(imported, version=base.version),
             "importing a policy",
             updated_by,

@@ -1,0 +1,281 @@
+"""The write loop: a change applied to the newest version and committed as the next one, with compare-and-set.
+
+Every write of a store goes through :meth:`Writer.write`: the record is
+checked, the newest version is loaded, the change applied to it, the actor's
+authority checked, and the result committed only if the store is still at the
+version it was built on; a write that lost that race is applied again on the
+winner's version. The committed version is installed here at once, with its
+events, and one that stops trading is saved durably before the write returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from policystore._callbacks import call_sync_or_async
+from policystore.backends.base import Backend
+from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
+from policystore.model.changes import diff_policies, stamp_emergency, unchanged
+from policystore.model.events import events_for
+from policystore.model.history import HistoryEntry, record_errors, record_text_problem
+from policystore.model.numbers import short_repr
+from policystore.model.policy import Policy, default_policy
+from policystore.model.roles import Actor, authorize_change
+from policystore.model.validation import build_policy
+from policystore.store.bus import ExternalEventBus
+from policystore.store.keeper import CopyKeeper, stops_trading
+from policystore.store.local_copy import LocalCopy
+from policystore.store.outbox import Outbox
+from policystore.store.sources import Source
+
+__all__ = ["Writer", "load_latest"]
+
+log = logging.getLogger("policystore")
+
+#: How often a write re-applies its change after losing a compare-and-set race.
+_MAX_WRITE_ATTEMPTS = 50
+
+
+async def load_latest(backend: Backend) -> Policy:
+    """Load and validate the newest stored version.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached, holds no policy, or
+            its newest version is invalid (then caused by the ``ValueError``).
+    """
+    document = await backend.load()
+    if document is None:
+        raise StoreUnavailableError(backend.url, "the store holds no policy; run 'policystore init'")
+    try:
+        return build_policy(document)
+    except PolicyValidationError as exc:
+        reason = f"the stored policy is invalid and was refused ({exc})"
+        raise StoreUnavailableError(backend.url, reason) from exc
+
+
+class Writer:
+    """Commits changes as new versions of one store and installs them in its local copy.
+
+    Args:
+        backend: the store's back end.
+        copy: the store's read state.
+        lock: the store's lock, held while a committed version is installed.
+        outbox: delivers the events of installed versions.
+        keeper: saves a version that stops trading durably.
+        clock: returns the current UTC time.
+        actor: who writes when a write names no one.
+        external: a system bus that also receives the events of these writes, or None.
+        refresh: catches up with the store (reads it in full), for a write that
+            finds the version held here is not the one it built on.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        copy: LocalCopy,
+        *,
+        lock: asyncio.Lock,
+        outbox: Outbox,
+        keeper: CopyKeeper,
+        clock: Callable[[], datetime],
+        actor: Actor,
+        external: ExternalEventBus | None,
+        refresh: Callable[[], Awaitable[object]],
+    ) -> None:
+        self.backend = backend
+        self.actor = actor
+        self._copy = copy
+        self._lock = lock
+        self._outbox = outbox
+        self._keeper = keeper
+        self._clock = clock
+        self._external = external
+        self._refresh = refresh
+
+    async def seed(self) -> None:
+        """Write the built-in policy as version 1 of a store that holds none (unless another process did)."""
+        now = self._clock()
+        first = dataclasses.replace(
+            default_policy(), version=1, updated_at=now, updated_by="policystore", reason="initial policy"
+        )
+        entry = HistoryEntry(1, now, "policystore", "initial policy", ())
+        with contextlib.suppress(VersionConflictError):  # another process seeded it first
+            await self.backend.commit(first.document(), entry)
+
+    async def write(  # noqa: PLR0917 - internal; every write passes the same six facts in this order
+        self,
+        change: Callable[[Policy], Policy],
+        action: str,
+        updated_by: str | None,
+        reason: str,
+        expected_version: int | None,
+        actor: Actor | None,
+        *,
+        replaces_whole: bool = False,
+    ) -> Policy:
+        """Apply ``change`` to the newest version and commit the result as the next one.
+
+        A result equal to the version it was based on (see
+        :func:`~policystore.model.changes.unchanged`) writes nothing and returns
+        that version: no new version, no history entry, no event. The actor's
+        authority is checked first, so a no-op write is refused to whoever may
+        not write at all.
+
+        Args:
+            change: builds the new policy from the version it is based on.
+            action: what the write does, for a refusal ("switching to mode X").
+            updated_by: the author to record when no ``actor`` is given.
+            reason: why; recorded with the version.
+            expected_version: fail unless the store is at this version.
+            actor: who writes, with which role; the store's own actor by default.
+            replaces_whole: the change replaces the whole document (a rollback
+                or an import), so it may write over an invalid newest version.
+
+        Returns:
+            The new policy, or the current one when the write changes nothing.
+
+        Raises:
+            PolicyValidationError: the record or the result is invalid.
+            PermissionDeniedError: the actor may not make this change.
+            VersionConflictError: ``expected_version`` is not the current
+                version, or the write kept losing the race to other writers.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        who = actor or self.actor
+        author = who.name if actor is not None or not updated_by else updated_by
+        _refuse_unfit_record(reason, author, expected_version)
+        for attempt in range(_MAX_WRITE_ATTEMPTS):
+            base, stored = await self._write_base(replaces_whole=replaces_whole)
+            if expected_version is not None and base.version != expected_version:
+                raise VersionConflictError(expected_version, base.version)
+            now = self._clock()
+            candidate = stamp_emergency(base, change(base), now, author)
+            authorize_change(who, base, candidate, action)
+            if stored and unchanged(base, candidate):
+                await self._hold(base)
+                return base
+            _refuse_unfit_kill_switch_reason(base, candidate)
+            new = dataclasses.replace(
+                candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
+            )
+            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
+            try:
+                await self.backend.commit(new.document(), entry)
+            except VersionConflictError:
+                if expected_version is not None:
+                    raise
+                # Another writer got in first: apply the change again on its version.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
+                continue
+            except StoreUnavailableError as exc:
+                self._copy.mark_unreachable(exc)
+                raise
+            await self._after_commit(base, new, entry)
+            if stops_trading(new):
+                await self._keeper.save_durably(new)
+            return new
+        current = await self.backend.current_version()
+        raise VersionConflictError(current - 1, current)
+
+    async def _hold(self, base: Policy) -> None:
+        """After a write that changed nothing, hold the version it found, durably if it stops trading.
+
+        The caller is told that version is the store's: this process must not go
+        on answering from an older one (a kill switch turned on elsewhere, which
+        this write found already on, stops trading here too, at once).
+        """
+        state = self._copy.state
+        if state.source is not Source.STORE or (state.policy.version, state.policy.updated_at) != (
+            base.version,
+            base.updated_at,
+        ):
+            with contextlib.suppress(StoreUnavailableError):  # marked stale; the write changed nothing
+                await self._refresh()
+        if stops_trading(base):
+            await self._keeper.save_durably(base)
+
+    async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
+        """Load the version a write builds on, and whether it is the stored version itself.
+
+        It is not when a rollback or an import writes over an invalid newest
+        version (see :meth:`_load_base`): such a write must commit even when it
+        restores what this process held, since that repairs the store.
+        """
+        try:
+            try:
+                return await load_latest(self.backend), True
+            except StoreUnavailableError as exc:
+                if not (replaces_whole and isinstance(exc.__cause__, ValueError)):
+                    raise
+            return await self._load_base(replaces_whole=True), False
+        except StoreUnavailableError as exc:
+            self._copy.mark_unreachable(exc)
+            raise
+
+    async def _load_base(self, *, replaces_whole: bool) -> Policy:
+        """Load the version a write builds on.
+
+        A write that replaces the whole document (a rollback or an import) does
+        not need the stored content, so it also works when the newest stored
+        version is invalid: that is how an operator repairs such a store. Its
+        history then records the change from the last valid version this
+        process held.
+        """
+        try:
+            return await load_latest(self.backend)
+        except StoreUnavailableError as exc:
+            if not (replaces_whole and isinstance(exc.__cause__, ValueError)):
+                raise
+            current = await self.backend.current_version()
+            log.warning("Writing over invalid version %d of the store: %s", current, exc)
+            return dataclasses.replace(self._copy.state.policy, version=current)
+
+    async def _after_commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> None:
+        """Install a committed version here, deliver its events, and publish them on the external bus."""
+        async with self._lock:
+            state = self._copy.state
+            held = state.policy
+            live = state.source is Source.STORE
+            # Versions are told apart by number and time of writing: after a restore or a
+            # failover the same number can stand for another write.
+            direct = live and (held.version, held.updated_at) == (base.version, base.updated_at)
+            installed = live and (held.version, held.updated_at) == (new.version, new.updated_at)
+            if direct:
+                self._copy.install(new, [entry], held.version)
+        await self._outbox.deliver()
+        if not installed and not direct:
+            # Versions were missed in between, or the held one left the store's history:
+            # load them, so events stay in order and a rewind is noticed.
+            with contextlib.suppress(StoreUnavailableError):
+                await self._refresh()
+        if self._external is not None:
+            for event in events_for(entry, new.version - 1):
+                try:
+                    await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
+                except Exception:
+                    log.exception("The external event bus failed to publish %s", event.event_id)
+
+
+def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
+    """Refuse a write whose record is unfit, before anything is read; every failure is listed."""
+    errors = record_errors(reason, author)
+    if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)):
+        # True == 1 in Python: a boolean would be taken as version 1.
+        message = f"must be a version number or None (got {short_repr(expected_version)})"
+        errors.append(FieldError("expected_version", message))
+    if errors:
+        raise PolicyValidationError(errors)
+
+
+def _refuse_unfit_kill_switch_reason(base: Policy, new: Policy) -> None:
+    """Refuse a kill-switch reason unfit for the record, when the write sets one."""
+    reason = new.emergency.reason
+    if reason is not None and reason != base.emergency.reason and (problem := record_text_problem(reason)):
+        raise PolicyValidationError([FieldError("emergency.reason", problem)])
