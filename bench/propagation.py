@@ -18,7 +18,9 @@ Starts its own redis-server (config/redis.conf). In one run it measures:
    before its commit to the moment each reader's local snapshot held it (or a newer one).
    A mode switch is checked line by line against the version held; beside it,
    ``--limit-changes`` versions that change a mode's limit, which every reader
-   validates whole;
+   validates whole; each also split into the versions that tighten what the readers held
+   and those that loosen it, which a reader installs only after one read of the store
+   confirms the notice (a forged notice must not loosen anything);
 3. a 60 s TTL cache, modelled (not measured): each reader re-reads at a random phase
    every 60 s, so a change waits until that reader's next re-read;
 4. write throughput with 1 and 4 writer processes (``update`` without expected_version).
@@ -170,7 +172,10 @@ class Run:
         self.direct_subs = [_spawn("direct-sub", str(server.port), self.direct_channel) for _ in range(readers)]
         self.committed: dict[int, int] = {}
         self.kinds: dict[int, str] = {}
+        #: Whether each version loosened or tightened what the readers held.
+        self.directions: dict[int, str] = {}
         self._writing = "switch"
+        self._direction = "tighten"
         self.last = 1 + writes
         # As large as a store notice (the document and its history entry).
         self.padding = json.dumps(_notice_sized_payload())
@@ -184,6 +189,7 @@ class Run:
         async def timed_commit(document: dict[str, Any], entry: Any) -> None:
             version = int(document["version"])
             self.committed[version], self.kinds[version] = time.time_ns(), self._writing
+            self.directions[version] = self._direction
             await commit(document, entry)
 
         self.store.backend.commit = timed_commit  # type: ignore[method-assign]
@@ -215,6 +221,8 @@ class Run:
         self._writing = "switch"
         for _ in range(count):
             mode = "DEFENSIVE" if self.store.snapshot().active_mode == "NORMAL" else "NORMAL"
+            # To DEFENSIVE tightens; back to NORMAL loosens, a notice each reader confirms with the store first.
+            self._direction = "tighten" if mode == "DEFENSIVE" else "loosen"
             await self.store.switch_mode(mode, reason="benchmark switch")
             await asyncio.sleep(interval)
 
@@ -223,22 +231,32 @@ class Run:
         self._writing = "limit"
         for _ in range(count):
             leverage = 2.5 if self.store.get("modes.NORMAL.max_leverage") != 2.5 else 2.0
+            self._direction = "tighten" if leverage < self.store.get("modes.NORMAL.max_leverage") else "loosen"
             await self.store.update({"modes.NORMAL.max_leverage": leverage}, reason="benchmark limit change")
             await asyncio.sleep(interval)
 
     def results(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-        """Collect every process's figures (the readers end at the last version, the subscribers on "stop")."""
+        """Collect every process's figures (the readers end at the last version, the subscribers on "stop").
+
+        The store's figures are keyed by kind ("switch", "limit") and by kind and
+        direction ("switch/loosen", ...): a loosening notice is confirmed with one
+        read of the store before it is installed, a tightening one is not.
+        """
         floors: dict[str, list[float]] = {"raw": [], "direct": [], "durable": []}
         for result in _collect(self.subs + self.direct_subs):
             for kind, ns in result:
                 floors[kind].append(ns / 1e6)
-        store: dict[str, list[float]] = {"switch": [], "limit": []}
+        store: dict[str, list[float]] = {
+            key: [] for kind in ("switch", "limit") for key in (kind, f"{kind}/tighten", f"{kind}/loosen")
+        }
         for seen in _collect(self.readers):
             held = sorted((int(v), t) for v, t in seen.items())
             for version, t0 in self.committed.items():
                 # The first moment the snapshot held this version or a newer one.
                 first = min(t for v, t in held if v >= version)
-                store[self.kinds[version]].append((first - t0) / 1e6)
+                kind, ms = self.kinds[version], (first - t0) / 1e6
+                store[kind].append(ms)
+                store[f"{kind}/{self.directions[version]}"].append(ms)
         return floors, store
 
 
@@ -302,8 +320,14 @@ async def run(args: argparse.Namespace) -> None:
         print(_row("raw pub/sub, the store's reader", direct))
         print(_row("durable publish (durable floor)", durable))
         print(_row("PolicyStore commit -> snapshot", store))
+        for direction in ("tighten", "loosen"):
+            if stores[f"switch/{direction}"]:
+                print(_row(f"  mode switches that {direction}", stores[f"switch/{direction}"]))
         if stores["limit"]:
             print(_row("  the same, limit changes", stores["limit"]))
+        for direction in ("tighten", "loosen"):
+            if stores[f"limit/{direction}"]:
+                print(_row(f"  limit changes that {direction}", stores[f"limit/{direction}"]))
         print(_row("60 s TTL cache (modelled)", ttl))
         p99 = _pct(store, 0.99)
         print(f"\nmode switch p99 / durable floor p99 = {p99 / _pct(durable, 0.99):.2f}x")
