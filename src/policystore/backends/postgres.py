@@ -67,7 +67,7 @@ from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_u
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
-from policystore.store.urls import redact
+from policystore.redaction import redact
 
 __all__ = ["PostgresBackend"]
 

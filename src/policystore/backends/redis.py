@@ -45,7 +45,7 @@ from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
-from policystore.store.urls import redact, redact_text
+from policystore.redaction import redact, redact_text
 
 __all__ = ["RedisBackend", "RedisKeys"]
 
@@ -70,7 +70,7 @@ class RedisBackend:
 
     Args:
         factory: makes the Redis client on first use (inside the event loop).
-        url: the store's URL; only its redacted form (see :func:`~policystore.store.urls.redact`) is kept.
+        url: the store's URL; only its redacted form (see :func:`~policystore.redaction.redact`) is kept.
         namespace: the key prefix's name.
         timeout: seconds any one call may take before it fails.
         owns_client: close the client in :meth:`close` (False for a caller's client).
@@ -356,7 +356,7 @@ class RedisBackend:
             await pubsub.subscribe(self.keys.channel)
         except BaseException:
             with contextlib.suppress(RedisError, OSError, RuntimeError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             raise
         return RedisPyReplies(pubsub)
 

@@ -21,9 +21,10 @@ from typing import Any, Final, TypeVar
 import click
 
 from policystore.errors import PolicyStoreError
+from policystore.redaction import redact
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
-from policystore.store.urls import DEFAULT_URL, redact
+from policystore.store.urls import DEFAULT_URL
 
 __all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
 
