@@ -36,6 +36,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Self, TypeVar
 
 from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
 from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 
@@ -57,6 +58,8 @@ T = TypeVar("T")
 _KEEPALIVE: Final = 5.0
 #: Seconds one wait for a notice lasts before the listener checks whether it was closed.
 _POLL: Final = 0.25
+#: The pause before each new subscription after a lost one: 0.05 s, doubling to at most 1 s.
+_RESUBSCRIBE: Final = ExponentialBackoff(cap=1.0, base=0.05)
 
 
 class RedisBackend:
@@ -320,7 +323,7 @@ class RedisBackend:
         growing pause of at most 1 s, and yields 0 once subscribed again. A
         malformed message yields 0. Ends when :meth:`close` is called.
         """
-        pause = 0.05
+        failures = 0
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             while not self._closed.is_set():
@@ -329,7 +332,7 @@ class RedisBackend:
                     replies = await self._call("subscribing", lambda _r: self._subscribe())
                     async with contextlib.aclosing(self._listen(replies)) as hints:
                         async for hint in hints:
-                            pause = 0.05
+                            failures = 0
                             yield hint
                 except (StoreUnavailableError, RedisError, OSError, TimeoutError) as exc:
                     log.debug("Policy notifications from %s lost: %s", self.url, self._hide(str(exc)))
@@ -341,8 +344,8 @@ class RedisBackend:
                             await replies.aclose()
                 yield 0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(closed), timeout=pause)
-                pause = min(pause * 2, 1.0)
+                    await asyncio.wait_for(asyncio.shield(closed), timeout=_RESUBSCRIBE.compute(failures))
+                failures += 1
         finally:
             closed.cancel()
 
