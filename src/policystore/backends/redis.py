@@ -37,10 +37,10 @@ from typing import Any, Final, Self, TypeVar
 
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
-from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 
-from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys
+from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, raw_reply
+from policystore.backends._redis_records import RedisRecords
 from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
 from policystore.backends.base import Published
@@ -101,6 +101,8 @@ class RedisBackend:
         self._redis: Redis | None = None
         self._commit_script: Any = None
         self._closed = asyncio.Event()
+        #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
+        self.records = RedisRecords(self._call, self.keys, self.url)
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -172,7 +174,7 @@ class RedisBackend:
     async def _entries_at(self, versions: list[int]) -> list[HistoryEntry]:
         if not versions:
             return []
-        raw = await self._call("reading history", lambda r: _raw(r, "HMGET", self.keys.history, *versions))
+        raw = await self._call("reading history", lambda r: raw_reply(r, "HMGET", self.keys.history, *versions))
         entries = []
         for version, item in zip(versions, raw, strict=True):
             data = self._decode(item, f"history entry {version}")
@@ -209,7 +211,7 @@ class RedisBackend:
         Raises:
             StoreUnavailableError: unreachable, or the version key holds no integer.
         """
-        raw = await self._call("reading the version", lambda r: _raw(r, "GET", self.keys.version))
+        raw = await self._call("reading the version", lambda r: raw_reply(r, "GET", self.keys.version))
         if raw is None:
             return 0
         try:
@@ -224,10 +226,10 @@ class RedisBackend:
             StoreUnavailableError: unreachable, or the stored document is not a JSON object.
         """
         if version is None:
-            raw = await self._call("reading the policy", lambda r: _raw(r, "GET", self.keys.document))
+            raw = await self._call("reading the policy", lambda r: raw_reply(r, "GET", self.keys.document))
         else:
             raw = await self._call(
-                f"reading version {version}", lambda r: _raw(r, "HGET", self.keys.documents, version)
+                f"reading version {version}", lambda r: raw_reply(r, "HGET", self.keys.documents, version)
             )
         document = self._decode(raw, "policy document")
         if document is not None and not isinstance(document, dict):
@@ -289,28 +291,6 @@ class RedisBackend:
     async def entries(self, after: int, upto: int) -> list[HistoryEntry]:
         """Return the entries with ``after < version <= upto``, oldest first."""
         return await self._entries_at(list(range(max(after, 0) + 1, upto + 1)))
-
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return every key of an auxiliary table."""
-        raw = await self._call(f"reading table {table}", lambda r: _raw(r, "HGETALL", self.keys.aux(table)))
-        table_data: dict[str, str] = {}
-        for key, value in raw.items():
-            try:
-                table_data[key.decode()] = value.decode()
-            except UnicodeDecodeError:
-                # Not written by policystore; like any damaged record, it grants nothing.
-                log.warning(
-                    "Table %s of %s holds a key or value that is not UTF-8 text; it is ignored.", table, self.url
-                )
-        return table_data
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set (or with None delete) one key of an auxiliary table."""
-        name = self.keys.aux(table)
-        if value is None:
-            await self._call(f"writing table {table}", lambda r: r.hdel(name, key))
-        else:
-            await self._call(f"writing table {table}", lambda r: r.hset(name, key, value))
 
     async def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each published version; 0 after every (re)subscribe and on connection loss.
@@ -407,12 +387,6 @@ def _cancel_requested() -> bool:
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _raw(client: Redis, *command: str | int) -> Awaitable[Any]:
-    """Send ``command`` and answer the reply's bytes undecoded, whatever the client's ``decode_responses``."""
-    response: Awaitable[Any] = client.execute_command(*command, **{NEVER_DECODE: []})  # type: ignore[no-untyped-call]
-    return response
 
 
 def _hint(data: Any) -> int | Published:
