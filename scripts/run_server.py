@@ -20,8 +20,9 @@ import click
 from policystore import PolicyStore
 from policystore.cli.server_commands import bind_socket, serve_store
 from policystore.errors import PolicyStoreError
+from policystore.redaction import redact
 from policystore.server.tokens import TokenStore
-from policystore.store.urls import DEFAULT_URL, redact
+from policystore.store.urls import DEFAULT_URL
 
 #: The exit status of a usage error, as ``policystore serve`` gives for a busy port.
 EXIT_USAGE = 2

@@ -123,14 +123,14 @@ class TestCommitAndRead:
         assert all(isinstance(r, VersionConflictError) for r in results if r is not None)
         assert [2, 1] == [e.version for e in await backend.history(10)]
 
-    async def test_aux_table_set_read_delete(self, backend: PostgresBackend, postgres_server: PostgresServer) -> None:
-        """Auxiliary keys are set, replaced, read back and deleted, each write stamped with the server's time."""
-        await backend.aux_put("tokens", "a", "hash-a")
-        await backend.aux_put("tokens", "b", "hash-b")
-        await backend.aux_put("tokens", "b", "hash-b2")
-        await backend.aux_put("tokens", "a", None)
-        assert {"b": "hash-b2"} == await backend.aux_get("tokens")
-        assert {} == await backend.aux_get("other")
+    async def test_records_set_read_delete(self, backend: PostgresBackend, postgres_server: PostgresServer) -> None:
+        """Records are set, replaced, read back and deleted, each write stamped with the server's time."""
+        await backend.records.put("tokens", "a", {"hash": "a"})
+        await backend.records.put("tokens", "b", {"hash": "b"})
+        await backend.records.put("tokens", "b", {"hash": "b2"})
+        await backend.records.delete("tokens", "a")
+        assert {"b": {"hash": "b2"}} == await backend.records.all("tokens")
+        assert {} == await backend.records.all("other")
         stamped = _sql(
             postgres_server,
             "SELECT now() - updated_at < interval '1 minute' FROM policystore_aux WHERE namespace = %s",
@@ -282,9 +282,9 @@ class TestSchema:
             await backend.current_version(),
             await backend.load(),
             await backend.history(10),
-            await backend.aux_get("tokens"),
+            await backend.records.all("tokens"),
         )
-        for write in (backend.commit(*_version(1)), backend.aux_put("tokens", "a", "b")):
+        for write in (backend.commit(*_version(1)), backend.records.put("tokens", "a", {"b": 1})):
             with pytest.raises(StoreUnavailableError, match="opened without creating them"):
                 await write
         await backend.close()
@@ -355,8 +355,8 @@ class TestUnreachable:
             backend.commit(*_version(1)),
             backend.history(5),
             backend.entries(0, 1),
-            backend.aux_get("tokens"),
-            backend.aux_put("tokens", "a", "b"),
+            backend.records.all("tokens"),
+            backend.records.put("tokens", "a", {"b": 1}),
         ]
         for call in calls:
             with pytest.raises(StoreUnavailableError) as caught:

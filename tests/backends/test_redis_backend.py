@@ -143,13 +143,13 @@ class TestCommitAndRead:
         await backend.commit(*_version(2))
         assert 2 == await backend.current_version()
 
-    async def test_aux_table_set_read_delete(self, backend: RedisBackend) -> None:
-        """Auxiliary keys are set, read back and deleted."""
-        await backend.aux_put("tokens", "a", "hash-a")
-        await backend.aux_put("tokens", "b", "hash-b")
-        await backend.aux_put("tokens", "a", None)
-        assert {"b": "hash-b"} == await backend.aux_get("tokens")
-        assert {} == await backend.aux_get("other")
+    async def test_records_set_read_delete(self, backend: RedisBackend) -> None:
+        """Records are set, read back and deleted."""
+        await backend.records.put("tokens", "a", {"hash": "a"})
+        await backend.records.put("tokens", "b", {"hash": "b"})
+        await backend.records.delete("tokens", "a")
+        assert {"b": {"hash": "b"}} == await backend.records.all("tokens")
+        assert {} == await backend.records.all("other")
 
 
 class TestNotifications:
@@ -283,8 +283,8 @@ class TestUnreachable:
             backend.commit(*_version(1)),
             backend.history(5),
             backend.entries(0, 1),
-            backend.aux_get("t"),
-            backend.aux_put("t", "k", "v"),
+            backend.records.all("t"),
+            backend.records.put("t", "k", {"v": 1}),
         ]
         for call in calls:
             with pytest.raises(StoreUnavailableError) as caught:
@@ -359,12 +359,12 @@ class TestNotText:
     async def test_table_entry_not_utf8_is_ignored_and_others_read(
         self, backend: RedisBackend, raw: redis.asyncio.Redis
     ) -> None:
-        """An auxiliary-table entry that is not text grants nothing; the others still read."""
-        await backend.aux_put("tokens", "good", "{}")
+        """A record whose key or value is not text grants nothing; the others still read."""
+        await backend.records.put("tokens", "good", {})
         await raw.hset(backend.keys.aux("tokens"), b"bad\xff", b"{}")
         await raw.hset(backend.keys.aux("tokens"), b"worse", b"\xff")
 
-        assert {"good": "{}"} == await backend.aux_get("tokens")
+        assert {"good": {}} == await backend.records.all("tokens")
 
     async def test_notice_not_utf8_asks_for_a_check_and_notices_keep_coming(
         self, backend: RedisBackend, raw: redis.asyncio.Redis

@@ -8,7 +8,8 @@ import redis.asyncio
 from policystore.backends._redis_subscription import endpoint_of
 from policystore.backends.redis import RedisBackend, RedisKeys
 from policystore.errors import PolicyValidationError, StoreUnavailableError
-from policystore.store.urls import backend_for_url, redact, redact_text
+from policystore.redaction import redact, redact_text
+from policystore.store.urls import backend_for_url
 
 
 class TestFromUrl:
@@ -84,7 +85,7 @@ SECRET = "Sw0rdf1sh-9"  # noqa: S105 - a made-up password the tests look for in 
 
 
 class TestRedact:
-    """One redaction for every way a URL carries a secret (store.urls.redact)."""
+    """One redaction for every way a URL carries a secret (policystore.redaction.redact)."""
 
     @pytest.mark.parametrize(
         ("url", "shown"),

@@ -21,9 +21,10 @@ Tables (in the connection's current schema, ``public`` unless the URL sets a
     per namespace and version, the document, its history entry and the write id
     of the commit that stored it (see :mod:`._postgres_layout`).
 ``policystore_aux``
-    a generic (namespace, table, key) -> value store with the server's time of
-    each write: API tokens today; proposals (a key per proposal) and fleet
-    records fit as they are. A fleet heartbeat is one upsert,
+    the records beside the policy (see :mod:`._postgres_records`): per
+    namespace, collection (``tbl``) and key, the record's JSON text, with the
+    server's time of each write: API tokens today; proposals (a key per
+    proposal) and fleet records fit as they are. A fleet heartbeat is one upsert,
     ``INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (ns, 'fleet',
     member_id, record) ON CONFLICT (namespace, tbl, key) DO UPDATE SET value =
     EXCLUDED.value, updated_at = now()``, and a member is lost when

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from policystore.errors import FieldError, PolicyValidationError
-from policystore.store.urls import redact
+from policystore.redaction import redact
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TIMEOUT", "NAMESPACE_RE", "PostgresTarget", "invalid", "parse_postgres_url"]
 

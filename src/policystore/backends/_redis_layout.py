@@ -1,4 +1,4 @@
-"""How a policy is laid out in Redis: the keys of a namespace and the script that commits a version.
+"""How a policy is laid out in Redis: the keys of a namespace, the script that commits a version, raw replies.
 
 Each write carries a random write id inside its history entry (the extra
 ``write_id`` field, which :meth:`HistoryEntry.from_dict` ignores). When the
@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
 
 from policystore.backends._redis_urls import NAMESPACE_RE, invalid
 from policystore.model.document_text import document_text
 from policystore.model.history import HistoryEntry
 
-__all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys"]
+__all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys", "raw_reply"]
 
 WRITE_ID: Final = "write_id"
 _ENCODE: Final = json.JSONEncoder(sort_keys=True).encode
@@ -92,9 +96,15 @@ class RedisKeys:
         p = f"policystore:{namespace}:"
         return cls(p, p + "version", p + "document", p + "documents", p + "history", p + "changes")
 
-    def aux(self, table: str) -> str:
-        """Return the hash key of auxiliary table ``table``."""
-        return f"{self.prefix}aux:{table}"
+    def aux(self, collection: str) -> str:
+        """Return the hash key of record collection ``collection`` (named ``aux`` since before records)."""
+        return f"{self.prefix}aux:{collection}"
+
+
+def raw_reply(client: Redis, *command: str | int) -> Awaitable[Any]:
+    """Send ``command`` and answer the reply's bytes undecoded, whatever the client's ``decode_responses``."""
+    response: Awaitable[Any] = client.execute_command(*command, **{NEVER_DECODE: []})  # type: ignore[no-untyped-call]
+    return response
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
@@ -20,7 +20,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from policystore.errors import FieldError, PolicyValidationError
-from policystore.store.urls import HIDDEN, redact, redact_text
+from policystore.redaction import HIDDEN, redact, redact_text
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -107,7 +107,10 @@ def _split_options(url: str) -> tuple[str, str, float]:
         timeout = -1.0
     if not 0 < timeout <= 60:  # noqa: PLR2004 - a minute is already far beyond any sane bound on one call
         raise invalid(f"timeout={raw_timeout!r} in {redact(url)!r} must be a number of seconds above 0, at most 60")
-    return urlunsplit(parts._replace(query=urlencode(query, doseq=True))), namespace, timeout
+    # Rebuilt by hand: urlunsplit drops the '//' of a URL with an empty host (unix:///path/redis.sock),
+    # which redis-py then refuses. A URL with a fragment never gets here (see parse_redis_url).
+    rest = urlencode(query, doseq=True)
+    return url.partition("?")[0] + (f"?{rest}" if rest else ""), namespace, timeout
 
 
 def _sentinel_factory(url: str, timeout: float) -> Callable[[], Redis]:
@@ -131,7 +134,7 @@ def _sentinel_factory(url: str, timeout: float) -> Callable[[], Redis]:
     options = client_options(timeout)
 
     def factory() -> Redis:
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(options), **options)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, sentinel_kwargs=dict(options), **options)  # type: ignore[no-untyped-call,unused-ignore]
         master: Redis = sentinel.master_for(service, db=db, password=password, **options)
         return master
 

@@ -4,6 +4,12 @@ A back end stores versions of one policy document with their history entries
 and tells listeners when a new version may exist. It does no validation of its
 own beyond compare-and-set: the store validates before it commits and after it
 loads.
+
+Beside the policy, every back end keeps records: named collections of small
+JSON objects keyed by string (:class:`RecordStore`, reached as
+``backend.records``). They hold what the server and the fleet keep next to the
+policy (API token hashes, proposals, fleet members) and are no part of the
+policy's versions or history.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "Published"]
+__all__ = ["Backend", "Published", "RecordStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,40 @@ class Published:
 
 
 @runtime_checkable
+class RecordStore(Protocol):
+    """Named collections of small JSON records, keyed by string, kept beside the policy.
+
+    A record is a JSON object. Each call is one atomic step on one record (or
+    one read of a collection); there are no transactions across records, so a
+    change that several writers may make at once is best made a record of its
+    own with :meth:`add` (one key per approval, say) rather than a
+    read-modify-write of a shared one. A stored value that is not a JSON object
+    (written by something else) reads as absent, and is logged.
+
+    Collection names are 1 to 64 letters, digits, ``_``, ``.`` or ``-``; keys
+    are non-empty strings. Every method raises
+    :class:`~policystore.errors.PolicyValidationError` for a bad name, key or
+    record, and :class:`~policystore.errors.StoreUnavailableError` when the
+    storage cannot be reached.
+    """
+
+    async def all(self, collection: str) -> dict[str, dict[str, Any]]:
+        """Return every record of ``collection`` by key (empty when it has none)."""
+
+    async def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """Return the record at ``key``, or None when there is none."""
+
+    async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key``, replacing any record there."""
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        """Store ``record`` at ``key`` only if no record is there; return whether it was stored."""
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """Remove the record at ``key``; return whether there was one."""
+
+
+@runtime_checkable
 class Backend(Protocol):
     """Storage for one versioned policy document.
 
@@ -62,6 +102,10 @@ class Backend(Protocol):
 
     #: Where the data lives, safe to print (no password).
     url: str
+
+    @property
+    def records(self) -> RecordStore:
+        """The records kept beside the policy, in the same storage (see :class:`RecordStore`)."""
 
     async def connect(self, *, create: bool = True) -> None:
         """Open connections and create what the back end needs.
@@ -105,9 +149,3 @@ class Backend(Protocol):
         version itself when the back end's notifications carry it. After a
         reconnect the iterator yields 0 so the listener re-reads.
         """
-
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return every key of an auxiliary table (for example API token hashes)."""
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set (or with None delete) one key of an auxiliary table."""

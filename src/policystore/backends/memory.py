@@ -2,20 +2,22 @@
 
 ``memory://NAME`` stores are shared by every PolicyStore of the process that
 opens the same name, which lets tests run several readers against one store.
+Their records (see :class:`MemoryRecords`) are shared the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from policystore.backends._records import check_names, decode_record, encode_record
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
 
-__all__ = ["MemoryBackend"]
+__all__ = ["MemoryBackend", "MemoryRecords"]
 
 
 class _Shared:
@@ -24,7 +26,7 @@ class _Shared:
     def __init__(self) -> None:
         self.documents: list[dict[str, Any]] = []
         self.entries: list[HistoryEntry] = []
-        self.aux: dict[str, dict[str, str]] = {}
+        self.records: dict[str, dict[str, str]] = {}
         self.listeners: set[asyncio.Queue[int | Published]] = set()
         self.available = True
 
@@ -40,6 +42,7 @@ class MemoryBackend:
         self._shared = _NAMED.setdefault(name, _Shared()) if name else _Shared()
         self._closed = False
         self._own: set[asyncio.Queue[int | Published]] = set()
+        self.records = MemoryRecords(self._shared.records, before=self._check, url=self.url)
 
     def set_available(self, available: bool) -> None:
         """Simulate an outage (False) or recovery (True) of this store."""
@@ -117,14 +120,63 @@ class MemoryBackend:
             self._shared.listeners.discard(queue)
             self._own.discard(queue)
 
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return a copy of an auxiliary table."""
-        return dict(self._check().aux.get(table, {}))
 
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set or delete one key of an auxiliary table."""
-        rows = self._check().aux.setdefault(table, {})
-        if value is None:
-            rows.pop(key, None)
-        else:
-            rows[key] = value
+class MemoryRecords:
+    """Records (see :class:`~policystore.backends.base.RecordStore`) held in this process's memory.
+
+    Each record is kept as its JSON text, as the other back ends keep it, so a
+    record is checked alike everywhere and every read returns a copy.
+
+    Args:
+        collections: the text of each record by key, by collection (a new, empty one when None).
+        before: called before every call; raises StoreUnavailableError while the store is switched off.
+        url: the store's URL, for messages.
+    """
+
+    def __init__(
+        self,
+        collections: dict[str, dict[str, str]] | None = None,
+        *,
+        before: Callable[[], object] = lambda: None,
+        url: str = "memory://",
+    ) -> None:
+        self._collections = {} if collections is None else collections
+        self._before = before
+        self._url = url
+
+    def _rows(self, collection: str, key: str | None = None) -> dict[str, str]:
+        check_names(collection, key)
+        self._before()
+        return self._collections.setdefault(collection, {})
+
+    async def all(self, collection: str) -> dict[str, dict[str, Any]]:
+        """Return every record of ``collection`` by key."""
+        found = {}
+        for key, text in self._rows(collection).items():
+            record = decode_record(text, collection=collection, key=key, where=self._url)
+            if record is not None:
+                found[key] = record
+        return found
+
+    async def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """Return the record at ``key``, or None."""
+        text = self._rows(collection, key).get(key)
+        return None if text is None else decode_record(text, collection=collection, key=key, where=self._url)
+
+    async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key``, replacing any record there."""
+        text = encode_record(record)
+        self._rows(collection, key)[key] = text
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        """Store ``record`` at ``key`` unless a record is there; return whether it was stored."""
+        text = encode_record(record)
+        rows = self._rows(collection, key)
+        if key in rows:
+            return False
+        rows[key] = text
+        return True
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """Remove the record at ``key``; return whether there was one."""
+        return self._rows(collection, key).pop(key, None) is not None

@@ -62,12 +62,13 @@ from policystore.backends._postgres_layout import (
     maybe_written,
 )
 from policystore.backends._postgres_listener import listen
+from policystore.backends._postgres_records import PostgresRecords
 from policystore.backends._postgres_schema import NoTablesError, ensure_schema
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
-from policystore.store.urls import redact
+from policystore.redaction import redact
 
 __all__ = ["PostgresBackend"]
 
@@ -109,6 +110,8 @@ class PostgresBackend:
         #: The namespace's notice key, once read (it never changes while the namespace exists).
         self._notice_key: str | None = None
         self._closed = asyncio.Event()
+        #: The records beside the policy, in ``policystore_aux`` (see :mod:`._postgres_records`).
+        self.records = PostgresRecords(self._fetch, self._write, self.namespace, self.url)
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -215,6 +218,17 @@ class PostgresBackend:
             return await self._call(what, run)
         except NoTablesError:
             return []  # opened without creating: nothing there reads as an empty store
+
+    async def _write(self, what: str, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows; refused while the database has no tables and none were to be made."""
+
+        async def run(conn: Connection) -> list[tuple[Any, ...]]:
+            return await (await conn.execute(query, params)).fetchall()
+
+        try:
+            return await self._call(what, run)
+        except NoTablesError as exc:
+            raise self._no_tables() from exc
 
     def _entry(self, version: int, data: Any) -> HistoryEntry:
         try:
@@ -377,35 +391,6 @@ class PostgresBackend:
                 raise StoreUnavailableError(self.url, f"history entry {expected} is missing from policystore_versions")
             entries.append(self._entry(int(version), data))
         return entries
-
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return every key of an auxiliary table."""
-        rows = await self._fetch(
-            f"reading table {table}",
-            "SELECT key, value FROM policystore_aux WHERE namespace = %s AND tbl = %s",
-            (self.namespace, table),
-        )
-        return {str(key): str(value) for key, value in rows}
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set (or with None delete) one key of an auxiliary table, stamped with the server's time."""
-        if value is None:
-            query = "DELETE FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s"
-            params: tuple[str, ...] = (self.namespace, table, key)
-        else:
-            query = (
-                "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
-            )
-            params = (self.namespace, table, key, value)
-
-        async def run(conn: Connection) -> None:
-            await conn.execute(query, params)
-
-        try:
-            await self._call(f"writing table {table}", run)
-        except NoTablesError as exc:
-            raise self._no_tables() from exc
 
     def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each announced version; 0 after every (re)connect and on connection loss.

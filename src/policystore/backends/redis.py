@@ -36,16 +36,17 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Self, TypeVar
 
 from redis.asyncio import Redis
-from redis.client import NEVER_DECODE
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys
+from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, raw_reply
+from policystore.backends._redis_records import RedisRecords
 from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
-from policystore.store.urls import redact, redact_text
+from policystore.redaction import redact, redact_text
 
 __all__ = ["RedisBackend", "RedisKeys"]
 
@@ -57,6 +58,8 @@ T = TypeVar("T")
 _KEEPALIVE: Final = 5.0
 #: Seconds one wait for a notice lasts before the listener checks whether it was closed.
 _POLL: Final = 0.25
+#: The pause before each new subscription after a lost one: 0.05 s, doubling to at most 1 s.
+_RESUBSCRIBE: Final = ExponentialBackoff(cap=1.0, base=0.05)
 
 
 class RedisBackend:
@@ -70,7 +73,7 @@ class RedisBackend:
 
     Args:
         factory: makes the Redis client on first use (inside the event loop).
-        url: the store's URL; only its redacted form (see :func:`~policystore.store.urls.redact`) is kept.
+        url: the store's URL; only its redacted form (see :func:`~policystore.redaction.redact`) is kept.
         namespace: the key prefix's name.
         timeout: seconds any one call may take before it fails.
         owns_client: close the client in :meth:`close` (False for a caller's client).
@@ -98,6 +101,8 @@ class RedisBackend:
         self._redis: Redis | None = None
         self._commit_script: Any = None
         self._closed = asyncio.Event()
+        #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
+        self.records = RedisRecords(self._call, self.keys, self.url)
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -169,7 +174,7 @@ class RedisBackend:
     async def _entries_at(self, versions: list[int]) -> list[HistoryEntry]:
         if not versions:
             return []
-        raw = await self._call("reading history", lambda r: _raw(r, "HMGET", self.keys.history, *versions))
+        raw = await self._call("reading history", lambda r: raw_reply(r, "HMGET", self.keys.history, *versions))
         entries = []
         for version, item in zip(versions, raw, strict=True):
             data = self._decode(item, f"history entry {version}")
@@ -206,7 +211,7 @@ class RedisBackend:
         Raises:
             StoreUnavailableError: unreachable, or the version key holds no integer.
         """
-        raw = await self._call("reading the version", lambda r: _raw(r, "GET", self.keys.version))
+        raw = await self._call("reading the version", lambda r: raw_reply(r, "GET", self.keys.version))
         if raw is None:
             return 0
         try:
@@ -221,10 +226,10 @@ class RedisBackend:
             StoreUnavailableError: unreachable, or the stored document is not a JSON object.
         """
         if version is None:
-            raw = await self._call("reading the policy", lambda r: _raw(r, "GET", self.keys.document))
+            raw = await self._call("reading the policy", lambda r: raw_reply(r, "GET", self.keys.document))
         else:
             raw = await self._call(
-                f"reading version {version}", lambda r: _raw(r, "HGET", self.keys.documents, version)
+                f"reading version {version}", lambda r: raw_reply(r, "HGET", self.keys.documents, version)
             )
         document = self._decode(raw, "policy document")
         if document is not None and not isinstance(document, dict):
@@ -287,28 +292,6 @@ class RedisBackend:
         """Return the entries with ``after < version <= upto``, oldest first."""
         return await self._entries_at(list(range(max(after, 0) + 1, upto + 1)))
 
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return every key of an auxiliary table."""
-        raw = await self._call(f"reading table {table}", lambda r: _raw(r, "HGETALL", self.keys.aux(table)))
-        table_data: dict[str, str] = {}
-        for key, value in raw.items():
-            try:
-                table_data[key.decode()] = value.decode()
-            except UnicodeDecodeError:
-                # Not written by policystore; like any damaged record, it grants nothing.
-                log.warning(
-                    "Table %s of %s holds a key or value that is not UTF-8 text; it is ignored.", table, self.url
-                )
-        return table_data
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set (or with None delete) one key of an auxiliary table."""
-        name = self.keys.aux(table)
-        if value is None:
-            await self._call(f"writing table {table}", lambda r: r.hdel(name, key))
-        else:
-            await self._call(f"writing table {table}", lambda r: r.hset(name, key, value))
-
     async def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each published version; 0 after every (re)subscribe and on connection loss.
 
@@ -320,7 +303,7 @@ class RedisBackend:
         growing pause of at most 1 s, and yields 0 once subscribed again. A
         malformed message yields 0. Ends when :meth:`close` is called.
         """
-        pause = 0.05
+        failures = 0
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             while not self._closed.is_set():
@@ -329,7 +312,7 @@ class RedisBackend:
                     replies = await self._call("subscribing", lambda _r: self._subscribe())
                     async with contextlib.aclosing(self._listen(replies)) as hints:
                         async for hint in hints:
-                            pause = 0.05
+                            failures = 0
                             yield hint
                 except (StoreUnavailableError, RedisError, OSError, TimeoutError) as exc:
                     log.debug("Policy notifications from %s lost: %s", self.url, self._hide(str(exc)))
@@ -341,8 +324,8 @@ class RedisBackend:
                             await replies.aclose()
                 yield 0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(closed), timeout=pause)
-                pause = min(pause * 2, 1.0)
+                    await asyncio.wait_for(asyncio.shield(closed), timeout=_RESUBSCRIBE.compute(failures))
+                failures += 1
         finally:
             closed.cancel()
 
@@ -356,7 +339,7 @@ class RedisBackend:
             await pubsub.subscribe(self.keys.channel)
         except BaseException:
             with contextlib.suppress(RedisError, OSError, RuntimeError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             raise
         return RedisPyReplies(pubsub)
 
@@ -404,12 +387,6 @@ def _cancel_requested() -> bool:
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _raw(client: Redis, *command: str | int) -> Awaitable[Any]:
-    """Send ``command`` and answer the reply's bytes undecoded, whatever the client's ``decode_responses``."""
-    response: Awaitable[Any] = client.execute_command(*command, **{NEVER_DECODE: []})  # type: ignore[no-untyped-call]
-    return response
 
 
 def _hint(data: Any) -> int | Published:

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from policystore.backends._sqlite_records import SQLiteRecords
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
 
@@ -89,6 +90,8 @@ class SQLiteBackend:
         #: Connected without creating, and no store was there.
         self._absent = False
         self._closed = asyncio.Event()
+        #: The records beside the policy, in the ``aux`` table (see :mod:`._sqlite_records`).
+        self.records = SQLiteRecords(self._run, self.url)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -335,24 +338,6 @@ class SQLiteBackend:
             return await self._run(state)
         except StoreUnavailableError:
             return None  # the listener re-reads, finds the store unavailable and answers stale
-
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return every key of an auxiliary table."""
-        rows = await self._run(lambda c: c.execute("SELECT key, value FROM aux WHERE tbl = ?", (table,)).fetchall())
-        return {str(k): str(v) for k, v in rows}
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set or delete one key of an auxiliary table."""
-        if value is None:
-            await self._run(lambda c: c.execute("DELETE FROM aux WHERE tbl = ? AND key = ?", (table, key)))
-        else:
-            await self._run(
-                lambda c: c.execute(
-                    "INSERT INTO aux (tbl, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
-                    (table, key, value),
-                )
-            )
 
 
 def _files_at(path: Path) -> _Files:

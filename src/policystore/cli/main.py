@@ -23,8 +23,9 @@ from policystore.errors import FieldError, PolicyValidationError, UnknownPathErr
 from policystore.model.modes import MODE_FIELDS, PRESETS
 from policystore.model.policy import Policy
 from policystore.model.roles import Role
+from policystore.redaction import redact
 from policystore.store.store import PolicyStore
-from policystore.store.urls import DEFAULT_URL, redact
+from policystore.store.urls import DEFAULT_URL
 
 __all__ = ["cli", "main"]
 

@@ -24,9 +24,9 @@ import click
 from policystore.cli.context import CliContext, pass_cli
 from policystore.cli.group import PolicyStoreGroup, add_shared_options
 from policystore.errors import StoreUnavailableError
+from policystore.redaction import redact
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
-from policystore.store.urls import redact
 
 __all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
 

@@ -30,9 +30,9 @@ from policystore.consumers.replay import (
 from policystore.errors import PolicyValidationError, StoreUnavailableError
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy
+from policystore.redaction import redact
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
-from policystore.store.urls import redact
 
 __all__ = ["decisions", "replay"]
 

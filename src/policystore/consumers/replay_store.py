@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from policystore.backends.memory import MemoryRecords
 from policystore.errors import VersionConflictError
 from policystore.model.history import HistoryEntry
 from policystore.model.modes import PRESETS
@@ -96,7 +97,8 @@ class ReplayBackend:
         self.url = f"memory://replay-v{first}"
         self._documents: dict[int, dict[str, Any]] = {first: copy.deepcopy(document)}
         self._entries: dict[int, HistoryEntry] = {}
-        self._aux: dict[str, dict[str, str]] = {}
+        #: Records of its own: a replay keeps none of the store's (no tokens, no fleet).
+        self.records = MemoryRecords(url=self.url)
 
     async def connect(self, *, create: bool = True) -> None:
         """Nothing to open: the document is already here."""
@@ -138,15 +140,3 @@ class ReplayBackend:
     async def notifications(self) -> AsyncIterator[int]:
         """Yield 0 once: no other process writes to a replay."""
         yield 0
-
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """Return a copy of an auxiliary table."""
-        return dict(self._aux.get(table, {}))
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """Set or delete one key of an auxiliary table."""
-        rows = self._aux.setdefault(table, {})
-        if value is None:
-            rows.pop(key, None)
-        else:
-            rows[key] = value

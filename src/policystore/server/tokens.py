@@ -1,8 +1,10 @@
-"""API tokens: created once, kept only as a SHA-256 hash in the store's ``tokens`` table.
+"""API tokens: created once, kept only as a SHA-256 hash in the store's ``tokens`` records.
 
 A token is ``ps_`` followed by 32 random bytes (URL-safe base64). The store
-keeps, per token name, the role, the creation time and the hash; the secret
-itself is shown once, when it is created, and never again.
+keeps, per token name, a record of the role, the creation time and the hash in
+the ``tokens`` collection of its back end's records (``backend.records``, see
+:class:`~policystore.backends.base.RecordStore`); the secret itself is shown
+once, when it is created, and never again.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from policystore.model.roles import Role
 
 __all__ = ["TOKEN_TABLE", "TokenRecord", "TokenStore", "hash_token"]
 
-#: The auxiliary table of the back end the token hashes live in.
-TOKEN_TABLE: Final = "tokens"  # noqa: S105 - a table name, not a secret
+#: The collection of the back end's records the token hashes live in.
+TOKEN_TABLE: Final = "tokens"  # noqa: S105 - a collection name, not a secret
 _PREFIX: Final = "ps_"
 #: Token names become history authors. Writes made without a token are recorded as
 #: ``local:<user>``, so ':' is kept out of token names: no token can pass for such an author.
@@ -56,19 +58,31 @@ class TokenRecord:
     created_at: datetime
     digest: str
 
+    def to_record(self) -> dict[str, str]:
+        """Return the record the store keeps under the token's name: role, creation time, hash."""
+        return {"role": self.role.value, "created_at": self.created_at.isoformat(), "sha256": self.digest}
+
+    @classmethod
+    def from_record(cls, name: str, data: dict[str, Any]) -> TokenRecord:
+        """Rebuild a token record from :meth:`to_record` output.
+
+        Raises:
+            ValueError, KeyError, TypeError: the data is not a token record.
+        """
+        return cls(name, Role(data["role"]), datetime.fromisoformat(data["created_at"]), str(data["sha256"]))
+
     def to_json(self) -> str:
-        """Return the record as the JSON string the store keeps."""
-        return json.dumps({"role": self.role.value, "created_at": self.created_at.isoformat(), "sha256": self.digest})
+        """Return :meth:`to_record` as JSON text."""
+        return json.dumps(self.to_record())
 
     @classmethod
     def from_json(cls, name: str, text: str) -> TokenRecord:
         """Rebuild a record from :meth:`to_json` output.
 
         Raises:
-            ValueError, KeyError: the text is not a token record.
+            ValueError, KeyError, TypeError: the text is not a token record.
         """
-        data: dict[str, Any] = json.loads(text)
-        return cls(name, Role(data["role"]), datetime.fromisoformat(data["created_at"]), str(data["sha256"]))
+        return cls.from_record(name, json.loads(text))
 
     def public(self) -> dict[str, str]:
         """Return what may be shown about the token: name, role, created_at."""
@@ -76,7 +90,7 @@ class TokenRecord:
 
 
 class TokenStore:
-    """Creates, lists, revokes and checks API tokens kept in a back end's ``tokens`` table.
+    """Creates, lists, revokes and checks API tokens kept in a back end's ``tokens`` records.
 
     Lookups use a cached copy of the table, reloaded after ``ttl`` seconds and
     on a miss (at most every ``miss_interval`` seconds, so a flood of bad
@@ -85,7 +99,7 @@ class TokenStore:
     their own.
 
     Args:
-        backend: the back end holding the table.
+        backend: the back end whose records (``backend.records``) hold the tokens.
         ttl: seconds a loaded table is trusted; a revoked token works at most this long.
         miss_interval: least seconds between reloads caused by unknown tokens.
         clock: monotonic seconds (``time.monotonic``).
@@ -99,7 +113,7 @@ class TokenStore:
         miss_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._backend = backend
+        self._records = backend.records
         self._ttl = ttl
         self._miss_interval = miss_interval
         self._clock = clock
@@ -113,11 +127,11 @@ class TokenStore:
         Raises:
             StoreUnavailableError: the store cannot be reached.
         """
-        table = await self._backend.aux_get(TOKEN_TABLE)
+        stored = await self._records.all(TOKEN_TABLE)
         found = []
-        for name, text in table.items():
+        for name, data in stored.items():
             try:
-                found.append(TokenRecord.from_json(name, text))
+                found.append(TokenRecord.from_record(name, data))
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged record grants nothing
         return sorted(found, key=lambda r: r.name)
@@ -147,12 +161,12 @@ class TokenStore:
         except ValueError:
             msg = f"{role!r} is not a role; use one of {', '.join(r.value for r in Role)}"
             raise PolicyValidationError([FieldError("role", msg)]) from None
-        if name in await self._backend.aux_get(TOKEN_TABLE):
-            msg = f"a token named {name!r} exists; revoke it first or pick another name"
-            raise PolicyValidationError([FieldError("name", msg)])
         secret = _PREFIX + secrets.token_urlsafe(32)
         record = TokenRecord(name, parsed, now or datetime.now(UTC), hash_token(secret))
-        await self._backend.aux_put(TOKEN_TABLE, name, record.to_json())
+        # Added only where no record is: of two creations of one name at once, one is refused.
+        if not await self._records.add(TOKEN_TABLE, name, record.to_record()):
+            msg = f"a token named {name!r} exists; revoke it first or pick another name"
+            raise PolicyValidationError([FieldError("name", msg)])
         self._loaded_at = float("-inf")  # reload at the next lookup
         return secret
 
@@ -163,9 +177,9 @@ class TokenStore:
             PolicyValidationError: no token has that name.
             StoreUnavailableError: the store cannot be reached.
         """
-        if name not in await self._backend.aux_get(TOKEN_TABLE):
+        # A name no token may have names none (and is no key the records would take).
+        if not _NAME.fullmatch(name) or not await self._records.delete(TOKEN_TABLE, name):
             raise PolicyValidationError([FieldError("name", f"no token is named {name!r}")])
-        await self._backend.aux_put(TOKEN_TABLE, name, None)
         if self._cache is not None:  # revoked here: refused at once, even if a reload fails
             self._cache = [r for r in self._cache if r.name != name]
         self._loaded_at = float("-inf")

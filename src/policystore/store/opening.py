@@ -1,9 +1,12 @@
 """Which back end a store's constructor arguments name, and what opening one without creating says.
 
 The first argument of :class:`~policystore.store.store.PolicyStore` may be a
-back end, a URL or a Redis client; code written for the older store passes the
-client as ``redis_client=``. A synchronous client is refused here, in one
-sentence, rather than failing at the first ``await`` deep inside a read.
+back end, a URL or a client object a back end wraps (a Redis client); code
+written for the older store passes the client as ``redis_client=``. The
+back-end registry (:mod:`policystore.backends.registry`) turns a URL or a
+client into a back end: the store names none. A synchronous Redis client is
+refused there, in one sentence, rather than failing at the first ``await``
+deep inside a read.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import os
 from typing import Any, Final
 
 from policystore.backends.base import Backend
-from policystore.errors import ClientTypeError, FieldError, PolicyValidationError
-from policystore.store.urls import DEFAULT_URL, backend_for_url
+from policystore.backends.registry import REGISTRY
+from policystore.errors import FieldError, PolicyValidationError
+from policystore.store.urls import DEFAULT_URL
 
 __all__ = ["NO_POLICY_REASON", "backend_for"]
 
@@ -23,6 +27,14 @@ NO_POLICY_REASON: Final = "no policy store exists there; run 'policystore init' 
 
 def backend_for(backend: Backend | str | Any | None, redis_client: Any) -> Backend:
     """Return the back end a constructor's first argument (or ``redis_client=``) names.
+
+    Args:
+        backend: a back end, a store URL, a client object, or None for
+            ``POLICYSTORE_URL`` (the default URL without it).
+        redis_client: a client given by keyword, as the older store took it.
+
+    Returns:
+        The back end, not yet connected.
 
     Raises:
         ClientTypeError: a synchronous Redis client, or an object that is no back end or client.
@@ -37,24 +49,7 @@ def backend_for(backend: Backend | str | Any | None, redis_client: Any) -> Backe
     if backend is None:
         backend = os.environ.get("POLICYSTORE_URL") or DEFAULT_URL
     if isinstance(backend, str):
-        return backend_for_url(backend)
+        return REGISTRY.open_url(backend)
     if isinstance(backend, Backend):
         return backend
-    from policystore.backends.redis import RedisBackend
-
-    _require_async_client(argument, backend)
-    return RedisBackend.from_client(backend)
-
-
-def _require_async_client(argument: str, client: Any) -> None:
-    """Refuse a synchronous redis-py client, whose calls return values where awaitables are needed.
-
-    Raises:
-        ClientTypeError: ``client`` is a ``redis.Redis``, or no Redis client at all.
-    """
-    import redis
-
-    if isinstance(client, redis.Redis | redis.RedisCluster):
-        raise ClientTypeError(argument, "redis.asyncio.Redis", client)
-    if not hasattr(client, "connection_pool"):
-        raise ClientTypeError(argument, "a Backend, a store URL or a redis.asyncio.Redis client", client)
+    return REGISTRY.open_client(backend, argument)

@@ -1,0 +1,89 @@
+"""The records of a PostgreSQL store: rows of ``policystore_aux``, one per record.
+
+The table (see :mod:`._postgres_schema`) holds ``(namespace, tbl, key)`` ->
+``value`` with the server's time of each write (``updated_at``); ``tbl`` is the
+collection and ``value`` the record's JSON text. Each call is one statement. A
+call whose connection fails is sent once more (the pooled connection may have
+died with a server restart), so after a reply lost in flight :meth:`add` or
+:meth:`delete` may answer False for a change their first send made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Final, Protocol
+
+from policystore.backends._records import check_names, decode_record, encode_record
+
+__all__ = ["PostgresRecords"]
+
+_ALL: Final = "SELECT key, value FROM policystore_aux WHERE namespace = %s AND tbl = %s"
+_ONE: Final = "SELECT value FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s"
+_PUT: Final = (
+    "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() RETURNING 1"
+)
+_ADD: Final = (
+    "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (namespace, tbl, key) DO NOTHING RETURNING 1"
+)
+_DELETE: Final = "DELETE FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s RETURNING 1"
+
+
+class _Statement(Protocol):
+    """One of the back end's ways to run a statement and return its rows."""
+
+    def __call__(self, what: str, query: str, params: tuple[Any, ...]) -> Awaitable[list[tuple[Any, ...]]]:
+        """Run ``query``; raise StoreUnavailableError, saying ``what`` failed, when PostgreSQL does."""
+
+
+class PostgresRecords:
+    """Records (see :class:`~policystore.backends.base.RecordStore`) in PostgreSQL's ``policystore_aux`` table.
+
+    Args:
+        read: runs a query; no rows while the database has no tables and none were to be made.
+        write: runs a statement; refused while the database has no tables and none were to be made.
+        namespace: the store's namespace.
+        url: the store's URL, safe to show, for messages.
+    """
+
+    def __init__(self, read: _Statement, write: _Statement, namespace: str, url: str) -> None:
+        self._read = read
+        self._write = write
+        self._namespace = namespace
+        self._url = url
+
+    async def all(self, collection: str) -> dict[str, dict[str, Any]]:
+        """Return every record of ``collection`` by key."""
+        check_names(collection)
+        rows = await self._read(f"reading collection {collection}", _ALL, (self._namespace, collection))
+        found = {}
+        for key, text in rows:
+            record = decode_record(text, collection=collection, key=key, where=self._url)
+            if record is not None:
+                found[str(key)] = record
+        return found
+
+    async def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """Return the record at ``key``, or None."""
+        check_names(collection, key)
+        rows = await self._read(f"reading collection {collection}", _ONE, (self._namespace, collection, key))
+        return decode_record(rows[0][0], collection=collection, key=key, where=self._url) if rows else None
+
+    async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key``, replacing any record there, stamped with the server's time."""
+        check_names(collection, key)
+        params = (self._namespace, collection, key, encode_record(record))
+        await self._write(f"writing collection {collection}", _PUT, params)
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        """Store ``record`` at ``key`` unless a record is there; return whether it was stored."""
+        check_names(collection, key)
+        params = (self._namespace, collection, key, encode_record(record))
+        return bool(await self._write(f"writing collection {collection}", _ADD, params))
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """Remove the record at ``key``; return whether there was one."""
+        check_names(collection, key)
+        params = (self._namespace, collection, key)
+        return bool(await self._write(f"writing collection {collection}", _DELETE, params))

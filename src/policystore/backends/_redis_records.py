@@ -1,0 +1,92 @@
+"""The records of a Redis store: one hash per collection, ``policystore:NAMESPACE:aux:COLLECTION``.
+
+Each field of the hash is a record's key and its value the record's JSON text.
+Every call is one Redis command, so each is atomic on its own: ``HSETNX`` adds
+a record only where none is. Values are read as the bytes Redis holds, whatever
+the client's ``decode_responses``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from redis.asyncio import Redis
+
+from policystore.backends._records import check_names, decode_record, encode_record
+from policystore.backends._redis_layout import RedisKeys, raw_reply
+
+__all__ = ["RedisRecords"]
+
+log = logging.getLogger("policystore.redis")
+T = TypeVar("T")
+
+
+class _Call(Protocol):
+    """The back end's way to run one operation within its timeout."""
+
+    def __call__(self, what: str, operation: Callable[[Redis], Awaitable[T]]) -> Awaitable[T]:
+        """Run ``operation``; raise StoreUnavailableError, saying ``what`` failed, when Redis does."""
+
+
+class RedisRecords:
+    """Records (see :class:`~policystore.backends.base.RecordStore`) in a Redis namespace's hashes.
+
+    Args:
+        call: runs one operation on the back end's client, within its timeout.
+        keys: the namespace's keys.
+        url: the store's URL, safe to show, for messages.
+    """
+
+    def __init__(self, call: _Call, keys: RedisKeys, url: str) -> None:
+        self._call = call
+        self._keys = keys
+        self._url = url
+
+    async def all(self, collection: str) -> dict[str, dict[str, Any]]:
+        """Return every record of ``collection`` by key; a key that is not UTF-8 text is skipped (logged)."""
+        check_names(collection)
+        name = self._keys.aux(collection)
+        raw = await self._call(f"reading collection {collection}", lambda r: raw_reply(r, "HGETALL", name))
+        found = {}
+        for field, value in raw.items():
+            try:
+                key = field.decode()
+            except UnicodeDecodeError:
+                # Not written by policystore: like any damaged record, it grants nothing.
+                log.warning(
+                    "Collection %s of %s holds a key that is not UTF-8 text; it is ignored.", collection, self._url
+                )
+                continue
+            record = decode_record(value, collection=collection, key=key, where=self._url)
+            if record is not None:
+                found[key] = record
+        return found
+
+    async def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """Return the record at ``key``, or None."""
+        check_names(collection, key)
+        name = self._keys.aux(collection)
+        raw = await self._call(f"reading collection {collection}", lambda r: raw_reply(r, "HGET", name, key))
+        return None if raw is None else decode_record(raw, collection=collection, key=key, where=self._url)
+
+    async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key``, replacing any record there."""
+        check_names(collection, key)
+        text, name = encode_record(record), self._keys.aux(collection)
+        await self._call(f"writing collection {collection}", lambda r: raw_reply(r, "HSET", name, key, text))
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        """Store ``record`` at ``key`` unless a record is there; return whether it was stored."""
+        check_names(collection, key)
+        text, name = encode_record(record), self._keys.aux(collection)
+        added = await self._call(f"writing collection {collection}", lambda r: raw_reply(r, "HSETNX", name, key, text))
+        return bool(added)
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """Remove the record at ``key``; return whether there was one."""
+        check_names(collection, key)
+        name = self._keys.aux(collection)
+        removed = await self._call(f"writing collection {collection}", lambda r: raw_reply(r, "HDEL", name, key))
+        return bool(removed)
