@@ -224,6 +224,15 @@ class PaperBroker:
         """Return how many positions are open."""
         return len(self._positions)
 
+    def gross_exposure(self) -> float:
+        """Return the sum of the notionals of every open position at its last mark (``abs(quantity * mark)``).
+
+        An executor measures ``trading.max_gross_exposure`` by this when a broker has it.
+        """
+        if not self._positions:
+            return 0.0
+        return sum((abs(p.quantity * p.mark) for p in self._positions.values()), 0.0)
+
     def daily_loss_fraction(self) -> float:
         """Return the day's loss as a fraction of the day's starting equity (0 when up).
 

@@ -18,6 +18,8 @@ consumers that check every signal.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -71,6 +73,9 @@ class InstrumentRules:
         state: its state, with the path that set it.
         max_order_notional, max_order_quantity, max_position_notional, price_collar:
             each limit in force with its path, or None when none applies.
+        opening_notional: the largest notional an order that opens a position
+            (none held) may have under the order and position limits (inf: none).
+        opening_quantity: the largest quantity of one order (inf: none).
     """
 
     symbol: str
@@ -80,6 +85,15 @@ class InstrumentRules:
     max_order_quantity: Bound | None
     max_position_notional: Bound | None
     price_collar: Bound | None
+    opening_notional: float = dataclasses.field(init=False)
+    opening_quantity: float = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        # Derived once: a consumer compares every order with these before it looks closer.
+        bounds = [b.value for b in (self.max_order_notional, self.max_position_notional) if b is not None]
+        object.__setattr__(self, "opening_notional", min(bounds, default=math.inf))
+        quantity = self.max_order_quantity
+        object.__setattr__(self, "opening_quantity", math.inf if quantity is None else quantity.value)
 
 
 def firm_state(policy: Policy) -> StateVerdict:
@@ -161,6 +175,7 @@ class TradingRules:
     __slots__ = (
         "_instruments",
         "_strategy_states",
+        "_verdicts",
         "allow_unlisted",
         "firm",
         "max_daily_loss",
@@ -183,6 +198,7 @@ class TradingRules:
             if s.state is not _ACTIVE
         }
         self._instruments: dict[str, InstrumentRules] = {}
+        self._verdicts: dict[tuple[str, str], StateVerdict] = {}
         caps = policy.hard_limits
         self.quiet = (
             self.firm.state is _ACTIVE
@@ -201,10 +217,19 @@ class TradingRules:
         return rules
 
     def state_for(self, symbol: str, strategy: str) -> StateVerdict:
-        """Return the strictest state for an order in ``symbol`` from ``strategy`` (see :func:`strictest_state`)."""
-        verdict = self.firm
-        own = self._strategy_states.get(strategy)
-        if own is not None and own.state.rank > verdict.state.rank:
-            verdict = own
-        instrument = self.instrument(symbol).state
-        return instrument if instrument.state.rank > verdict.state.rank else verdict
+        """Return the strictest state for an order in ``symbol`` from ``strategy`` (see :func:`strictest_state`).
+
+        Resolved once per pair: every signal asks.
+        """
+        key = (symbol, strategy)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self.firm
+            own = self._strategy_states.get(strategy)
+            if own is not None and own.state.rank > verdict.state.rank:
+                verdict = own
+            instrument = self.instrument(symbol).state
+            if instrument.state.rank > verdict.state.rank:
+                verdict = instrument
+            self._verdicts[key] = verdict
+        return verdict
