@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,18 @@ class TestOrderLimits:
         assert "order notional 12,400 above instruments.BTC.max_order_notional 10,000" == decision.detail
         assert (124, "instruments.BTC.max_order_notional") == (decision.sizing.quantity, decision.control)
         assert [] == rig.broker.fills
+
+    async def test_notional_worked_out_from_quantity_not_taken_from_the_sizer(self, store):
+        """A sizer that under-reports its notional is still refused: the executor multiplies quantity by price."""
+
+        class UnderReporting(FixedSizer):
+            def decide(self, *args, **kwargs):
+                return dataclasses.replace(super().decide(*args, **kwargs), notional=1.0)
+
+        rig = Rig(store, sizer=UnderReporting(124))
+        await rig.set(instruments__BTC__max_order_notional=10_000)
+        decision = await rig.handle(signal())
+        assert "order notional 12,400 above instruments.BTC.max_order_notional 10,000" == decision.detail
 
     async def test_order_quantity_refused_falls_back_to_default(self, store):
         """A symbol without its own limit takes instruments.default's."""

@@ -104,7 +104,13 @@ class ClosedTrade:
 
 
 class Broker(Protocol):
-    """What an executor needs from a broker. Account state is read locally; only orders are awaited."""
+    """What an executor needs from a broker. Account state is read locally; only orders are awaited.
+
+    A broker may also offer ``gross_exposure() -> float``, the sum of the
+    notionals of every open position (the paper broker does): an executor
+    measures ``trading.max_gross_exposure`` by it, and otherwise by the
+    positions it opened itself.
+    """
 
     @property
     def equity(self) -> float:

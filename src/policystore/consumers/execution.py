@@ -119,13 +119,17 @@ _GATE_REASONS: dict[GateRefusal, Reason] = {
 _Controls = tuple[TradingRules, InstrumentRules, float, str]
 
 
-def _within(rules: TradingRules, instrument: InstrumentRules, sizing: SizingDecision, exposure: float) -> bool:
-    """The quick form of :func:`size_refusal` for an order that opens a position: True when no limit is exceeded."""
+def _within(rules: TradingRules, instrument: InstrumentRules, quantity: float, price: float, exposure: float) -> bool:
+    """The quick form of :func:`size_refusal` for an order that opens a position: True when no limit is exceeded.
+
+    The notional is worked out here, never taken from the sizer's decision: the check is the last word on it.
+    """
+    notional = quantity * price
     gross = rules.max_gross_exposure
     return (
-        sizing.quantity <= instrument.opening_quantity
-        and sizing.notional <= instrument.opening_notional
-        and (gross is None or sizing.notional <= gross.value - exposure)
+        quantity <= instrument.opening_quantity
+        and notional <= instrument.opening_notional
+        and (gross is None or notional <= gross.value - exposure)
     )
 
 
@@ -416,9 +420,10 @@ class EventDrivenExecutor:
             if sizing.binding_caps:
                 detail += f" ({', '.join(sizing.binding_caps)} bound it)"
             return self._decision(snap, signal, Reason.ZERO_SIZE, detail + note, sizing=sizing)
-        if rules is not None and instrument is not None and not _within(rules, instrument, sizing, exposure):
+        quantity, price = sizing.quantity, signal.price
+        if rules is not None and instrument is not None and not _within(rules, instrument, quantity, price, exposure):
             # No position is held here (step 9 refused one), so the position after is the order.
-            refusal = size_refusal(rules, instrument, sizing.quantity, signal.price, 0.0, exposure)
+            refusal = size_refusal(rules, instrument, quantity, price, 0.0, exposure)
             if refusal is not None:
                 return self._refused(snap, signal, refusal._replace(detail=refusal.detail + note), sizing=sizing)
         stop = sizing.stop_distance

@@ -97,7 +97,14 @@ class InstrumentRules:
 
 
 def firm_state(policy: Policy) -> StateVerdict:
-    """Return the firm-wide state in force: ``trading.state``, at least ``reducing`` while the kill switch is on."""
+    """Return the firm-wide state in force: ``trading.state``, at least ``reducing`` while the kill switch is on.
+
+    Args:
+        policy: the snapshot.
+
+    Returns:
+        The state and the path that decided it (``emergency.active`` when the kill switch raised it).
+    """
     state = policy.trading.state
     if policy.emergency.active and state is _ACTIVE:
         return StateVerdict(_REDUCING, "emergency.active")
@@ -105,7 +112,15 @@ def firm_state(policy: Policy) -> StateVerdict:
 
 
 def trading_limit(policy: Policy, field: str) -> Bound | None:
-    """Return the firm-wide limit ``trading.<field>`` in force, else its hard cap, else None."""
+    """Return the firm-wide limit ``trading.<field>`` in force, else its hard cap, else None.
+
+    Args:
+        policy: the snapshot.
+        field: one of ``max_orders_per_minute``, ``max_daily_loss``, ``max_gross_exposure``.
+
+    Returns:
+        The limit and the path that set it, or None when none applies.
+    """
     value = getattr(policy.trading, field)
     if value is not None:
         return Bound(value, f"trading.{field}")
@@ -118,7 +133,16 @@ def _cap(policy: Policy, field: str) -> Bound | None:
 
 
 def instrument_rules(policy: Policy, symbol: str) -> InstrumentRules:
-    """Return the state and limits in force for ``symbol`` (any string: one without an entry gets the default's)."""
+    """Return the state and limits in force for ``symbol``.
+
+    Args:
+        policy: the snapshot.
+        symbol: any string; one without an entry of its own gets the default's
+            (``"default"`` gives the default entry's own).
+
+    Returns:
+        The instrument's rules, each value with the path that set it.
+    """
     own = policy.instruments.get(symbol)
     default = policy.instruments.get(DEFAULT_INSTRUMENT, _EMPTY)
     key = symbol if own is not None else DEFAULT_INSTRUMENT
@@ -146,7 +170,15 @@ def strictest_state(policy: Policy, symbol: str, strategy: str | None = None) ->
 
     The strictest of the firm's (kill switch folded in), the strategy's (an
     unknown strategy has none) and the instrument's; on a tie the wider scope
-    is named.
+    is named. This is what ``explain`` can say of a symbol's effective state.
+
+    Args:
+        policy: the snapshot.
+        symbol: the instrument.
+        strategy: the strategy, or None for the firm's and the instrument's alone.
+
+    Returns:
+        The state and the path that decided it.
     """
     verdict = firm_state(policy)
     settings = policy.strategies.get(strategy) if strategy is not None else None
