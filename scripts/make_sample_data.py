@@ -9,7 +9,13 @@ produced over them, from a fixed seed (the files are the same on every run):
   drawdown breaker trips in the stricter modes and the kill switch refuses the rest;
 * a few bursts make the other refusals happen: a flip-flop on one symbol
   (a close, then a re-entry inside the cooldown) and a burst of conservative
-  signals across every symbol (more than its five positions).
+  signals across every symbol (more than its five positions);
+* every signal carries the market price it was made against
+  (``reference_price``): most are within a few basis points of the signal's
+  price, and a few are stale quotes 3 to 6 % away, which a price collar
+  (``instruments.<SYMBOL>.price_collar``) refuses. The reference prices come from
+  a random stream of their own, so every other column is as it was before they
+  were added.
 
 Run: ``python scripts/make_sample_data.py [OUT_DIR]``.
 """
@@ -32,6 +38,8 @@ DRIFT = 0.0035  # per hour, in the trend's direction
 NOISE = 0.006  # per hour
 STOP = 0.015  # stop distance as a fraction of the price
 VOLATILITY_SHARE = 0.2  # signals that give a volatility instead of a stop distance
+REFERENCE_NOISE = 0.001  # how far a signal's price is from its reference price, typically
+STALE_SHARE = 0.05  # signals whose reference price is a stale quote, 3 to 6 % away
 
 
 def _prices(rng: random.Random) -> tuple[list[tuple[datetime, str, float]], dict[tuple[str, int], int]]:
@@ -104,6 +112,19 @@ def _signals(
     return rows
 
 
+def _references(prices: list[float]) -> list[float]:
+    """A reference price for each signal price, from a stream of its own."""
+    rng = random.Random(SEED + 1)
+    references = []
+    for price in prices:
+        if rng.random() < STALE_SHARE:
+            away = rng.uniform(0.03, 0.06) * rng.choice((1, -1))
+        else:
+            away = rng.gauss(0, REFERENCE_NOISE)
+        references.append(price * (1 + away))
+    return references
+
+
 def main(out: Path) -> None:
     """Write both files into ``out``."""
     rng = random.Random(SEED)
@@ -117,8 +138,10 @@ def main(out: Path) -> None:
         writer.writerows((t.isoformat(), s, f"{p:.6g}") for t, s, p in price_rows)
     with (out / "sample_signals.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("time", "symbol", "side", "confidence", "price", "strategy", "stop_distance", "volatility"))
-        for t, s, side, c, p, strategy, stop, vol in signal_rows:
+        columns = ("time", "symbol", "side", "confidence", "price", "strategy", "stop_distance", "volatility")
+        writer.writerow((*columns, "reference_price"))
+        references = _references([row[4] for row in signal_rows])
+        for (t, s, side, c, p, strategy, stop, vol), reference in zip(signal_rows, references, strict=True):
             writer.writerow(
                 (
                     t.isoformat(),
@@ -129,6 +152,7 @@ def main(out: Path) -> None:
                     strategy,
                     "" if stop is None else f"{stop:.6g}",
                     "" if vol is None else f"{vol:g}",
+                    f"{reference:.6g}",
                 )
             )
     print(f"wrote {len(price_rows)} prices and {len(signal_rows)} signals to {out}")

@@ -15,6 +15,7 @@ EXPECTED = [
     "FieldError",
     "HardLimits",
     "HistoryEntry",
+    "InstrumentLimits",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",
@@ -30,6 +31,8 @@ EXPECTED = [
     "StrategyConfig",
     "StrategySettings",
     "SyncPolicyStore",
+    "TradingControls",
+    "TradingState",
     "UnknownPathError",
     "VersionConflictError",
 ]

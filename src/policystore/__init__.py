@@ -22,6 +22,7 @@ from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
 from policystore.model.policy import Emergency, HardLimits, Policy, StrategyConfig, StrategySettings
 from policystore.model.roles import Actor, Role
+from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
 from policystore.store.sources import Explanation, Source
 from policystore.store.store import MISSING, PolicyStore, StaleTradingRule
 from policystore.store.sync import SyncPolicyStore
@@ -37,6 +38,7 @@ __all__ = [
     "FieldError",
     "HardLimits",
     "HistoryEntry",
+    "InstrumentLimits",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",
@@ -52,6 +54,8 @@ __all__ = [
     "StrategyConfig",
     "StrategySettings",
     "SyncPolicyStore",
+    "TradingControls",
+    "TradingState",
     "UnknownPathError",
     "VersionConflictError",
 ]

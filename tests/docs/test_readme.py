@@ -208,7 +208,7 @@ class TestReadmeBlocks:
 
     @pytest.mark.slow
     def test_readme_examples_run_as_written(self, reader: Reader, request: pytest.FixtureRequest) -> None:
-        """Every block in order: the tour, the Python examples (twice), the server, replay, Redis."""
+        """Every block in order: the tour, the Python examples (twice), the server, the controls, replay, Redis."""
         port = str(_free_port())
         ran = []
         for block in readme_blocks():
@@ -245,6 +245,6 @@ class TestReadmeBlocks:
                 assert '"value":5.0' in outputs[-2].replace(" ", "")
                 assert '"active_mode":"DEFENSIVE"' in outputs[-1].replace(" ", "")
 
-        assert ["sh", "python", "sh", "python", "python", "sh", "redis"] == ran
+        assert ["sh", "python", "sh", "python", "python", "python", "sh", "redis"] == ran
         assert (reader.cwd / "replay.png").read_bytes()[:4] == b"\x89PNG"
         assert 2 == len((reader.cwd / "decisions.jsonl").read_text().splitlines())  # one decision per run

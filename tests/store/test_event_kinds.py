@@ -83,6 +83,20 @@ class TestOneEventPerChange:
                 call()
             assert ("types",) == caught.value.paths
 
+    async def test_trading_state_change_heard_as_its_kind_and_once_by_default(self, store: PolicyStore) -> None:
+        """A state change at any scope is policy.trading to those who ask; a default listener hears it once."""
+        trading: list[PolicyChanged] = []
+        default: list[PolicyChanged] = []
+        store.subscribe(trading.append, types=[EventType.TRADING])
+        store.subscribe(default.append)
+        await store.update({"trading.max_daily_loss": 500.0}, reason="a limit, no state", updated_by="ann")
+        await store.update({"instruments.BTC.state": "halted"}, reason="exchange outage", updated_by="bob")
+        await store.update({"strategies.moderate.state": "reducing"}, reason="wind down", updated_by="cat")
+        await eventually(lambda: len(trading) >= 2 and len(default) >= 3)
+        assert [(3, EventType.TRADING), (4, EventType.TRADING)] == [(e.version, e.type) for e in trading]
+        assert {"instruments.BTC.state": "halted"} == trading[0].new
+        assert [(v, EventType.UPDATED) for v in (2, 3, 4)] == [(e.version, e.type) for e in default]
+
     async def test_rejected_notice_heard_by_default(self) -> None:
         """policy.rejected is no change but a warning: a default listener hears it."""
         backend = MemoryBackend(f"events-{uuid.uuid4().hex}")

@@ -20,6 +20,7 @@ from policystore import (
     Source,
     StoreUnavailableError,
     SyncPolicyStore,
+    TradingState,
     UnknownPathError,
     VersionConflictError,
 )
@@ -75,6 +76,17 @@ async def follow(store: PolicyStore) -> None:
     async for event in store.watch(types=[EventType.MODE_CHANGED, "policy.emergency"]):
         print(event.type.value)  # noqa: T201
     store.subscribe(lambda _event: None, types={EventType.EMERGENCY})
+
+
+async def trade_carefully(store: PolicyStore) -> TradingState:
+    """Move the firm to reduce-only through the generic write, and read the state in force."""
+    await store.update({"trading.state": TradingState.REDUCING}, reason="volatility", updated_by="desk")
+    await store.update({"instruments.BTC.max_order_notional": 10_000.0}, reason="cap", updated_by="desk")
+    store.subscribe(lambda _event: None, types=[EventType.TRADING])
+    policy: Policy = store.snapshot()
+    collar: float | None = policy.instruments["BTC"].price_collar
+    del collar
+    return TradingState(store.get("trading.effective_state"))
 
 
 async def open_existing(url: str) -> None:

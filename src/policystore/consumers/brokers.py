@@ -104,7 +104,13 @@ class ClosedTrade:
 
 
 class Broker(Protocol):
-    """What an executor needs from a broker. Account state is read locally; only orders are awaited."""
+    """What an executor needs from a broker. Account state is read locally; only orders are awaited.
+
+    A broker may also offer ``gross_exposure() -> float``, the sum of the
+    notionals of every open position (the paper broker does): an executor
+    measures ``trading.max_gross_exposure`` by it, and otherwise by the
+    positions it opened itself.
+    """
 
     @property
     def equity(self) -> float:
@@ -223,6 +229,15 @@ class PaperBroker:
     def open_position_count(self) -> int:
         """Return how many positions are open."""
         return len(self._positions)
+
+    def gross_exposure(self) -> float:
+        """Return the sum of the notionals of every open position at its last mark (``abs(quantity * mark)``).
+
+        An executor measures ``trading.max_gross_exposure`` by this when a broker has it.
+        """
+        if not self._positions:
+            return 0.0
+        return sum((abs(p.quantity * p.mark) for p in self._positions.values()), 0.0)
 
     def daily_loss_fraction(self) -> float:
         """Return the day's loss as a fraction of the day's starting equity (0 when up).

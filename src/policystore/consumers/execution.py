@@ -3,8 +3,14 @@
 Every signal is decided from ONE snapshot of the policy, taken with the store's
 trading verdict from the same read state (:meth:`PolicyStore.gate`), in this order:
 
-1. an opposite signal for a held position closes it (always allowed: it lowers risk);
-2. the store's gate, one reason for each fact that holds new risk shut (the
+1. ``halted``: the strictest trading state that applies is ``halted``: the
+   firm's (``trading.state``), the signal's strategy's
+   (``strategies.<name>.state``) or its instrument's (``instruments.<SYMBOL>.state``,
+   else ``instruments.default.state``). Nothing passes it, not even a close;
+2. an opposite signal for a held position closes it. It only reduces risk, so
+   nothing below refuses it: no state short of ``halted``, no kill switch, limit,
+   collar or throttle blocks a way out;
+3. the store's gate, one reason for each fact that holds new risk shut (the
    same rule ``can_open_new_trades()`` answers by):
 
    - ``kill_switch``: the kill switch is on;
@@ -12,23 +18,47 @@ trading verdict from the same read state (:meth:`PolicyStore.gate`), in this ord
    - ``store_rewound``: the store went back to an older version (a restore, a
      replaced file, a failover that lost writes), not yet confirmed by a write;
    - ``store_unavailable``: the store cannot be reached and its stale rule forbids new trades;
-3. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``, or the
+4. ``daily_drawdown``: the day's loss reached ``risk.max_daily_drawdown``, or the
    broker's loss or equity figure is unusable (NaN, infinite, equity not
    positive): a loss that cannot be measured counts as reached. The executor
    also turns the kill switch on through the store (author ``executor``);
-4. ``unknown_strategy``: the policy has no such strategy;
-5. ``position_open``: a position in the symbol is already open (no pyramiding);
-6. ``low_confidence``: below the strategy's effective ``min_confidence``;
-7. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
-8. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
-9. ``zero_size``: the caps leave no room for a position;
-10. ``broker_rejected``: the broker's submit raised (the order, its sizing and
+5. ``daily_loss``: the day's loss in money reached ``trading.max_daily_loss``
+   (else ``hard_limits.max_daily_loss``). The loss is the drawdown breaker's,
+   in money: the broker's fraction of the day's starting equity times that
+   equity. The kill switch is turned on the same way;
+6. ``reducing``: the strictest state that applies is ``reducing`` (this order
+   would open a position);
+7. ``instrument_not_allowed``: ``trading.allow_unlisted`` is false and the symbol
+   has no entry of its own under ``instruments``;
+8. ``unknown_strategy``: the policy has no such strategy;
+9. ``position_open``: a position in the symbol is already open (no pyramiding);
+10. ``low_confidence``: below the strategy's effective ``min_confidence``;
+11. ``cooldown``: the symbol's last entry is less than the strategy's ``cooldown_seconds`` ago (signal time);
+12. ``max_positions``: the broker holds the strategy's effective ``max_positions`` or more;
+13. ``order_rate``: this executor sent ``trading.max_orders_per_minute`` orders or
+    more in the last 60 seconds of its clock (counted per executor: opens and
+    closes, filled or rejected);
+14. ``price_collar``: the price is further from the signal's ``reference_price``
+    than the instrument's ``price_collar`` (a fraction). Without a reference
+    price the collar does not apply, and the decision's detail says so;
+15. ``gross_exposure``: the open positions' notionals already reach
+    ``trading.max_gross_exposure``, leaving no room (or the broker's exposure
+    cannot be measured);
+16. ``zero_size``: the caps leave no room for a position;
+17. the sized order against the instrument's limits (its own, else
+    ``instruments.default``'s, else the hard cap): ``order_quantity``
+    (``max_order_quantity``), ``order_notional`` (``max_order_notional``),
+    ``position_notional`` (``max_position_notional``, the notional held after the
+    order), then ``gross_exposure`` (exposure plus the order above the limit).
+    The built-in sizer sizes within these; this is the last word on any sizer;
+18. ``broker_rejected``: the broker's submit raised (the order, its sizing and
     the error are recorded; no position is counted as opened). A failed close
     is refused with this reason too.
 
 A refusal is a decision with a reason, never an exception, and every decision
-is recorded with the policy version it was made under. Decisions are made one
-at a time (an :class:`asyncio.Lock`), so signals handled concurrently, from
+is recorded with the policy version it was made under; a refusal by a trading
+control names the policy path that refused (``control``). Decisions are made
+one at a time (an :class:`asyncio.Lock`), so signals handled concurrently, from
 :meth:`EventDrivenExecutor.run` and direct calls alike, each see the positions
 the ones before them opened.
 """
@@ -36,19 +66,33 @@ the ones before them opened.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Position, Side
+from policystore.consumers.breakers import LossBreakers
+from policystore.consumers.brokers import Broker, ClosedTrade, Order, Position
+from policystore.consumers.pretrade import (
+    OrderThrottle,
+    Refusal,
+    collar_check,
+    daily_loss_amount,
+    exposure_measure,
+    exposure_refusal,
+    halted_refusal,
+    listing_refusal,
+    reducing_refusal,
+    size_refusal,
+)
+from policystore.consumers.reasons import Reason
+from policystore.consumers.signals import DecisionRecorder, ExecutionDecision, Signal, Sizer
 from policystore.consumers.sizing import SizingDecision, StrategyCache
-from policystore.errors import PolicyStoreError
-from policystore.model.numbers import finite_float, short_repr
+from policystore.model.controls import InstrumentRules, TradingRules
+from policystore.model.numbers import finite_float
 from policystore.model.policy import Policy
-from policystore.model.roles import Actor, Role
+from policystore.model.trading import TradingState
 from policystore.store.sources import GateRefusal, TradingGate
 from policystore.store.store import PolicyStore
 
@@ -59,28 +103,7 @@ log = logging.getLogger("policystore.consumers")
 #: A position's target sits this many stop distances from the entry.
 TARGET_MULTIPLE = 2.0
 
-
-class Reason(StrEnum):
-    """Why a signal was accepted or refused."""
-
-    ACCEPTED = "accepted"
-    CLOSED = "closed"
-    KILL_SWITCH = "kill_switch"
-    VERSION_REFUSED = "version_refused"
-    STORE_REWOUND = "store_rewound"
-    STORE_UNAVAILABLE = "store_unavailable"
-    UNKNOWN_STRATEGY = "unknown_strategy"
-    POSITION_OPEN = "position_open"
-    DAILY_DRAWDOWN = "daily_drawdown"
-    LOW_CONFIDENCE = "low_confidence"
-    COOLDOWN = "cooldown"
-    MAX_POSITIONS = "max_positions"
-    ZERO_SIZE = "zero_size"
-    BROKER_REJECTED = "broker_rejected"
-
-    def __str__(self) -> str:
-        return self.value
-
+_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
 
 #: The decision's reason for each refusal of the store's gate.
 _GATE_REASONS: dict[GateRefusal, Reason] = {
@@ -91,158 +114,45 @@ _GATE_REASONS: dict[GateRefusal, Reason] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A trading signal: buy or sell ``symbol`` at about ``price``.
+#: What an open is checked against besides the sizing: the controls in force, the instrument's,
+#: the gross exposure measured, and a note for the decision (the collar not applied).
+_Controls = tuple[TradingRules, InstrumentRules, float, str]
 
-    Args:
-        symbol: the instrument.
-        side: ``"buy"`` or ``"sell"``.
-        confidence: in [0, 1].
-        price: the reference price, > 0.
-        strategy: the strategy that produced it (its config comes from the policy).
-        time: when it was produced, timezone-aware (converted to UTC).
-        stop_distance: price distance to the stop per unit, > 0, if known.
-        volatility: price volatility as a fraction, > 0, if known.
 
-    Raises:
-        ValueError: a field is out of range (the message names it).
+def _within(rules: TradingRules, instrument: InstrumentRules, quantity: float, price: float, exposure: float) -> bool:
+    """The quick form of :func:`size_refusal` for an order that opens a position: True when no limit is exceeded.
+
+    The notional is worked out here, never taken from the sizer's decision: the check is the last word on it.
     """
-
-    symbol: str
-    side: Side
-    confidence: float
-    price: float
-    strategy: str
-    time: datetime
-    stop_distance: float | None = None
-    volatility: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.symbol:
-            raise ValueError("symbol must not be empty")
-        if self.side not in {"buy", "sell"}:
-            raise ValueError(f"side must be 'buy' or 'sell' (got {self.side!r})")
-        if not 0 <= self.confidence <= 1:
-            raise ValueError(f"confidence must be in [0, 1] (got {self.confidence!r})")
-        # finite_float, not a comparison with inf: 10**400 compares below inf but no float holds it.
-        if not (finite_float(self.price) or 0.0) > 0.0:
-            raise ValueError(f"price must be a positive finite number (got {short_repr(self.price)})")
-        for name in ("stop_distance", "volatility"):
-            value = getattr(self, name)
-            if value is not None and not (finite_float(value) or 0.0) > 0.0:
-                raise ValueError(f"{name} must be a positive finite number when given (got {short_repr(value)})")
-        if self.time.tzinfo is None:
-            raise ValueError("time must be timezone-aware (UTC)")
-        if self.time.utcoffset():
-            object.__setattr__(self, "time", self.time.astimezone(UTC))
+    notional = quantity * price
+    gross = rules.max_gross_exposure
+    return (
+        quantity <= instrument.opening_quantity
+        and notional <= instrument.opening_notional
+        and (gross is None or notional <= gross.value - exposure)
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionDecision:
-    """What the executor did with one signal.
-
-    Attributes:
-        accepted: True if the broker filled an order (False for every refusal, ``broker_rejected`` included).
-        reason: why (``accepted``, ``closed`` or a refusal reason).
-        signal: the signal decided on.
-        policy_version: the version of the snapshot the decision used.
-        mode: that snapshot's active mode.
-        detail: one sentence with the figures behind the reason.
-        sizing: the sizing decision, for opened positions and for opens the broker rejected.
-        order: the order sent, if any (also when the broker rejected it).
-        fill: the broker's fill, if any.
-        decided_at: when the executor decided (its clock).
-    """
-
-    accepted: bool
-    reason: Reason
-    signal: Signal
-    policy_version: int
-    mode: str
-    detail: str
-    decided_at: datetime
-    sizing: SizingDecision | None = None
-    order: Order | None = None
-    fill: Fill | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the decision as one flat, JSON-ready record (what the decision log stores)."""
-        s = self.signal
-        record: dict[str, Any] = {
-            "time": s.time.isoformat(),
-            "decided_at": self.decided_at.isoformat(),
-            "symbol": s.symbol,
-            "strategy": s.strategy,
-            "side": s.side,
-            "confidence": s.confidence,
-            "price": s.price,
-            "accepted": self.accepted,
-            "reason": self.reason.value,
-            "detail": self.detail,
-            "policy_version": self.policy_version,
-            "mode": self.mode,
-        }
-        if self.sizing is not None:
-            z = self.sizing
-            record.update(
-                quantity=z.quantity,
-                notional=z.notional,
-                leverage=z.leverage,
-                risk_amount=z.risk_amount,
-                multiplier=z.multiplier,
-                binding_caps=list(z.binding_caps),
-                stop_distance=z.stop_distance,
-            )
-        if self.fill is not None:
-            f = self.fill
-            record.update(
-                fill_action=f.action,
-                fill_quantity=f.quantity,
-                fill_price=f.price,
-                fee=f.fee,
-                realized_pnl=f.realized_pnl,
-            )
-        return record
-
-
-class Sizer(Protocol):
-    """What the executor needs from a sizer (see :class:`RLPositionSizingAgent`)."""
-
-    def decide(  # noqa: PLR0917 - mirrors RLPositionSizingAgent.decide
-        self,
-        symbol: str,
-        equity: float,
-        price: float,
-        confidence: float,
-        stop_distance: float | None = None,
-        volatility: float | None = None,
-        strategy: str | None = None,
-        *,
-        policy: Policy | None = None,
-    ) -> SizingDecision:
-        """Size one position from ``policy``."""
-
-    def record_outcome(self, decision: SizingDecision, pnl: float) -> None:
-        """Learn from a closed trade."""
-
-
-class DecisionRecorder(Protocol):
-    """Where decisions go (see :mod:`policystore.consumers.decision_log`)."""
-
-    def record(self, decision: ExecutionDecision) -> None:
-        """Record one decision durably."""
+def _sizes_in_room(sizer: Sizer) -> bool:
+    """Whether ``sizer.decide`` takes the open positions' figures (``position_notional``, ``gross_exposure``)."""
+    try:
+        parameters = inspect.signature(sizer.decide).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return {"position_notional", "gross_exposure"} <= parameters.keys()
 
 
 class EventDrivenExecutor:
     """Turns trading signals into orders, inside the policy.
 
     Args:
-        policy_store: the policy; read from its local snapshot, written only by the drawdown breaker.
-        broker: where orders go; its account state answers equity, positions and the day's loss.
+        policy_store: the policy; read from its local snapshot, written only by the loss breakers.
+        broker: where orders go; its account state answers equity, positions, exposure and the day's loss.
         sizer: sizes accepted signals.
         decision_log: records every decision, or None.
-        clock: returns the current UTC time (``decided_at``).
+        clock: returns the current UTC time (``decided_at``, and the order-rate throttle's window).
 
     Example::
 
@@ -262,13 +172,18 @@ class EventDrivenExecutor:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._store = policy_store
+        self._breakers = LossBreakers(policy_store)
         self._broker = broker
         self._sizer = sizer
         self._log = decision_log
         self._clock = clock or (lambda: datetime.now(UTC))
         self._strategies = StrategyCache()
+        self._rules: TradingRules | None = None
+        self._throttle = OrderThrottle()
         self._last_entry: dict[str, datetime] = {}
         self._open_sizing: dict[str, SizingDecision] = {}
+        self._exposure = exposure_measure(broker, self._open_sizing.keys)
+        self._sizer_room = _sizes_in_room(sizer)
         # The gates read broker state (open positions, last entries) that only changes once an
         # awaited submit returns; deciding two signals at once would let both pass the same gate.
         self._lock = asyncio.Lock()
@@ -318,8 +233,10 @@ class EventDrivenExecutor:
                 self._log.record(decision)
             return decision
 
-    def _decision(self, snap: Policy, signal: Signal, reason: Reason, detail: str, **outcome: Any) -> ExecutionDecision:
-        """Record what was decided for ``signal`` under ``snap``; ``outcome`` holds sizing, order and fill."""
+    def _decision(
+        self, snap: Policy, signal: Signal, reason: Reason, detail: str, at: datetime | None = None, **outcome: Any
+    ) -> ExecutionDecision:
+        """Record what was decided for ``signal`` under ``snap``; ``outcome`` holds sizing, order, fill, control."""
         return ExecutionDecision(
             accepted=reason in {Reason.ACCEPTED, Reason.CLOSED},
             reason=reason,
@@ -327,15 +244,30 @@ class EventDrivenExecutor:
             policy_version=snap.version,
             mode=snap.active_mode,
             detail=detail,
-            decided_at=self._clock(),
+            decided_at=at if at is not None else self._clock(),
             **outcome,
         )
 
     def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
         return self._decision(snap, signal, reason, detail)
 
-    async def _decide(self, gate: TradingGate, signal: Signal) -> ExecutionDecision:  # noqa: PLR0911 - one return per gate, in policy order
+    def _refused(self, snap: Policy, signal: Signal, refusal: Refusal, **outcome: Any) -> ExecutionDecision:
+        """A refusal by a trading control, naming the path that refused."""
+        return self._decision(snap, signal, refusal.reason, refusal.detail, control=refusal.control, **outcome)
+
+    def _rules_for(self, snap: Policy) -> TradingRules:
+        rules = self._rules
+        if rules is None or rules.policy is not snap:
+            rules = self._rules = TradingRules(snap)
+        return rules
+
+    async def _decide(self, gate: TradingGate, signal: Signal) -> ExecutionDecision:  # noqa: C901, PLR0911, PLR0912 - one return per gate, in the documented order
         snap = gate.policy
+        rules = self._rules_for(snap)
+        quiet = rules.quiet  # no control set: every check of one is skipped
+        verdict = None if quiet else rules.state_for(signal.symbol, signal.strategy)
+        if verdict is not None and verdict.state is _HALTED:  # the one refusal of an order that reduces
+            return self._refused(snap, signal, halted_refusal(verdict, signal.symbol))
         broker = self._broker
         held = broker.position(signal.symbol)
         if held is not None and held.side != signal.side:
@@ -349,7 +281,19 @@ class EventDrivenExecutor:
         # and what the size is computed from.
         loss, equity = finite_float(reported_loss), finite_float(reported_equity)
         if loss is None or equity is None or equity <= 0.0 or loss >= snap.risk.max_daily_drawdown:
-            return await self._breaker(snap, signal, reported_loss, reported_equity)
+            detail = await self._breakers.drawdown(snap.risk.max_daily_drawdown, reported_loss, reported_equity)
+            return self._refuse(snap, signal, Reason.DAILY_DRAWDOWN, detail)
+        if verdict is not None:
+            limit = rules.max_daily_loss
+            if limit is not None and loss > 0.0 and (amount := daily_loss_amount(loss, equity)) >= limit.value:
+                detail = await self._breakers.loss_limit(limit, amount)
+                return self._decision(snap, signal, Reason.DAILY_LOSS, detail, control=limit.path)
+            # Each check is called only when its control could refuse: every signal comes this way.
+            refusal = None if verdict.state is _ACTIVE else reducing_refusal(verdict, signal.symbol)
+            if refusal is None and not rules.allow_unlisted and not rules.instrument(signal.symbol).listed:
+                refusal = listing_refusal(rules, rules.instrument(signal.symbol))
+            if refusal is not None:
+                return self._refused(snap, signal, refusal)
         config = self._strategies.get(snap, signal.strategy)
         if config is None:
             return self._refuse(
@@ -384,38 +328,34 @@ class EventDrivenExecutor:
                 Reason.MAX_POSITIONS,
                 f"{count} positions are open; {config.name}'s max_positions is {config.max_positions}",
             )
-        return await self._open(snap, signal, equity)
+        if quiet:
+            return await self._open(snap, signal, equity)
+        controls = self._pretrade(snap, rules, signal)
+        if isinstance(controls, ExecutionDecision):
+            return controls
+        return await self._open(snap, signal, equity, controls)
 
-    async def _breaker(
-        self, snap: Policy, signal: Signal, reported_loss: Any, reported_equity: Any
-    ) -> ExecutionDecision:
-        limit = snap.risk.max_daily_drawdown
-        loss, equity = finite_float(reported_loss), finite_float(reported_equity)
-        try:
-            if loss is not None and equity is not None and equity > 0.0:
-                detail = f"the day's loss of {loss:.2%} reached max_daily_drawdown {limit:.2%}"
-                await self._store.report_daily_loss(loss, reporter="executor")
-            else:
-                figures = [f"the day's loss is {short_repr(reported_loss)}"] if loss is None else []
-                figures += [f"the equity is {short_repr(reported_equity)}"] if equity is None or equity <= 0.0 else []
-                detail = (
-                    f"{' and '.join(figures)}: not usable, the loss cannot be measured, so it counts as "
-                    f"reaching max_daily_drawdown {limit:.2%}"
-                )
-                # The kill switch is turned on here rather than through report_daily_loss so that
-                # its reason names the unusable figure (equity is not a loss the store can judge).
-                if not self._store.snapshot().emergency.active:
-                    await self._store.set_emergency_mode(
-                        True,
-                        reason=f"drawdown breaker: {detail}",
-                        updated_by="executor",
-                        actor=Actor("executor", Role.OPERATOR),
-                    )
-        except PolicyStoreError as exc:
-            # Still refused: the loss is measured again on every signal, so trading stays halted.
-            log.error("The drawdown breaker could not turn the kill switch on: %s", exc)  # noqa: TRY400 - the cause is in the message
-            detail += f"; turning the kill switch on failed: {exc}"
-        return self._refuse(snap, signal, Reason.DAILY_DRAWDOWN, detail)
+    def _pretrade(self, snap: Policy, rules: TradingRules, signal: Signal) -> ExecutionDecision | _Controls:
+        """Steps 13 to 15 (throttle, collar, exposure room): a refusal, or what the open is checked against."""
+        limit = rules.max_orders_per_minute
+        if limit is not None and (refusal := self._throttle.refusal(limit, self._clock)) is not None:
+            return self._refused(snap, signal, refusal)
+        instrument = rules.instrument(signal.symbol)
+        note = ""
+        collar, reference = instrument.price_collar, signal.reference_price
+        # The checks below are called only when their control could refuse: every signal comes this way.
+        if collar is not None and (reference is None or abs(signal.price - reference) / reference > collar.value):
+            refusal, note = collar_check(instrument, signal.price, reference)
+            if refusal is not None:
+                return self._refused(snap, signal, refusal)
+        exposure = 0.0
+        gross = rules.max_gross_exposure
+        if gross is not None:
+            measured = finite_float(self._exposure())
+            if measured is None or measured >= gross.value:
+                return self._refused(snap, signal, exposure_refusal(gross, measured))
+            exposure = measured
+        return (rules, instrument, exposure, note)
 
     async def _close(self, snap: Policy, signal: Signal, held: Position) -> ExecutionDecision:
         order = Order(
@@ -432,8 +372,10 @@ class EventDrivenExecutor:
             fill = await self._broker.submit(order)
         except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
             return self._rejected(snap, signal, order, exc, f"closing the {held.side} position")
+        at = self._clock()
+        self._throttle.record(at)
         detail = f"closed the {held.side} position in {signal.symbol}"
-        return self._decision(snap, signal, Reason.CLOSED, detail, order=order, fill=fill)
+        return self._decision(snap, signal, Reason.CLOSED, detail, at, order=order, fill=fill)
 
     def _rejected(
         self,
@@ -447,10 +389,13 @@ class EventDrivenExecutor:
     ) -> ExecutionDecision:
         detail = f"the broker failed {action} in {signal.symbol}: {type(exc).__name__}: {exc}"
         log.error("Refused %s %s: %s", signal.side, signal.symbol, detail)
-        return self._decision(snap, signal, Reason.BROKER_REJECTED, detail, sizing=sizing, order=order)
+        at = self._clock()
+        self._throttle.record(at)  # it was sent: a rejected order counts toward the rate as well
+        return self._decision(snap, signal, Reason.BROKER_REJECTED, detail, at, sizing=sizing, order=order)
 
-    async def _open(self, snap: Policy, signal: Signal, equity: float) -> ExecutionDecision:
-        sizing = self._sizer.decide(
+    def _size(self, snap: Policy, signal: Signal, equity: float, in_room: bool, exposure: float) -> SizingDecision:
+        """Size the order; a sizer that takes the open positions' figures gets them when a limit needs them."""
+        args = (
             signal.symbol,
             equity,
             signal.price,
@@ -458,10 +403,29 @@ class EventDrivenExecutor:
             signal.stop_distance,
             signal.volatility,
             signal.strategy,
-            policy=snap,
         )
+        if in_room and self._sizer_room:
+            # Checked at construction: this sizer's decide takes the open positions' figures.
+            decide: Any = self._sizer.decide
+            return decide(*args, policy=snap, position_notional=0.0, gross_exposure=exposure)  # type: ignore[no-any-return]
+        return self._sizer.decide(*args, policy=snap)
+
+    async def _open(
+        self, snap: Policy, signal: Signal, equity: float, controls: _Controls | None = None
+    ) -> ExecutionDecision:
+        rules, instrument, exposure, note = controls if controls is not None else (None, None, 0.0, "")
+        sizing = self._size(snap, signal, equity, rules is not None and rules.max_gross_exposure is not None, exposure)
         if sizing.quantity <= 0:
-            return self._refuse(snap, signal, Reason.ZERO_SIZE, "the policy's caps leave no room for a position")
+            detail = "the policy's caps leave no room for a position"
+            if sizing.binding_caps:
+                detail += f" ({', '.join(sizing.binding_caps)} bound it)"
+            return self._decision(snap, signal, Reason.ZERO_SIZE, detail + note, sizing=sizing)
+        quantity, price = sizing.quantity, signal.price
+        if rules is not None and instrument is not None and not _within(rules, instrument, quantity, price, exposure):
+            # No position is held here (step 9 refused one), so the position after is the order.
+            refusal = size_refusal(rules, instrument, quantity, price, 0.0, exposure)
+            if refusal is not None:
+                return self._refused(snap, signal, refusal._replace(detail=refusal.detail + note), sizing=sizing)
         stop = sizing.stop_distance
         sign = 1.0 if signal.side == "buy" else -1.0
         order = Order(
@@ -480,8 +444,10 @@ class EventDrivenExecutor:
         except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
             # Nothing is counted as opened: no cooldown starts and no outcome is awaited for it.
             return self._rejected(snap, signal, order, exc, f"opening a {signal.side} position", sizing=sizing)
+        at = self._clock()
+        self._throttle.record(at)
         self._last_entry[signal.symbol] = signal.time
         self._open_sizing[signal.symbol] = sizing
         return self._decision(
-            snap, signal, Reason.ACCEPTED, "sized within the policy", sizing=sizing, order=order, fill=fill
+            snap, signal, Reason.ACCEPTED, "sized within the policy" + note, at, sizing=sizing, order=order, fill=fill
         )

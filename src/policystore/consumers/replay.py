@@ -1,21 +1,26 @@
 """Replay: run recorded signals and prices through the sizer, executor and paper broker under a risk mode.
 
 A replay runs under one policy: a version read from a store (every mode,
-strategy and hard limit in it), or the built-in policy. Each mode runs in its
-own in-memory copy of that version with that mode active and the kill switch
-off (see :mod:`policystore.consumers.replay_store`), so modes never share state
-and every decision records the replayed version. A preset the policy does not
+strategy, hard limit and trading control in it), or the built-in policy. Each
+mode runs in its own in-memory copy of that version with that mode active, the
+kill switch off and the firm-wide ``trading.state`` active (see
+:mod:`policystore.consumers.replay_store`), so modes never share state and
+every decision records the replayed version. Every other control applies as
+it would live: strategy and instrument states, instrument limits, price
+collars (for signals that carry a reference price), the order-rate throttle
+(by the replayed time), gross exposure and the daily loss limit. A preset the policy does not
 hold may be named too, as a what-if: it is added to the copy, within the
 policy's hard limits, and its result says so. Events are taken in time order,
 prices before signals of the same instant: a price marks the broker (which may
 close a position on its stop or target), a signal goes to the executor. When a
 new UTC day starts and the kill switch was turned on by the drawdown breaker,
-the replay turns it off as an admin would at the start of a new day. At the end
-every open position is closed at its last price.
+the replay turns it off as an admin would at the start of a new day (the daily
+loss limit's trips included). At the end every open position is closed at its
+last price.
 
 CSV formats (header row required, times ISO 8601 with a zone):
 
-* signals: ``time,symbol,side,confidence,price,strategy[,stop_distance][,volatility]``
+* signals: ``time,symbol,side,confidence,price,strategy[,stop_distance][,volatility][,reference_price]``
 * prices: ``time,symbol,price``
 """
 
@@ -40,6 +45,7 @@ from policystore.store.store import PolicyStore
 
 __all__ = [
     "COMPARE_MODES",
+    "REFUSAL_MARKERS",
     "ModeResult",
     "PriceTick",
     "builtin_policy",
@@ -159,6 +165,7 @@ def load_signals(path: str | Path) -> list[Signal]:
                     _time(row["time"]),
                     _optional(row.get("stop_distance")),
                     _optional(row.get("volatility")),
+                    _optional(row.get("reference_price")),
                 )
             )
         except ValueError as exc:
@@ -292,8 +299,56 @@ async def replay_modes(
     return [await replay_mode(mode, signals, prices, **options) for mode in modes]
 
 
+#: The marker each refusal is drawn with on a mode's curve; a reason not listed is drawn as a dot.
+REFUSAL_MARKERS: Final[dict[Reason, str]] = {
+    Reason.DAILY_DRAWDOWN: "v",
+    Reason.DAILY_LOSS: "d",
+    Reason.KILL_SWITCH: "x",
+    Reason.HALTED: "s",
+    Reason.REDUCING: "D",
+    Reason.INSTRUMENT_NOT_ALLOWED: "P",
+    Reason.ORDER_NOTIONAL: "^",
+    Reason.ORDER_QUANTITY: "<",
+    Reason.POSITION_NOTIONAL: ">",
+    Reason.GROSS_EXPOSURE: "h",
+    Reason.PRICE_COLLAR: "*",
+    Reason.ORDER_RATE: "p",
+    Reason.LOW_CONFIDENCE: "1",
+    Reason.COOLDOWN: "2",
+    Reason.MAX_POSITIONS: "3",
+    Reason.ZERO_SIZE: "4",
+    Reason.POSITION_OPEN: "+",
+    Reason.UNKNOWN_STRATEGY: "|",
+    Reason.BROKER_REJECTED: "X",
+}
+#: The breakers' trips are drawn large: from each, the kill switch refuses the rest of the day.
+_TRIPS: Final = frozenset({Reason.DAILY_DRAWDOWN, Reason.DAILY_LOSS})
+
+
+def _refusal_points(
+    result: ModeResult, times: list[datetime], values: list[float]
+) -> dict[Reason, tuple[list[datetime], list[float]]]:
+    """Each refusal reason of ``result`` with the points of its curve where it happened."""
+    points: dict[Reason, tuple[list[datetime], list[float]]] = {}
+    at = 0
+    for decision in result.decisions:  # in time order, as the curve is
+        if decision.accepted:
+            continue
+        while at + 1 < len(times) and times[at + 1] <= decision.signal.time:
+            at += 1
+        xs, ys = points.setdefault(decision.reason, ([], []))
+        xs.append(times[at])
+        ys.append(values[at])
+    return points
+
+
 def plot_equity(results: list[ModeResult], path: str | Path) -> None:
-    """Draw one equity curve per mode into a PNG file (matplotlib, imported here, Agg backend).
+    """Draw one equity curve per mode into a PNG file, each refusal marked on it by reason (matplotlib, Agg).
+
+    Each refusal is a small marker of its reason's shape (:data:`REFUSAL_MARKERS`)
+    in its mode's colour, where it happened on the curve; the breakers' trips
+    (``daily_drawdown``, ``daily_loss``) are drawn large. The legend names
+    each reason that occurs.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install policystore[plot]``).
@@ -305,8 +360,8 @@ def plot_equity(results: list[ModeResult], path: str | Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("plotting needs matplotlib: pip install 'policystore[plot]'") from exc
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
-    tripped_any = False
+    fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
+    seen: set[Reason] = set()
     for result in results:
         times = [t for t, _ in result.curve]
         values = [v for _, v in result.curve]
@@ -315,37 +370,40 @@ def plot_equity(results: list[ModeResult], path: str | Path) -> None:
             f"{result.accepted}/{result.signals} accepted"
         )
         (line,) = ax.plot(times, values, label=label, linewidth=1.6)  # type: ignore[arg-type]  # datetimes plot
-        # Mark each trip of the drawdown breaker on the curve, where it happened.
-        trips = [d.signal.time for d in result.decisions if d.reason is Reason.DAILY_DRAWDOWN]
-        for trip in trips:
-            at = max((i for i, t in enumerate(times) if t <= trip), default=0)
+        if not times:
+            continue
+        for reason, (xs, ys) in _refusal_points(result, times, values).items():
+            trip = reason in _TRIPS
             ax.plot(
-                [times[at]],  # type: ignore[arg-type]
-                [values[at]],
-                marker="v",
-                markersize=11,
+                xs,  # type: ignore[arg-type]  # datetimes plot
+                ys,
+                marker=REFUSAL_MARKERS.get(reason, "."),
+                markersize=11 if trip else 5,
                 color=line.get_color(),
-                markeredgecolor="black",
+                markeredgecolor="black" if trip else line.get_color(),
+                alpha=1.0 if trip else 0.7,
                 linestyle="none",
             )
-        tripped_any = tripped_any or bool(trips)
-    if tripped_any:
+            seen.add(reason)
+    for reason in [r for r in Reason if r in seen]:  # the legend in the order of the checks
+        trip = reason in _TRIPS
         ax.plot(
             [],
             [],
-            marker="v",
+            marker=REFUSAL_MARKERS.get(reason, "."),
             color="grey",
-            markeredgecolor="black",
+            markeredgecolor="black" if trip else "grey",
+            markersize=9 if trip else 6,
             linestyle="none",
-            label="drawdown breaker: kill switch on for the rest of the day",
+            label=f"{reason.value}: kill switch on for the rest of the day" if trip else f"refused: {reason.value}",
         )
     if results:
         ax.axhline(results[0].starting_equity, color="grey", linewidth=0.8, linestyle="--", label="starting equity")
-    ax.set_title("Replay: equity by risk mode (same signals and prices)")
+    ax.set_title("Replay: equity by risk mode (same signals and prices), refusals marked by reason")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("equity")
     ax.grid(visible=True, alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(str(path))

@@ -3,7 +3,7 @@
 A replay decides every signal under the policy it was given (a store's
 version, or the built-in policy), so each decision records that version, as it
 would in the live system. The copy starts at that version rather than at 1,
-and only the replay writes to it: the drawdown breaker's kill switch and the
+and only the replay writes to it: the loss breakers' kill switch and the
 replay's own reset at the start of each day.
 """
 
@@ -19,6 +19,7 @@ from policystore.errors import VersionConflictError
 from policystore.model.history import HistoryEntry
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy, default_policy
+from policystore.model.trading import TradingState
 from policystore.model.validation import build_policy
 
 __all__ = ["ReplayBackend", "ReplayPlan", "builtin_policy", "plan_replay"]
@@ -50,9 +51,12 @@ class ReplayPlan:
 
 
 def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
-    """Return ``policy`` with ``mode`` active and the kill switch off, as a replay starts.
+    """Return ``policy`` with ``mode`` active, the kill switch off and the firm ``active``, as a replay starts.
 
-    Every mode, strategy and hard limit of ``policy`` is kept. A preset the
+    Every mode, strategy, hard limit and trading control of ``policy`` is kept,
+    strategy and instrument states included; only the firm-wide
+    ``trading.state`` (like the kill switch, whether trading was stopped when
+    the version was read) starts ``active``. A preset the
     policy does not hold is added to it (a what-if); it must keep to the
     policy's hard limits like any mode.
 
@@ -75,8 +79,11 @@ def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
             raise ValueError(f"unknown mode {mode!r}; the policy's modes are {modes}; presets: {', '.join(PRESETS)}")
         document["modes"][mode] = dataclasses.asdict(PRESETS[mode][0])
     document["active_mode"] = mode
-    # The replay measures the limits; whether trading was stopped when the version was read is not one.
+    # The replay measures the limits; whether trading was stopped when the version was read is not one:
+    # neither the kill switch nor the firm-wide state a person set. Strategy and instrument states are
+    # scoped rules, like limits, and stay.
     document["emergency"] = dict(_SWITCH_OFF)
+    document["trading"] = {**document.get("trading", {}), "state": TradingState.ACTIVE.value}
     checked = build_policy(document)
     return ReplayPlan(mode, checked.document(), policy.version, preset)
 

@@ -11,30 +11,46 @@ How a size is made, every limit read from ONE snapshot of the policy:
    ``notional <= position_size_cap`` and ``notional <= equity * max_leverage``.
    A ``scaling_factor`` below 1 shrinks every size; one above 1 cannot take a
    trade past its risk budget (the budget binds instead).
+   The instrument's limits in force (its own, else ``instruments.default``'s,
+   else the hard cap) are caps too: ``notional <= max_order_notional``,
+   ``quantity <= max_order_quantity``, ``notional <= max_position_notional -
+   position_notional`` (the room left in the instrument) and ``notional <=
+   trading.max_gross_exposure - gross_exposure`` (the room left firm-wide). So
+   the size is the tightest of the caps, and never one the executor's limits
+   would refuse when a smaller one fits.
 4. ``quantity = capped * multiplier``: the learned multiplier (``ai.enable_rl``
    on) is at most 1.0, so it only shrinks a size that already obeys the caps;
    with learning off it is exactly 1.0.
 
 With a strategy, its effective config (overrides clamped to the mode) gives
 ``max_risk_pct_per_trade``, ``max_leverage`` and ``scaling_factor``; the size
-cap is the mode's. A decision names every cap that bound it.
+cap is the mode's. A decision names every cap that bound it
+(``binding_caps``: ``max_risk_pct_per_trade``, ``position_size_cap``,
+``max_leverage``, ``scaling_factor``, ``max_order_notional``,
+``max_order_quantity``, ``max_position_notional``, ``max_gross_exposure``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from policystore.consumers.learning import MultiplierLearner
+from policystore.model.controls import InstrumentRules, TradingRules
 from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy, StrategyConfig
 from policystore.store.store import PolicyStore
 
 __all__ = [
+    "CAP_GROSS_EXPOSURE",
     "CAP_LEVERAGE",
+    "CAP_ORDER_NOTIONAL",
+    "CAP_ORDER_QUANTITY",
+    "CAP_POSITION_NOTIONAL",
     "CAP_RISK",
     "CAP_SCALING",
     "CAP_SIZE",
@@ -49,6 +65,10 @@ CAP_RISK: Final = "max_risk_pct_per_trade"
 CAP_SIZE: Final = "position_size_cap"
 CAP_LEVERAGE: Final = "max_leverage"
 CAP_SCALING: Final = "scaling_factor"
+CAP_ORDER_NOTIONAL: Final = "max_order_notional"
+CAP_ORDER_QUANTITY: Final = "max_order_quantity"
+CAP_POSITION_NOTIONAL: Final = "max_position_notional"
+CAP_GROSS_EXPOSURE: Final = "max_gross_exposure"
 #: Without a stop distance, the stop sits this many volatilities from the price.
 VOLATILITY_STOP_MULTIPLE: Final = 2.0
 _INF: Final = math.inf
@@ -145,6 +165,16 @@ def _diagnose(equity: float, price: float, confidence: float) -> None:
     raise ValueError(f"confidence must be a number in [0, 1] (got {short_repr(confidence)})")
 
 
+def _tightest(notional_caps: Sequence[tuple[str, float]]) -> float:
+    """The tightest of the extra notional caps; a cap that is not above zero (NaN included) is returned as is."""
+    tightest = _INF
+    for _, cap in notional_caps:
+        if not cap > 0.0:
+            return cap
+        tightest = min(tightest, cap)
+    return tightest
+
+
 def size_position(
     equity: float,
     price: float,
@@ -155,6 +185,8 @@ def size_position(
     scaling: float,
     size_cap: float,
     multiplier: float = 1.0,
+    notional_caps: Sequence[tuple[str, float]] = (),
+    quantity_cap: float = _INF,
 ) -> tuple[float, tuple[str, ...]]:
     """Return the quantity that obeys every cap, and the caps that bound it (pure arithmetic).
 
@@ -167,13 +199,19 @@ def size_position(
         scaling: the policy's scaling factor.
         size_cap: the largest notional of one position.
         multiplier: the learned multiplier, applied last (values above 1 count as 1).
+        notional_caps: more caps on the order's notional, each with its name
+            (an instrument's ``max_order_notional``, the room left under a
+            position or exposure limit).
+        quantity_cap: the largest quantity (an instrument's ``max_order_quantity``).
 
     Returns:
         ``(quantity, binding_caps)``; the caps named are those that bound the
         size before the multiplier. A NaN anywhere, or a negative multiplier,
-        gives ``(0.0, ())``. The quantity is never negative and, after
-        rounding, ``quantity * stop_distance <= equity * risk_pct`` and
-        ``quantity * price <= min(size_cap, equity * max_leverage)`` hold exactly.
+        gives ``(0.0, ())``; a notional cap at or below zero (no room left)
+        gives ``(0.0, names of those caps)``. The quantity is never negative and,
+        after rounding, ``quantity * stop_distance <= equity * risk_pct``,
+        ``quantity * price <= min(size_cap, equity * max_leverage, *notional_caps)``
+        and ``quantity <= quantity_cap`` hold exactly.
     """
     risk_budget = equity * risk_pct
     q_risk = risk_budget / stop_distance
@@ -181,9 +219,21 @@ def size_position(
     q_size = size_cap / price
     q_leverage = equity * max_leverage / price
     capped = min(desired, q_risk, q_size, q_leverage)
+    notional_cap = quantity_cap_q = _INF
+    if notional_caps or quantity_cap < _INF:
+        notional_cap = _tightest(notional_caps)
+        if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
+            return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
+        quantity_cap_q = min(notional_cap / price, quantity_cap)
+        capped = min(capped, quantity_cap_q)
     # min() ignores a NaN that is not its first argument, which would silently drop that cap;
-    # q_risk's NaN shows in desired, so checking the other two is enough.
-    if not math.isfinite(capped) or capped < 0 or math.isnan(q_size + q_leverage) or not multiplier >= 0:
+    # q_risk's NaN shows in desired, so checking the others is enough.
+    if (
+        not math.isfinite(capped)
+        or capped < 0
+        or math.isnan(q_size + q_leverage + quantity_cap_q)
+        or not multiplier >= 0
+    ):
         return 0.0, ()
     limit = capped * (1 + _TOLERANCE)
     binding: list[str] = []
@@ -195,12 +245,52 @@ def size_position(
         binding.append(CAP_SIZE)
     if q_leverage <= limit:
         binding.append(CAP_LEVERAGE)
+    if quantity_cap_q <= limit:
+        binding += [name for name, cap in notional_caps if cap / price <= limit]
+        binding += [CAP_ORDER_QUANTITY] if quantity_cap <= limit else []
     quantity = capped * min(multiplier, 1.0)
     # Division and multiplication each round; step down until the products obey the caps exactly.
-    notional_limit = min(size_cap, equity * max_leverage)
-    while quantity > 0 and (quantity * stop_distance > risk_budget or quantity * price > notional_limit):
+    notional_limit = min(size_cap, equity * max_leverage, notional_cap)
+    while quantity > 0 and (
+        quantity * stop_distance > risk_budget or quantity * price > notional_limit or quantity > quantity_cap
+    ):
         quantity = math.nextafter(quantity, 0.0)
     return quantity, tuple(binding)
+
+
+def _check_held(position_notional: float, gross_exposure: float) -> None:
+    """Refuse a held notional or exposure that is not a finite number >= 0.
+
+    Raises:
+        ValueError: naming the figure.
+    """
+    for label, value in (("position_notional", position_notional), ("gross_exposure", gross_exposure)):
+        try:
+            usable = not isinstance(value, bool) and 0.0 <= float(value) < _INF
+        except (TypeError, ValueError, OverflowError):
+            usable = False
+        if not usable:
+            raise ValueError(f"{label} must be a finite number >= 0 (got {short_repr(value)})")
+
+
+class _InstrumentCaps(NamedTuple):
+    """An instrument's limits as ``size_position``'s extra caps, the parts that do not change between orders."""
+
+    order: tuple[tuple[str, float], ...]  # its order notional limit, if any
+    position: float | None  # its position notional limit, if any
+    opening: tuple[tuple[str, float], ...]  # both, for an order in an instrument where nothing is held
+    quantity: float  # its order quantity limit (inf: none)
+
+
+def _static_caps(instrument: InstrumentRules) -> _InstrumentCaps:
+    order = instrument.max_order_notional
+    position = instrument.max_position_notional
+    orders = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
+    opening = orders if position is None else (*orders, (CAP_POSITION_NOTIONAL, position.value))
+    quantity = instrument.max_order_quantity
+    return _InstrumentCaps(
+        orders, None if position is None else position.value, opening, _INF if quantity is None else quantity.value
+    )
 
 
 class RLPositionSizingAgent:
@@ -253,6 +343,8 @@ class RLPositionSizingAgent:
         self._strategies = StrategyCache()
         self._limits_policy: Policy | None = None
         self._limits: dict[str | None, _Limits] = {}
+        self._rules: TradingRules | None = None
+        self._caps: dict[str, _InstrumentCaps] = {}
 
     @property
     def max_leverage(self) -> float:
@@ -293,6 +385,41 @@ class RLPositionSizingAgent:
             self._limits[strategy] = limits
         return limits
 
+    def _instrument_caps(
+        self, snap: Policy, symbol: str, position_notional: float, gross_exposure: float
+    ) -> tuple[Sequence[tuple[str, float]], float]:
+        """The instrument's limits and the rooms left under them, as ``size_position``'s extra caps.
+
+        None when no trading control applies. The parts that do not change between
+        orders are worked out once per snapshot and symbol: every decision asks.
+
+        Raises:
+            ValueError: a held notional or exposure that is not a finite number >= 0.
+        """
+        rules = self._rules
+        if rules is None or rules.policy is not snap:
+            rules = self._rules = TradingRules(snap)
+            self._caps = {}
+        if rules.quiet:
+            return (), _INF
+        caps = self._caps.get(symbol)
+        if caps is None:
+            caps = self._caps[symbol] = _static_caps(rules.instrument(symbol))
+        # A plain finite float passes the first test; anything else is looked at closely (10**400 compares
+        # below inf but is no float, NaN fails every comparison, a string cannot be compared).
+        if not (type(position_notional) is float and type(gross_exposure) is float) or not (
+            0.0 <= position_notional < _INF and 0.0 <= gross_exposure < _INF
+        ):
+            _check_held(position_notional, gross_exposure)
+        if position_notional == 0.0 or caps.position is None:
+            extra = caps.opening
+        else:
+            extra = (*caps.order, (CAP_POSITION_NOTIONAL, caps.position - position_notional))
+        gross = rules.max_gross_exposure
+        if gross is not None:
+            extra = (*extra, (CAP_GROSS_EXPOSURE, gross.value - gross_exposure))
+        return extra, caps.quantity
+
     def decide(  # noqa: PLR0917 - the documented positional form decide(symbol, equity, price, confidence, ...)
         self,
         symbol: str,
@@ -304,6 +431,8 @@ class RLPositionSizingAgent:
         strategy: str | None = None,
         *,
         policy: Policy | None = None,
+        position_notional: float = 0.0,
+        gross_exposure: float = 0.0,
     ) -> SizingDecision:
         """Size one position from one snapshot of the policy.
 
@@ -318,6 +447,10 @@ class RLPositionSizingAgent:
             strategy: the strategy whose config applies (default: the agent's).
             policy: the snapshot to decide from (default: ``store.snapshot()``);
                 an executor passes the one its checks used.
+            position_notional: the notional already held in ``symbol`` (>= 0): the
+                size fits in what ``max_position_notional`` leaves.
+            gross_exposure: the sum of the notionals of every open position (>= 0):
+                the size fits in what ``trading.max_gross_exposure`` leaves.
 
         Returns:
             The decision; its quantity is 0 if the caps leave no room.
@@ -358,6 +491,7 @@ class RLPositionSizingAgent:
             raise ValueError("stop_distance or volatility is required: neither was given, so no stop can be set")
         name = strategy if strategy is not None else self._strategy
         limits = self._limits_for(snap, name)
+        notional_caps, quantity_cap = self._instrument_caps(snap, symbol, position_notional, gross_exposure)
         multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
         quantity, binding = size_position(
             equity,
@@ -368,6 +502,8 @@ class RLPositionSizingAgent:
             scaling=limits.scaling,
             size_cap=limits.size_cap,
             multiplier=multiplier,
+            notional_caps=notional_caps,
+            quantity_cap=quantity_cap,
         )
         notional = quantity * price
         return SizingDecision(

@@ -17,8 +17,10 @@ from typing import Any, Final
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
 from policystore.model.history import FieldChange
 from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
-from policystore.model.paths import EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
+from policystore.model.paths import EFFECTIVE_STATE_PATH, EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
 from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy, StrategyConfig, StrategySettings
+from policystore.model.trading import DEFAULT_INSTRUMENT, INSTRUMENT_FIELDS, TRADING_FIELDS, InstrumentLimits
+from policystore.model.trading_risk import trading_increases
 from policystore.model.validation import build_policy
 
 __all__ = [
@@ -36,6 +38,13 @@ _READ_ONLY: Final = RECORD_FIELDS
 #: Who turned the kill switch on, and when, is the store's record of the write
 #: that did it: a caller cannot name someone else or another time.
 _STAMPED: Final = ("emergency.activated_at", "emergency.activated_by")
+_NO_LIMITS: Final = InstrumentLimits()
+#: Sections whose fields are written in place, each with its writable fields.
+_PLAIN_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
+    "emergency": EMERGENCY_FIELDS,
+    "hard_limits": HARD_LIMIT_FIELDS,
+    "trading": TRADING_FIELDS,
+}
 
 
 def _json(value: Any) -> Any:
@@ -54,11 +63,18 @@ def stored_values(policy: Policy) -> dict[str, Any]:
             values[f"modes.{name}.{field}"] = getattr(mode, field)
     for name, settings in policy.strategies.items():
         for field in _SETTINGS_FIELDS:
-            values[f"strategies.{name}.{field}"] = getattr(settings, field)
+            values[f"strategies.{name}.{field}"] = _json(getattr(settings, field))
     for field in EMERGENCY_FIELDS:
         values[f"emergency.{field}"] = _json(getattr(policy.emergency, field))
     for field in HARD_LIMIT_FIELDS:
         values[f"hard_limits.{field}"] = getattr(policy.hard_limits, field)
+    for field in TRADING_FIELDS:
+        values[f"trading.{field}"] = _json(getattr(policy.trading, field))
+    # The default entry's fields are always writable; an unset one is None, as when it has no entry.
+    for key in (DEFAULT_INSTRUMENT, *sorted(policy.instruments.keys() - {DEFAULT_INSTRUMENT})):
+        entry = policy.instruments.get(key, _NO_LIMITS)
+        for field in INSTRUMENT_FIELDS:
+            values[f"instruments.{key}.{field}"] = _json(getattr(entry, field))
     return values
 
 
@@ -73,7 +89,9 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
     missing = object()
     changes = []
     for path in sorted(before.keys() | after.keys()):
-        a, b = before.get(path, missing), after.get(path, missing)
+        # An instrument's unset field is the same as no entry: only set fields make a change.
+        absent = None if path.startswith("instruments.") else missing
+        a, b = before.get(path, absent), after.get(path, absent)
         if a != b:
             changes.append(FieldChange(path, None if a is missing else a, None if b is missing else b))
     return tuple(changes)
@@ -99,7 +117,23 @@ def _read_only(path: str, current: Policy) -> str | None:
         return "is set by the store on every write and cannot be written"
     if path in _STAMPED:
         return "is set by the store when the kill switch is turned on and cannot be written"
+    if path == EFFECTIVE_STATE_PATH:
+        return (
+            "is read-only: it is trading.state with the kill switch folded in; write trading.state or emergency.active"
+        )
     return None
+
+
+def _instrument_path(rest: str) -> tuple[str, str | None]:
+    """Split what follows ``instruments.`` into the entry's key and a field, or None for the whole entry.
+
+    Symbols may hold dots (``BRK.B``) but never a lower-case letter, and field
+    names are lower-case: a last part with one is a field.
+    """
+    key, _, last = rest.rpartition(".")
+    if key and last != last.upper():
+        return key, last
+    return rest, None
 
 
 def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldError | None:
@@ -133,14 +167,36 @@ def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldE
         if isinstance(entry, dict):
             entry[field] = value
         return None
-    if head == "emergency" and rest in EMERGENCY_FIELDS:
-        data["emergency"][rest] = value
+    if rest in _PLAIN_SECTIONS.get(head, ()):
+        data[head][rest] = value
         return None
-    if head == "hard_limits" and rest in HARD_LIMIT_FIELDS:
-        data["hard_limits"][rest] = value
+    if head == "instruments" and rest:
+        _set_instrument(data["instruments"], path, rest, value, current)
         return None
     candidates = writable_paths(current)
     raise UnknownPathError(path, suggest(path, candidates))
+
+
+def _set_instrument(entries: dict[str, Any], path: str, rest: str, value: Any, current: Policy) -> None:
+    """Write an instrument's field (creating its entry) or a whole entry (None removes it).
+
+    A key that is no valid symbol is kept for validation, which names the pattern.
+    """
+    key, field = _instrument_path(rest)
+    if field is None:
+        if value is not None:
+            entries[key] = value
+        elif key in entries:
+            del entries[key]
+        elif key != DEFAULT_INSTRUMENT:  # the default entry always answers, set or not
+            near = suggest(path, [f"instruments.{k}" for k in entries])
+            raise UnknownPathError(path, near)
+        return
+    if field not in INSTRUMENT_FIELDS:
+        raise UnknownPathError(path, suggest(path, writable_paths(current)))
+    entry = entries.setdefault(key, {})
+    if isinstance(entry, dict):
+        entry[field] = value
 
 
 def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
@@ -245,6 +301,11 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     Removing a mode or a strategy lowers risk: it takes away room to trade in
     (a signal for a strategy that is gone is refused). The active mode and the
     built-in ones cannot be removed; validation refuses that.
+
+    The trading states and controls are compared as stored and in force (see
+    :mod:`policystore.model.trading_risk`): a state moved toward ``active``, a
+    limit or collar raised or removed, a hard cap raised or removed, and more
+    instruments allowed all raise risk.
     """
     raised: set[str] = set()
     for name, mode in new.modes.items():
@@ -261,6 +322,7 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
         f"hard_limits.{f}" for f in LIMIT_FIELDS if _looser(f, getattr(old.hard_limits, f), getattr(new.hard_limits, f))
     )
     raised.update(_strategy_increases(old, new))
+    raised.update(trading_increases(old, new))
     if old.emergency.active and not new.emergency.active:
         raised.add("emergency.active")
     return sorted(raised)

@@ -18,6 +18,10 @@ __all__ = ["EventType", "PolicyChanged", "events_for"]
 class EventType(StrEnum):
     """The kinds of change event.
 
+    ``policy.trading`` is a change of a trading state at any scope
+    (``trading.state``, ``strategies.<name>.state``, ``instruments.<KEY>.state``);
+    the kill switch has its own kind.
+
     ``policy.rejected`` is not a change: the store held a document that failed
     validation, the process refused it and keeps its last good version. Its
     ``version`` is the refused one and ``reason`` says why.
@@ -26,6 +30,7 @@ class EventType(StrEnum):
     UPDATED = "policy.updated"
     MODE_CHANGED = "policy.mode.changed"
     EMERGENCY = "policy.emergency"
+    TRADING = "policy.trading"
     REJECTED = "policy.rejected"
 
 
@@ -93,6 +98,20 @@ class PolicyChanged:
         )
 
 
+def _state_changed(change: FieldChange) -> bool:
+    """Whether ``change`` moved a trading state.
+
+    A strategy added or removed has no state before or after; that counts as
+    ``active``, so adding or removing an active strategy changes no state.
+    """
+    head, _, rest = change.path.partition(".")
+    if head == "trading":
+        return rest == "state"
+    if head == "strategies" and rest.endswith(".state"):
+        return (change.old or "active") != (change.new or "active")
+    return head == "instruments" and rest.endswith(".state")
+
+
 def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged]:
     """Return the events one write publishes, ``policy.updated`` first.
 
@@ -102,7 +121,8 @@ def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged
 
     Returns:
         ``policy.updated``, then ``policy.mode.changed`` if the active mode
-        changed and ``policy.emergency`` if the kill switch flipped.
+        changed, ``policy.emergency`` if the kill switch flipped and
+        ``policy.trading`` if a trading state changed at any scope.
     """
     kinds = [EventType.UPDATED]
     paths = set(entry.changed_paths)
@@ -110,6 +130,8 @@ def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged
         kinds.append(EventType.MODE_CHANGED)
     if "emergency.active" in paths:
         kinds.append(EventType.EMERGENCY)
+    if any(_state_changed(change) for change in entry.changes):
+        kinds.append(EventType.TRADING)
     return [
         PolicyChanged(
             type=kind,

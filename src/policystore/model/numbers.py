@@ -38,6 +38,8 @@ def finite_float(value: Any) -> float | None:
     and :class:`~decimal.Decimal` are read; a boolean, a string, None, a NaN,
     an infinity and a number too large for a float (``10**400``) give None.
     """
+    if type(value) is float:  # the common case, without the abstract-class checks below
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, Real | Decimal):
         return None
     try:

@@ -11,10 +11,13 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Final
 
+from policystore.model.controls import firm_state, instrument_rules, trading_limit
 from policystore.model.modes import AI_FLAGS, LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, HardLimits, Policy
+from policystore.model.trading import DEFAULT_INSTRUMENT, INSTRUMENT_LIMIT_FIELDS, TRADING_LIMIT_FIELDS
 
 __all__ = [
+    "EFFECTIVE_STATE_PATH",
     "EMERGENCY_FIELDS",
     "HARD_LIMIT_FIELDS",
     "METADATA_PATHS",
@@ -28,6 +31,8 @@ __all__ = [
 EMERGENCY_FIELDS: Final = ("active", "reason", "activated_at", "activated_by")
 HARD_LIMIT_FIELDS: Final = tuple(HardLimits.__dataclass_fields__)
 METADATA_PATHS: Final = ("active_mode", *RECORD_FIELDS)
+#: The read-only firm-wide state with the kill switch folded in.
+EFFECTIVE_STATE_PATH: Final = "trading.effective_state"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -40,6 +45,7 @@ _RISK_KEYS: Final = tuple((f"risk.{field}", field) for field in LIMIT_FIELDS)
 _AI_KEYS: Final = tuple((f"ai.{flag}", flag) for flag in AI_FLAGS)
 _EMERGENCY_KEYS: Final = tuple((f"emergency.{field}", field) for field in EMERGENCY_FIELDS)
 _HARD_LIMIT_KEYS: Final = tuple((f"hard_limits.{field}", field) for field in HARD_LIMIT_FIELDS)
+_TRADING_LIMIT_KEYS: Final = tuple((f"trading.{field}", field) for field in TRADING_LIMIT_FIELDS)
 
 
 def flatten(policy: Policy) -> dict[str, Any]:
@@ -47,6 +53,10 @@ def flatten(policy: Policy) -> dict[str, Any]:
 
     ``risk.*`` and ``ai.*`` answer for the active mode, and ``strategies.*``
     answer the effective config (overrides clamped, unset fields derived).
+    ``trading.*`` and ``instruments.*`` answer what is in force (see
+    :mod:`policystore.model.controls`): ``trading.effective_state`` folds the kill
+    switch in, an instrument's unset field answers ``instruments.default``'s (or
+    the hard cap), and ``instruments.default.*`` is always listed.
     """
     values: dict[str, Any] = {}
     _put_own(policy, values)
@@ -59,7 +69,28 @@ def flatten(policy: Policy) -> dict[str, Any]:
         values[key] = getattr(emergency, field)
     for key, field in _HARD_LIMIT_KEYS:
         values[key] = getattr(caps, field)
+    _put_trading(policy, values)
     return values
+
+
+def _put_trading(policy: Policy, values: dict[str, Any]) -> None:
+    """The trading states and controls in force: firm-wide, per strategy and per instrument."""
+    trading = policy.trading
+    values["trading.state"] = trading.state.value
+    values[EFFECTIVE_STATE_PATH] = firm_state(policy).state.value
+    values["trading.allow_unlisted"] = trading.allow_unlisted
+    for key, field in _TRADING_LIMIT_KEYS:
+        bound = trading_limit(policy, field)
+        values[key] = None if bound is None else bound.value
+    for name, settings in policy.strategies.items():
+        values[f"strategies.{name}.state"] = settings.state.value
+    symbols = sorted(policy.instruments.keys() - {DEFAULT_INSTRUMENT})
+    for symbol in (DEFAULT_INSTRUMENT, *symbols):
+        rules = instrument_rules(policy, symbol)
+        values[f"instruments.{symbol}.state"] = rules.state.state.value
+        for key, field in _keys("instruments", symbol, INSTRUMENT_LIMIT_FIELDS):
+            bound = getattr(rules, field)
+            values[key] = None if bound is None else bound.value
 
 
 def reflatten(
@@ -67,8 +98,8 @@ def reflatten(
 ) -> dict[str, Any]:
     """Return ``flatten(policy)``, made from ``previous_values = flatten(previous)``.
 
-    Only for a ``policy`` whose modes, strategies, kill switch and hard limits
-    are those of ``previous``: it differs in its own record (version, time,
+    Only for a ``policy`` whose modes, strategies, kill switch, hard limits,
+    trading controls and instruments are those of ``previous``: it differs in its own record (version, time,
     author, reason) and perhaps the active mode, as a mode switch does. Every
     process rebuilds its table at every version; this rebuilds only what such
     a version changes.

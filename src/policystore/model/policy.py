@@ -14,6 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
 from policystore.model.numbers import MAX_SAFE_INTEGER
+from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
 
 __all__ = [
     "BUILTIN_STRATEGIES",
@@ -54,11 +55,13 @@ class FrozenDict(dict[Any, Any]):
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
 class StrategySettings:
-    """A strategy's stored execution config: a cooldown and optional overrides.
+    """A strategy's stored execution config: a cooldown, optional overrides and its trading state.
 
     An override may only tighten the active mode: the effective value is the
     stricter of the two (see :class:`StrategyConfig`). ``None`` means "use the
-    active mode's value".
+    active mode's value". ``state`` is the strategy's own trading state
+    (``active`` unless set); the strictest of it, the firm's and the
+    instrument's applies to each of its signals.
     """
 
     cooldown_seconds: Number = Field(ge=0, allow_inf_nan=False, description="Seconds between two trades of one symbol.")
@@ -67,6 +70,7 @@ class StrategySettings:
     max_risk_pct_per_trade: Number | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     max_positions: Count | None = Field(default=None, ge=1)
     scaling_factor: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    state: TradingState = TradingState.ACTIVE
 
 
 #: Effective strategy fields, each with the mode field it derives from.
@@ -142,7 +146,14 @@ class Emergency:
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
 class HardLimits:
-    """Absolute caps no mode may exceed; ``global_min_confidence`` is a floor."""
+    """Absolute caps no mode may exceed; ``global_min_confidence`` is a floor.
+
+    The trading caps (``max_order_notional``, ``max_position_notional``,
+    ``max_gross_exposure``, ``max_daily_loss``, ``max_orders_per_minute``) are
+    optional: None is no cap. A set one bounds every value of the limit of the
+    same name (``instruments.<SYMBOL>.*``, ``trading.*``) and applies where no
+    such limit is set.
+    """
 
     max_leverage: Number = Field(default=10.0, gt=0, allow_inf_nan=False)
     max_risk_pct_per_trade: Number = Field(default=0.05, gt=0, le=1, allow_inf_nan=False)
@@ -151,6 +162,11 @@ class HardLimits:
     global_min_confidence: Number = Field(default=0.30, ge=0, le=1, allow_inf_nan=False)
     scaling_factor: Number = Field(default=2.0, gt=0, allow_inf_nan=False)
     position_size_cap: Number = Field(default=10_000.0, gt=0, allow_inf_nan=False)
+    max_order_notional: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_position_notional: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_gross_exposure: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_daily_loss: Number | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_orders_per_minute: Count | None = Field(default=None, ge=1)
 
 
 def _utc(value: datetime) -> datetime:
@@ -180,6 +196,11 @@ class Policy:
 
     Build one from data with :func:`policystore.model.validation.build_policy`,
     which checks the hard caps too; the constructor checks field ranges only.
+
+    ``trading`` and ``instruments`` hold the trading states and pre-trade
+    controls (see :mod:`policystore.model.trading`); a document without them
+    reads as their defaults: everything ``active``, no limits. An instrument
+    entry that sets nothing is not kept.
     """
 
     active_mode: str
@@ -191,6 +212,8 @@ class Policy:
     updated_at: Timestamp = EPOCH
     updated_by: str = "policystore"
     reason: str = ""
+    trading: TradingControls = TradingControls()
+    instruments: dict[str, InstrumentLimits] = Field(default_factory=dict)
     # Derived in __post_init__ and stored in a slot: a plain attribute read.
     risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
     ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
@@ -199,6 +222,11 @@ class Policy:
         # Frozen so that a snapshot a caller holds cannot be altered in place.
         object.__setattr__(self, "modes", FrozenDict(self.modes))
         object.__setattr__(self, "strategies", FrozenDict(self.strategies))
+        instruments = self.instruments
+        if any(entry.is_empty() for entry in instruments.values()):
+            # An entry that sets nothing says nothing; keeping it would list an instrument no write can see.
+            instruments = {key: entry for key, entry in instruments.items() if not entry.is_empty()}
+        object.__setattr__(self, "instruments", FrozenDict(instruments))
         self._derive_active()
 
     def _derive_active(self) -> None:
@@ -212,7 +240,7 @@ class Policy:
         ``fields`` may name ``active_mode``, ``version``, ``updated_at``,
         ``updated_by`` and ``reason``; each is validated by the constructor's
         own type. The sections (modes, strategies, kill switch, hard limits) are
-        this policy's, already valid, and are not validated again: every
+        this policy's (trading and instruments too), already valid, and are not validated again: every
         process does this once per version it installs (see
         :mod:`policystore.model.document_text`). The caller checks that the
         active mode is one of the modes.

@@ -2,7 +2,10 @@
 
 Field ranges come from the value types; this module adds the rules that span
 fields: the hard caps, the active mode, names, the built-in modes and strategies
-that must stay, and an active kill switch's reason.
+that must stay, an active kill switch's reason, instrument symbols, and the
+optional trading caps (``hard_limits.max_order_notional`` bounds every
+``instruments.<KEY>.max_order_notional``, and so on: see
+:data:`~policystore.model.trading.OPTIONAL_CAP_FIELDS`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pydantic import ValidationError
 
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.modes import BUILTIN_MODES, LIMIT_FIELDS
-from policystore.model.numbers import short_repr
+from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import (
     BUILTIN_STRATEGIES,
     MODE_NAME_PATTERN,
@@ -26,10 +29,13 @@ from policystore.model.policy import (
     Policy,
     policy_adapter,
 )
+from policystore.model.trading import OPTIONAL_CAP_FIELDS, instrument_key_problem
 
 __all__ = ["build_policy", "build_policy_json", "cross_field_errors", "pydantic_errors"]
 
 _DEFAULT_CAPS = HardLimits()
+#: The longest instrument key an error's path shows as written.
+_SHOWN_KEY: Final = 40
 
 
 def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -86,6 +92,51 @@ def _usable_caps(raw: Any) -> dict[str, Any]:
         for err in exc.errors(include_url=False):
             caps.pop(str(err["loc"][0]) if err["loc"] else "", None)
     return caps
+
+
+def _optional_caps(raw: Any) -> dict[str, Real]:
+    """The optional trading caps that are set and usable (a positive number); an invalid one is reported elsewhere."""
+    given: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    caps: dict[str, Real] = {}
+    for field in OPTIONAL_CAP_FIELDS:
+        number = _number(given.get(field))
+        if number is not None and (finite_float(number) or 0.0) > 0.0:
+            caps[field] = number
+    return caps
+
+
+def _over_cap(path: str, field: str, value: Any, caps: Mapping[str, Real]) -> list[FieldError]:
+    number, cap = _number(value), caps.get(field)
+    if number is None or cap is None or not number > cap:
+        return []
+    return [FieldError(path, f"{short_repr(value)} is above the hard limit hard_limits.{field} = {short_repr(cap)}")]
+
+
+def _shown_key(key: Any) -> str:
+    """A key as an error's path may show it: a forged one (control characters, any length) as its short repr."""
+    return key if isinstance(key, str) and key.isprintable() and len(key) <= _SHOWN_KEY else short_repr(key)
+
+
+def _trading_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """Instrument keys, and the trading limits above their optional hard caps."""
+    errors: list[FieldError] = []
+    caps = _optional_caps(data.get("hard_limits"))
+    trading = data.get("trading")
+    if isinstance(trading, Mapping):
+        for field, section in OPTIONAL_CAP_FIELDS.items():
+            if section == "trading":
+                errors += _over_cap(f"trading.{field}", field, trading.get(field), caps)
+    instruments = data.get("instruments")
+    if isinstance(instruments, Mapping):
+        for key, entry in instruments.items():
+            problem = instrument_key_problem(key)
+            if problem is not None:
+                errors.append(FieldError(f"instruments.{_shown_key(key)}", problem))
+            if isinstance(entry, Mapping):
+                for field, section in OPTIONAL_CAP_FIELDS.items():
+                    if section == "instruments":
+                        errors += _over_cap(f"instruments.{key}.{field}", field, entry.get(field), caps)
+    return errors
 
 
 def _mode_errors(modes: Mapping[Any, Any], active: Any, caps: Mapping[str, Any]) -> list[FieldError]:
@@ -148,6 +199,7 @@ def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
     emergency = data.get("emergency")
     if isinstance(emergency, Mapping) and emergency.get("active") is True and not emergency.get("reason"):
         errors.append(FieldError("emergency.reason", "is required while the kill switch is on"))
+    errors += _trading_errors(data)
     return errors
 
 
@@ -185,7 +237,24 @@ def _consistent(policy: Policy) -> bool:
             for name, s in strategies.items()
         )
         and not (policy.emergency.active and not policy.emergency.reason)
+        and _trading_consistent(policy)
     )
+
+
+def _trading_consistent(policy: Policy) -> bool:
+    """Instrument keys are symbols or ``default``, and no trading limit is above its optional cap."""
+    instruments = policy.instruments
+    if any(instrument_key_problem(key) is not None for key in instruments):
+        return False
+    caps = policy.hard_limits
+    for field, section in OPTIONAL_CAP_FIELDS.items():
+        cap = getattr(caps, field)
+        if cap is None:
+            continue
+        entries = (policy.trading,) if section == "trading" else tuple(instruments.values())
+        if any((value := getattr(entry, field)) is not None and value > cap for entry in entries):
+            return False
+    return True
 
 
 def build_policy_json(text: bytes | str) -> Policy:
