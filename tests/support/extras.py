@@ -1,10 +1,10 @@
 """Tests that need an optional extra: skipped in the core-only run when it is absent, required in every other.
 
 The core-only run (``pytest --core-only``, ``make test-core``) has only the
-package's base install: a test that needs the ``redis`` or ``postgres`` extra
-is skipped there, and only there, and only because the extra is absent. In
-every other run an absent extra fails the tests that need it, so a missing
-install step cannot pass as a skip.
+package's base install: a test that needs the ``redis``, ``postgres`` or
+``plot`` extra is skipped there, and only there, and only because the extra is
+absent. In every other run an absent extra fails the tests that need it, so a
+missing install step cannot pass as a skip.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["EXTRAS", "MARKED_EXTRAS", "extra_missing", "needs_extra", "set_core_
 #: The package each extra of pyproject.toml brings that its tests import, by extra.
 EXTRAS: Final = {"redis": "redis", "postgres": "psycopg", "server": "fastapi", "plot": "matplotlib"}
 #: The markers that say a test needs an extra, and which (marker name = extra name).
-MARKED_EXTRAS: Final = ("redis", "postgres")
+MARKED_EXTRAS: Final = ("redis", "postgres", "plot")
 
 _core_only = False
 
