@@ -167,6 +167,7 @@ class Session:
     def __init__(self, factory: BackendFactory) -> None:
         self.factory = factory
         self._opened: list[Backend] = []
+        self._outages: list[Outage] = []
 
     async def open(self, *, connect: bool = True) -> Backend:
         """Return a new back end on the store, connected unless ``connect`` is False."""
@@ -180,10 +181,17 @@ class Session:
         self._opened.append(backend)
         return backend
 
+    def track(self, outage: Outage) -> None:
+        """End ``outage`` when the check ends, if the check did not: the store is left reachable."""
+        self._outages.append(outage)
+
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        for outage in self._outages:
+            if outage.down:  # a check that failed during an outage still leaves the store reachable
+                await outage.end()
         for backend in reversed(self._opened):
             with contextlib.suppress(Exception):  # a close that fails must not hide the check's own failure
                 await asyncio.wait_for(backend.close(), self.factory.timeout)
@@ -203,20 +211,21 @@ class Outage:
         self._session = session
         self._factory = session.factory
         self.real = self._factory.stop is not None
+        self.down = False
         self._switches: list[SwitchableBackend] = []
-        self._down = False
+        session.track(self)
 
     def backend(self) -> Backend:
         """Return a new, unconnected back end on the store that the outage reaches."""
         if self.real:
             return self._session.adopt(self._factory.open())
-        switch = SwitchableBackend(self._factory.open(), available=not self._down)
+        switch = SwitchableBackend(self._factory.open(), available=not self.down)
         self._switches.append(switch)
         return self._session.adopt(switch)
 
     async def begin(self) -> None:
         """Make the store unreachable."""
-        self._down = True
+        self.down = True
         if self._factory.stop is not None:
             await run_action(self._factory.stop)
         for switch in self._switches:
@@ -224,7 +233,7 @@ class Outage:
 
     async def end(self) -> None:
         """Make the store reachable again."""
-        self._down = False
+        self.down = False
         if self._factory.start is not None:
             await run_action(self._factory.start)
         for switch in self._switches:
