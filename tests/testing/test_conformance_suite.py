@@ -15,7 +15,7 @@ import pytest
 
 from policystore import HistoryEntry, StoreUnavailableError
 from policystore.backends.base import Backend, Published
-from policystore.backends.memory import MemoryBackend
+from policystore.backends.memory import MemoryBackend, MemoryRecords
 from policystore.testing import CHECKS, BackendFactory, ConformanceError, run_conformance
 from policystore.testing.conformance import Check, check_name
 
@@ -62,6 +62,22 @@ class _NeverEnds(MemoryBackend):
         while True:
             await asyncio.sleep(3600)
             yield 0
+
+
+class _AddAlwaysStores(MemoryRecords):
+    """Records whose add() writes over a record already there."""
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        await self.put(collection, key, record)
+        return True
+
+
+class _NoAddGuard(MemoryBackend):
+    """A memory back end with records whose add() is a put."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.records = _AddAlwaysStores(self._shared.records, url=self.url)
 
 
 def _factory(kind: Callable[[str], Backend], **options: Any) -> Callable[[], BackendFactory]:
@@ -157,6 +173,15 @@ class TestSuiteFails:
         failure = _run(_factory(_NeverEnds), *_checks("close_ends_listeners"))
 
         assert "close_ends_listeners: no end of notifications() after close() within 0.5 s" in failure
+
+    def test_add_that_overwrites_fails_the_records_check(self) -> None:
+        """Records whose add() does not refuse a taken key fail the add check, naming the call."""
+        checks = _checks("records_round_trip", "records_add_only_where_none_is_and_one_racing_add_wins")
+
+        failure = _run(_factory(_NoAddGuard), *checks)
+
+        assert failure.startswith("1 of 2 checks failed")
+        assert "add() where a record is returned True" in failure
 
     def test_any_other_error_of_a_check_is_a_failure_too(self) -> None:
         """A back end that raises something else is reported with the error, among the other checks."""

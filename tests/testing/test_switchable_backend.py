@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from policystore import PolicyStore, Source, StoreUnavailableError
-from policystore.backends.base import Backend, Published
+from policystore.backends.base import Backend, Published, RecordStore
 from policystore.backends.memory import MemoryBackend
 from policystore.testing import SwitchableBackend
 from policystore.testing._harness import document, entry
@@ -42,8 +42,11 @@ class TestSwitch:
             backend.commit(document(2), entry(2)),
             backend.history(10),
             backend.entries(0, 1),
-            backend.aux_get("tokens"),
-            backend.aux_put("tokens", "k", "v"),
+            backend.records.all("tokens"),
+            backend.records.get("tokens", "k"),
+            backend.records.put("tokens", "k", {"v": 1}),
+            backend.records.add("tokens", "k", {"v": 1}),
+            backend.records.delete("tokens", "k"),
         ]
         for call in calls:
             with pytest.raises(StoreUnavailableError) as caught:
@@ -55,13 +58,18 @@ class TestSwitch:
         """Nothing written while off lands, and what was there before reads back after."""
         backend = SwitchableBackend(MemoryBackend(name))
         await backend.commit(document(1), entry(1))
-        with backend.outage(), pytest.raises(StoreUnavailableError):
-            await backend.commit(document(2), entry(2))
+        await backend.records.put("tokens", "ada", {"role": "admin"})
+        with backend.outage():
+            with pytest.raises(StoreUnavailableError):
+                await backend.commit(document(2), entry(2))
+            with pytest.raises(StoreUnavailableError):
+                await backend.records.put("tokens", "bob", {"role": "viewer"})
         assert backend.available
-        assert (1, document(1), [entry(1)]) == (
+        assert (1, document(1), [entry(1)], {"ada": {"role": "admin"}}) == (
             await backend.current_version(),
             await backend.load(),
             await backend.history(10),
+            await backend.records.all("tokens"),
         )
 
     async def test_outage_block_switches_back_on_after_an_error(self, name: str) -> None:
@@ -84,6 +92,7 @@ class TestSwitch:
         wrapped = MemoryBackend(name)
         backend = SwitchableBackend(wrapped)
         assert isinstance(backend, Backend)
+        assert isinstance(backend.records, RecordStore)
         assert (wrapped, wrapped.url) == (backend.wrapped, backend.url)
 
 

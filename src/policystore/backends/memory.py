@@ -119,7 +119,7 @@ class MemoryRecords:
 
     Args:
         collections: the text of each record by key, by collection (a new, empty one when None).
-        before: called before every call; raises StoreUnavailableError while the store is switched off.
+        before: called before every call; it may raise StoreUnavailableError (nothing is then read or written).
         url: the store's URL, for messages.
     """
 

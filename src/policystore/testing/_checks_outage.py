@@ -53,6 +53,8 @@ async def check_unreachable_store_fails_in_bounded_time(factory: BackendFactory)
             ("commit()", lambda: backend.commit(document(1), entry(1))),
             ("history(10)", lambda: backend.history(10)),
             ("entries(0, 1)", lambda: backend.entries(0, 1)),
+            ("records.get()", lambda: backend.records.get("conformance", "k")),
+            ("records.put()", lambda: backend.records.put("conformance", "k", {})),
         ]
         for name, call in calls:
             try:

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
-from policystore.backends.base import Backend, Published
+from policystore.backends.base import Backend, Published, RecordStore
 from policystore.errors import StoreUnavailableError
 from policystore.model.history import HistoryEntry
 
@@ -31,10 +31,11 @@ _Item = int | Published | StoreUnavailableError | _Ended
 class SwitchableBackend:
     """Any back end, with a switch that makes its store unreachable and reachable again.
 
-    While switched off, every call but :meth:`close` and :meth:`notifications`
-    raises :class:`~policystore.errors.StoreUnavailableError` at once, as a call
-    to a store that cannot be reached does, and the data behind the wrapped back
-    end is left as it was. Listeners of :meth:`notifications` hear 0 when the
+    While switched off, every call but :meth:`close` and :meth:`notifications`,
+    those of :attr:`records` included, raises
+    :class:`~policystore.errors.StoreUnavailableError` at once, as a call to a
+    store that cannot be reached does, and the data behind the wrapped back end
+    is left as it was. Listeners of :meth:`notifications` hear 0 when the
     switch goes off (as after a lost connection: the listener re-reads, finds
     the store unreachable and goes stale) and 0 again when it comes back on (as
     after a reconnect: the listener re-reads and goes live), and hear nothing
@@ -63,6 +64,7 @@ class SwitchableBackend:
     def __init__(self, backend: Backend, *, available: bool = True) -> None:
         self.wrapped = backend
         self.url = backend.url
+        self.records: RecordStore = _SwitchedRecords(self)
         self._available = available
         self._listeners: set[asyncio.Queue[_Item]] = set()
 
@@ -103,8 +105,7 @@ class SwitchableBackend:
             self.set_available(True)
 
     def _check(self) -> None:
-        if not self._available:
-            raise StoreUnavailableError(self.url, SWITCHED_OFF)
+        _refuse_while_off(self)
 
     # -- the Backend protocol -------------------------------------------------
 
@@ -209,24 +210,6 @@ class SwitchableBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def aux_get(self, table: str) -> dict[str, str]:
-        """See :meth:`Backend.aux_get`.
-
-        Raises:
-            StoreUnavailableError: switched off, or the wrapped back end cannot be reached.
-        """
-        self._check()
-        return await self.wrapped.aux_get(table)
-
-    async def aux_put(self, table: str, key: str, value: str | None) -> None:
-        """See :meth:`Backend.aux_put`; nothing is written while switched off.
-
-        Raises:
-            StoreUnavailableError: switched off, or the wrapped back end cannot be reached.
-        """
-        self._check()
-        await self.wrapped.aux_put(table, key, value)
-
     def __getattr__(self, name: str) -> Any:
         """Pass any other attribute of the wrapped back end through; its coroutines fail while switched off."""
         if name.startswith("_") or name == "wrapped":  # never reached for our own state, even half-built
@@ -241,3 +224,41 @@ class SwitchableBackend:
             return await attribute(*args, **kwargs)
 
         return guarded
+
+
+def _refuse_while_off(switch: SwitchableBackend) -> None:
+    """Raise what a call to an unreachable store raises, while ``switch`` is off."""
+    if not switch.available:
+        raise StoreUnavailableError(switch.url, SWITCHED_OFF)
+
+
+class _SwitchedRecords:
+    """The wrapped back end's records, unreachable while the switch is off (see :class:`RecordStore`)."""
+
+    def __init__(self, switch: SwitchableBackend) -> None:
+        self._switch = switch
+
+    async def all(self, collection: str) -> dict[str, dict[str, Any]]:
+        """See :meth:`RecordStore.all`."""
+        _refuse_while_off(self._switch)
+        return await self._switch.wrapped.records.all(collection)
+
+    async def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """See :meth:`RecordStore.get`."""
+        _refuse_while_off(self._switch)
+        return await self._switch.wrapped.records.get(collection, key)
+
+    async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """See :meth:`RecordStore.put`; nothing is written while switched off."""
+        _refuse_while_off(self._switch)
+        await self._switch.wrapped.records.put(collection, key, record)
+
+    async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
+        """See :meth:`RecordStore.add`; nothing is written while switched off."""
+        _refuse_while_off(self._switch)
+        return await self._switch.wrapped.records.add(collection, key, record)
+
+    async def delete(self, collection: str, key: str) -> bool:
+        """See :meth:`RecordStore.delete`; nothing is deleted while switched off."""
+        _refuse_while_off(self._switch)
+        return await self._switch.wrapped.records.delete(collection, key)

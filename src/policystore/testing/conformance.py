@@ -12,6 +12,9 @@ breaks a promise of the :class:`~policystore.backends.base.Backend` protocol:
   ``before``, or oldest first between two versions (``entries``);
 - notifications: a new listener is told to check (0); each commit reaches a
   listener on another back end; ``close()`` ends the listeners;
+- records (``backend.records``): they read back as put, ``add`` stores only
+  where no record is and one of racing adds wins, collections are apart and
+  make no version, bad names and values are refused;
 - outages: every call to an unreachable store raises
   :class:`~policystore.StoreUnavailableError` in bounded time; a
   :class:`~policystore.PolicyStore` over the back end, open through an outage
@@ -51,6 +54,12 @@ from policystore.testing._checks_outage import (
     check_store_opened_during_outage_reads_last_known_good_then_goes_live,
     check_unreachable_store_fails_in_bounded_time,
 )
+from policystore.testing._checks_records import (
+    check_records_add_only_where_none_is_and_one_racing_add_wins,
+    check_records_are_kept_apart_from_the_policy_and_shared,
+    check_records_refuse_bad_names_and_values_writing_nothing,
+    check_records_round_trip,
+)
 from policystore.testing._checks_versions import (
     check_commits_make_contiguous_versions,
     check_concurrent_committers_one_wins_per_version,
@@ -77,6 +86,10 @@ CHECKS: Final[tuple[Check, ...]] = (
     check_new_listener_is_told_to_check,
     check_commit_is_announced_to_listeners,
     check_close_ends_listeners,
+    check_records_round_trip,
+    check_records_add_only_where_none_is_and_one_racing_add_wins,
+    check_records_are_kept_apart_from_the_policy_and_shared,
+    check_records_refuse_bad_names_and_values_writing_nothing,
     check_unreachable_store_fails_in_bounded_time,
     check_open_store_reads_stale_through_outage_then_reconverges,
     check_store_opened_during_outage_reads_last_known_good_then_goes_live,
