@@ -90,7 +90,6 @@ class TestOlderConstructorArguments:
             PolicyStore("memory://", redis_client=object())
         assert ("redis_client",) == caught.value.paths
 
-    @pytest.mark.redis  # telling a Redis client from any other object takes the redis extra
     def test_object_that_is_no_client_refused(self) -> None:
         """An object that is neither back end, URL nor client is a ClientTypeError naming what it got."""
         with pytest.raises(ClientTypeError) as caught:
