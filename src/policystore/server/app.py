@@ -11,6 +11,7 @@ schema stays at /openapi.json).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -98,11 +99,16 @@ def create_app(
         # Load the tokens now, so that reads keep working if the store goes away later.
         with contextlib.suppress(StoreUnavailableError):
             await token_store.load()
+        # Reloaded in the background, so no request waits on the store to check its token.
+        refresher = asyncio.create_task(token_store.keep_fresh(), name="policystore-token-refresh")
         hub.start()
         try:
             yield
         finally:
             hub.stop()
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
 
     app = FastAPI(
         title="policystore",
