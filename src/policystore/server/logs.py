@@ -4,64 +4,85 @@ uvicorn writes a line per request (its access log) and its other messages
 straight to stdout and stderr from the event loop. When whatever reads those
 (a terminal, a pipe to a log collector) falls behind, the write blocks, and
 with it every request, stream and background task of the server: with stdout
-a pipe nobody reads, the server stops answering after a few hundred requests.
-:func:`logs_written_in_background` hands each record to a queue instead; one
-thread per logger writes them with the handlers the logger had. If the
-queue fills, records are dropped, counted, and the count is logged once there
-is room again. :class:`BackgroundLogServer` is uvicorn's server doing so while
-it serves, every line written before it exits.
+a pipe nobody reads, the server stopped answering after some 800 requests.
+
+:func:`logs_written_in_background` has the loggers keep their records in
+memory instead; one thread writes them, with the handlers the loggers had, a
+batch every :data:`WRITE_INTERVAL` seconds (a wake-up per record would make
+the thread contend with the event loop for the interpreter at every request).
+If :data:`BACKLOG` records are waiting, new ones are dropped and counted, and
+the count is logged once there is room again. :class:`BackgroundLogServer` is
+uvicorn's server doing so while it serves, every line written before it exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import logging.handlers
-import queue
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Final
 
 import uvicorn
 
-__all__ = ["QUEUE_SIZE", "UVICORN_LOGGERS", "BackgroundLogServer", "logs_written_in_background"]
+__all__ = ["BACKLOG", "UVICORN_LOGGERS", "WRITE_INTERVAL", "BackgroundLogServer", "logs_written_in_background"]
 
 #: uvicorn's loggers that have handlers of their own (``uvicorn.error`` passes its records to ``uvicorn``).
 UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.access")
-#: Records waiting to be written, per logger, before new ones are dropped.
-QUEUE_SIZE: Final = 10_000
+#: Records waiting to be written, per logger, beyond which new ones are dropped.
+BACKLOG: Final = 10_000
+#: Seconds between two batches of writes.
+WRITE_INTERVAL: Final = 0.1
 
 
-class _Handoff(logging.handlers.QueueHandler):
-    """Puts records on a bounded queue as they are, counting those that find it full."""
+class _Keep(logging.Handler):
+    """Keeps a logger's records for the writer thread, counting those that find the backlog full."""
 
-    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
-        super().__init__(records)
+    def __init__(self, handlers: list[logging.Handler]) -> None:
+        super().__init__()
+        #: The handlers the logger had, which write the records.
+        self.handlers = handlers
+        # deque's append and popleft are atomic: the event loop appends, the writer pops.
+        self.records: deque[logging.LogRecord] = deque()
         self.dropped = 0
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # Unchanged: uvicorn's access formatter reads the record's args, which the default prepare() drops.
-        return record
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            if self.dropped:
-                self.queue.put_nowait(self._dropped_notice(record))
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except queue.Full:
+    def emit(self, record: logging.LogRecord) -> None:  # called under the handler's lock
+        if len(self.records) >= BACKLOG:
             self.dropped += 1
+            return
+        if self.dropped:
+            message = "%d log records were dropped: the log output did not keep up with the server"
+            notice = logging.LogRecord(record.name, logging.WARNING, __file__, 0, message, (self.dropped,), None)
+            self.records.append(notice)
+            self.dropped = 0
+        # As it is: uvicorn's access formatter reads the record's args, and formats it in the writer.
+        self.records.append(record)
 
-    def _dropped_notice(self, record: logging.LogRecord) -> logging.LogRecord:
-        message = "%d log records were dropped: the log output did not keep up with the server"
-        return logging.LogRecord(record.name, logging.WARNING, __file__, 0, message, (self.dropped,), None)
+    def write(self) -> None:
+        """Write the records kept so far (from the writer thread)."""
+        while self.records:
+            record = self.records.popleft()
+            for handler in self.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+
+
+def _write_until(stop: threading.Event, keepers: list[_Keep]) -> None:
+    while True:
+        stopping = stop.wait(WRITE_INTERVAL)
+        for keeper in keepers:
+            keeper.write()
+        if stopping:
+            return
 
 
 @contextlib.contextmanager
 def logs_written_in_background(names: Iterable[str] = UVICORN_LOGGERS) -> Iterator[None]:
-    """Within the block, the handlers of the loggers ``names`` run on a thread per logger.
+    """Within the block, the handlers of the loggers ``names`` run on a thread of their own.
 
     Call it once those loggers are configured (for uvicorn: after
-    ``uvicorn.Config`` is made). On leaving, the records still queued are
+    ``uvicorn.Config`` is made). On leaving, the records still kept are
     written and each logger gets its handlers back.
 
     Args:
@@ -70,23 +91,26 @@ def logs_written_in_background(names: Iterable[str] = UVICORN_LOGGERS) -> Iterat
     Yields:
         Nothing; the loggers are restored when the block ends.
     """
-    moved: list[tuple[logging.Logger, list[logging.Handler], logging.handlers.QueueListener]] = []
+    moved: list[tuple[logging.Logger, _Keep]] = []
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.handlers:
+            keeper = _Keep(list(logger.handlers))
+            moved.append((logger, keeper))
+            logger.handlers = [keeper]
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=_write_until, args=(stop, [keeper for _, keeper in moved]), name="policystore-logs", daemon=True
+    )
+    writer.start()
     try:
-        for name in names:
-            logger = logging.getLogger(name)
-            handlers = list(logger.handlers)
-            if not handlers:
-                continue
-            records: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_SIZE)
-            listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
-            listener.start()
-            moved.append((logger, handlers, listener))
-            logger.handlers = [_Handoff(records)]
         yield
     finally:
-        for logger, handlers, listener in moved:
-            logger.handlers = handlers
-            listener.stop()  # writes what is queued, then ends the thread
+        stop.set()
+        writer.join()  # the records kept until now are written
+        for logger, keeper in moved:
+            logger.handlers = keeper.handlers
+            keeper.write()  # any logged meanwhile
 
 
 class BackgroundLogServer(uvicorn.Server):
@@ -94,11 +118,11 @@ class BackgroundLogServer(uvicorn.Server):
 
     After a shutdown on SIGTERM or SIGINT, uvicorn raises the signal again
     once it has stopped, and SIGTERM then ends the process at once: the lines
-    still queued are written before that, where uvicorn handles signals.
+    still kept are written before that, where uvicorn handles signals.
     """
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        """Handle signals as uvicorn does, with log lines written from threads meanwhile."""
+        """Handle signals as uvicorn does, with log lines written from a thread meanwhile."""
         with super().capture_signals(), logs_written_in_background():
             yield
