@@ -15,7 +15,8 @@ from typing import Any, Final
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
-from policystore.model.policy import RECORD_FIELDS, Policy
+from policystore.model.paths import clamped_override
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "render_history_full",
     "render_preset",
     "render_show",
+    "render_strategies",
     "table",
     "to_json",
     "value_text",
@@ -165,7 +167,7 @@ def change_summary(changes: Sequence[FieldChange]) -> str:
 
 
 def render_show(policy: Policy, *, source: str, stale: bool) -> str:
-    """Return the ``show`` screen: metadata, kill switch, and every mode's values side by side.
+    """Return the ``show`` screen: metadata, kill switch, every mode's values side by side, and the strategies.
 
     Args:
         policy: the policy to show.
@@ -190,7 +192,43 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
     names = sorted(policy.modes, key=lambda n: (n != policy.active_mode, n))
     headers = ["field", *(f"{n}*" if n == policy.active_mode else n for n in names)]
     rows = [[field, *(getattr(policy.modes[n], field) for n in names)] for field in MODE_FIELDS]
-    return _key_values(head) + "\n\n" + table(headers, rows) + "\n\n* active mode"
+    modes = table(headers, rows) + "\n\n* active mode"
+    return _key_values(head) + "\n\n" + modes + "\n\n" + render_strategies(policy)
+
+
+def render_strategies(policy: Policy) -> str:
+    """Return every strategy's effective config under the active mode, each stored override beside it.
+
+    A cell is the value in force; ``(own)`` marks a stored override that is that
+    value, ``(own X, clamped)`` one the active mode overrules, which a note
+    under the table explains (as ``explain`` words it).
+
+    Args:
+        policy: the policy to show.
+
+    Returns:
+        The table and its notes, or a sentence when there is no strategy.
+    """
+    if not policy.strategies:
+        return "No strategies."
+    fields = [field for field, mode_field in STRATEGY_FIELDS.items() if mode_field is not None]
+    rows, notes = [], []
+    for name, settings in policy.strategies.items():
+        effective = policy.strategy(name)
+        cells = [name, settings.state.value, value_text(settings.cooldown_seconds)]
+        for field in fields:
+            own, value = getattr(settings, field), getattr(effective, field)
+            if (clamp := clamped_override(policy, f"strategies.{name}.{field}")) is not None:
+                cells.append(f"{value_text(value)} (own {value_text(own)}, clamped)")
+                notes.append(f"note: strategies.{name}.{field}: {clamp.detail}.")
+            else:
+                cells.append(value_text(value) + (" (own)" if own is not None else ""))
+        rows.append(cells)
+    legend = (
+        f"Values in force under {policy.active_mode}; (own): the strategy's stored override, "
+        "unmarked: the active mode's value."
+    )
+    return "\n".join([table(["strategy", "state", "cooldown_seconds", *fields], rows), "", legend, *notes])
 
 
 def render_explanation(explanation: Explanation) -> str:
