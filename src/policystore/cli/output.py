@@ -252,7 +252,11 @@ def render_explanation(explanation: Explanation) -> str:
     )
 
 
-def render_history(entries: Sequence[HistoryEntry]) -> str:
+def _version_cell(version: int, invalid: int | None) -> str:
+    return f"{version} (invalid)" if version == invalid else str(version)
+
+
+def render_history(entries: Sequence[HistoryEntry], *, invalid: int | None = None) -> str:
     """Return history entries as a table, in the order given (newest first from the store).
 
     Each row lists as many changes as fit, those that matter first (see
@@ -260,6 +264,7 @@ def render_history(entries: Sequence[HistoryEntry]) -> str:
 
     Args:
         entries: the entries.
+        invalid: the newest version, when readers refuse it as invalid: marked ``(invalid)``.
 
     Returns:
         The table, or a sentence when there are none.
@@ -267,7 +272,13 @@ def render_history(entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return "No history."
     rows = [
-        [str(e.version), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.by, e.reason, _fitted_summary(e.changes)]
+        [
+            _version_cell(e.version, invalid),
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.by,
+            e.reason,
+            _fitted_summary(e.changes),
+        ]
         for e in entries
     ]
     return table(["version", "at (UTC)", "by", "reason", "changes"], rows)
@@ -301,11 +312,12 @@ def _clip(text: str, width: int = _CHANGES_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def render_history_full(entries: Sequence[HistoryEntry]) -> str:
+def render_history_full(entries: Sequence[HistoryEntry], *, invalid: int | None = None) -> str:
     """Return history entries with every change in full, one per line under its entry.
 
     Args:
         entries: the entries.
+        invalid: the newest version, when readers refuse it as invalid: marked ``(invalid)``.
 
     Returns:
         The text, or a sentence when there are none.
@@ -314,7 +326,8 @@ def render_history_full(entries: Sequence[HistoryEntry]) -> str:
         return "No history."
     blocks = []
     for e in entries:
-        head = f"version {e.version}  {e.at.strftime('%Y-%m-%d %H:%M:%S')} UTC  by {e.by}: {e.reason}"
+        at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        head = f"version {_version_cell(e.version, invalid)}  {at} UTC  by {e.by}: {e.reason}"
         lines = [f"  {_change(c)}" for c in by_importance(e.changes)] or ["  (no field changed)"]
         blocks.append("\n".join([head, *lines]))
     return "\n\n".join(blocks)
