@@ -89,9 +89,6 @@ class SQLiteBackend:
         self._generation = 0
         #: Connected without creating, and no store was there.
         self._absent = False
-        #: The ``create`` of the last :meth:`connect` (None before it): a failed open is retried
-        #: before each call only when connect() may create the store.
-        self._create: bool | None = None
         self._closed = asyncio.Event()
         #: The records beside the policy, in the ``aux`` table (see :mod:`._sqlite_records`).
         self.records = SQLiteRecords(self._run, self.url)
@@ -120,24 +117,23 @@ class SQLiteBackend:
         Raises:
             StoreUnavailableError: the file cannot be opened or read.
         """
-        self._create = create
-        if self._conn is None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._open, create)
 
-    def _open(self, create: bool) -> None:
-        """Open the database as :meth:`connect` says; runs on the back end's thread."""
-        try:
-            conn = self._open_existing() if not create else self._open_or_create()
-            if conn is None:
-                return
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            if create:
-                conn.executescript(_SCHEMA)
-            files = _opened_files(conn, self._file)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailableError(self.url, f"cannot open the database: {exc}") from exc
-        self._conn, self._files = conn, files
+        def open_db() -> None:
+            try:
+                conn = self._open_existing() if not create else self._open_or_create()
+                if conn is None:
+                    return
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                if create:
+                    conn.executescript(_SCHEMA)
+                files = _opened_files(conn, self._file)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailableError(self.url, f"cannot open the database: {exc}") from exc
+            self._conn, self._files = conn, files
+
+        if self._conn is None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, open_db)
 
     def _current(self) -> sqlite3.Connection:
         """The connection to the files at the path now; runs on the back end's thread before every call.
@@ -146,10 +142,6 @@ class SQLiteBackend:
             StoreUnavailableError: not connected, no database at the path, or its
                 ``-wal`` or ``-shm`` file is not the one the connection uses.
         """
-        if self._conn is None and self._create:
-            # connect() failed (the file could not be opened then): try again, so a store
-            # opened during an outage goes live once the file can be opened.
-            self._open(create=True)
         if self._conn is None:
             raise StoreUnavailableError(self.url, "the store is not connected")
         at_path = _files_at(self._file)
