@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from policystore.backends.memory import MemoryBackend
+from policystore.testing import SwitchableBackend
 from server.live_server import LiveServer
 
 ARGS = [
@@ -335,11 +336,11 @@ class TestHistory:
 class TestUnreachableStore:
     def test_kill_switch_refused_while_store_down_says_so_and_what_still_protects(self, request, page, output_dir):
         """One sentence that nothing was written, one on what still holds; no raw back-end error in the toast."""
-        name = f"dash-{request.node.name}-{id(request)}"
-        live = LiveServer(f"memory://{name}").start()
+        backend = SwitchableBackend(MemoryBackend(f"dash-{request.node.name}-{id(request)}"))
+        live = LiveServer(backend).start()
         try:
             _sign_in(page, live, "operator")
-            live.call(lambda _store: _switch_off(MemoryBackend(name)))
+            live.call(lambda _store: _switch_off(backend))
 
             page.click("#kill-toggle")
             _confirm(page, "exchange outage")  # the preview is made on the server's copy, which it still holds
@@ -357,7 +358,7 @@ class TestUnreachableStore:
             live.stop()
 
 
-async def _switch_off(backend: MemoryBackend) -> None:
+async def _switch_off(backend: SwitchableBackend) -> None:
     backend.set_available(False)
 
 

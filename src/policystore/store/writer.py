@@ -89,6 +89,7 @@ class Writer:
         actor: Actor,
         external: ExternalEventBus | None,
         refresh: Callable[[], Awaitable[object]],
+        connect: Callable[[], Awaitable[None]],
     ) -> None:
         self.backend = backend
         self.actor = actor
@@ -99,6 +100,8 @@ class Writer:
         self._clock = clock
         self._external = external
         self._refresh = refresh
+        #: Connects the back end if the store was opened while it could not be reached.
+        self._connect = connect
 
     async def seed(self) -> None:
         """Write the built-in policy as version 1 of a store that holds none (unless another process did)."""
@@ -212,6 +215,7 @@ class Writer:
         restores what this process held, since that repairs the store.
         """
         try:
+            await self._connect()  # the store may have been opened while its back end could not be reached
             try:
                 return await load_latest(self.backend), True
             except StoreUnavailableError as exc:
