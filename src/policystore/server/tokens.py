@@ -34,6 +34,8 @@ _PREFIX: Final = "ps_"
 #: ``local:<user>``, so ':' is kept out of token names: no token can pass for such an author.
 #: Whitespace and control characters are out too (they would garble one-line history output).
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+#: Least seconds between two background reloads of the table, however short the cache's lifetime.
+_LEAST_REFRESH: Final = 0.05
 _NAME_RULE: Final = "letters, digits and _ . @ -, starting with a letter or digit, at most 64"
 
 
@@ -222,16 +224,17 @@ class TokenStore:
         return found
 
     async def keep_fresh(self) -> None:
-        """Reload the table every ``ttl / 2`` seconds until cancelled (a server runs this as a task).
+        """Reload the table every ``ttl / 2`` seconds (at most 20 times a second) until cancelled.
 
-        Lookups then find a known token in memory, without waiting on the
-        store: at ``ttl`` seconds, every lookup under way would otherwise wait
-        for a reload. A failed reload keeps the cached table, as lookups do.
+        A server runs this as a task. Lookups then find a known token in
+        memory, without waiting on the store: at ``ttl`` seconds, every lookup
+        under way would otherwise wait for a reload. A failed reload keeps the
+        cached table, as lookups do.
         """
         self._kept_fresh = True
         try:
             while True:
-                await asyncio.sleep(self._ttl / 2)
+                await asyncio.sleep(max(self._ttl / 2, _LEAST_REFRESH))
                 await self._reload(force=False)
         finally:
             self._kept_fresh = False
