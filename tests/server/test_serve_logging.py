@@ -1,13 +1,20 @@
-"""``policystore serve`` writes its log lines from a thread: a reader of them that falls behind stalls no request."""
+"""``policystore serve`` writes its log lines from a thread: a reader of them that falls behind stalls no request.
+
+And when the output is blocked long enough for the kept lines to pile up, the
+ones beyond the backlog are counted, and the count is logged.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -15,9 +22,10 @@ import pytest
 
 from policystore import PolicyStore
 from policystore.server import TokenStore
+from policystore.server.logs import BACKLOG, logs_written_in_background
 from support.ports import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.timeout(180)]
 
 COMMAND = [sys.executable, "-m", "policystore.cli.main"]
 #: Reads to make: their access log lines (about 80 bytes each) fill a pipe (64 KiB on Linux) twice over.
@@ -72,6 +80,7 @@ def _read_many(port: int, token: str, count: int) -> list[int]:
     return statuses
 
 
+@pytest.mark.slow
 def test_reads_are_answered_while_nobody_reads_the_servers_output(tmp_path):
     """With stdout and stderr pipes that are not read, the server still answers thousands of reads.
 
@@ -100,3 +109,39 @@ def test_reads_are_answered_while_nobody_reads_the_servers_output(tmp_path):
     logged = [line for line in output.decode().splitlines() if "GET /v1/values/risk.max_leverage" in line]
     assert READS == len(logged)
     assert "Finished server process" in errors.decode()  # uvicorn's last line, logged as it stops
+
+
+def _read_all(fd: int, into: list[bytes]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        into.append(pipe.read())
+
+
+def test_records_beyond_the_backlog_are_dropped_counted_and_the_count_logged():
+    """With the output blocked, each record is written, in order, or counted in one warning saying how many."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    logger = logging.getLogger(f"policystore.test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logging.StreamHandler(stream))
+    # Beyond what the pipe, the batch the writer holds and the backlog can take.
+    total = 3 * BACKLOG
+    output: list[bytes] = []
+    reader = threading.Thread(target=_read_all, args=(read_end, output))
+    try:
+        with logs_written_in_background([logger.name]):
+            for i in range(total):
+                logger.info("record %d %s", i, "x" * 100)
+            reader.start()  # nothing read the pipe until now
+    finally:
+        stream.close()
+        reader.join(60)
+
+    lines = output[0].decode().splitlines()
+    notices = [line for line in lines if "log records were dropped" in line]
+    written = [int(line.split()[1]) for line in lines if line.startswith("record ")]
+    assert 1 == len(notices), notices
+    dropped = int(notices[0].split()[0])
+    assert dropped > 0
+    assert total == len(written) + dropped
+    assert sorted(written) == written

@@ -8,11 +8,12 @@ a pipe nobody reads, the server stopped answering after some 800 requests.
 
 :func:`logs_written_in_background` has the loggers keep their records in
 memory instead; one thread writes them, with the handlers the loggers had, a
-batch every :data:`WRITE_INTERVAL` seconds (a wake-up per record would make
-the thread contend with the event loop for the interpreter at every request).
-If :data:`BACKLOG` records are waiting, new ones are dropped and counted, and
-the count is logged once there is room again. :class:`BackgroundLogServer` is
-uvicorn's server doing so while it serves, every line written before it exits.
+batch every :data:`WRITE_INTERVAL` seconds, in one write per stream (a wake-up
+or a write per record would make the thread contend with the event loop for
+the interpreter at every request). If :data:`BACKLOG` records are waiting, new
+ones are dropped and counted, and the count is logged once there is room
+again. :class:`BackgroundLogServer` is uvicorn's server doing so while it
+serves, every line written before it exits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Final
+from typing import Any, Final
 
 import uvicorn
 
@@ -51,21 +52,54 @@ class _Keep(logging.Handler):
         if len(self.records) >= BACKLOG:
             self.dropped += 1
             return
-        if self.dropped:
-            message = "%d log records were dropped: the log output did not keep up with the server"
-            notice = logging.LogRecord(record.name, logging.WARNING, __file__, 0, message, (self.dropped,), None)
-            self.records.append(notice)
-            self.dropped = 0
+        self.tell_dropped(record.name)
         # As it is: uvicorn's access formatter reads the record's args, and formats it in the writer.
         self.records.append(record)
 
+    def tell_dropped(self, name: str) -> None:
+        """Keep a warning saying how many records were dropped since the last one, if any were."""
+        if self.dropped:
+            message = "%d log records were dropped: the log output did not keep up with the server"
+            self.records.append(logging.LogRecord(name, logging.WARNING, __file__, 0, message, (self.dropped,), None))
+            self.dropped = 0
+
     def write(self) -> None:
         """Write the records kept so far (from the writer thread)."""
+        batch: list[logging.LogRecord] = []
         while self.records:
-            record = self.records.popleft()
-            for handler in self.handlers:
-                if record.levelno >= handler.level:
+            batch.append(self.records.popleft())
+        for handler in self.handlers:
+            records = [record for record in batch if record.levelno >= handler.level]
+            if isinstance(handler, logging.StreamHandler):
+                _write_at_once(handler, records)
+            else:
+                for record in records:
                     handler.handle(record)
+
+
+def _write_at_once(handler: logging.StreamHandler[Any], records: list[logging.LogRecord]) -> None:
+    """Write a batch of records to a stream handler's stream in one write and one flush.
+
+    A write per record would give up the interpreter to the event loop's thread at every
+    record, and wait to take it back: the batch costs the loop one switch instead of hundreds.
+    """
+    lines = []
+    for record in records:
+        if handler.filter(record):
+            try:
+                lines.append(handler.format(record) + handler.terminator)
+            except Exception:  # noqa: BLE001 - what logging.Handler.emit does with a record it cannot format
+                handler.handleError(record)
+    if not lines:
+        return
+    handler.acquire()
+    try:
+        handler.stream.write("".join(lines))
+        handler.flush()
+    except Exception:  # noqa: BLE001 - logging's own policy: report on stderr, never raise
+        handler.handleError(records[-1])
+    finally:
+        handler.release()
 
 
 def _write_until(stop: threading.Event, keepers: list[_Keep]) -> None:
@@ -83,7 +117,8 @@ def logs_written_in_background(names: Iterable[str] = UVICORN_LOGGERS) -> Iterat
 
     Call it once those loggers are configured (for uvicorn: after
     ``uvicorn.Config`` is made). On leaving, the records still kept are
-    written and each logger gets its handlers back.
+    written, with the count of those dropped if any were, and each logger gets
+    its handlers back.
 
     Args:
         names: the loggers whose handlers to move off the calling thread.
@@ -110,7 +145,9 @@ def logs_written_in_background(names: Iterable[str] = UVICORN_LOGGERS) -> Iterat
         writer.join()  # the records kept until now are written
         for logger, keeper in moved:
             logger.handlers = keeper.handlers
-            keeper.write()  # any logged meanwhile
+            with keeper.lock or contextlib.nullcontext():
+                keeper.tell_dropped(logger.name)  # drops no later record has told of
+            keeper.write()  # and any record logged meanwhile
 
 
 class BackgroundLogServer(uvicorn.Server):
