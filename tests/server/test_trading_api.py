@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 from policystore import PolicyStore
 from policystore.backends.memory import MemoryBackend
+from policystore.testing import SwitchableBackend
 
 #: Each scope a state is set at: the body's scope fields and the path the write lands on.
 SCOPES = [
@@ -160,21 +161,24 @@ class TestRefusals:
         assert "reducing" == _value(http, live, "trading.state")["value"]
 
     def test_store_away_is_503_and_nothing_is_written(self, request):
-        """With the store switched off, a halt is 503 StoreUnavailableError."""
-        name = f"trading-{request.node.name}-{id(request)}"
-        live = LiveServer(f"memory://{name}").start()
+        """With the store switched off, a halt is 503 StoreUnavailableError; back on, the store still holds active."""
+        backend = SwitchableBackend(MemoryBackend(f"trading-{request.node.name}-{id(request)}"))
+        live = LiveServer(backend).start()
         try:
 
-            async def switch_off(_store: PolicyStore) -> None:
-                MemoryBackend(name).set_available(False)
+            async def switch(_store: PolicyStore, *, available: bool) -> None:
+                backend.set_available(available)
 
-            live.call(switch_off)
+            live.call(lambda store: switch(store, available=False))
             with httpx.Client(base_url=live.base, timeout=10) as http:
                 response = _post(http, live, "operator", {"state": "halted", "reason": "outage"})
+            live.call(lambda store: switch(store, available=True))
+            version = _version(live)
         finally:
             live.stop()
 
         assert (503, "StoreUnavailableError") == (response.status_code, response.json()["error"])
+        assert 1 == version
 
 
 class TestPreview:
