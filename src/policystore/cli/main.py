@@ -19,11 +19,14 @@ from policystore.cli.documents import clip, load_yaml
 from policystore.cli.errors import exit_status_help
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
+from policystore.cli.trading_output import fact_lines, render_trading
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
 from policystore.model.modes import MODE_FIELDS, PRESETS
 from policystore.model.policy import Policy
 from policystore.model.roles import Role
+from policystore.model.trading_view import in_force, path_facts
 from policystore.redaction import redact
+from policystore.store.sources import Explanation
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
@@ -35,6 +38,10 @@ LAZY_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "token": ("policystore.cli.server_commands:token", "Create, list and revoke API tokens for the HTTP API."),
     "decisions": ("policystore.cli.trading_commands:decisions", "List trading decisions: why, under which version."),
     "replay": ("policystore.cli.trading_commands:replay", "Replay signals under the store's policy, per mode."),
+    "trading": (
+        "policystore.cli.commands_trading:trading",
+        "Set the trading state of the firm, a strategy or an instrument.",
+    ),
 }
 
 
@@ -107,16 +114,23 @@ def init(obj: CliContext) -> None:
     obj.emit(f"Policy store {url} is at version {version}.", {"url": url, "version": version})
 
 
-@cli.command(short_help="Show the active mode, all modes and the kill switch.")
+@cli.command(short_help="Show the active mode, all modes, the kill switch and the trading controls.")
 @pass_cli
 def show(obj: CliContext) -> None:
-    """Show the active mode, every mode's values side by side, and the kill switch."""
+    """Show the active mode, every mode's values side by side, the kill switch and the trading controls.
+
+    The trading part lists the state of the firm, of each strategy and of each
+    instrument with the state in force and what decided it, each instrument's
+    limits in force, and the firm-wide controls. --json prints the document
+    with those values in force under "effective".
+    """
 
     async def action(store: PolicyStore) -> tuple[Policy, str, bool]:
         return store.snapshot(), store.source.value, store.stale
 
     policy, source, stale = obj.run(action)
-    obj.emit(render_show(policy, source=source, stale=stale), policy.document())
+    text = render_show(policy, source=source, stale=stale) + "\n\n" + render_trading(policy)
+    obj.emit(text, {**policy.document(), "effective": in_force(policy)})
 
 
 @cli.command(short_help="Print the value at PATH.")
@@ -136,13 +150,20 @@ def get(obj: CliContext, *, path: str) -> None:
 @click.argument("path")
 @pass_cli
 def explain(obj: CliContext, *, path: str) -> None:
-    """Tell where the value at PATH comes from: source, version, staleness."""
+    """Tell where the value at PATH comes from: source, version, staleness.
 
-    async def action(store: PolicyStore) -> Any:
-        return store.explain(path)
+    For a trading path it also tells which path set the value in force (an
+    instrument's own, the default's or a hard cap) and, for a state, the state
+    in force and the scope that decided it (firm, kill switch, strategy,
+    instrument or default).
+    """
 
-    explanation = obj.run(action)
-    obj.emit(render_explanation(explanation), explanation.to_dict())
+    async def action(store: PolicyStore) -> tuple[Explanation, Policy]:
+        return store.explain(path), store.snapshot()
+
+    explanation, policy = obj.run(action)
+    facts = path_facts(policy, path)
+    obj.emit(render_explanation(explanation, fact_lines(path, facts)), {**explanation.to_dict(), **facts})
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Final
 
+from policystore.model.controls import firm_state
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
@@ -184,6 +185,7 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
     head = [
         ("active mode", policy.active_mode),
         ("kill switch", switch),
+        ("trading", _firm_state_text(policy)),
         ("version", policy.version),
         ("updated", f"{value_text(policy.updated_at)} by {policy.updated_by}"),
         ("reason", policy.reason or "-"),
@@ -231,11 +233,19 @@ def render_strategies(policy: Policy) -> str:
     return "\n".join([table(["strategy", "state", "cooldown_seconds", *fields], rows), "", legend, *notes])
 
 
-def render_explanation(explanation: Explanation) -> str:
+def _firm_state_text(policy: Policy) -> str:
+    """The firm-wide trading state as set, and in force when the kill switch raises it."""
+    state, in_force = policy.trading.state.value, firm_state(policy).state.value
+    return state if in_force == state else f"{state} (in force: {in_force}, the kill switch is on)"
+
+
+def render_explanation(explanation: Explanation, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """Return an explanation as aligned ``key  value`` lines.
 
     Args:
         explanation: what :meth:`PolicyStore.explain` returned.
+        extra: more ``(key, value)`` lines after the explanation's own (a trading
+            path's ``set by`` and ``in force``).
 
     Returns:
         The text.
@@ -248,6 +258,7 @@ def render_explanation(explanation: Explanation) -> str:
             ("version", explanation.version),
             ("stale", explanation.stale),
             ("detail", explanation.detail or "-"),
+            *extra,
         ]
     )
 
@@ -374,6 +385,9 @@ def render_decisions(records: Sequence[Mapping[str, Any]]) -> str:
     for record, row in zip(records, rows, strict=True):
         lines.append(line(row))
         detail = " ".join(str(record.get("detail") or "").split())
+        control = record.get("control")
+        if control and str(control) not in detail:  # the policy path that refused, when the detail omits it
+            detail = f"{detail} [{control}]".strip()
         if detail:
             lines.append(f"    {detail}")
     return "\n".join(lines)

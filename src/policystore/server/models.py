@@ -31,6 +31,8 @@ __all__ = [
     "PolicyResponse",
     "PreviewResponse",
     "RollbackRequest",
+    "StateInForce",
+    "TradingRequest",
     "ValueResponse",
 ]
 
@@ -107,6 +109,28 @@ class RollbackRequest(_Body):
     dry_run: DryRun = False
 
 
+class TradingRequest(_Body):
+    """Set the trading state of the firm, one strategy or one instrument."""
+
+    state: Literal["active", "reducing", "halted"] = Field(
+        description="active: orders within the limits; reducing: only orders that reduce a position; halted: none. "
+        "Toward halted an operator may; toward active needs an admin."
+    )
+    strategy: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Set this strategy's state (strategies.<name>.state)."
+    )
+    symbol: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Set this instrument's state (instruments.<SYMBOL>.state); 'default' sets the state of every "
+        "instrument without one. Without strategy or symbol: the firm-wide trading.state.",
+    )
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+
+
 class PolicyResponse(BaseModel):
     """The whole policy with its version and where it was read from."""
 
@@ -117,12 +141,21 @@ class PolicyResponse(BaseModel):
     effective: dict[str, Any] = Field(
         default_factory=dict,
         description="Derived values readers see: strategies.<name>.<field> under the active mode "
-        "(unset fields from the mode, overrides clamped to it).",
+        "(unset fields from the mode, overrides clamped to it); under trading and instruments, every trading "
+        "state and limit in force with the path that set it ({state, set_by, scope} or {value, set_by}).",
     )
 
 
+class StateInForce(BaseModel):
+    """A trading state in force and what decided it."""
+
+    state: str = Field(description="active, reducing or halted.")
+    set_by: str = Field(description="The path that decided it, such as trading.state or emergency.active.")
+    scope: str = Field(description="firm, kill switch, strategy, instrument or default.")
+
+
 class ValueResponse(BaseModel):
-    """One value with its source and version."""
+    """One value with its source and version (and, for a trading path, what set it)."""
 
     path: str
     value: Any
@@ -130,6 +163,16 @@ class ValueResponse(BaseModel):
     version: int
     stale: bool
     detail: str
+    set_by: str | None = Field(
+        default=None,
+        description="For an instrument's field or a firm-wide limit: the path whose value answers "
+        "(its own, instruments.default's or a hard cap); null when none applies or for another path.",
+    )
+    in_force: StateInForce | None = Field(
+        default=None,
+        description="For a trading state: the state in force and the scope that decided it "
+        "(an instrument's: for an order from any strategy; a strategy's: before any instrument's).",
+    )
 
 
 class PathsResponse(BaseModel):

@@ -33,6 +33,7 @@ from policystore.errors import (
 from policystore.model.changes import apply_patch
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
+from policystore.model.trading_view import path_facts, state_path
 from policystore.server.auth import require
 from policystore.server.errors import error_responses
 from policystore.server.health import ServerMetrics
@@ -50,6 +51,7 @@ from policystore.server.models import (
     PolicyResponse,
     PreviewResponse,
     RollbackRequest,
+    TradingRequest,
     ValueResponse,
 )
 from policystore.server.previews import effective_values, preview
@@ -152,16 +154,20 @@ async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     return _policy_response(_store(request))
 
 
-@router.get("/values/{path}", summary="One value by dot path", responses=_VALUE_ERRORS)
+# {path:path}: a symbol may hold a slash (instruments.BTC/USD.state), sent as it is or as %2F.
+@router.get("/values/{path:path}", summary="One value by dot path", responses=_VALUE_ERRORS)
 async def get_value(
     request: Request,
     _actor: Viewer,
-    path: Annotated[str, Path(description="A dot path such as risk.max_leverage; see /v1/paths.")],
+    path: Annotated[
+        str, Path(description="A dot path such as risk.max_leverage or instruments.BTC/USD.state; see /v1/paths.")
+    ],
 ) -> ValueResponse:
-    """Return the value at ``path`` with its source, version and staleness."""
+    """Return the value at ``path`` with its source, version and staleness; for a trading path, what set it."""
     _metrics(request).reads.labels("value").inc()
-    explained = _store(request).explain(path)
-    return ValueResponse(**explained.to_dict())
+    store = _store(request)
+    explained = store.explain(path)
+    return ValueResponse(**explained.to_dict(), **path_facts(store.snapshot(), path))
 
 
 @router.get("/paths", summary="Every valid dot path", responses=ERROR_RESPONSES)
@@ -272,4 +278,27 @@ async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("rollback").inc()
+    return _policy_response(store, policy)
+
+
+@router.post(
+    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=_WRITE_ERRORS
+)
+async def post_trading(request: Request, body: TradingRequest, actor: Operator) -> WriteResponse:
+    """Set ``trading.state``, ``strategies.<name>.state`` or ``instruments.<SYMBOL>.state`` to ``state``.
+
+    Toward ``halted`` is tightening (operators); toward ``active`` loosening (admins only). A strategy the policy
+    does not hold, a symbol that breaks the symbol pattern or both a strategy and a symbol answer 422.
+    """
+    store = _store(request)
+    path = state_path(store.snapshot(), strategy=body.strategy, symbol=body.symbol)
+    if body.dry_run:
+        action = f"setting {path} to {body.state}"
+        return _preview(
+            request, actor, lambda base: apply_patch(base, {path: body.state}), action, body.expected_version
+        )
+    policy = await store.update(
+        {path: body.state}, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
+    _metrics(request).writes.labels("trading").inc()
     return _policy_response(store, policy)
