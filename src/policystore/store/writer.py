@@ -6,6 +6,12 @@ authority checked, and the result committed only if the store is still at the
 version it was built on; a write that lost that race is applied again on the
 winner's version. The committed version is installed here at once, with its
 events, and one that stops trading is saved durably before the write returns.
+
+A write may carry a lifetime (see :mod:`policystore.model.expiry`). A write
+that finds an expiring change past its end in the newest version first records
+the return, as the store itself (:meth:`Writer.record_returns`), so that every
+version holds only changes in force by its writer's clock and each history
+entry says what its author changed.
 """
 
 from __future__ import annotations
@@ -15,19 +21,21 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import diff_policies, stamp_emergency, unchanged
 from policystore.model.events import events_for
+from policystore.model.expiry import authorize_timeline, ended, in_force, return_reason, with_lifetime
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
+from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy, default_policy
-from policystore.model.roles import Actor, authorize_change
+from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, stops_trading
@@ -35,12 +43,18 @@ from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
 from policystore.store.sources import Source
 
-__all__ = ["Writer", "load_latest"]
+__all__ = ["CLOCK_TOLERANCE", "RETURN_AUTHOR", "Writer", "load_latest"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
+#: Who the history names as the author of the return of an expiring change.
+RETURN_AUTHOR: Final = "policystore"
+#: How far behind the time of the store's newest version this process's clock may be and still
+#: record a return; further behind, its clock and the store's writers disagree, and a return it
+#: recorded would carry a time before the version it follows.
+CLOCK_TOLERANCE: Final = timedelta(seconds=5)
 
 
 async def load_latest(backend: Backend) -> Policy:
@@ -119,6 +133,8 @@ class Writer:
         actor: Actor | None,
         *,
         replaces_whole: bool = False,
+        keys: Collection[str] = (),
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """Apply ``change`` to the newest version and commit the result as the next one.
 
@@ -129,20 +145,27 @@ class Writer:
         not write at all.
 
         Args:
-            change: builds the new policy from the version it is based on.
+            change: builds the new policy from the version it is based on (given
+                without its expiring changes: the write keeps, replaces or adds them).
             action: what the write does, for a refusal ("switching to mode X").
             updated_by: the author to record when no ``actor`` is given.
             reason: why; recorded with the version.
             expected_version: fail unless the store is at this version.
             actor: who writes, with which role; the store's own actor by default.
             replaces_whole: the change replaces the whole document (a rollback
-                or an import), so it may write over an invalid newest version.
+                or an import), so it may write over an invalid newest version;
+                the document's own expiring changes come with it.
+            keys: the paths the write's patch names; an expiring change on any
+                of them is replaced even where the value stays the same.
+            expires_in: the write's lifetime (seconds or a timedelta), or None
+                for a change for good.
 
         Returns:
             The new policy, or the current one when the write changes nothing.
 
         Raises:
-            PolicyValidationError: the record or the result is invalid.
+            PolicyValidationError: the record, the lifetime or the result is
+                invalid (a return included).
             PermissionDeniedError: the actor may not make this change.
             VersionConflictError: ``expected_version`` is not the current
                 version, or the write kept losing the race to other writers.
@@ -151,38 +174,151 @@ class Writer:
         who = actor or self.actor
         author = who.name if actor is not None or not updated_by else updated_by
         _refuse_unfit_record(reason, author, expected_version)
+        lifetime = lifetime_seconds(expires_in) if expires_in is not None else None
+        if lifetime is not None and replaces_whole:
+            message = f"cannot go with {action}: a whole document is written for good"
+            raise PolicyValidationError([FieldError("expires_in", message)])
         for attempt in range(_MAX_WRITE_ATTEMPTS):
-            base, stored = await self._write_base(replaces_whole=replaces_whole)
-            if expected_version is not None and base.version != expected_version:
-                raise VersionConflictError(expected_version, base.version)
+            stored, is_stored = await self._write_base(replaces_whole=replaces_whole)
             now = self._clock()
-            candidate = stamp_emergency(base, change(base), now, author)
-            authorize_change(who, base, candidate, action)
-            if stored and unchanged(base, candidate):
+            if expected_version is not None and stored.version != expected_version:
+                expected_version = await self._expected(expected_version, stored, now)
+            if is_stored and ended(stored, now):
+                # Record the return first, so that this write's entry holds only its own change.
+                moved, expected_version = await self._return_first(stored, now, expected_version)
+                if moved:
+                    continue
+            base = in_force(stored, now) if is_stored else stored
+            if replaces_whole:
+                candidate = in_force(stamp_emergency(base, change(base), now, author), now)
+            else:
+                candidate = _with_change(base, change, now, author, reason, keys, lifetime)
+            authorize_timeline(who, base, candidate, action)
+            if is_stored and unchanged(base, candidate):
                 await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
-            try:
-                await self.backend.commit(new.document(), entry)
-            except VersionConflictError:
-                if expected_version is not None:
-                    raise
-                # Another writer got in first: apply the change again on its version.
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
-                continue
-            except StoreUnavailableError as exc:
-                self._copy.mark_unreachable(exc)
-                raise
-            await self._after_commit(base, new, entry)
-            if stops_trading(new):
-                await self._keeper.save_durably(new)
-            return new
+            if await self._commit(base, new, HistoryEntry(new.version, now, author, reason, diff_policies(base, new))):
+                return new
+            if expected_version is not None:
+                raise VersionConflictError(expected_version, await self.backend.current_version())
+            # Another writer got in first: apply the change again on its version.
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         current = await self.backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def _commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> bool:
+        """Commit ``new`` on ``base`` and install it; False when another writer got in first.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        try:
+            await self.backend.commit(new.document(), entry)
+        except VersionConflictError:
+            return False
+        except StoreUnavailableError as exc:
+            self._copy.mark_unreachable(exc)
+            raise
+        await self._after_commit(base, new, entry)
+        if stops_trading(new):
+            await self._keeper.save_durably(new)
+        return True
+
+    async def record_returns(self) -> Policy | None:
+        """Record the return of the newest version's expiring changes whose end has come, as the store itself.
+
+        Compare-and-set on the version: of several processes that see the end
+        at once, exactly one records it, and the others find the version moved.
+        Nobody's authority is needed: the return brings back the values in
+        force before each change, authorised when the change was written.
+
+        Returns:
+            The return version; None when there was nothing to return, another
+            process was first, or this clock is too far behind the store's
+            newest version (see :data:`CLOCK_TOLERANCE`).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (reads go stale).
+        """
+        try:
+            stored = await load_latest(self.backend)
+        except StoreUnavailableError as exc:
+            self._copy.mark_unreachable(exc)
+            raise
+        try:
+            return await self._record_return(stored, self._clock())
+        except VersionConflictError:
+            return None
+
+    async def _return_first(self, stored: Policy, now: datetime, expected: int | None) -> tuple[bool, int | None]:
+        """Before a write, record the return ``stored`` is due.
+
+        Returns:
+            Whether the store moved on (the write loads it again), and the
+            version the write expects now: the return, which holds the
+            expected version as it is in force now, when this process recorded it.
+        """
+        try:
+            recorded = await self._record_return(stored, now)
+        except VersionConflictError:
+            return True, expected  # another process was first: load again (an expected version is checked then)
+        if recorded is None:
+            return False, expected
+        return True, recorded.version if expected is not None else None
+
+    async def _record_return(self, stored: Policy, now: datetime) -> Policy | None:
+        """Commit ``stored`` with its ended changes returned as the next version; None when refused here.
+
+        Raises:
+            VersionConflictError: the store is no longer at ``stored``'s version.
+            StoreUnavailableError: the store cannot be reached.
+        """
+        gone = ended(stored, now)
+        if not gone:
+            return None
+        if now < stored.updated_at - CLOCK_TOLERANCE:
+            log.warning(
+                "Not recording the return of the expiring change of version %d: this process's clock (%s) is "
+                "behind the time of the store's version %d (%s); another process records it.",
+                gone[0].version,
+                now.isoformat(),
+                stored.version,
+                stored.updated_at.isoformat(),
+            )
+            return None
+        reason = return_reason(gone)
+        new = dataclasses.replace(
+            in_force(stored, now), version=stored.version + 1, updated_at=now, updated_by=RETURN_AUTHOR, reason=reason
+        )
+        entry = HistoryEntry(new.version, now, RETURN_AUTHOR, reason, diff_policies(stored, new))
+        if not await self._commit(stored, new, entry):
+            raise VersionConflictError(stored.version, stored.version + 1)
+        return new
+
+    async def _expected(self, expected: int, stored: Policy, now: datetime) -> int:
+        """Check a write's expected version against the newest, ``stored``; return the version to expect.
+
+        The store may have moved from ``expected`` only by the return of an
+        expiring change, recorded by another process: that version holds
+        exactly what ``expected`` holds in force now (what the write's author
+        saw), so the write may be made on it.
+
+        Raises:
+            VersionConflictError: the store moved on otherwise.
+        """
+        if stored.version == expected + 1 and stored.updated_by == RETURN_AUTHOR:
+            document = await self.backend.load(expected)
+            try:
+                earlier = build_policy(document) if document is not None else None
+            except PolicyValidationError:
+                earlier = None
+            if earlier is not None and earlier.overrides and unchanged(in_force(earlier, now), stored):
+                return stored.version
+        raise VersionConflictError(expected, stored.version)
 
     async def _hold(self, base: Policy) -> None:
         """After a write that changed nothing, hold the version it found, durably if it stops trading.
@@ -261,6 +397,26 @@ class Writer:
                     await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
                 except Exception:
                     log.exception("The external event bus failed to publish %s", event.event_id)
+
+
+def _with_change(  # noqa: PLR0917 - the facts of one write
+    base: Policy,
+    change: Callable[[Policy], Policy],
+    now: datetime,
+    author: str,
+    reason: str,
+    keys: Collection[str],
+    lifetime: float | None,
+) -> Policy:
+    """Apply a patch write's ``change`` to ``base`` in force, with the expiring changes it keeps, replaces or makes.
+
+    The change is given ``base`` without its expiring changes, which it may
+    contradict (it may write a path one holds);
+    :func:`~policystore.model.expiry.with_lifetime` settles them.
+    """
+    plain = dataclasses.replace(base, overrides=()) if base.overrides else base
+    candidate = stamp_emergency(base, change(plain), now, author)
+    return with_lifetime(base, candidate, keys=keys, expires_in=lifetime, at=now, by=author, reason=reason)
 
 
 def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
