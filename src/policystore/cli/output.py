@@ -15,7 +15,7 @@ from typing import Any, Final
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
-from policystore.model.policy import RECORD_FIELDS, Policy
+from policystore.model.policy import RECORD_FIELDS, Override, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -187,10 +187,20 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
         ("reason", policy.reason or "-"),
         ("source", source + (" (STALE: the live store cannot be reached)" if stale else "")),
     ]
+    head += [(f"expires (v{change.version})", _expiring(change)) for change in policy.overrides]
     names = sorted(policy.modes, key=lambda n: (n != policy.active_mode, n))
     headers = ["field", *(f"{n}*" if n == policy.active_mode else n for n in names)]
     rows = [[field, *(getattr(policy.modes[n], field) for n in names)] for field in MODE_FIELDS]
     return _key_values(head) + "\n\n" + table(headers, rows) + "\n\n* active mode"
+
+
+def _expiring(change: Override) -> str:
+    """One expiring change on a line: what it set, until when, what it returns to, who and why."""
+    values = ", ".join(
+        f"{path} {value_text(value)} (returns to {value_text(change.replaced[path])})"
+        for path, value in change.values.items()
+    )
+    return f"{values} until {value_text(change.until)} by {change.by}: {change.reason}"
 
 
 def render_explanation(explanation: Explanation) -> str:
@@ -210,6 +220,7 @@ def render_explanation(explanation: Explanation) -> str:
             ("version", explanation.version),
             ("stale", explanation.stale),
             ("detail", explanation.detail or "-"),
+            *([("expires", explanation.expires_at)] if explanation.expires_at is not None else []),
         ]
     )
 
