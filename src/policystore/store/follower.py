@@ -143,6 +143,9 @@ class Follower:
             after = state.policy.version if known else policy.version
             entries = await self._backend.entries(after, policy.version) if after < policy.version else []
             self._copy.install(policy, entries, after)
+            if live and not deep and policy.version == held.version + 1:
+                # The next version, read on its change notice: it arrived as soon as it was written.
+                self._copy.observe_arrival(policy)
 
     async def _store_still_has(self, held: Policy, newest: Policy, *, deep: bool) -> bool:
         """Whether the version held here is still part of the store's history.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from policystore.errors import PolicyStoreError, StoreUnavailableError
@@ -66,6 +66,9 @@ class LocalCopy:
         self._outbox = outbox
         self._rule = rule
         self._clock = clock
+        #: How far this process's clock seemed ahead of the writer of the last version another
+        #: process published, as it arrived (see :meth:`observe_arrival`); zero when not ahead.
+        self.clock_ahead = timedelta(0)
 
     @property
     def state(self) -> ReadState:
@@ -75,6 +78,17 @@ class LocalCopy:
     def in_force(self, policy: Policy) -> Policy:
         """Return ``policy`` as it is in force now, by this store's clock (see :mod:`policystore.model.expiry`)."""
         return in_force(policy, self._clock())
+
+    def observe_arrival(self, policy: Policy) -> None:
+        """Compare this process's clock with the writer's, as a version another process wrote arrives.
+
+        A change notice arrives within milliseconds of its commit, so by a clock
+        that agrees with the writer's the version was written just now; a
+        version that seems to have been written seconds ago says this clock is
+        ahead by about that much. Only notices count: a version read back after
+        an outage arrived late for another reason.
+        """
+        self.clock_ahead = max(timedelta(0), self._clock() - policy.updated_at)
 
     def fallback(self, environ: Mapping[str, str]) -> ReadState:
         """Return the state to answer from before the store is read: the last-known-good copy, else ``environ``."""

@@ -158,6 +158,7 @@ class NoticeInstaller:
             tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
             values = reflatten(state.values, held, policy, tables) if sections_kept else None
             self._copy.install(policy, entries, held.version, values)
+            self._copy.observe_arrival(policy)
             self._held_lines = (policy, lines, tables)
         if self._outbox.pending:
             await self._outbox.deliver()

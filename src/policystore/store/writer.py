@@ -51,9 +51,9 @@ log = logging.getLogger("policystore")
 _MAX_WRITE_ATTEMPTS = 50
 #: Who the history names as the author of the return of an expiring change.
 RETURN_AUTHOR: Final = "policystore"
-#: How far behind the time of the store's newest version this process's clock may be and still
-#: record a return; further behind, its clock and the store's writers disagree, and a return it
-#: recorded would carry a time before the version it follows.
+#: How far ahead of the clocks of the store's other writers this process's clock may seem and
+#: still record a return (see ``LocalCopy.clock_ahead``): further ahead, it would end every
+#: process's change early, so it leaves the recording to the others.
 CLOCK_TOLERANCE: Final = timedelta(seconds=5)
 
 
@@ -238,8 +238,8 @@ class Writer:
 
         Returns:
             The return version; None when there was nothing to return, another
-            process was first, or this clock is too far behind the store's
-            newest version (see :data:`CLOCK_TOLERANCE`).
+            process was first, or this clock seems ahead of the other writers'
+            (see :data:`CLOCK_TOLERANCE`).
 
         Raises:
             StoreUnavailableError: the store cannot be reached (reads go stale).
@@ -280,14 +280,14 @@ class Writer:
         gone = ended(stored, now)
         if not gone:
             return None
-        if now < stored.updated_at - CLOCK_TOLERANCE:
+        ahead = self._copy.clock_ahead
+        if ahead > CLOCK_TOLERANCE:
             log.warning(
-                "Not recording the return of the expiring change of version %d: this process's clock (%s) is "
-                "behind the time of the store's version %d (%s); another process records it.",
+                "Not recording the return of the expiring change of version %d: this process's clock seems %.1f s "
+                "ahead of the store's other writers (their last version arrived that late by it); a process whose "
+                "clock agrees with theirs records it. Reads here follow this clock all the same.",
                 gone[0].version,
-                now.isoformat(),
-                stored.version,
-                stored.updated_at.isoformat(),
+                ahead.total_seconds(),
             )
             return None
         reason = return_reason(gone)

@@ -4,6 +4,7 @@
 import { confirmWrite } from "./dialog.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
+import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
 
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
@@ -46,6 +47,7 @@ function render() {
   renderModes(p);
   renderLimits(p);
   renderStrategies(p);
+  renderOverrides(p);
   banners();
   refreshLocks(p);
 }
@@ -237,6 +239,7 @@ async function signIn(token) {
 function start() {
   session.onUnauthorized = signOut;
   setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault(); signIn($("token").value.trim());
