@@ -108,7 +108,8 @@ class TestReadsAtTheEnd:
             assert 8.0 == reader.snapshot().risk.max_leverage
             clock.advance(seconds=1)
             assert 5.0 == reader.snapshot().risk.max_leverage
-            assert (5.0, 5.0, timed.version) == (reader.get(LEVERAGE), reader.get("risk.max_leverage"), reader.get("version"))
+            read = (reader.get(LEVERAGE), reader.get("risk.max_leverage"), reader.get("version"))
+            assert (5.0, 5.0, timed.version) == read
             assert () == reader.get("overrides")
             assert "has not recorded the return yet" in reader.explain("risk.max_leverage").detail
             switch.set_available(True)
@@ -224,7 +225,7 @@ class TestTheReturnRecorded:
         clock.advance(hours=1)
         other = await PolicyStore.open(url, watch=False, lkg_path=None, clock=clock)
         try:
-            assert await other._writer.record_returns() is not None  # noqa: SLF001 - another process's recording
+            assert await other._writer.record_returns() is not None
         finally:
             await other.close()
         done = await writer.update(
@@ -244,7 +245,7 @@ class TestTheReturnRecorded:
             assert 5.0 == ahead.get("risk.max_leverage")  # over already, by its clock
             await asyncio.sleep(0.2)
             assert [] == await returns(right)  # and it did not end the change for everyone
-            assert ahead._copy.clock_ahead > timedelta(seconds=50)  # noqa: SLF001 - what it measured
+            assert ahead._copy.clock_ahead > timedelta(seconds=50)
             follower = await PolicyStore.open(url, lkg_path=None)  # a process whose clock agrees records it
             try:
                 await eventually(lambda: follower.get("version") == timed.version + 1)
