@@ -75,11 +75,12 @@ class EndTimer:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is None or (self._loop is not None and loop is not self._loop):
+        if loop is None:
+            # Another thread (the sync facade's caller) ended a change: the loop times the next end.
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(self.watch, state)
             return
-        self._loop = loop
+        self._loop = loop  # the loop the store runs on now
         if state is not self._state():
             return  # a newer state was installed since; it was watched in its turn
         if self._timer is not None:
