@@ -24,7 +24,7 @@ TEST_STAMP := $(VENV)/.installed-test
 CORE_STAMP := $(CORE_VENV)/.installed-core
 # The tests that need nothing beyond the core: the model, the store and its memory and SQLite back ends,
 # policystore.testing, the consumers and the public names. Their tests of an extra skip there.
-CORE_TESTS := tests/model tests/store tests/testing tests/consumers tests/test_exported_members.py
+CORE_TESTS := tests/model tests/store tests/testing tests/consumers tests/test_exported_members.py tests/test_imports.py
 LINTED := src tests bench scripts
 
 .PHONY: run test test-core install install-test install-core lint typecheck check bench clean

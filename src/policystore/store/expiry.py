@@ -11,7 +11,7 @@ while the loop is held up (``snapshot``, ``gate``, ``explain``...) also compare
 the end with the clock themselves (see :class:`~policystore.store.reads.Reads`).
 
 A process that follows changes then records the return as a new version (see
-:meth:`~policystore.store.writer.Writer.record_returns`): compare-and-set on the
+:mod:`~policystore.store.returns`): compare-and-set on the
 version lets exactly one process do it, and the others see that version arrive
 and change nothing, since they read its values already.
 """

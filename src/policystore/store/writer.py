@@ -5,11 +5,12 @@ checked, the newest version is loaded, the change applied to it, the actor's
 authority checked, and the result committed only if the store is still at the
 version it was built on; a write that lost that race is applied again on the
 winner's version. The committed version is installed here at once, with its
-events, and one that stops trading is saved durably before the write returns.
+events, and one that stops trading or makes a trading state stricter is saved
+durably before the write returns.
 
 A write may carry a lifetime (see :mod:`policystore.model.expiry`). A write
 that finds an expiring change past its end in the newest version first records
-the return, as the store itself (:meth:`Writer.record_returns`), so that every
+the return, as the store itself (:mod:`~policystore.store.returns`), so that every
 version holds only changes in force by its writer's clock and each history
 entry says what its author changed.
 """
@@ -23,14 +24,14 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import diff_policies, stamp_emergency, unchanged
 from policystore.model.events import events_for
-from policystore.model.expiry import authorize_timeline, ended, in_force, return_reason, with_lifetime
+from policystore.model.expiry import authorize_timeline, ended, in_force, with_lifetime
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
 from policystore.model.overrides import lifetime_seconds
@@ -38,23 +39,18 @@ from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
-from policystore.store.keeper import CopyKeeper, stops_trading
+from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
+from policystore.store.returns import Returns
 from policystore.store.sources import Source
 
-__all__ = ["CLOCK_TOLERANCE", "RETURN_AUTHOR", "Writer", "load_latest"]
+__all__ = ["Writer", "load_latest"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
-#: Who the history names as the author of the return of an expiring change.
-RETURN_AUTHOR: Final = "policystore"
-#: How far ahead of the clocks of the store's other writers this process's clock may seem and
-#: still record a return (see ``LocalCopy.clock_ahead``): further ahead, it would end every
-#: process's change early, so it leaves the recording to the others.
-CLOCK_TOLERANCE: Final = timedelta(seconds=5)
 
 
 async def load_latest(backend: Backend) -> Policy:
@@ -102,6 +98,7 @@ class Writer:
         actor: Actor,
         external: ExternalEventBus | None,
         refresh: Callable[[], Awaitable[object]],
+        connect: Callable[[], Awaitable[None]],
     ) -> None:
         self.backend = backend
         self.actor = actor
@@ -112,6 +109,9 @@ class Writer:
         self._clock = clock
         self._external = external
         self._refresh = refresh
+        self._returns = Returns(backend, copy, load=load_latest, commit=self._commit, clock=clock)
+        #: Connects the back end if the store was opened while it could not be reached.
+        self._connect = connect
 
     async def seed(self) -> None:
         """Write the built-in policy as version 1 of a store that holds none (unless another process did)."""
@@ -182,10 +182,10 @@ class Writer:
             stored, is_stored = await self._write_base(replaces_whole=replaces_whole)
             now = self._clock()
             if expected_version is not None and stored.version != expected_version:
-                expected_version = await self._expected(expected_version, stored, now)
+                expected_version = await self._returns.expected(expected_version, stored, now)
             if is_stored and ended(stored, now):
                 # Record the return first, so that this write's entry holds only its own change.
-                moved, expected_version = await self._return_first(stored, now, expected_version)
+                moved, expected_version = await self._returns.first(stored, now, expected_version)
                 if moved:
                     continue
             base = in_force(stored, now) if is_stored else stored
@@ -224,108 +224,26 @@ class Writer:
             self._copy.mark_unreachable(exc)
             raise
         await self._after_commit(base, new, entry)
-        if stops_trading(new):
+        if stops_trading(new) or tightens_trading(base, new):
             await self._keeper.save_durably(new)
         return True
 
     async def record_returns(self) -> Policy | None:
-        """Record the return of the newest version's expiring changes whose end has come, as the store itself.
-
-        Compare-and-set on the version: of several processes that see the end
-        at once, exactly one records it, and the others find the version moved.
-        Nobody's authority is needed: the return brings back the values in
-        force before each change, authorised when the change was written.
-
-        Returns:
-            The return version; None when there was nothing to return, another
-            process was first, or this clock seems ahead of the other writers'
-            (see :data:`CLOCK_TOLERANCE`).
+        """Record the return of the newest version's ended changes (see :meth:`.Returns.record_returns`).
 
         Raises:
             StoreUnavailableError: the store cannot be reached (reads go stale).
         """
-        try:
-            stored = await load_latest(self.backend)
-        except StoreUnavailableError as exc:
-            self._copy.mark_unreachable(exc)
-            raise
-        try:
-            return await self._record_return(stored, self._clock())
-        except VersionConflictError:
-            return None
-
-    async def _return_first(self, stored: Policy, now: datetime, expected: int | None) -> tuple[bool, int | None]:
-        """Before a write, record the return ``stored`` is due.
-
-        Returns:
-            Whether the store moved on (the write loads it again), and the
-            version the write expects now: the return, which holds the
-            expected version as it is in force now, when this process recorded it.
-        """
-        try:
-            recorded = await self._record_return(stored, now)
-        except VersionConflictError:
-            return True, expected  # another process was first: load again (an expected version is checked then)
-        if recorded is None:
-            return False, expected
-        return True, recorded.version if expected is not None else None
-
-    async def _record_return(self, stored: Policy, now: datetime) -> Policy | None:
-        """Commit ``stored`` with its ended changes returned as the next version; None when refused here.
-
-        Raises:
-            VersionConflictError: the store is no longer at ``stored``'s version.
-            StoreUnavailableError: the store cannot be reached.
-        """
-        gone = ended(stored, now)
-        if not gone:
-            return None
-        ahead = self._copy.clock_ahead
-        if ahead > CLOCK_TOLERANCE:
-            log.warning(
-                "Not recording the return of the expiring change of version %d: this process's clock seems %.1f s "
-                "ahead of the store's other writers (their last version arrived that late by it); a process whose "
-                "clock agrees with theirs records it. Reads here follow this clock all the same.",
-                gone[0].version,
-                ahead.total_seconds(),
-            )
-            return None
-        reason = return_reason(gone)
-        new = dataclasses.replace(
-            in_force(stored, now), version=stored.version + 1, updated_at=now, updated_by=RETURN_AUTHOR, reason=reason
-        )
-        entry = HistoryEntry(new.version, now, RETURN_AUTHOR, reason, diff_policies(stored, new))
-        if not await self._commit(stored, new, entry):
-            raise VersionConflictError(stored.version, stored.version + 1)
-        return new
-
-    async def _expected(self, expected: int, stored: Policy, now: datetime) -> int:
-        """Check a write's expected version against the newest, ``stored``; return the version to expect.
-
-        The store may have moved from ``expected`` only by the return of an
-        expiring change, recorded by another process: that version holds
-        exactly what ``expected`` holds in force now (what the write's author
-        saw), so the write may be made on it.
-
-        Raises:
-            VersionConflictError: the store moved on otherwise.
-        """
-        if stored.version == expected + 1 and stored.updated_by == RETURN_AUTHOR:
-            document = await self.backend.load(expected)
-            try:
-                earlier = build_policy(document) if document is not None else None
-            except PolicyValidationError:
-                earlier = None
-            if earlier is not None and earlier.overrides and unchanged(in_force(earlier, now), stored):
-                return stored.version
-        raise VersionConflictError(expected, stored.version)
+        return await self._returns.record_returns()
 
     async def _hold(self, base: Policy) -> None:
-        """After a write that changed nothing, hold the version it found, durably if it stops trading.
+        """After a write that changed nothing, hold the version it found, durably if it holds trading back.
 
         The caller is told that version is the store's: this process must not go
         on answering from an older one (a kill switch turned on elsewhere, which
-        this write found already on, stops trading here too, at once).
+        this write found already on, stops trading here too, at once). A version
+        with the kill switch on or any state stricter than ``active`` is saved as
+        if this write had made it: the write is acknowledged as holding it.
         """
         state = self._copy.state
         if state.source is not Source.STORE or (state.policy.version, state.policy.updated_at) != (
@@ -334,7 +252,7 @@ class Writer:
         ):
             with contextlib.suppress(StoreUnavailableError):  # marked stale; the write changed nothing
                 await self._refresh()
-        if stops_trading(base):
+        if restricts_trading(base):
             await self._keeper.save_durably(base)
 
     async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
@@ -345,6 +263,7 @@ class Writer:
         restores what this process held, since that repairs the store.
         """
         try:
+            await self._connect()  # the store may have been opened while its back end could not be reached
             try:
                 return await load_latest(self.backend), True
             except StoreUnavailableError as exc:
