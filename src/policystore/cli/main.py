@@ -78,6 +78,7 @@ def cli(ctx: click.Context, url: str | None, as_json: bool, role: str, verbose: 
       policystore get risk.max_leverage
       policystore mode DEFENSIVE --reason "volatility spike"
       policystore set modes.NORMAL.max_leverage 4 --reason "tighter"
+      policystore set modes.NORMAL.max_leverage 6 --for 2h --reason "CPI print"
       policystore history --limit 5 --json
 
     \b
@@ -198,17 +199,21 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
         obj.emit(active, {"active_mode": active, "version": version})
         return
     reason = _require_reason(reason, "switching the mode")
+    expires_in = obj.lifetime()
 
     async def switch(store: PolicyStore) -> Written:
         return await write(
-            store, lambda: store.switch_mode(name, reason=reason, expected_version=expect_version, actor=obj.actor(by))
+            store,
+            lambda: store.switch_mode(
+                name, reason=reason, expected_version=expect_version, actor=obj.actor(by), expires_in=expires_in
+            ),
         )
 
     done = obj.run(switch, live=True)
     if not done.changed:
         _no_change(obj, done, f"mode {name} is already active")
         return
-    obj.emit(f"Active mode is now {name} (version {done.policy.version}).", done.data())
+    obj.emit(f"Active mode is now {name}{done.until} (version {done.policy.version}).", done.data())
 
 
 def _strategy_paths(path: str, value: Any) -> list[str]:
@@ -255,13 +260,24 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
 
     A strategy override looser than the active mode is stored (it binds once a
     looser mode is active) and the mode's value applies meanwhile: set says so.
+
+    With --for DURATION the value holds until then, and every process returns
+    to the value from before at that moment; 'policystore get overrides' lists
+    the changes that expire.
     """
     parsed = load_yaml(value, where=path, what=f"the value {clip(value)}")
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> tuple[Written, list[str]]:
         done = await write(
             store,
-            lambda: store.update({path: parsed}, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
+            lambda: store.update(
+                {path: parsed},
+                reason=reason,
+                expected_version=expect_version,
+                actor=obj.actor(by),
+                expires_in=expires_in,
+            ),
         )
         return done, _clamp_notes(store, _strategy_paths(path, parsed))
 
@@ -271,7 +287,7 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
     if not done.changed:
         _no_change(obj, done, f"{path} is already {_shown(parsed)}", notes=notes)
         return
-    obj.emit(f"Set {path} to {_shown(parsed)} (version {done.policy.version}).", done.data(notes=notes))
+    obj.emit(f"Set {path} to {_shown(parsed)}{done.until} (version {done.policy.version}).", done.data(notes=notes))
 
 
 def _shown(value: Any) -> str:
@@ -288,14 +304,19 @@ _SHOWN_VALUE: Final = 80
 @write_options()
 @pass_cli
 def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_version: int | None) -> None:
-    """Turn the kill switch on (no new trades) or off (admins only)."""
+    """Turn the kill switch on (no new trades) or off (admins only).
+
+    With --for, the kill switch returns to its earlier state at the end; turning
+    it on for a while needs an admin, since its end turns it off.
+    """
     active = state == "on"
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> Written:
         return await write(
             store,
             lambda: store.set_emergency_mode(
-                active, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+                active, reason=reason, expected_version=expect_version, actor=obj.actor(by), expires_in=expires_in
             ),
         )
 
@@ -303,7 +324,7 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
     if not done.changed:
         _no_change(obj, done, f"the kill switch is already {state.upper()}")
         return
-    obj.emit(f"Kill switch is {state.upper()} (version {done.policy.version}).", done.data())
+    obj.emit(f"Kill switch is {state.upper()}{done.until} (version {done.policy.version}).", done.data())
 
 
 @cli.command(short_help="List ready-made modes; --add one to the policy.")
@@ -341,6 +362,7 @@ def presets(
         raise click.UsageError("--add needs the NAME of the preset to add.")
     reason = _require_reason(reason, "adding a preset")
     values = dataclasses.asdict(PRESETS[name][0])
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> Written:
         held = (await store.refresh()).modes.get(name)
@@ -354,7 +376,11 @@ def presets(
         return await write(
             store,
             lambda: store.update(
-                {f"modes.{name}": values}, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+                {f"modes.{name}": values},
+                reason=reason,
+                expected_version=expect_version,
+                actor=obj.actor(by),
+                expires_in=expires_in,
             ),
         )
 
@@ -362,7 +388,10 @@ def presets(
     if not done.changed:
         _no_change(obj, done, f"mode {name} already holds the values of preset {name}")
         return
-    obj.emit(f"Added mode {name} (version {done.policy.version}); switch with 'policystore mode {name}'.", done.data())
+    obj.emit(
+        f"Added mode {name}{done.until} (version {done.policy.version}); switch with 'policystore mode {name}'.",
+        done.data(),
+    )
 
 
 def _require_reason(reason: str | None, action: str) -> str:

@@ -17,7 +17,7 @@ from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
 from policystore.model.paths import clamped_override
-from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Override, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -191,6 +191,7 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
         ("reason", policy.reason or "-"),
         ("source", source + (" (STALE: the live store cannot be reached)" if stale else "")),
     ]
+    head += [(f"expires (v{change.version})", _expiring(change)) for change in policy.overrides]
     names = sorted(policy.modes, key=lambda n: (n != policy.active_mode, n))
     headers = ["field", *(f"{n}*" if n == policy.active_mode else n for n in names)]
     rows = [[field, *(getattr(policy.modes[n], field) for n in names)] for field in MODE_FIELDS]
@@ -239,6 +240,15 @@ def _firm_state_text(policy: Policy) -> str:
     return state if in_force == state else f"{state} (in force: {in_force}, the kill switch is on)"
 
 
+def _expiring(change: Override) -> str:
+    """One expiring change on a line: what it set, until when, what it returns to, who and why."""
+    values = ", ".join(
+        f"{path} {value_text(value)} (returns to {value_text(change.replaced[path])})"
+        for path, value in change.values.items()
+    )
+    return f"{values} until {value_text(change.until)} by {change.by}: {change.reason}"
+
+
 def render_explanation(explanation: Explanation, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """Return an explanation as aligned ``key  value`` lines.
 
@@ -259,6 +269,7 @@ def render_explanation(explanation: Explanation, extra: Sequence[tuple[str, Any]
             ("stale", explanation.stale),
             ("detail", explanation.detail or "-"),
             *extra,
+            *([("expires", explanation.expires_at)] if explanation.expires_at is not None else []),
         ]
     )
 

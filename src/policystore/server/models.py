@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policystore.errors import VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.overrides import MAX_LIFETIME
 
 __all__ = [
     "MAX_INTEGER",
@@ -59,6 +60,16 @@ ExpectedVersion = Annotated[
         description=f"Write only if the store is at this version (else {VersionConflictError.http_status}).",
     ),
 ]
+ExpiresIn = Annotated[
+    float | None,
+    Field(
+        default=None,
+        gt=0,
+        le=MAX_LIFETIME.total_seconds(),
+        description="Seconds the change is in force (at most 31 days); then every process returns to the values "
+        "from before it, and the store records the return. Omit for a change for good.",
+    ),
+]
 DryRun = Annotated[
     bool,
     Field(
@@ -79,6 +90,7 @@ class ModeRequest(_Body):
     mode: str = Field(min_length=1, max_length=64, description="The mode to make active, such as DEFENSIVE.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
 
 
@@ -88,15 +100,17 @@ class PatchRequest(_Body):
     changes: dict[str, Any] = Field(description="Path -> new value, such as {'modes.NORMAL.max_leverage': 4}.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
 
 
 class EmergencyRequest(_Body):
-    """Turn the kill switch on (operators) or off (admins)."""
+    """Turn the kill switch on (operators) or off (admins); on for a limited time (expires_in) needs an admin."""
 
     active: bool = Field(description="True stops all new trades.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
 
 
@@ -173,6 +187,10 @@ class ValueResponse(BaseModel):
         description="For a trading state: the state in force and the scope that decided it "
         "(an instrument's: for an order from any strategy; a strategy's: before any instrument's).",
     )
+    expires_at: datetime | None = Field(
+        default=None, description="When the expiring change that set the value ends; null when none is in force."
+    )
+    expiring_version: int | None = Field(default=None, description="The version that made that change, or null.")
 
 
 class PathsResponse(BaseModel):

@@ -3,8 +3,9 @@
 Every write passes the caller's :class:`~policystore.Actor` (the token's name
 and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
-author cannot be smuggled in (see :mod:`policystore.server.models`). A write
-whose body says ``"dry_run": true`` writes nothing and answers a
+author cannot be smuggled in (see :mod:`policystore.server.models`). The
+mode, patch and kill-switch writes take ``"expires_in"`` (seconds): the change
+lasts that long. A write whose body says ``"dry_run": true`` writes nothing and answers a
 :class:`~policystore.server.models.PreviewResponse` (see
 :mod:`policystore.server.previews`).
 """
@@ -188,7 +189,11 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Wri
         return _preview(request, actor, change, f"switching to mode {body.mode}", body.expected_version)
     store = _store(request)
     policy = await store.switch_mode(
-        body.mode, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.mode,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("mode").inc()
     return _policy_response(store, policy)
@@ -205,7 +210,11 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
         return _preview(request, actor, change, "this change", body.expected_version)
     store = _store(request)
     policy = await store.update(
-        body.changes, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.changes,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("update").inc()
     return _policy_response(store, policy)
@@ -225,7 +234,11 @@ async def post_emergency(request: Request, body: EmergencyRequest, actor: Operat
         return _preview(request, actor, lambda base: apply_patch(base, patch), action, body.expected_version)
     store = _store(request)
     policy = await store.set_emergency_mode(
-        body.active, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.active,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("emergency").inc()
     return _policy_response(store, policy)

@@ -5,6 +5,7 @@ import { confirmWrite } from "./dialog.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
 import { renderTrading, setupTrading, tradingBanner } from "./trading.js";
+import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
 
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
@@ -58,6 +59,7 @@ function render() {
   renderLimits(p);
   renderStrategies(p);
   renderTrading(p, state.effective, { can, write });
+  renderOverrides(p);
   banners();
   refreshLocks(p);
 }
@@ -250,6 +252,7 @@ async function signIn(token) {
 function start() {
   session.onUnauthorized = signOut;
   setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
   setupTrading({ can, write });
   $("login-form").addEventListener("submit", (event) => {
