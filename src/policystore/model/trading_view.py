@@ -174,8 +174,10 @@ def path_facts(policy: Policy, path: str) -> dict[str, Any]:
         (a state with the path and scope that decided it) for a state; nothing
         for any other path.
     """
-    view = in_force(policy)
     head, _, rest = path.partition(".")
+    if head not in {"instruments", "trading", "strategies"}:
+        return {}  # decided before working out the view: GET /v1/values asks this at every read
+    view = in_force(policy)
     if head == "instruments":
         key, _, field = rest.rpartition(".")
         return _entry_facts(view["instruments"].get(key), field)
