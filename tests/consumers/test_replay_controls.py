@@ -116,6 +116,7 @@ class TestReplayAppliesControls:
         assert ("active", "halted") == (plan.document["trading"]["state"], plan.document["instruments"]["SOL"]["state"])
 
 
+@pytest.mark.plot
 class TestPlot:
     """Refusals are marked on each curve by reason."""
 
