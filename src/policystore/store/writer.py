@@ -22,7 +22,7 @@ from typing import Any
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
-from policystore.model.changes import diff_policies, stamp_emergency, unchanged
+from policystore.model.changes import changes_nothing, diff_policies, stamp_emergency
 from policystore.model.events import events_for
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
@@ -161,14 +161,16 @@ class Writer:
             now = self._clock()
             candidate = stamp_emergency(base, change(base), now, author)
             authorize_change(who, base, candidate, action)
-            if stored and unchanged(base, candidate):
+            # The record is no stored field, so these are also the changes of the version made below.
+            changes = diff_policies(base, candidate)
+            if stored and changes_nothing(changes):
                 await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
+            entry = HistoryEntry(new.version, now, author, reason, changes)
             try:
                 await self.backend.commit(new.document(), entry)
             except VersionConflictError:
