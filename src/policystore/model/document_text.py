@@ -170,11 +170,11 @@ def _with_members(held: Policy, members: dict[str, bytes]) -> Policy | None:
 
 #: How the line of each member starts, as document_text writes it.
 _PREFIXES: Final = {name: f"{json.dumps(name)}: ".encode() for name in (*_OWN_FIELDS, *SECTION_FIELDS)}
+_NAMES: Final = {prefix: name for name, prefix in _PREFIXES.items()}
 
 
 def _field(line: bytes) -> str | None:
     """The member a line holds, or None for a line of no member of a policy."""
-    for name, prefix in _PREFIXES.items():
-        if line.startswith(prefix):
-            return name
-    return None
+    # No member's name holds '": ', so a line that starts with a prefix ends it at the first one.
+    end = line.find(b'": ')
+    return _NAMES.get(line[: end + 3]) if end > 0 else None

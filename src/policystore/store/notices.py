@@ -62,6 +62,9 @@ class NoticeDirection:
 
     def __init__(self) -> None:
         self._known: dict[tuple[_Content, _Content], bool] = {}
+        #: The content of the lines last asked about, by identity: the held lines are the
+        #: same object from one notice to the next, and a notice's are asked about twice.
+        self._contents: dict[int, tuple[tuple[bytes, ...], _Content]] = {}
 
     def loosens(
         self, held: Policy, held_lines: tuple[bytes, ...] | None, new: Policy, new_lines: tuple[bytes, ...]
@@ -76,7 +79,7 @@ class NoticeDirection:
         """
         if held_lines is None:
             return bool(risk_increases(held, new))
-        key = _key(held_lines, new_lines)
+        key = self._key(held_lines, new_lines)
         known = self._known.get(key)
         if known is None:
             if len(self._known) >= _MEMORY:
@@ -86,11 +89,19 @@ class NoticeDirection:
 
     def known(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> bool | None:
         """Whether going from ``held_lines`` to ``new_lines`` loosens, when it was judged before; else None."""
-        return self._known.get(_key(held_lines, new_lines))
+        return self._known.get(self._key(held_lines, new_lines))
 
+    def _key(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> tuple[_Content, _Content]:
+        return self._content(held_lines), self._content(new_lines)
 
-def _key(held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> tuple[_Content, _Content]:
-    return _content(held_lines), _content(new_lines)
+    def _content(self, lines: tuple[bytes, ...]) -> _Content:
+        cached = self._contents.get(id(lines))
+        if cached is not None and cached[0] is lines:
+            return cached[1]
+        if len(self._contents) >= 4:  # noqa: PLR2004 - the held lines and a notice's, with room to spare
+            self._contents.clear()
+        content = self._contents[id(lines)] = (lines, _content(lines))
+        return content[1]
 
 
 def _consume(reading: asyncio.Future[Any]) -> None:
