@@ -27,7 +27,7 @@ from policystore.model.document_text import (
     policy_from_changed_lines,
     policy_from_changed_sections,
 )
-from policystore.model.paths import reflatten
+from policystore.model.paths import reflatten, reflatten_modes
 from policystore.model.policy import RECORD_FIELDS, Policy
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.local_copy import LocalCopy
@@ -221,9 +221,14 @@ class NoticeInstaller:
             entries = [published.entry] if self._outbox.listening else []
         except (ValueError, TypeError, KeyError):
             return False  # a malformed entry: read the version back, entry and all
-        # While versions keep the sections, the paths of each mode are built once.
+        # While versions keep the sections, the paths of each mode are built once; a change of
+        # limits rebuilds the paths of the modes it changed (the paths of each mode are built anew).
         tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
-        values = reflatten(state.values, held, policy, tables) if sections_kept else None
+        values: dict[str, Any] | None
+        if sections_kept:
+            values = reflatten(state.values, held, policy, tables)
+        else:
+            values = reflatten_modes(state.values, held, policy)
         self._copy.install(policy, entries, held.version, values)
         self._held_lines = (policy, lines, tables)
         return True
