@@ -16,6 +16,7 @@ EXPECTED = [
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",
+    "Override",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",

@@ -350,6 +350,9 @@ class TestUnreachableStore:
             expect(toast).to_contain_text("each trading process keeps to the last policy it holds (here version 1")
             expect(toast).to_contain_text("one that holds none opens no new trade")
             expect(toast).not_to_contain_text("switched off")  # the back end's own words stay in the tooltip
+            # The header says what /healthz and /v1/values say: stale answers from the copy, not "store · live".
+            expect(page.locator("#source")).to_have_text("last_known_good (stale)")
+            expect(page.locator("#live-text")).to_have_text("stale")
             _shot(page, output_dir, "kill-switch-store-down")
         finally:
             live.stop()

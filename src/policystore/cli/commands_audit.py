@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from policystore.cli.context import CliContext, Written, pass_cli, write, write_options
+from policystore.cli.context import CliContext, Written, pass_cli, repairable, write, write_options
 from policystore.cli.documents import read_document
 from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
 from policystore.model.events import EventType, PolicyChanged
@@ -35,11 +35,15 @@ def history(obj: CliContext, *, limit: int, full: bool) -> None:
     those that do not fit; --full lists them all, and --json gives them as data.
     """
 
-    async def action(store: PolicyStore) -> list[HistoryEntry]:
-        return await store.history(limit=limit)
+    async def action(store: PolicyStore) -> tuple[list[HistoryEntry], int | None]:
+        # The newest version, refused as invalid, is listed as stored and marked (it is how one learns
+        # who wrote it, and which version to roll back to).
+        invalid = await store.backend.current_version() if repairable(store.last_error) else None
+        return await store.history(limit=limit), invalid
 
-    entries = obj.run(action, live=True)
-    obj.emit(render_history_full(entries) if full else render_history(entries), [e.to_dict() for e in entries])
+    entries, invalid = obj.run(action, live=True, audits=True)
+    text = render_history_full(entries, invalid=invalid) if full else render_history(entries, invalid=invalid)
+    obj.emit(text, [e.to_dict() | ({"invalid": True} if e.version == invalid else {}) for e in entries])
 
 
 @click.command(short_help="Show what differs between two versions.")
@@ -59,7 +63,7 @@ def diff(obj: CliContext, *, v1: int, v2: int | None) -> None:
 
 @click.command(short_help="Restore an old version as a new one.")
 @click.argument("version", type=click.IntRange(min=1))
-@write_options()
+@write_options(lifetime=False)
 @pass_cli
 def rollback(obj: CliContext, *, version: int, by: str, reason: str, expect_version: int | None) -> None:
     """Write a new version equal in content to VERSION (admins only)."""
@@ -181,7 +185,7 @@ def _read_document(file: str, kind: str) -> dict[str, Any]:
 @click.command(name="import", short_help="Replace the policy with a YAML or JSON file.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @_format_option
-@write_options()
+@write_options(lifetime=False)
 @pass_cli
 def import_(obj: CliContext, *, file: str, fmt: str | None, by: str, reason: str, expect_version: int | None) -> None:
     """Replace the whole policy with FILE (YAML or JSON) as one new version; an invalid file changes nothing.

@@ -4,6 +4,8 @@
 import { confirmWrite } from "./dialog.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
+import { renderTrading, setupTrading, tradingBanner } from "./trading.js";
+import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
 
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
@@ -22,9 +24,19 @@ function banners() {
   if (state.policy && state.policy.emergency.active) {
     list.push(["kill", `KILL SWITCH ACTIVE — no new trades. ${state.policy.emergency.reason || ""}`]);
   }
+  const trading = tradingBanner(state.policy);
+  if (trading) list.push(trading);
   $("banners").replaceChildren(...list.map(([kind, text]) => el("div", { class: `banner ${kind}` }, text)));
-  $("live-dot").className = "dot " + (state.streamUp ? "up" : "down");
-  $("live-text").textContent = state.streamUp ? "live" : "offline";
+  // The stream being up is not enough to say "live": answers from an unreachable store are stale.
+  const storeDown = Boolean(state.health && (!state.health.store_reachable || state.health.stale));
+  $("live-dot").className = "dot " + (state.streamUp && !storeDown ? "up" : "down");
+  $("live-text").textContent = !state.streamUp ? "offline" : storeDown ? "stale" : "live";
+}
+
+// What the header says answers come from, in the words /healthz and /v1/values use.
+function sourceText(source, stale, reachable) {
+  if (stale) return `${source} (stale)`;
+  return reachable === false ? `${source} (store unreachable)` : source;
 }
 
 function render() {
@@ -46,6 +58,8 @@ function render() {
   renderModes(p);
   renderLimits(p);
   renderStrategies(p);
+  renderTrading(p, state.effective, { can, write });
+  renderOverrides(p);
   banners();
   refreshLocks(p);
 }
@@ -135,6 +149,7 @@ function installed(result) {
 
 function refused(title, err) {
   if (err.error === "StoreUnavailableError") {
+    pollHealth(); // the header and banners say so now, not at the next poll
     const v = state.policy ? state.policy.version : "?";
     const what = title === "Activate kill switch"
       ? "Kill switch NOT turned on: the policy store cannot be reached, so nothing was written. "
@@ -171,13 +186,13 @@ async function refreshPolicy() {
   if (!state.policy || data.version >= state.policy.version) {
     state.policy = data.policy; state.effective = data.effective || {}; render();
   }
-  $("source").textContent = data.source + (data.stale ? " (stale)" : "");
+  $("source").textContent = sourceText(data.source, data.stale);
 }
 
 async function pollHealth() {
   try {
     state.health = await (await fetch("/healthz")).json();
-    $("source").textContent = state.health.source + (state.health.stale ? " (stale)" : "");
+    $("source").textContent = sourceText(state.health.source, state.health.stale, state.health.store_reachable);
   } catch { state.health = { store_reachable: false, stale: true, source: "server unreachable" }; }
   banners();
 }
@@ -237,7 +252,9 @@ async function signIn(token) {
 function start() {
   session.onUnauthorized = signOut;
   setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
+  setupTrading({ can, write });
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault(); signIn($("token").value.trim());
   });
