@@ -260,9 +260,19 @@ def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
 
 
 def _switches_mode(policy: Policy, patch: Mapping[str, Any]) -> bool:
-    """Whether ``patch`` only makes another of ``policy``'s modes the active one."""
+    """Whether ``patch`` only makes another of ``policy``'s modes the active one, in a policy without expiring changes.
+
+    Expiring changes are checked with the whole document (each return must lead
+    to a valid policy), so a policy that holds any takes the whole way.
+    """
     name = patch.get("active_mode")
-    return len(patch) == 1 and type(name) is str and name in policy.modes and name != policy.active_mode
+    return (
+        len(patch) == 1
+        and type(name) is str
+        and name in policy.modes
+        and name != policy.active_mode
+        and not policy.overrides
+    )
 
 
 def stamp_emergency(base: Policy, new: Policy, at: datetime, by: str) -> Policy:

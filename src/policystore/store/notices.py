@@ -221,8 +221,8 @@ class NoticeInstaller:
             entries = [published.entry] if self._outbox.listening else []
         except (ValueError, TypeError, KeyError):
             return False  # a malformed entry: read the version back, entry and all
-        # While versions keep the sections, the paths of each mode are built once; a change of
-        # limits rebuilds the paths of the modes it changed (the paths of each mode are built anew).
+        # While versions keep the sections, the paths of each mode are built once; a version that
+        # changes mode limits rebuilds those modes' paths, and anything else is flattened whole.
         tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
         values: dict[str, Any] | None
         if sections_kept:
