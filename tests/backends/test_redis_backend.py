@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio
 from redis.asyncio.connection import Connection
 
+from policystore.backends._redis_layout import notice_hint as _hint
 from policystore.backends.base import Backend, Published
-from policystore.backends.redis import RedisBackend, _hint
+from policystore.backends.redis import RedisBackend
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.policy import default_policy

@@ -12,6 +12,7 @@ a genuine conflict, even between writes of identical content, stays one.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 
 from policystore.backends._redis_urls import NAMESPACE_RE, invalid
+from policystore.backends.base import Published
 from policystore.model.document_text import document_text
 from policystore.model.history import HistoryEntry
 
-__all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys", "raw_reply"]
+__all__ = ["COMMIT_LUA", "CommitCall", "CommitOutcome", "RedisKeys", "notice_hint", "raw_reply"]
 
 WRITE_ID: Final = "write_id"
 _ENCODE: Final = json.JSONEncoder(sort_keys=True).encode
@@ -164,3 +166,32 @@ class CommitOutcome:
         if status not in {0, _COMMITTED, _REPLAYED}:
             raise ValueError(f"unknown commit status {status}")
         return cls(status != 0, status == _REPLAYED, current)
+
+
+def notice_hint(data: Any) -> int | Published:
+    """Return what a change message announces: the version with its content, its number, or 0 (check).
+
+    A notice is a JSON header (``{"version": N, "entry": {...}}``), then a
+    newline and the document's JSON text; a header alone announces the number.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    head, _, document = raw.partition(b"\n") if isinstance(raw, bytes) else (raw, b"", b"")
+    written = _HEADER.match(head) if document else None
+    if written is not None:
+        # As the commit script writes it: the entry is left as text until an event needs it.
+        return Published(int(written[1]), document, head[written.end() : -1])
+    try:
+        notice = json.loads(head)
+        version = notice["version"]
+    except (ValueError, TypeError, KeyError):
+        return 0
+    if not (isinstance(version, int) and not isinstance(version, bool) and version > 0):
+        return 0
+    entry = notice.get("entry")
+    if document and isinstance(entry, dict):
+        return Published(version, document, entry)  # the entry is read when an event needs it
+    return version
+
+
+#: The header the commit script publishes: the version, then the entry's JSON object.
+_HEADER: Final = re.compile(rb'\{"version": ([1-9][0-9]{0,18}), "entry": (?=\{.*\}\}$)', re.DOTALL)

@@ -23,7 +23,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 
-__all__ = ["Endpoint", "RedisPyReplies", "Replies", "Subscription", "SubscriptionLostError", "endpoint_of"]
+__all__ = ["Endpoint", "RedisPyReplies", "Replies", "Subscription", "SubscriptionLostError", "command", "endpoint_of"]
 
 #: Replies received and not yet taken before the connection is dropped as too slow: the
 #: listener re-reads the store, which loses nothing, instead of memory growing without
@@ -69,7 +69,7 @@ def endpoint_of(client: Redis) -> Endpoint | None:
     return None
 
 
-def _command(*words: str | bytes) -> bytes:
+def command(*words: str | bytes) -> bytes:
     """Encode one command in the Redis protocol (RESP)."""
     parts = [b"*%d\r\n" % len(words)]
     for word in words:
@@ -153,7 +153,7 @@ class Subscription(asyncio.Protocol):
         """
         if self._lost is not None or self._transport is None:
             raise self._lost or SubscriptionLostError("not connected")
-        self._transport.write(_command(*words))
+        self._transport.write(command(*words))
 
     async def ping(self) -> None:
         """Ask the server for a sign of life; it answers ``["pong", b""]`` through :meth:`receive`."""

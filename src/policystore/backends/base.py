@@ -14,6 +14,7 @@ policy's versions or history.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "Published", "RecordStore"]
+__all__ = ["Backend", "NewestText", "Published", "RecordStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,4 +149,24 @@ class Backend(Protocol):
         A hint is a version number (0: unknown, check), or the :class:`Published`
         version itself when the back end's notifications carry it. After a
         reconnect the iterator yields 0 so the listener re-reads.
+        """
+
+
+@runtime_checkable
+class NewestText(Protocol):
+    """A back end that reads its newest document as the text it stored, sending the request at the call.
+
+    A change notice that would loosen what a process holds is installed only
+    once one read of the store finds the notice's document there (see
+    :mod:`policystore.store.notices`). With this, that read starts as soon as
+    the notice arrives, overlapping its validation, and is compared byte for
+    byte; a back end without it is read with :meth:`Backend.load`.
+    """
+
+    def newest_text(self) -> asyncio.Future[bytes | None]:
+        """Start one read of the newest document's stored text.
+
+        Returns:
+            A future of the text (None when the store holds no policy) that raises
+            :class:`~policystore.errors.StoreUnavailableError` when the read fails.
         """

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Self, TypeVar
 
@@ -39,7 +38,8 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, raw_reply
+from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, notice_hint, raw_reply
+from policystore.backends._redis_reads import NewestText
 from policystore.backends._redis_records import RedisRecords
 from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
@@ -103,6 +103,15 @@ class RedisBackend:
         self._closed = asyncio.Event()
         #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
         self.records = RedisRecords(self._call, self.keys, self.url)
+        #: The reads that confirm change notices, on a connection of their own (see :mod:`._redis_reads`).
+        self._newest = NewestText(
+            lambda: self._client,
+            self.keys.document,
+            self.url,
+            timeout=timeout,
+            fallback=lambda: self._call("reading the policy", lambda r: raw_reply(r, "GET", self.keys.document)),
+            closed=self._closed.is_set,
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -200,6 +209,7 @@ class RedisBackend:
     async def close(self) -> None:
         """End every notification iterator and close the client if this back end made it."""
         self._closed.set()
+        self._newest.close()
         if self._redis is not None and self._owns_client:
             client, self._redis = self._redis, None
             with contextlib.suppress(RedisError, OSError):
@@ -237,6 +247,18 @@ class RedisBackend:
                 self.url, f"the stored policy document is a JSON {type(document).__name__}, not an object"
             )
         return document
+
+    def newest_text(self) -> asyncio.Future[bytes | None]:
+        """Start one read of the newest document as stored: the text its notice carried.
+
+        The request leaves at the call (see :mod:`._redis_reads`), so the round
+        trip overlaps what the caller does next.
+
+        Returns:
+            A future of the text, None when the store holds no policy; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        return self._newest.read()
 
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and publish the next version in one atomic Lua script.
@@ -375,7 +397,7 @@ class RedisBackend:
             if kind == "subscribe":
                 yield 0  # subscribed (first time, or resubscribed after a reconnect): re-read
             elif kind == "message":
-                yield _hint(reply[2])
+                yield notice_hint(reply[2])
 
 
 def _cancel_requested() -> bool:
@@ -387,32 +409,3 @@ def _cancel_requested() -> bool:
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _hint(data: Any) -> int | Published:
-    """Return what a change message announces: the version with its content, its number, or 0 (check).
-
-    A notice is a JSON header (``{"version": N, "entry": {...}}``), then a
-    newline and the document's JSON text; a header alone announces the number.
-    """
-    raw = data.encode() if isinstance(data, str) else data
-    head, _, document = raw.partition(b"\n") if isinstance(raw, bytes) else (raw, b"", b"")
-    written = _HEADER.match(head) if document else None
-    if written is not None:
-        # As the commit script writes it: the entry is left as text until an event needs it.
-        return Published(int(written[1]), document, head[written.end() : -1])
-    try:
-        notice = json.loads(head)
-        version = notice["version"]
-    except (ValueError, TypeError, KeyError):
-        return 0
-    if not (isinstance(version, int) and not isinstance(version, bool) and version > 0):
-        return 0
-    entry = notice.get("entry")
-    if document and isinstance(entry, dict):
-        return Published(version, document, entry)  # the entry is read when an event needs it
-    return version
-
-
-#: The header the commit script publishes: the version, then the entry's JSON object.
-_HEADER: Final = re.compile(rb'\{"version": ([1-9][0-9]{0,18}), "entry": (?=\{.*\}\}$)', re.DOTALL)

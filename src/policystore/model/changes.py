@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
@@ -25,6 +25,7 @@ from policystore.model.validation import build_policy
 
 __all__ = [
     "apply_patch",
+    "changes_nothing",
     "diff_policies",
     "risk_increases",
     "stamp_emergency",
@@ -129,7 +130,12 @@ def unchanged(old: Policy, new: Policy) -> bool:
     activation stamp, which the store sets on every write (see
     :func:`stamp_emergency`).
     """
-    return all(change.path in _STAMPED for change in diff_policies(old, new))
+    return changes_nothing(diff_policies(old, new))
+
+
+def changes_nothing(changes: Iterable[FieldChange]) -> bool:
+    """Tell whether a write with these changes (:func:`diff_policies`) changes nothing (see :func:`unchanged`)."""
+    return all(change.path in _STAMPED for change in changes)
 
 
 def _read_only(path: str, current: Policy) -> str | None:
@@ -242,11 +248,31 @@ def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
     """
     if not patch:
         raise PolicyValidationError([FieldError("patch", "is empty; name at least one path to change")])
+    if _switches_mode(policy, patch):
+        # A mode switch to one of the modes: of all the rules, only "the active mode is a
+        # mode" spans it, and the rest is this policy's, valid already.
+        return policy.with_record(patch)
     data = copy.deepcopy(policy.document())
     errors = [e for path, value in patch.items() if (e := _set(data, str(path), value, policy)) is not None]
     if errors:
         raise PolicyValidationError(errors)
     return build_policy(data)
+
+
+def _switches_mode(policy: Policy, patch: Mapping[str, Any]) -> bool:
+    """Whether ``patch`` only makes another of ``policy``'s modes the active one, in a policy without expiring changes.
+
+    Expiring changes are checked with the whole document (each return must lead
+    to a valid policy), so a policy that holds any takes the whole way.
+    """
+    name = patch.get("active_mode")
+    return (
+        len(patch) == 1
+        and type(name) is str
+        and name in policy.modes
+        and name != policy.active_mode
+        and not policy.overrides
+    )
 
 
 def stamp_emergency(base: Policy, new: Policy, at: datetime, by: str) -> Policy:

@@ -26,6 +26,7 @@ __all__ = [
     "clamped_override",
     "flatten",
     "reflatten",
+    "reflatten_modes",
     "suggest",
 ]
 
@@ -128,6 +129,39 @@ def reflatten(
             _put_active(policy, table)
         values.update(table)
     return values
+
+
+def reflatten_modes(previous_values: dict[str, Any], previous: Policy, policy: Policy) -> dict[str, Any] | None:
+    """Return ``flatten(policy)`` made from ``previous_values = flatten(previous)``, for a change of mode limits.
+
+    A version that changes a limit changes one or more modes (besides its own
+    record, and perhaps the active mode): only the paths of those modes, and
+    the paths that follow the active mode when its config changed, are built
+    again. Anything else changed (another section, a mode added or removed)
+    returns None: the caller flattens the policy whole.
+
+    Args:
+        previous_values: ``flatten(previous)``.
+        previous: the policy before.
+        policy: the policy now.
+    """
+    if policy.modes.keys() != previous.modes.keys() or any(
+        getattr(policy, section) != getattr(previous, section) for section in _OTHER_SECTIONS
+    ):
+        return None
+    values = previous_values.copy()
+    _put_own(policy, values)
+    for name, mode in policy.modes.items():
+        if mode != previous.modes[name]:
+            for key, field in _keys("modes", name, MODE_FIELDS):
+                values[key] = getattr(mode, field)
+    if policy.active_mode != previous.active_mode or policy.risk != previous.risk:
+        _put_active(policy, values)
+    return values
+
+
+#: The sections other than the modes, and the expiring changes: a version that changes one is flattened whole.
+_OTHER_SECTIONS: Final = ("strategies", "emergency", "hard_limits", "trading", "instruments", "overrides")
 
 
 def _put_own(policy: Policy, values: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "EPOCH",
     "MODE_NAME_PATTERN",
     "RECORD_FIELDS",
+    "SECTION_FIELDS",
     "STRATEGY_FIELDS",
     "STRATEGY_NAME_PATTERN",
     "Emergency",
@@ -39,6 +40,9 @@ STRATEGY_NAME_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: A version's own record: the fields the store sets on every write, which say nothing of risk.
 RECORD_FIELDS: Final = ("version", "updated_at", "updated_by", "reason")
+#: The sections of a policy: every member of its document but the active mode, the record and the
+#: expiring changes (``overrides``, checked with the whole document: see validation.override_errors).
+SECTION_FIELDS: Final = ("modes", "strategies", "emergency", "hard_limits", "trading", "instruments")
 
 
 class FrozenDict(dict[Any, Any]):
@@ -306,10 +310,45 @@ class Policy:
             msg = f"not a record field: {', '.join(sorted(unknown))}"
             raise ValueError(msg)
         record = {name: _RECORD_ADAPTERS[name].validate_python(value) for name, value in fields.items()}
+        return self._replaced(record, sections=False)
+
+    def with_sections(self, texts: Mapping[str, bytes]) -> Policy:
+        """Return this policy with whole sections replaced, each validated from its JSON text.
+
+        ``texts`` may name ``modes``, ``strategies``, ``emergency``,
+        ``hard_limits``, ``trading`` and ``instruments``; each is validated by
+        the constructor's own type, from JSON as the whole document's text is,
+        and the result is finished as the constructor finishes it. The other
+        sections and the record are this policy's. The caller checks the rules
+        that span fields (:func:`policystore.model.validation.consistent`); a
+        version that changes a limit is installed this way in every process
+        (see :mod:`policystore.model.document_text`).
+
+        Raises:
+            pydantic.ValidationError: a section failed.
+            ValueError: a name is not one of those.
+        """
+        unknown = texts.keys() - _SECTION_ADAPTERS.keys()
+        if unknown:
+            msg = f"not a section: {', '.join(sorted(unknown))}"
+            raise ValueError(msg)
+        sections = {name: _SECTION_ADAPTERS[name].validate_json(text) for name, text in texts.items()}
+        return self._replaced(sections, sections=True)
+
+    def _replaced(self, fields: Mapping[str, Any], *, sections: bool) -> Policy:
+        """This policy with ``fields`` (validated already) in place of its own.
+
+        New sections are finished as the constructor finishes them (frozen,
+        empty instrument entries dropped); the record and the active mode need
+        only the active mode's config derived again.
+        """
         policy = object.__new__(Policy)
         for name in _SLOTS:
-            object.__setattr__(policy, name, record.get(name, getattr(self, name)))
-        policy._derive_active()  # modes and strategies are this policy's frozen ones
+            object.__setattr__(policy, name, fields.get(name, getattr(self, name)))
+        if sections:
+            policy.__post_init__()
+        else:
+            policy._derive_active()  # modes and strategies are this policy's frozen ones
         return policy
 
     def strategy(self, name: str) -> StrategyConfig:
@@ -337,6 +376,14 @@ _RECORD_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     name: TypeAdapter(hint, config=FROZEN_CONFIG)
     for name, hint in typing.get_type_hints(Policy, include_extras=True).items()
     if name in {"active_mode", *RECORD_FIELDS}
+}
+
+#: The sections of a policy, each validated by the constructor's own annotation (a section
+#: that is a dataclass brings its own config; see Policy.with_sections).
+_SECTION_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
+    name: TypeAdapter(hint) if dataclasses.is_dataclass(hint) else TypeAdapter(hint, config=FROZEN_CONFIG)
+    for name, hint in typing.get_type_hints(Policy, include_extras=True).items()
+    if name in SECTION_FIELDS
 }
 
 BUILTIN_STRATEGIES: Final[dict[str, StrategySettings]] = {

@@ -57,6 +57,8 @@ def authorize_change(actor: Actor, old: Policy, new: Policy, action: str) -> Non
         PermissionDeniedError: the actor may not make this change.
     """
     actor.require(Role.OPERATOR, action)
+    if actor.role.rank >= Role.ADMIN.rank:
+        return  # an admin may raise risk: whether this write does needs no working out
     raised = risk_increases(old, new)
     if raised:
         more = len(raised) - _SHOWN

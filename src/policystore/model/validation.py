@@ -32,7 +32,14 @@ from policystore.model.policy import (
 )
 from policystore.model.trading import OPTIONAL_CAP_FIELDS, instrument_key_problem
 
-__all__ = ["build_policy", "build_policy_json", "cross_field_errors", "override_errors", "pydantic_errors"]
+__all__ = [
+    "build_policy",
+    "build_policy_json",
+    "consistent",
+    "cross_field_errors",
+    "override_errors",
+    "pydantic_errors",
+]
 
 _DEFAULT_CAPS = HardLimits()
 #: The longest instrument key an error's path shows as written.
@@ -218,7 +225,7 @@ def _within_caps(config: Any, fields: Mapping[str, str | None], caps: HardLimits
 _MODE_CAPS: Final = {field: field for field in LIMIT_FIELDS}
 
 
-def _consistent(policy: Policy) -> bool:
+def consistent(policy: Policy) -> bool:
     """Tell quickly, on the typed policy, that every cross-field rule holds.
 
     Every version a process installs is validated, so this runs once per
@@ -305,7 +312,7 @@ def build_policy_json(text: bytes | str) -> Policy:
         policy = policy_adapter.validate_json(text)
     except ValidationError:
         policy = None
-    if policy is not None and _consistent(policy):
+    if policy is not None and consistent(policy):
         return policy
     try:
         data = json.loads(text)
@@ -335,7 +342,7 @@ def build_policy(data: Mapping[str, Any]) -> Policy:
         policy = policy_adapter.validate_python(dict(data))
     except ValidationError as exc:
         errors = pydantic_errors(exc)
-    if policy is not None and _consistent(policy):
+    if policy is not None and consistent(policy):
         return policy
     seen = {e.path for e in errors}
     # Check the typed values when there are some: pydantic reads "50" as 50.0, and the

@@ -103,11 +103,17 @@ class EventBus:
 
         return follow()
 
-    async def publish(self, event: PolicyChanged) -> None:
-        """Deliver ``event`` to those who asked for its kind; subscriber errors are logged, never raised."""
+    async def publish(self, event: PolicyChanged) -> bool:
+        """Deliver ``event`` to those who asked for its kind; subscriber errors are logged, never raised.
+
+        Returns:
+            Whether a ``watch()`` iterator was handed the event: it has it once its task next runs.
+        """
+        handed = False
         for queue, kinds in self._queues.items():
             if event.type in kinds:
                 queue.put_nowait(event)
+                handed = True
         for callback, kinds in list(self._subscribers):
             if event.type not in kinds:
                 continue
@@ -115,6 +121,7 @@ class EventBus:
                 await call_sync_or_async(callback, event)
             except Exception:
                 log.exception("Subscriber %r failed on %s (version %d)", callback, event.type, event.version)
+        return handed
 
     def close(self) -> None:
         """End every watch() iterator."""

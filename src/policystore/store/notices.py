@@ -18,11 +18,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from policystore.backends.base import Backend, Published
+from policystore.backends.base import Backend, NewestText, Published
 from policystore.errors import PolicyValidationError, StoreUnavailableError
 from policystore.model.changes import risk_increases
-from policystore.model.document_text import canonical_lines, member_lines, policy_from_changed_lines
-from policystore.model.paths import reflatten
+from policystore.model.document_text import (
+    canonical_lines,
+    member_lines,
+    policy_from_changed_lines,
+    policy_from_changed_sections,
+)
+from policystore.model.paths import reflatten, reflatten_modes
 from policystore.model.policy import RECORD_FIELDS, Policy
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.local_copy import LocalCopy
@@ -57,6 +62,9 @@ class NoticeDirection:
 
     def __init__(self) -> None:
         self._known: dict[tuple[_Content, _Content], bool] = {}
+        #: The content of the lines last asked about, by identity: the held lines are the
+        #: same object from one notice to the next, and a notice's are asked about twice.
+        self._contents: dict[int, tuple[tuple[bytes, ...], _Content]] = {}
 
     def loosens(
         self, held: Policy, held_lines: tuple[bytes, ...] | None, new: Policy, new_lines: tuple[bytes, ...]
@@ -71,13 +79,44 @@ class NoticeDirection:
         """
         if held_lines is None:
             return bool(risk_increases(held, new))
-        key = (_content(held_lines), _content(new_lines))
+        key = self._key(held_lines, new_lines)
         known = self._known.get(key)
         if known is None:
             if len(self._known) >= _MEMORY:
                 self._known.clear()
             known = self._known[key] = bool(risk_increases(held, new))
         return known
+
+    def known(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> bool | None:
+        """Whether going from ``held_lines`` to ``new_lines`` loosens, when it was judged before; else None."""
+        return self._known.get(self._key(held_lines, new_lines))
+
+    def _key(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> tuple[_Content, _Content]:
+        return self._content(held_lines), self._content(new_lines)
+
+    def _content(self, lines: tuple[bytes, ...]) -> _Content:
+        cached = self._contents.get(id(lines))
+        if cached is not None and cached[0] is lines:
+            return cached[1]
+        if len(self._contents) >= 4:  # noqa: PLR2004 - the held lines and a notice's, with room to spare
+            self._contents.clear()
+        content = self._contents[id(lines)] = (lines, _content(lines))
+        return content[1]
+
+
+def _consume(reading: asyncio.Future[Any]) -> None:
+    """Take the outcome of a read no one waits for, so that a failure of it is not reported as unhandled."""
+    if not reading.cancelled():
+        reading.exception()
+
+
+def _decoded(text: bytes | None) -> dict[str, Any] | None:
+    """The stored document from its text, or None when there is none or it is not a JSON object."""
+    try:
+        stored = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return stored if isinstance(stored, dict) else None
 
 
 def confirms(stored: Mapping[str, Any] | None, published: Published) -> bool:
@@ -118,6 +157,8 @@ class NoticeInstaller:
         self._held_lines: tuple[Policy, tuple[bytes, ...], dict[str, dict[str, Any]]] | None = None
         #: Which notices loosen what is held (made on first use).
         self._directions: NoticeDirection | None = None
+        #: The back end, when it reads its newest document's text with the request sent at once.
+        self._text = backend if isinstance(backend, NewestText) else None
 
     async def install(self, published: Published) -> bool:
         """Install a version from its notification, without reading the store back if it only tightens.
@@ -141,28 +182,74 @@ class NoticeInstaller:
             # failover the same number can stand for another write); anything else re-reads.
             if state.source is not Source.STORE or published.version not in {held.version, held.version + 1}:
                 return False
-            read = self._read(published, held)
-            if read is None:
-                return False
-            policy, lines, sections_kept = read
-            if policy.version == held.version:
-                return policy.updated_at == held.updated_at
-            if self._loosens(state, policy, lines) and not await self._confirmed(published):
-                return False
+            document = published.document
+            lines = member_lines(document) if isinstance(document, bytes) else None
+            # A notice known to loosen what is held (judged before for the same two contents) sends
+            # the read that confirms it before it is checked, so that the round trip overlaps the check.
+            reading = (
+                self._text.newest_text() if self._text is not None and self._known_to_loosen(state, lines) else None
+            )
             try:
-                # The entry is read only for an event (see LocalCopy.install).
-                entries = [published.entry] if self._outbox.listening else []
-            except (ValueError, TypeError, KeyError):
-                return False  # a malformed entry: read the version back, entry and all
-            # While versions keep the sections, the paths of each mode are built once.
-            tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
-            values = reflatten(state.values, held, policy, tables) if sections_kept else None
-            self._copy.install(policy, entries, held.version, values)
-            self._copy.observe_arrival(policy)
-            self._held_lines = (policy, lines, tables)
+                if not await self._install(published, state, lines, reading):
+                    return False
+            finally:
+                if reading is not None:
+                    reading.add_done_callback(_consume)  # awaited or not, its failure is no one else's
         if self._outbox.pending:
             await self._outbox.deliver()
         return True
+
+    async def _install(
+        self,
+        published: Published,
+        state: ReadState,
+        lines: tuple[bytes, ...] | None,
+        reading: asyncio.Future[bytes | None] | None,
+    ) -> bool:
+        """The checks and the install of :meth:`install`, with the lock held."""
+        held = state.policy
+        read = self._read(published, held, lines)
+        if read is None:
+            return False
+        policy, lines, sections_kept = read
+        if policy.version == held.version:
+            return policy.updated_at == held.updated_at
+        if self._loosens(state, policy, lines) and not await self._confirmed(published, reading):
+            return False
+        try:
+            # The entry is read only for an event (see LocalCopy.install).
+            entries = [published.entry] if self._outbox.listening else []
+        except (ValueError, TypeError, KeyError):
+            return False  # a malformed entry: read the version back, entry and all
+        # While versions keep the sections, the paths of each mode are built once; a version that
+        # changes mode limits rebuilds those modes' paths, and anything else is flattened whole.
+        tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
+        values: dict[str, Any] | None
+        if sections_kept:
+            values = reflatten(state.values, held, policy, tables)
+        else:
+            values = reflatten_modes(state.values, held, policy)
+        self._copy.install(policy, entries, held.version, values)
+        self._copy.observe_arrival(policy)
+        self._held_lines = (policy, lines, tables)
+        return True
+
+    def _held_text(self, held: Policy) -> tuple[bytes, ...] | None:
+        """The member lines of the policy held, when it was installed from a notice here."""
+        return self._held_lines[1] if self._held_lines is not None and self._held_lines[0] is held else None
+
+    def _known_to_loosen(self, state: ReadState, lines: tuple[bytes, ...] | None) -> bool:
+        """Whether a notice with these member lines will be confirmed whatever its check finds.
+
+        Only then is its read sent before the check: one that turns out not to be
+        needed would be a read of the store for a notice that tightens.
+        """
+        if state.refused_version >= 0 or state.rewound_to >= 0:
+            return True
+        held_lines = self._held_text(state.policy)
+        if self._directions is None or held_lines is None or lines is None:
+            return False
+        return self._directions.known(held_lines, lines) is True
 
     def _loosens(self, state: ReadState, policy: Policy, lines: tuple[bytes, ...]) -> bool:
         """Whether installing ``policy`` in place of ``state`` could let more risk be taken."""
@@ -173,15 +260,26 @@ class NoticeInstaller:
             return bool(risk_increases(state.policy, self._copy.in_force(policy)))
         if self._directions is None:
             self._directions = NoticeDirection()
-        held_lines = (
-            self._held_lines[1] if self._held_lines is not None and self._held_lines[0] is state.policy else None
-        )
-        return self._directions.loosens(state.policy, held_lines, policy, lines)
+        return self._directions.loosens(state.policy, self._held_text(state.policy), policy, lines)
 
-    async def _confirmed(self, published: Published) -> bool:
-        """Whether the store's newest document is the notice's (one read); False also when it cannot be read."""
+    async def _confirmed(self, published: Published, reading: asyncio.Future[bytes | None] | None) -> bool:
+        """Whether the store's newest document is the notice's (one read); False also when it cannot be read.
+
+        Args:
+            published: the notice.
+            reading: the read of the newest document's text, begun when the notice
+                arrived; None to read it now.
+        """
         try:
-            stored = await self._backend.load()
+            if reading is None and self._text is not None:
+                reading = self._text.newest_text()
+            if reading is None:
+                stored = await self._backend.load()
+            else:
+                text = await reading
+                if text is not None and text == published.document:
+                    return True  # the very text the commit stored
+                stored = _decoded(text)
         except StoreUnavailableError:
             return False  # the caller re-reads, and goes stale if the store is gone
         if confirms(stored, published):
@@ -195,20 +293,26 @@ class NoticeInstaller:
             )
         return False
 
-    def _read(self, published: Published, held: Policy) -> tuple[Policy, tuple[bytes, ...], bool] | None:
-        """Validate a notice's document, or return None to re-read.
+    def _read(
+        self, published: Published, held: Policy, lines: tuple[bytes, ...] | None
+    ) -> tuple[Policy, tuple[bytes, ...], bool] | None:
+        """Validate a notice's document (``lines``: its member lines, when it came as text), or None to re-read.
 
         Returns:
             The policy, its text's member lines, and whether it keeps every section of
             ``held`` (it changes only its own record and perhaps the active mode).
         """
         document = published.document
-        lines = member_lines(document) if isinstance(document, bytes) else None
-        if lines is not None and self._held_lines is not None and self._held_lines[0] is held:
+        held_lines = self._held_text(held)
+        if lines is not None and held_lines is not None:
             # Most versions change only their own record and perhaps the mode: check just that.
-            policy = policy_from_changed_lines(held, self._held_lines[1], lines)
+            policy = policy_from_changed_lines(held, held_lines, lines)
             if policy is not None:
                 return (policy, lines, True) if policy.version == published.version else None
+            # A change of a limit changes one section: only that one is validated again.
+            policy = policy_from_changed_sections(held, held_lines, lines)
+            if policy is not None:
+                return (policy, lines, False) if policy.version == published.version else None
         try:
             policy = build_policy_json(document) if isinstance(document, bytes) else build_policy(document)
         except PolicyValidationError:

@@ -60,12 +60,17 @@ class Outbox:
         if self._delivering:
             return
         self._delivering = True
+        handed = False
         try:
             while self._queue:
                 # Taken off the queue only once delivered: a delivery cancelled half way
                 # is repeated whole by the next one (each event carries an event_id).
-                await self._bus.publish(self._queue[0])
+                handed = await self._bus.publish(self._queue[0]) or handed
                 self._queue.popleft()
+            if handed:
+                # Let the watch() iterators take their events now, before whatever this task
+                # does next: the next notice, already received, would otherwise go first.
+                await asyncio.sleep(0)
         finally:
             self._delivering = False
             if self._queue and not self._closed():

@@ -29,7 +29,7 @@ from typing import Any
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
-from policystore.model.changes import diff_policies, stamp_emergency, unchanged
+from policystore.model.changes import changes_nothing, diff_policies, stamp_emergency
 from policystore.model.events import events_for
 from policystore.model.expiry import authorize_timeline, ended, in_force, with_lifetime
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
@@ -194,14 +194,16 @@ class Writer:
             else:
                 candidate = _with_change(base, change, now, author, reason, keys, lifetime)
             authorize_timeline(who, base, candidate, action)
-            if is_stored and unchanged(base, candidate):
+            # The record is no stored field, so these are also the changes of the version made below.
+            changes = diff_policies(base, candidate)
+            if is_stored and changes_nothing(changes):
                 await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            if await self._commit(base, new, HistoryEntry(new.version, now, author, reason, diff_policies(base, new))):
+            if await self._commit(base, new, HistoryEntry(new.version, now, author, reason, changes)):
                 return new
             if expected_version is not None:
                 raise VersionConflictError(expected_version, await self.backend.current_version())
