@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Final
 
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
+from policystore.model.change_control import APPROVALS_PATH, CHANGE_CONTROL_FIELDS
 from policystore.model.history import FieldChange
 from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.paths import EFFECTIVE_STATE_PATH, EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
@@ -44,6 +45,7 @@ _PLAIN_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "emergency": EMERGENCY_FIELDS,
     "hard_limits": HARD_LIMIT_FIELDS,
     "trading": TRADING_FIELDS,
+    "change_control": CHANGE_CONTROL_FIELDS,
 }
 
 
@@ -64,12 +66,10 @@ def stored_values(policy: Policy) -> dict[str, Any]:
     for name, settings in policy.strategies.items():
         for field in _SETTINGS_FIELDS:
             values[f"strategies.{name}.{field}"] = _json(getattr(settings, field))
-    for field in EMERGENCY_FIELDS:
-        values[f"emergency.{field}"] = _json(getattr(policy.emergency, field))
-    for field in HARD_LIMIT_FIELDS:
-        values[f"hard_limits.{field}"] = getattr(policy.hard_limits, field)
-    for field in TRADING_FIELDS:
-        values[f"trading.{field}"] = _json(getattr(policy.trading, field))
+    for section, fields in _PLAIN_SECTIONS.items():
+        held = getattr(policy, section)
+        for field in fields:
+            values[f"{section}.{field}"] = _json(getattr(held, field))
     # The default entry's fields are always writable; an unset one is None, as when it has no entry.
     for key in (DEFAULT_INSTRUMENT, *sorted(policy.instruments.keys() - {DEFAULT_INSTRUMENT})):
         entry = policy.instruments.get(key, _NO_LIMITS)
@@ -306,6 +306,9 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     :mod:`policystore.model.trading_risk`): a state moved toward ``active``, a
     limit or collar raised or removed, a hard cap raised or removed, and more
     instruments allowed all raise risk.
+
+    Fewer approvals required (``change_control.approvals_required`` lowered)
+    raises risk too: it lets risk be raised by fewer people.
     """
     raised: set[str] = set()
     for name, mode in new.modes.items():
@@ -323,6 +326,8 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     )
     raised.update(_strategy_increases(old, new))
     raised.update(trading_increases(old, new))
+    if new.change_control.approvals_required < old.change_control.approvals_required:
+        raised.add(APPROVALS_PATH)
     if old.emergency.active and not new.emergency.active:
         raised.add("emergency.active")
     return sorted(raised)

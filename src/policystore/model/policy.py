@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, NoReturn
 from pydantic import AfterValidator, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
+from policystore.model.change_control import ChangeControl
 from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
 from policystore.model.numbers import MAX_SAFE_INTEGER
 from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
@@ -201,6 +202,10 @@ class Policy:
     controls (see :mod:`policystore.model.trading`); a document without them
     reads as their defaults: everything ``active``, no limits. An instrument
     entry that sets nothing is not kept.
+
+    ``change_control`` holds how many admins must agree to a change that
+    raises risk (see :mod:`policystore.model.change_control`); a document
+    without it reads as 1.
     """
 
     active_mode: str
@@ -214,6 +219,7 @@ class Policy:
     reason: str = ""
     trading: TradingControls = TradingControls()
     instruments: dict[str, InstrumentLimits] = Field(default_factory=dict)
+    change_control: ChangeControl = ChangeControl()
     # Derived in __post_init__ and stored in a slot: a plain attribute read.
     risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
     ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
