@@ -8,6 +8,9 @@ EXPECTED = [
     "MISSING",
     "PRESETS",
     "Actor",
+    "ApprovalRequiredError",
+    "ChangeControl",
+    "DecisionImpact",
     "Emergency",
     "EventType",
     "Explanation",
@@ -22,6 +25,10 @@ EXPECTED = [
     "PolicyStore",
     "PolicyStoreError",
     "PolicyValidationError",
+    "Preview",
+    "Proposal",
+    "ProposalRefusedError",
+    "ProposalStatus",
     "RiskMode",
     "RiskModeConfig",
     "Role",
@@ -34,6 +41,7 @@ EXPECTED = [
     "TradingControls",
     "TradingState",
     "UnknownPathError",
+    "UnknownProposalError",
     "VersionConflictError",
 ]
 

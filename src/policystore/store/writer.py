@@ -6,6 +6,13 @@ authority checked, and the result committed only if the store is still at the
 version it was built on; a write that lost that race is applied again on the
 winner's version. The committed version is installed here at once, with its
 events, and one that stops trading is saved durably before the write returns.
+
+:meth:`Writer.preview` is the same up to the commit: it loads, applies and
+checks, and answers a :class:`~policystore.model.previews.Preview` instead of
+writing (a dry run). Inside :func:`~policystore.store.previewing.previewing`,
+every write answers so, by raising
+:class:`~policystore.store.previewing.Previewed`: that is how the command line gives ``--dry-run``
+to every write command, whatever store method it calls.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,24 +31,45 @@ from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import diff_policies, stamp_emergency, unchanged
-from policystore.model.events import events_for
+from policystore.model.events import PolicyChanged, events_for
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
 from policystore.model.policy import Policy, default_policy
+from policystore.model.previews import Preview, preview_change
 from policystore.model.roles import Actor, authorize_change
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, stops_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
+from policystore.store.previewing import Previewed, is_previewing
 from policystore.store.sources import Source
 
-__all__ = ["Writer", "load_latest"]
+__all__ = ["Endorsement", "Writer", "load_latest"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """What a write that applies a proposal carries: the proposal, its author and the admins who approved it.
+
+    Attributes:
+        proposal: the proposal's id, recorded in the history entry.
+        author: who proposed it: the version's author.
+        approved_by: the admins who approved it; their number is the write's approvals.
+        check: called with the version the write is about to be made on, before
+            the change is applied; raises to stop the write (a proposal that went
+            stale, or that another approver applied meanwhile).
+    """
+
+    proposal: str
+    author: str
+    approved_by: tuple[str, ...]
+    check: Callable[[Policy], Awaitable[None]]
 
 
 async def load_latest(backend: Backend) -> Policy:
@@ -119,6 +148,7 @@ class Writer:
         actor: Actor | None,
         *,
         replaces_whole: bool = False,
+        endorsement: Endorsement | None = None,
     ) -> Policy:
         """Apply ``change`` to the newest version and commit the result as the next one.
 
@@ -137,27 +167,36 @@ class Writer:
             actor: who writes, with which role; the store's own actor by default.
             replaces_whole: the change replaces the whole document (a rollback
                 or an import), so it may write over an invalid newest version.
+            endorsement: the proposal the write applies, with its approvals.
 
         Returns:
             The new policy, or the current one when the write changes nothing.
 
         Raises:
             PolicyValidationError: the record or the result is invalid.
-            PermissionDeniedError: the actor may not make this change.
+            PermissionDeniedError: the actor may not make this change; an
+                :class:`~policystore.errors.ApprovalRequiredError` when it raises
+                risk and more admins must agree to it.
             VersionConflictError: ``expected_version`` is not the current
                 version, or the write kept losing the race to other writers.
             StoreUnavailableError: the store cannot be reached; nothing changed.
+            Previewed: inside ``previewing()``: what the write would do; nothing changed.
         """
+        if is_previewing():
+            raise Previewed(
+                await self.preview(change, action, updated_by, expected_version, actor, replaces_whole=replaces_whole)
+            )
         who = actor or self.actor
-        author = who.name if actor is not None or not updated_by else updated_by
+        author, approvals = who.name if actor is not None or not updated_by else updated_by, None
+        if endorsement is not None:
+            author, approvals = endorsement.author, len(endorsement.approved_by)
         _refuse_unfit_record(reason, author, expected_version)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             base, stored = await self._write_base(replaces_whole=replaces_whole)
-            if expected_version is not None and base.version != expected_version:
-                raise VersionConflictError(expected_version, base.version)
+            await _check_base(base, expected_version, endorsement)
             now = self._clock()
             candidate = stamp_emergency(base, change(base), now, author)
-            authorize_change(who, base, candidate, action)
+            authorize_change(who, base, candidate, action, approvals=approvals)
             if stored and unchanged(base, candidate):
                 await self._hold(base)
                 return base
@@ -166,6 +205,8 @@ class Writer:
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
             entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
+            if endorsement is not None:  # the entry names the proposal and every approver
+                entry = dataclasses.replace(entry, approved_by=endorsement.approved_by, proposal=endorsement.proposal)
             try:
                 await self.backend.commit(new.document(), entry)
             except VersionConflictError:
@@ -183,6 +224,91 @@ class Writer:
             return new
         current = await self.backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def preview(
+        self,
+        change: Callable[[Policy], Policy],
+        action: str,
+        updated_by: str | None,
+        expected_version: int | None,
+        actor: Actor | None,
+        *,
+        replaces_whole: bool = False,
+        admin_only: bool = False,
+        approvals: int | None = None,
+    ) -> Preview:
+        """Return what :meth:`write` would do with the same arguments, writing nothing.
+
+        The change is made on the newest stored version, as the write would make
+        it; when the store cannot be reached, on this process's copy, and the
+        preview says it is stale (the write itself would be refused).
+
+        Args:
+            change: builds the new policy from the version it is based on.
+            action: what the write does ("switching to mode X").
+            updated_by: the author, as for :meth:`write` (the kill switch's stamp names it).
+            expected_version: refuse, as the write would, unless the store is at this version.
+            actor: who would write; the store's own actor by default.
+            replaces_whole: as for :meth:`write`.
+            admin_only: the write needs an admin whatever it changes (a rollback).
+            approvals: how many admins agreed (a proposal's); by default the actor's own write.
+
+        Returns:
+            The preview.
+
+        Raises:
+            VersionConflictError: ``expected_version`` is not the version previewed.
+            UnknownPathError, PolicyValidationError: the change is invalid, as the write would be.
+        """
+        who = actor or self.actor
+        author = who.name if actor is not None or not updated_by else updated_by
+        stale = False
+        try:
+            base, _ = await self._write_base(replaces_whole=replaces_whole)
+        except StoreUnavailableError:
+            # What the write would do to the version this process holds; the write itself is refused now.
+            base, stale = self._copy.state.policy, True
+        if expected_version is not None and base.version != expected_version:
+            raise VersionConflictError(expected_version, base.version)
+        candidate = stamp_emergency(base, change(base), self._clock(), author)
+        _refuse_unfit_kill_switch_reason(base, candidate)
+        return preview_change(
+            who, base, candidate, action=action, approvals=approvals, admin_only=admin_only, stale=stale
+        )
+
+    def now(self) -> datetime:
+        """Return the store's clock's time."""
+        return self._clock()
+
+    def held_version(self) -> int:
+        """Return the version this process holds now."""
+        return self._copy.state.policy.version
+
+    async def latest(self) -> Policy:
+        """Load and validate the newest stored version, as a write builds on it.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached or its newest version is invalid
+                (reads go stale).
+        """
+        base, _ = await self._write_base(replaces_whole=False)
+        return base
+
+    async def announce(self, event: PolicyChanged) -> None:
+        """Deliver an event that is no version of its own (a proposal's step) here and on the external bus."""
+        if self._outbox.listening:
+            async with self._lock:
+                self._outbox.add((event,))
+            await self._outbox.deliver()
+        await self._publish(event)
+
+    async def _publish(self, event: PolicyChanged) -> None:
+        if self._external is None:
+            return
+        try:
+            await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
+        except Exception:
+            log.exception("The external event bus failed to publish %s", event.event_id)
 
     async def _hold(self, base: Policy) -> None:
         """After a write that changed nothing, hold the version it found, durably if it stops trading.
@@ -257,10 +383,15 @@ class Writer:
                 await self._refresh()
         if self._external is not None:
             for event in events_for(entry, new.version - 1):
-                try:
-                    await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
-                except Exception:
-                    log.exception("The external event bus failed to publish %s", event.event_id)
+                await self._publish(event)
+
+
+async def _check_base(base: Policy, expected_version: int | None, endorsement: Endorsement | None) -> None:
+    """Refuse to build on ``base``: not the version expected, or one the endorsed proposal may not apply to."""
+    if expected_version is not None and base.version != expected_version:
+        raise VersionConflictError(expected_version, base.version)
+    if endorsement is not None:
+        await endorsement.check(base)
 
 
 def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
