@@ -8,11 +8,19 @@ stderr and their class's exit code (with ``--json``, one JSON object on stderr:
 see :mod:`policystore.cli.errors`); any other exception is a bug and keeps its
 traceback. The command group itself, with the options every command shares, is
 :class:`policystore.cli.group.PolicyStoreGroup`.
+
+Every write command takes ``--dry-run`` (and, with it, ``--decisions FILE``)
+through :func:`write_options` or :func:`dry_run_options`: the command runs as
+it would, inside :func:`~policystore.store.previewing.previewing`, so its write
+answers a preview instead of writing, and :meth:`CliContext.run` prints that
+preview. A command need not know of dry runs for them to apply to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,12 +29,14 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
-from policystore.cli.errors import one_line
+from policystore.cli.errors import CommandFailed, one_line
 from policystore.cli.output import to_json
-from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
+from policystore.errors import PolicyStoreError, PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.policy import Policy
+from policystore.model.previews import Preview
 from policystore.model.roles import Actor, Role
 from policystore.store.identity import local_author
+from policystore.store.previewing import Previewed, previewing
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
@@ -35,6 +45,7 @@ __all__ = [
     "CliContext",
     "Written",
     "default_author",
+    "dry_run_options",
     "pass_cli",
     "repairable",
     "store_url",
@@ -102,11 +113,15 @@ class CliContext:
         url: the store URL (see :func:`store_url`).
         json: print machine-readable JSON instead of tables.
         role: the role writes are made with (``--role``).
+        dry_run: print what the command's write would do instead of writing (``--dry-run``).
+        decisions: a decision log whose signals the dry run decides again (``--decisions FILE``).
     """
 
     url: str
     json: bool
     role: Role
+    dry_run: bool = False
+    decisions: str | None = None
 
     @classmethod
     def of(cls, ctx: click.Context) -> CliContext:
@@ -160,23 +175,50 @@ class CliContext:
         Raises:
             PolicyStoreError: as the action raised it; :class:`PolicyStoreGroup`
                 turns it into its sentence and exit status.
+            click.exceptions.Exit: with ``--dry-run``, once the preview of the
+                action's write is printed (status 0).
         """
+        if self.decisions is not None and not self.dry_run:
+            raise click.UsageError("--decisions FILE goes with --dry-run: it previews the change against that log.")
 
         async def body() -> T:
             store = await PolicyStore.open(self.url, watch=watch, create=create)
             try:
                 error = store.last_error
-                if store.stale and live and error is not None:
+                if store.stale and live and error is not None and not self.dry_run:
                     if not (repairs and repairable(error)):
                         raise error
                     click.echo(f"warning: {one_line(str(error))} This write replaces it.", err=True)
                 elif store.stale:
                     self.warn_stale(store)
-                return await action(store)
+                with previewing() if self.dry_run else contextlib.nullcontext():
+                    return await action(store)
+            except Previewed as done:
+                raise Previewed(await self._with_decisions(done)) from None
             finally:
                 await store.close()
 
-        return asyncio.run(body())
+        try:
+            return asyncio.run(body())
+        except Previewed as done:
+            from policystore.cli.output_proposals import render_preview
+
+            self.emit(render_preview(done.preview), done.preview.to_dict())
+            raise click.exceptions.Exit(0) from None
+
+    async def _with_decisions(self, done: Previewed) -> Preview:
+        """The preview, with what it would do to the ``--decisions`` log when one was given."""
+        if self.decisions is None:
+            return done.preview
+        from policystore.consumers.what_if import preview_decisions
+
+        try:
+            return await preview_decisions(done.preview, self.decisions)
+        except FileNotFoundError:
+            raise _invalid_log(f"There is no decision log at {self.decisions}.", self.decisions) from None
+        except (OSError, ValueError) as exc:
+            message = f"The decision log {self.decisions} cannot be read: {one_line(str(exc))}."
+            raise _invalid_log(message, self.decisions) from exc
 
     @staticmethod
     def warn_stale(store: PolicyStore) -> None:
@@ -196,6 +238,11 @@ class CliContext:
             data: the JSON-ready data for programs.
         """
         click.echo(to_json(data) if self.json else human)
+
+
+def _invalid_log(message: str, log: str) -> CommandFailed:
+    # A log that cannot be read is bad input, as for 'policystore decisions'.
+    return CommandFailed(message, exit_code=PolicyValidationError.exit_code, error="InvalidInput", log=log)
 
 
 def pass_cli(command: Callable[Concatenate[CliContext, P], T]) -> Callable[P, T]:
@@ -235,19 +282,71 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     return Written(policy, changed=policy.version != before)
 
 
+def _set_dry_run(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), dry_run=True)
+    return value
+
+
+def _set_decisions(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), decisions=value)
+    return value
+
+
+def _require_reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Required unless the write is only previewed (--dry-run is eager: it is read first).
+    if value is None and not CliContext.of(ctx).dry_run:
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
+def dry_run_options(func: F) -> F:
+    """Add ``--dry-run`` and ``--decisions FILE`` to a write command (``write_options`` adds them too).
+
+    Neither reaches the command: they are kept in its :class:`CliContext`, and
+    :meth:`CliContext.run` turns the command's write into a preview.
+
+    Args:
+        func: the command's callback.
+
+    Returns:
+        The callback with the two options.
+    """
+    func = click.option(
+        "--decisions",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        default=None,
+        expose_value=False,
+        callback=_set_decisions,
+        help="With --dry-run: decide the signals of this decision log again under the change and count what differs.",
+    )(func)
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_set_dry_run,
+        help="Write nothing; print what the change would do, whether it raises risk and who may make it.",
+    )(func)
+
+
 def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:
-    """Add ``--by``, ``--reason`` and (optionally) ``--expect-version`` to a write command.
+    """Add ``--by``, ``--reason``, ``--dry-run``, ``--decisions`` and (optionally) ``--expect-version``.
 
     Args:
         expect_version: add ``--expect-version N`` (compare-and-set).
-        reason_required: a missing ``--reason`` is a usage error (exit 2); turn
-            off for commands that only sometimes write, which check it themselves.
+        reason_required: a missing ``--reason`` is a usage error (exit 2), unless
+            the write is a ``--dry-run``; turn off for commands that only
+            sometimes write, which check it themselves.
 
     Returns:
         The decorator.
     """
 
     def decorate(func: F) -> F:
+        func = dry_run_options(func)
         if expect_version:
             func = click.option(
                 "--expect-version",
@@ -258,8 +357,8 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
             )(func)
         func = click.option(
             "--reason",
-            required=reason_required,
             metavar="TEXT",
+            callback=_require_reason if reason_required else None,
             help="Why the policy changes (recorded in history).",
         )(func)
         return click.option(
