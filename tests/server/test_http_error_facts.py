@@ -79,8 +79,13 @@ DOCUMENTED = {
             ("post", "/v1/mode"),
             ("post", "/v1/emergency"),
             ("post", "/v1/rollback"),
+            ("post", "/v1/proposals"),
+            ("post", "/v1/proposals/{proposal_id}/approve"),
+            ("post", "/v1/proposals/{proposal_id}/reject"),
         ]
     },
+    ("get", "/v1/proposals"): {401, 403, 422, 503},
+    ("get", "/v1/proposals/{proposal_id}"): {401, 403, 404, 422, 503},
 }
 
 
