@@ -165,10 +165,10 @@ class Proposal:
         }
 
 
-def _approvals(steps: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    """The approvers' names, oldest approval first."""
+def _approvals(steps: Iterable[Mapping[str, Any]], proposer: str) -> tuple[str, ...]:
+    """The approvers' names: the proposer first (when it approved), then oldest approval first, ties by name."""
     found = [s for s in steps if s.get("kind") == "approval" and isinstance(s.get("by"), str)]
-    found.sort(key=lambda s: (str(s.get("at", "")), int(s.get("order", 0))))
+    found.sort(key=lambda s: (s["by"] != proposer, str(s.get("at", "")), s["by"]))
     return tuple(dict.fromkeys(str(s["by"]) for s in found))
 
 
@@ -219,7 +219,7 @@ def settle(
     steps = list(steps)
     proposal_id = str(record["id"])
     by_kind = {str(s.get("kind")): s for s in steps if s.get("kind") in {"outcome", "applied"}}
-    approved_by = _approvals(steps)
+    approved_by = _approvals(steps, str(record["proposed_by"]))
     outcome, applied = by_kind.get("outcome"), by_kind.get("applied")
     entry = next((e for e in entries if e.proposal == proposal_id), None)
     facts: dict[str, Any] = {}

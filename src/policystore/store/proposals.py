@@ -151,8 +151,10 @@ class Proposals:
         who = self._who(by, actor)
         who.require(Role.OPERATOR, "proposing a change")
         patch = dict(changes)
-        _refuse_unfit_proposal(reason, who.name, expires_in, lifetime)
-        if dry_run or is_previewing():
+        previewed = dry_run or is_previewing()
+        # A dry run needs no reason yet (the dashboard asks for one after the preview).
+        _refuse_unfit_proposal(reason if reason or not previewed else "-", who.name, expires_in, lifetime)
+        if previewed:
             preview = await writer.preview(lambda b: apply_patch(b, patch), "this change", None, None, who)
             if not dry_run:
                 raise Previewed(preview)
