@@ -24,6 +24,7 @@ from policystore import (
 from policystore.backends.memory import MemoryBackend
 from policystore.model.changes import stored_values
 from policystore.store.previewing import Previewed, previewing
+from policystore.testing import SwitchableBackend
 
 ADA = Actor("ada", Role.ADMIN)
 OTTO = Actor("otto", Role.OPERATOR)
@@ -134,14 +135,13 @@ class TestUnreachable:
 
     async def test_dry_run_while_unreachable_is_stale_preview_of_held_version(self) -> None:
         """The preview is made on the held version, marked stale; the write itself is refused."""
-        backend = MemoryBackend("dry-run-down")
+        backend = SwitchableBackend(MemoryBackend("dry-run-down"))
         store = PolicyStore(backend, lkg_path=None)
         await store.initialize()
         try:
-            backend.set_available(False)
-            preview = await store.set_emergency_mode(True, reason="outage", actor=OTTO, dry_run=True)
+            with backend.outage():
+                preview = await store.set_emergency_mode(True, reason="outage", actor=OTTO, dry_run=True)
         finally:
-            backend.set_available(True)
             await store.close()
 
         assert (True, 1, True) == (preview.stale, preview.base_version, preview.allowed)

@@ -38,6 +38,7 @@ from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
+from policystore.store.connector import Connector
 from policystore.store.follower import Follower
 from policystore.store.identity import default_actor
 from policystore.store.keeper import CopyKeeper
@@ -139,6 +140,7 @@ class PolicyStore(Reads, Writes, Proposals):
             clock=clock,
         )
         Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ))
+        self._connector = Connector(self._backend, create=create)
         writer = Writer(
             self._backend,
             self._copy,
@@ -149,6 +151,7 @@ class PolicyStore(Reads, Writes, Proposals):
             actor=actor,
             external=event_bus,
             refresh=self.refresh,
+            connect=self._connector.ensure,
         )
         Writes.__init__(self, writer)
         Proposals.__init__(self, writer)
@@ -163,6 +166,7 @@ class PolicyStore(Reads, Writes, Proposals):
             watch=watch,
             refresh_interval=refresh_interval,
             closed=self._is_closed,
+            connect=self._connector.ensure,
         )
 
     def _is_closed(self) -> bool:
@@ -205,8 +209,7 @@ class PolicyStore(Reads, Writes, Proposals):
         self._initialized = True
         missing = False
         try:
-            # A back end of the user's own need not know ``create``: it is passed only when False.
-            await (self._backend.connect() if self._create else self._backend.connect(create=False))
+            await self._connector.connect()
             if await self._backend.current_version() == 0:
                 missing = not self._create
                 if self._create:
