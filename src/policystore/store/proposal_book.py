@@ -42,7 +42,8 @@ from policystore.model.proposals import (
     stale_since,
 )
 from policystore.model.roles import Actor
-from policystore.store.writer import Endorsement, Writer
+from policystore.store.write_checks import Endorsement
+from policystore.store.writer import Writer
 
 __all__ = ["CLOSED", "ProposalBook"]
 

@@ -24,17 +24,14 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
-from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
+from policystore.errors import PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import diff_policies, stamp_emergency, unchanged
 from policystore.model.events import PolicyChanged, events_for
-from policystore.model.history import HistoryEntry, record_errors, record_text_problem
-from policystore.model.numbers import short_repr
+from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
 from policystore.model.previews import Preview, preview_change
 from policystore.model.roles import Actor, authorize_change
@@ -45,32 +42,19 @@ from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
 from policystore.store.previewing import Previewed, is_previewing
 from policystore.store.sources import Source
+from policystore.store.write_checks import (
+    Endorsement,
+    check_base,
+    refuse_unfit_kill_switch_reason,
+    refuse_unfit_record,
+)
 
-__all__ = ["Endorsement", "Writer", "load_latest"]
+__all__ = ["Writer", "load_latest"]
 
 log = logging.getLogger("policystore")
 
 #: How often a write re-applies its change after losing a compare-and-set race.
 _MAX_WRITE_ATTEMPTS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Endorsement:
-    """What a write that applies a proposal carries: the proposal, its author and the admins who approved it.
-
-    Attributes:
-        proposal: the proposal's id, recorded in the history entry.
-        author: who proposed it: the version's author.
-        approved_by: the admins who approved it; their number is the write's approvals.
-        check: called with the version the write is about to be made on, before
-            the change is applied; raises to stop the write (a proposal that went
-            stale, or that another approver applied meanwhile).
-    """
-
-    proposal: str
-    author: str
-    approved_by: tuple[str, ...]
-    check: Callable[[Policy], Awaitable[None]]
 
 
 async def load_latest(backend: Backend) -> Policy:
@@ -194,17 +178,17 @@ class Writer:
         author, approvals = who.name if actor is not None or not updated_by else updated_by, None
         if endorsement is not None:
             author, approvals = endorsement.author, len(endorsement.approved_by)
-        _refuse_unfit_record(reason, author, expected_version)
+        refuse_unfit_record(reason, author, expected_version)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             base, stored = await self._write_base(replaces_whole=replaces_whole)
-            await _check_base(base, expected_version, endorsement)
+            await check_base(base, expected_version, endorsement)
             now = self._clock()
             candidate = stamp_emergency(base, change(base), now, author)
             authorize_change(who, base, candidate, action, approvals=approvals)
             if stored and unchanged(base, candidate):
                 await self._hold(base)
                 return base
-            _refuse_unfit_kill_switch_reason(base, candidate)
+            refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
@@ -275,7 +259,7 @@ class Writer:
         if expected_version is not None and base.version != expected_version:
             raise VersionConflictError(expected_version, base.version)
         candidate = stamp_emergency(base, change(base), self._clock(), author)
-        _refuse_unfit_kill_switch_reason(base, candidate)
+        refuse_unfit_kill_switch_reason(base, candidate)
         return preview_change(
             who, base, candidate, action=action, approvals=approvals, admin_only=admin_only, stale=stale
         )
@@ -391,29 +375,3 @@ class Writer:
         if self._external is not None:
             for event in events_for(entry, new.version - 1):
                 await self._publish(event)
-
-
-async def _check_base(base: Policy, expected_version: int | None, endorsement: Endorsement | None) -> None:
-    """Refuse to build on ``base``: not the version expected, or one the endorsed proposal may not apply to."""
-    if expected_version is not None and base.version != expected_version:
-        raise VersionConflictError(expected_version, base.version)
-    if endorsement is not None:
-        await endorsement.check(base)
-
-
-def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
-    """Refuse a write whose record is unfit, before anything is read; every failure is listed."""
-    errors = record_errors(reason, author)
-    if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)):
-        # True == 1 in Python: a boolean would be taken as version 1.
-        message = f"must be a version number or None (got {short_repr(expected_version)})"
-        errors.append(FieldError("expected_version", message))
-    if errors:
-        raise PolicyValidationError(errors)
-
-
-def _refuse_unfit_kill_switch_reason(base: Policy, new: Policy) -> None:
-    """Refuse a kill-switch reason unfit for the record, when the write sets one."""
-    reason = new.emergency.reason
-    if reason is not None and reason != base.emergency.reason and (problem := record_text_problem(reason)):
-        raise PolicyValidationError([FieldError("emergency.reason", problem)])
