@@ -19,6 +19,7 @@ EXPECTED = [
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",
+    "Override",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",

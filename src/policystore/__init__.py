@@ -24,7 +24,7 @@ from policystore.model.change_control import ChangeControl
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
-from policystore.model.policy import Emergency, HardLimits, Policy, StrategyConfig, StrategySettings
+from policystore.model.policy import Emergency, HardLimits, Override, Policy, StrategyConfig, StrategySettings
 from policystore.model.previews import DecisionImpact, Preview
 from policystore.model.proposals import Proposal, ProposalStatus
 from policystore.model.roles import Actor, Role
@@ -48,6 +48,7 @@ __all__ = [
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",
+    "Override",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",

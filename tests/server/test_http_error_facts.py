@@ -79,6 +79,7 @@ DOCUMENTED = {
             ("post", "/v1/mode"),
             ("post", "/v1/emergency"),
             ("post", "/v1/rollback"),
+            ("post", "/v1/trading"),
             ("post", "/v1/proposals"),
             ("post", "/v1/proposals/{proposal_id}/approve"),
             ("post", "/v1/proposals/{proposal_id}/reject"),

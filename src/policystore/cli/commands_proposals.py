@@ -48,16 +48,20 @@ def propose(obj: CliContext, *, assignments: tuple[str, ...], lifetime: float, b
     Needed while change_control.approvals_required is 2 or more for a change
     that raises risk. A proposal that already has the approvals it needs (a
     change that only tightens, or an admin's while one approval is enough) is
-    applied at once.
+    applied at once. With --for, the change expires that long after the
+    approval that applies it.
 
     \b
     Example:
       policystore propose modes.NORMAL.max_leverage=6 --reason "event window" --by ada
     """  # noqa: D301 - click reads \b as "keep these lines as written"
     changes = _changes(assignments)
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> Proposal:
-        return await store.propose(changes, reason=reason, lifetime=lifetime, actor=obj.actor(by))
+        return await store.propose(
+            changes, reason=reason, expires_in=expires_in, lifetime=lifetime, actor=obj.actor(by)
+        )
 
     proposal = obj.run(action, live=True)
     obj.emit(proposal_line(proposal), proposal.to_dict())
@@ -105,7 +109,7 @@ def approve(obj: CliContext, *, proposal_id: str, by: str) -> None:
 
 @click.command(short_help="Reject a pending proposal.")
 @click.argument("proposal_id", metavar="ID")
-@write_options(expect_version=False)
+@write_options(expect_version=False, lifetime=False)
 @pass_cli
 def reject(obj: CliContext, *, proposal_id: str, by: str, reason: str) -> None:
     """Reject pending proposal ID (any admin, or its proposer); nothing is written to the policy."""

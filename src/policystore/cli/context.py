@@ -9,8 +9,14 @@ see :mod:`policystore.cli.errors`); any other exception is a bug and keeps its
 traceback. The command group itself, with the options every command shares, is
 :class:`policystore.cli.group.PolicyStoreGroup`.
 
+``--for DURATION`` (``90s``, ``30m``, ``2h``, ``1h30m``) gives a write a
+lifetime. It comes with :func:`write_options`, so every write command takes
+it; a command hands it to the store with ``expires_in=obj.lifetime()``, and a
+command that never asks for it refuses ``--for`` before it opens the store
+(see :meth:`CliContext.run`), so a lifetime is never silently dropped.
+
 Every write command takes ``--dry-run`` (and, with it, ``--decisions FILE``)
-through :func:`write_options` or :func:`dry_run_options`: the command runs as
+through :func:`write_options` (or :func:`dry_run_options`): the command runs as
 it would, inside :func:`~policystore.store.previewing.previewing`, so its write
 answers a preview instead of writing, and :meth:`CliContext.run` prints that
 preview. A command need not know of dry runs for them to apply to it.
@@ -22,30 +28,42 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import update_wrapper
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import click
 
 from policystore.cli.errors import CommandFailed, one_line
 from policystore.cli.output import to_json
-from policystore.errors import PolicyStoreError, PolicyValidationError, StoreUnavailableError, VersionConflictError
+from policystore.errors import (
+    FieldError,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
+from policystore.model.numbers import short_repr
+from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy
 from policystore.model.previews import Preview
 from policystore.model.roles import Actor, Role
 from policystore.store.identity import local_author
 from policystore.store.previewing import Previewed, previewing
+from policystore.store.returns import RETURN_AUTHOR
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
+    "LIFETIME_OPTION",
     "CliContext",
     "Written",
     "default_author",
     "dry_run_options",
+    "parse_duration",
     "pass_cli",
     "repairable",
     "store_url",
@@ -56,6 +74,33 @@ __all__ = [
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
+
+#: One part of a duration: a number and its unit.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Where click's context says the command asked for its ``--for`` (see CliContext.lifetime).
+_LIFETIME_TAKEN = "policystore.lifetime_taken"
+
+
+def parse_duration(text: str) -> float:
+    """Return the seconds a ``--for`` duration stands for: ``90s``, ``30m``, ``2h``, ``1d``, ``1h30m``.
+
+    Args:
+        text: the duration as typed.
+
+    Returns:
+        The seconds, above 0 and at most 31 days.
+
+    Raises:
+        PolicyValidationError: not such a duration, not above 0, or longer than 31 days.
+    """
+    compact = text.strip().lower()
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(number + unit for number, unit in parts) != compact:
+        message = f"is not a duration such as 90s, 30m, 2h or 1h30m (got {short_repr(text)})"
+        raise PolicyValidationError([FieldError("--for", message)])
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    return lifetime_seconds(seconds, name="--for", shown=text)
 
 
 def default_author() -> str:
@@ -100,6 +145,12 @@ class Written:
     policy: Policy
     changed: bool
 
+    @property
+    def until(self) -> str:
+        """`` until <end>`` when the write made an expiring change, else ``""``: for the sentence a command prints."""
+        made = [change for change in self.policy.overrides if change.version == self.policy.version]
+        return f" until {made[0].until.isoformat()}" if made and self.changed else ""
+
     def data(self, **more: Any) -> dict[str, Any]:
         """Return the document with ``changed`` (and ``more``), as ``--json`` prints it."""
         return {**self.policy.document(), "changed": self.changed, **more}
@@ -115,6 +166,7 @@ class CliContext:
         role: the role writes are made with (``--role``).
         dry_run: print what the command's write would do instead of writing (``--dry-run``).
         decisions: a decision log whose signals the dry run decides again (``--decisions FILE``).
+        expires_in: the write's lifetime in seconds (``--for``), or None.
     """
 
     url: str
@@ -122,6 +174,7 @@ class CliContext:
     role: Role
     dry_run: bool = False
     decisions: str | None = None
+    expires_in: float | None = None
 
     @classmethod
     def of(cls, ctx: click.Context) -> CliContext:
@@ -145,6 +198,17 @@ class CliContext:
             ``Actor(by, role)``.
         """
         return Actor(by, self.role)
+
+    def lifetime(self) -> float | None:
+        """Return the write's lifetime (``--for``, in seconds) for the store's ``expires_in``, or None.
+
+        A command that can give its write a lifetime asks for it here, before it
+        runs; :meth:`run` refuses ``--for`` to a command that did not.
+        """
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.meta[_LIFETIME_TAKEN] = True
+        return self.expires_in
 
     def run(
         self,
@@ -181,9 +245,16 @@ class CliContext:
                 turns it into its sentence and exit status.
             click.exceptions.Exit: with ``--dry-run``, once the preview of the
                 action's write is printed (status 0).
+            click.UsageError: ``--for`` was given to a command that did not ask
+                for it (:meth:`lifetime`); nothing was opened or written.
         """
         if self.decisions is not None and not self.dry_run:
             raise click.UsageError("--decisions FILE goes with --dry-run: it previews the change against that log.")
+        context = click.get_current_context(silent=True)
+        if self.expires_in is not None and not (context is not None and context.meta.get(_LIFETIME_TAKEN)):
+            name = context.command_path if context is not None else "this command"
+            message = f"--for gives a write a lifetime; '{name}' as given makes no write that can take one."
+            raise click.UsageError(message)
 
         async def body() -> T:
             store = await PolicyStore.open(self.url, watch=watch, create=create)
@@ -284,7 +355,9 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """
     before = await store.backend.current_version()
     policy = await change()
-    return Written(policy, changed=policy.version != before)
+    # A write that found an expiring change past its end records the return first (as the store):
+    # that version alone is no change of the command's.
+    return Written(policy, changed=policy.version != before and policy.updated_by != RETURN_AUTHOR)
 
 
 def _set_dry_run(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -337,14 +410,37 @@ def dry_run_options(func: F) -> F:
     )(func)
 
 
-def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:
-    """Add ``--by``, ``--reason``, ``--dry-run``, ``--decisions`` and (optionally) ``--expect-version``.
+def _lifetime_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), expires_in=parse_duration(value))
+
+
+#: ``--for DURATION``: shared by every write command (see :func:`write_options`).
+LIFETIME_OPTION: Final = click.option(
+    "--for",
+    "lifetime_text",
+    default=None,
+    metavar="DURATION",
+    expose_value=False,
+    callback=_lifetime_given,
+    help="Make the change for a while only (90s, 30m, 2h, 1h30m; at most 31 days): then every process "
+    "returns to the values from before it.",
+)
+
+
+def write_options(
+    *, expect_version: bool = True, reason_required: bool = True, lifetime: bool = True
+) -> Callable[[F], F]:
+    """Add ``--by``, ``--reason``, ``--for``, ``--dry-run``, ``--decisions`` and (optionally) ``--expect-version``.
 
     Args:
         expect_version: add ``--expect-version N`` (compare-and-set).
         reason_required: a missing ``--reason`` is a usage error (exit 2), unless
             the write is a ``--dry-run``; turn off for commands that only
             sometimes write, which check it themselves.
+        lifetime: add ``--for DURATION`` (a write that expires); the command
+            passes ``expires_in=obj.lifetime()`` to the store. Off for writes
+            of a whole document (``rollback``, ``import``).
 
     Returns:
         The decorator.
@@ -352,6 +448,8 @@ def write_options(*, expect_version: bool = True, reason_required: bool = True) 
 
     def decorate(func: F) -> F:
         func = dry_run_options(func)
+        if lifetime:
+            func = LIFETIME_OPTION(func)
         if expect_version:
             func = click.option(
                 "--expect-version",

@@ -23,10 +23,11 @@ from typing import Any, Final
 
 from policystore.errors import PermissionDeniedError
 from policystore.model.changes import diff_policies, risk_increases, unchanged
+from policystore.model.expiry import authorize_timeline
 from policystore.model.history import FieldChange
 from policystore.model.paths import METADATA_PATHS, flatten
 from policystore.model.policy import Policy
-from policystore.model.roles import Actor, Role, approvals_needed, authorize_change
+from policystore.model.roles import Actor, Role, approvals_needed
 
 __all__ = ["DecisionImpact", "Preview", "effective_changes", "preview_change"]
 
@@ -183,7 +184,8 @@ def preview_change(
     """Return what turning ``base`` into ``result`` would do, and whether ``actor`` may do it.
 
     The verdict is the one every write is checked by
-    (:func:`~policystore.model.roles.authorize_change`).
+    (:func:`~policystore.model.expiry.authorize_timeline`: now, and at every
+    end of an expiring change).
 
     Args:
         actor: who would write.
@@ -202,7 +204,7 @@ def preview_change(
     try:
         if admin_only:
             actor.require(Role.ADMIN, action)
-        authorize_change(actor, base, result, action, approvals=approvals, raised=raised)
+        authorize_timeline(actor, base, result, action, approvals=approvals)
     except PermissionDeniedError as exc:
         refusal = str(exc)
     return Preview(

@@ -21,6 +21,7 @@ from fastapi import Request
 
 from policystore.model.policy import STRATEGY_FIELDS, Policy
 from policystore.model.previews import Preview
+from policystore.model.trading_view import in_force
 from policystore.server.health import ServerMetrics
 from policystore.server.models import PreviewResponse
 
@@ -30,16 +31,19 @@ log = logging.getLogger("policystore.server")
 
 
 def effective_values(policy: Policy) -> dict[str, Any]:
-    """Return what readers see that the document does not hold: each strategy's effective config.
+    """Return what readers see that the document does not hold: each strategy's effective config, the controls in force.
 
     Returns:
-        ``{"strategies": {name: {field: value}}}``, as ``strategies.<name>.<field>`` answers.
+        ``{"strategies": {name: {field: value}}}``, as ``strategies.<name>.<field>``
+        answers, with ``trading`` and ``instruments``: every trading state and
+        limit in force with the path that set it (see
+        :func:`~policystore.model.trading_view.in_force`).
     """
     strategies = {}
     for name in policy.strategies:
         effective = policy.strategy(name)
         strategies[name] = {field: getattr(effective, field) for field in STRATEGY_FIELDS}
-    return {"strategies": strategies}
+    return {"strategies": strategies, **in_force(policy)}
 
 
 async def preview_response(request: Request, preview: Preview, *, decisions: bool = True) -> PreviewResponse:

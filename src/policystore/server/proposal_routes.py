@@ -86,9 +86,13 @@ async def post_proposal(request: Request, body: ProposeRequest, actor: Operator)
     store = _store(request)
     lifetime = DEFAULT_LIFETIME if body.lifetime is None else body.lifetime
     if body.dry_run:
-        preview = await store.propose(body.changes, reason="", lifetime=lifetime, actor=actor, dry_run=True)
+        preview = await store.propose(
+            body.changes, reason="", expires_in=body.expires_in, lifetime=lifetime, actor=actor, dry_run=True
+        )
         return await preview_response(request, preview, decisions=body.decisions)
-    proposal = await store.propose(body.changes, reason=_required(body.reason), lifetime=lifetime, actor=actor)
+    proposal = await store.propose(
+        body.changes, reason=_required(body.reason), expires_in=body.expires_in, lifetime=lifetime, actor=actor
+    )
     _count(request, "propose")
     return ProposalModel.of(proposal)
 

@@ -3,19 +3,20 @@
 Every write passes the caller's :class:`~policystore.Actor` (the token's name
 and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
-author cannot be smuggled in (see :mod:`policystore.server.models`). A write
-whose body says ``"dry_run": true`` writes nothing and answers a
-:class:`~policystore.server.models.PreviewResponse`: the store's own dry run
-of the same write, with the server's decision log decided again under it when
-one is configured (see :mod:`policystore.server.previews`). The proposal
-routes are in :mod:`policystore.server.proposal_routes`.
+author cannot be smuggled in (see :mod:`policystore.server.models`). The
+mode, patch and kill-switch writes take ``"expires_in"`` (seconds): the change
+lasts that long. A write whose body says ``"dry_run": true`` writes nothing and
+answers a :class:`~policystore.server.models.PreviewResponse`: the store's own
+dry run of the same write, with the server's decision log decided again under
+it when one is configured (see :mod:`policystore.server.previews`). The
+proposal routes are in :mod:`policystore.server.proposal_routes`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from policystore.errors import (
     AuthenticationError,
@@ -31,7 +32,8 @@ from policystore.errors import (
 )
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
-from policystore.server.auth import require
+from policystore.model.trading_view import path_facts, state_path
+from policystore.server.auth import bearer, require
 from policystore.server.errors import error_responses
 from policystore.server.health import ServerMetrics
 from policystore.server.models import (
@@ -48,6 +50,7 @@ from policystore.server.models import (
     PolicyResponse,
     PreviewResponse,
     RollbackRequest,
+    TradingRequest,
     ValueResponse,
 )
 from policystore.server.previews import effective_values, preview_response
@@ -81,6 +84,7 @@ _AUDIT_ERRORS: Final = error_responses(
 
 router = APIRouter(prefix="/v1", tags=["policy"])
 
+_VIEWER: Final = require(Role.VIEWER)
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
@@ -127,16 +131,30 @@ async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     return _policy_response(_store(request))
 
 
-@router.get("/values/{path}", summary="One value by dot path", responses=_VALUE_ERRORS)
+# {path:path}: a symbol may hold a slash (instruments.BTC/USD.state), sent as it is or as %2F.
+@router.get(
+    "/values/{path:path}",
+    summary="One value by dot path",
+    responses=_VALUE_ERRORS,
+    response_model=ValueResponse,
+    openapi_extra={"security": [{bearer.scheme_name: []}]},
+)
 async def get_value(
     request: Request,
-    _actor: Viewer,
-    path: Annotated[str, Path(description="A dot path such as risk.max_leverage; see /v1/paths.")],
-) -> ValueResponse:
-    """Return the value at ``path`` with its source, version and staleness."""
+    path: Annotated[
+        str, Path(description="A dot path such as risk.max_leverage or instruments.BTC/USD.state; see /v1/paths.")
+    ],
+) -> Response:
+    """Return the value at ``path`` with its source, version and staleness; for a trading path, what set it."""
+    # The busiest route does the least work FastAPI allows: the token is checked here rather than
+    # as a dependency (each level of dependencies costs a resolution per request), and the answer
+    # is serialised once rather than validated again against the response model.
+    await _VIEWER(request)
     _metrics(request).reads.labels("value").inc()
-    explained = _store(request).explain(path)
-    return ValueResponse(**explained.to_dict())
+    store = _store(request)
+    explained = store.explain(path)
+    answer = ValueResponse(**explained.to_dict(), **path_facts(store.snapshot(), path))
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/paths", summary="Every valid dot path", responses=ERROR_RESPONSES)
@@ -152,11 +170,20 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Wri
     store = _store(request)
     if body.dry_run:
         preview = await store.switch_mode(
-            body.mode, reason="", expected_version=body.expected_version, actor=actor, dry_run=True
+            body.mode,
+            reason="",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
         )
         return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.switch_mode(
-        body.mode, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.mode,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("mode").inc()
     return _policy_response(store, policy)
@@ -168,11 +195,20 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
     store = _store(request)
     if body.dry_run:
         preview = await store.update(
-            body.changes, reason="", expected_version=body.expected_version, actor=actor, dry_run=True
+            body.changes,
+            reason="",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
         )
         return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.update(
-        body.changes, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.changes,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("update").inc()
     return _policy_response(store, policy)
@@ -184,11 +220,20 @@ async def post_emergency(request: Request, body: EmergencyRequest, actor: Operat
     store = _store(request)
     if body.dry_run:
         preview = await store.set_emergency_mode(
-            body.active, reason=body.reason or "", expected_version=body.expected_version, actor=actor, dry_run=True
+            body.active,
+            reason=body.reason or "",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
         )
         return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.set_emergency_mode(
-        body.active, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.active,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("emergency").inc()
     return _policy_response(store, policy)
@@ -238,4 +283,27 @@ async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("rollback").inc()
+    return _policy_response(store, policy)
+
+
+@router.post(
+    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=WRITE_ERRORS
+)
+async def post_trading(request: Request, body: TradingRequest, actor: Operator) -> WriteResponse:
+    """Set ``trading.state``, ``strategies.<name>.state`` or ``instruments.<SYMBOL>.state`` to ``state``.
+
+    Toward ``halted`` is tightening (operators); toward ``active`` loosening (admins only). A strategy the policy
+    does not hold, a symbol that breaks the symbol pattern or both a strategy and a symbol answer 422.
+    """
+    store = _store(request)
+    path = state_path(store.snapshot(), strategy=body.strategy, symbol=body.symbol)
+    if body.dry_run:
+        preview = await store.update(
+            {path: body.state}, reason="", expected_version=body.expected_version, actor=actor, dry_run=True
+        )
+        return await preview_response(request, preview, decisions=body.decisions)
+    policy = await store.update(
+        {path: body.state}, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
+    _metrics(request).writes.labels("trading").inc()
     return _policy_response(store, policy)

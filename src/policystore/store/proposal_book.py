@@ -218,7 +218,15 @@ class ProposalBook:
         reason = f"{proposal.reason} (proposal {proposal.id}, approved by {approvers})"
         endorsement = Endorsement(proposal.id, proposal.proposed_by, proposal.approved_by, check)
         return await writer.write(
-            lambda base: apply_patch(base, patch), action(proposal), None, reason, None, who, endorsement=endorsement
+            lambda base: apply_patch(base, patch),
+            action(proposal),
+            None,
+            reason,
+            None,
+            who,
+            keys=list(patch),
+            expires_in=proposal.expires_in,
+            endorsement=endorsement,
         )
 
     async def announce(self, proposal: Proposal, step: str, by: str, reason: str) -> None:

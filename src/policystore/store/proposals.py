@@ -33,6 +33,7 @@ from policystore.errors import (
 from policystore.model.changes import apply_patch, diff_policies, risk_increases, stamp_emergency, unchanged
 from policystore.model.history import record_errors
 from policystore.model.numbers import finite_float, short_repr
+from policystore.model.overrides import lifetime_seconds
 from policystore.model.previews import Preview
 from policystore.model.proposals import DEFAULT_LIFETIME, Proposal, ProposalStatus, settle, touched_paths
 from policystore.model.roles import Actor, Role, approvals_needed
@@ -81,7 +82,7 @@ class Proposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: Literal[False] = ...,
@@ -93,7 +94,7 @@ class Proposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: Literal[True],
@@ -105,7 +106,7 @@ class Proposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: bool,
@@ -116,7 +117,7 @@ class Proposals:
         *,
         reason: str,
         by: str | None = None,
-        expires_in: float | None = None,
+        expires_in: float | timedelta | None = None,
         lifetime: float = DEFAULT_LIFETIME,
         actor: Actor | None = None,
         dry_run: bool = False,
@@ -132,8 +133,9 @@ class Proposals:
             changes: path -> value, as :meth:`update` takes them.
             reason: why; recorded in history when applied.
             by: the proposer, when no ``actor`` is given (with the store's own role).
-            expires_in: a lifetime for the change once applied; expiring changes
-                cannot be proposed yet, so it must be None.
+            expires_in: a lifetime for the change once applied (seconds or a
+                timedelta, counted from the approval that applies it), or None
+                for a change for good; it needs the same approvals as without one.
             lifetime: seconds the proposal waits for its approvals (24 hours by default).
             actor: who proposes, with which role.
             dry_run: write nothing; return what applying the change now would do.
@@ -155,7 +157,9 @@ class Proposals:
         # A dry run needs no reason yet (the dashboard asks for one after the preview).
         _refuse_unfit_proposal(reason if reason or not previewed else "-", who.name, expires_in, lifetime)
         if previewed:
-            preview = await writer.preview(lambda b: apply_patch(b, patch), "this change", None, None, who)
+            preview = await writer.preview(
+                lambda b: apply_patch(b, patch), "this change", None, None, who, keys=list(patch), expires_in=expires_in
+            )
             if not dry_run:
                 raise Previewed(preview)
             return preview
@@ -177,7 +181,7 @@ class Proposals:
             "raises_risk": risk_increases(base, result),
             "paths": list(touched_paths(patch, stored)),
             "diff": [c.to_dict() for c in stored],
-            "expires_in": expires_in,
+            "expires_in": None if expires_in is None else lifetime_seconds(expires_in),
         }
         proposal_id = await self._book.add(record)
         steps = []
@@ -242,7 +246,14 @@ class Proposals:
         patch = dict(proposal.changes)
         if dry_run or is_previewing():
             preview = await writer.preview(
-                lambda b: apply_patch(b, patch), action(proposal), None, None, who, approvals=len(approvers)
+                lambda b: apply_patch(b, patch),
+                action(proposal),
+                None,
+                None,
+                who,
+                keys=list(patch),
+                expires_in=proposal.expires_in,
+                approvals=len(approvers),
             )
             if not dry_run:
                 raise Previewed(preview)
@@ -325,7 +336,10 @@ def _refuse_unfit_proposal(reason: Any, author: Any, expires_in: Any, lifetime: 
     """Refuse a proposal whose record is unfit, before anything is read; every failure is listed."""
     errors = record_errors(reason, author)
     if expires_in is not None:
-        errors.append(FieldError("expires_in", "expiring changes cannot be proposed; leave it out"))
+        try:
+            lifetime_seconds(expires_in)
+        except PolicyValidationError as exc:
+            errors += exc.errors
     seconds = None if isinstance(lifetime, bool) else finite_float(lifetime)
     if seconds is None or math.isnan(seconds) or not 0 < seconds <= _MAX_LIFETIME:
         message = f"must be a number of seconds above 0 and at most {_MAX_LIFETIME:g} (got {short_repr(lifetime)})"

@@ -10,7 +10,8 @@ write itself, or with ``dry_run`` (or inside
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from datetime import timedelta
 from typing import Any, Literal, overload
 
 from policystore.model.policy import RECORD_FIELDS, Policy
@@ -42,6 +43,8 @@ class Restores(Audit):
         dry_run: bool,
         replaces_whole: bool = False,
         admin_only: bool = False,
+        keys: Collection[str] = (),
+        expires_in: float | timedelta | None = None,
     ) -> Policy | Preview:
         """Make the write, or with ``dry_run`` answer its preview (inside ``previewing()``, raise it)."""
         if dry_run or is_previewing():
@@ -52,13 +55,23 @@ class Restores(Audit):
                 expected_version,
                 actor,
                 replaces_whole=replaces_whole,
+                keys=keys,
+                expires_in=expires_in,
                 admin_only=admin_only,
             )
             if not dry_run:
                 raise Previewed(preview)
             return preview
         return await self._writer.write(
-            change, action, updated_by, reason, expected_version, actor, replaces_whole=replaces_whole
+            change,
+            action,
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            replaces_whole=replaces_whole,
+            keys=keys,
+            expires_in=expires_in,
         )
 
     @overload

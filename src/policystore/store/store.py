@@ -16,8 +16,9 @@ writes (:mod:`~policystore.store.writes`) over the compare-and-set write loop
 current (:mod:`~policystore.store.follower`, with the change-notice fast path of
 :mod:`~policystore.store.notices`), the changes of the read state
 (:mod:`~policystore.store.local_copy`), the outbox of events
-(:mod:`~policystore.store.outbox`) and the keeper of the last-known-good copy
-(:mod:`~policystore.store.keeper`). This module opens, assembles and closes them.
+(:mod:`~policystore.store.outbox`), the keeper of the last-known-good copy
+(:mod:`~policystore.store.keeper`) and the timer that ends expiring changes
+(:mod:`~policystore.store.expiry`). This module opens, assembles and closes them.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class PolicyStore(Reads, Writes, Proposals):
         environ: the environment to read fallback values from (``os.environ``).
         watch: follow changes made by other processes (off for one-shot tools).
         stale_trading: the rule ``can_open_new_trades`` follows while stale.
-        clock: returns the current UTC time.
+        clock: returns the current UTC time. Expiring changes end by it: this
+            process's own clock is the one it trusts (see the README on clocks).
 
     Raises:
         ClientTypeError: the Redis client is a synchronous ``redis.Redis``.
@@ -139,7 +141,7 @@ class PolicyStore(Reads, Writes, Proposals):
             rule=rule,
             clock=clock,
         )
-        Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ))
+        Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ), clock=clock)
         self._connector = Connector(self._backend, create=create)
         writer = Writer(
             self._backend,
@@ -168,6 +170,9 @@ class PolicyStore(Reads, Writes, Proposals):
             closed=self._is_closed,
             connect=self._connector.ensure,
         )
+        if watch:
+            # A store that follows changes records the return of an expiring change it sees end.
+            self._ends.recorder = writer.record_returns
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -221,11 +226,15 @@ class PolicyStore(Reads, Writes, Proposals):
         if missing:
             # Reachable and empty: no outage to ride out, and nothing to follow.
             raise StoreUnavailableError(self._backend.url, NO_POLICY_REASON)
+        # Time the end of any expiring change now that the store runs on a loop (a copy read at
+        # construction, before any loop, holds them too).
+        self._ends.watch(self._state)
         self._follower.start()
 
     async def close(self) -> None:
         """Stop following changes, end ``watch()`` iterators and release the back end."""
         self._closed = True
+        self._ends.stop()
         await self._follower.stop()
         await self._outbox.deliver_all()
         self._bus.close()
@@ -273,12 +282,12 @@ class PolicyStore(Reads, Writes, Proposals):
     async def get_policy(self) -> Policy:
         """Return the current policy (the local snapshot)."""
         await self._reload_if_asked()
-        return self._state.policy
+        return self._now().policy
 
     async def get_active_risk_config(self) -> RiskModeConfig:
         """Return the active mode's config: the same object until the policy changes."""
         await self._reload_if_asked()
-        return self._state.policy.risk
+        return self._now().policy.risk
 
     async def get_value(self, path: str, default: Any = MISSING) -> Any:
         """Async form of :meth:`get`: the value at ``path`` from the local snapshot.
@@ -287,6 +296,7 @@ class PolicyStore(Reads, Writes, Proposals):
             UnknownPathError: no such path and no default was given.
         """
         await self._reload_if_asked()
+        self._now()  # an expiring change past its end is returned before the lookup
         return self.get(path, default)
 
     # Code written for the older store dropped its cache by hand (``store._cache = None``)
@@ -358,12 +368,13 @@ class PolicyStore(Reads, Writes, Proposals):
             StoreUnavailableError: the breaker tripped but the kill switch could not
                 be written; nothing may be opened, and the caller must not trade.
         """
-        limit = self._state.policy.risk.max_daily_drawdown
+        held = self._now().policy
+        limit = held.risk.max_daily_drawdown
         # A loss that cannot be read as a finite number cannot be compared with the limit:
         # treat it as a breach rather than let it pass every check (or raise before tripping).
         loss = finite_float(loss_fraction)
-        if (loss is None or loss >= limit) and not self._state.policy.emergency.active:
-            mode = self._state.policy.active_mode
+        if (loss is None or loss >= limit) and not held.emergency.active:
+            mode = held.active_mode
             shown = short_repr(loss_fraction)
             figure = f"{loss:.2%}" if loss is not None else f"{shown} (not a number the limit can be compared with)"
             reason = (

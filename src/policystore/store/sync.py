@@ -2,8 +2,11 @@
 
 A thin facade: it runs one :class:`PolicyStore` on a private event loop in a
 daemon thread. Reads (``get``, ``snapshot``, ``explain``) go straight to the
-store's local snapshot and never touch that loop. The writes and the audit
-trail are in :mod:`policystore.store.sync_writes`, the proposals in
+store's local snapshot and never touch that loop. The end of an expiring change
+replaces that snapshot from the loop's thread at the moment it comes (the
+loop is idle, so its timer is on time), and ``snapshot``, ``gate`` and
+``explain`` check the end themselves too. The writes and the audit trail are
+in :mod:`policystore.store.sync_writes`, the proposals in
 :mod:`policystore.store.sync_proposals`.
 """
 

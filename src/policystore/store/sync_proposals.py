@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine, Mapping
+from datetime import timedelta
 from typing import Any, Literal, TypeVar, overload
 
 from policystore.model.previews import Preview
@@ -38,7 +39,7 @@ class SyncProposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: Literal[False] = ...,
@@ -50,7 +51,7 @@ class SyncProposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: Literal[True],
@@ -62,7 +63,7 @@ class SyncProposals:
         *,
         reason: str,
         by: str | None = ...,
-        expires_in: float | None = ...,
+        expires_in: float | timedelta | None = ...,
         lifetime: float = ...,
         actor: Actor | None = ...,
         dry_run: bool,
@@ -73,7 +74,7 @@ class SyncProposals:
         *,
         reason: str,
         by: str | None = None,
-        expires_in: float | None = None,
+        expires_in: float | timedelta | None = None,
         lifetime: float = DEFAULT_LIFETIME,
         actor: Actor | None = None,
         dry_run: bool = False,

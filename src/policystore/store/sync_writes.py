@@ -8,6 +8,7 @@ with the same parameters; a write's ``dry_run=True`` answers a
 from __future__ import annotations
 
 from collections.abc import Coroutine, Mapping
+from datetime import timedelta
 from typing import Any, Literal, TypeVar, overload
 
 from policystore.model.history import FieldChange, HistoryEntry
@@ -51,6 +52,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -62,6 +64,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -73,6 +76,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     def switch_mode(
@@ -83,6 +87,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """See :meth:`PolicyStore.switch_mode`."""
@@ -93,6 +98,7 @@ class SyncWrites:
                 reason=reason,
                 expected_version=expected_version,
                 actor=actor,
+                expires_in=expires_in,
                 dry_run=dry_run,
             )
         )
@@ -106,6 +112,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -117,6 +124,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -128,6 +136,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     def update(
@@ -138,6 +147,7 @@ class SyncWrites:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """See :meth:`PolicyStore.update`."""
@@ -148,6 +158,7 @@ class SyncWrites:
                 reason=reason,
                 expected_version=expected_version,
                 actor=actor,
+                expires_in=expires_in,
                 dry_run=dry_run,
             )
         )
@@ -161,6 +172,7 @@ class SyncWrites:
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -172,6 +184,7 @@ class SyncWrites:
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -183,6 +196,7 @@ class SyncWrites:
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     def set_emergency_mode(
@@ -193,6 +207,7 @@ class SyncWrites:
         updated_by: str | None = None,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """See :meth:`PolicyStore.set_emergency_mode`."""
@@ -203,6 +218,7 @@ class SyncWrites:
                 updated_by=updated_by,
                 expected_version=expected_version,
                 actor=actor,
+                expires_in=expires_in,
                 dry_run=dry_run,
             )
         )

@@ -8,12 +8,20 @@ winner's version. The committed version is installed here at once, with its
 events, and one that stops trading or makes a trading state stricter is saved
 durably before the write returns.
 
+A write may carry a lifetime (see :mod:`policystore.model.expiry`). A write
+that finds an expiring change past its end in the newest version first records
+the return, as the store itself (:mod:`~policystore.store.returns`), so that every
+version holds only changes in force by its writer's clock and each history
+entry says what its author changed.
+
 :meth:`Writer.preview` is the same up to the commit: it loads, applies and
 checks, and answers a :class:`~policystore.model.previews.Preview` instead of
 writing (a dry run). Inside :func:`~policystore.store.previewing.previewing`,
 every write answers so, by raising
 :class:`~policystore.store.previewing.Previewed`: that is how the command line gives
-``--dry-run`` to every write command, whatever store method it calls.
+``--dry-run`` to every write command, whatever store method it calls. A write
+that applies a proposal carries its :class:`~policystore.store.write_checks.Endorsement`:
+the approvals it counts, and a check of the version it is built on.
 """
 
 from __future__ import annotations
@@ -23,31 +31,37 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime, timedelta
 
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
 from policystore.errors import PolicyValidationError, StoreUnavailableError, VersionConflictError
-from policystore.model.changes import diff_policies, stamp_emergency, unchanged
+from policystore.model.changes import unchanged
 from policystore.model.events import PolicyChanged, events_for
+from policystore.model.expiry import authorize_timeline, ended, in_force
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
-from policystore.model.previews import Preview, preview_change
-from policystore.model.roles import Actor, authorize_change
+from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
 from policystore.store.previewing import Previewed, is_previewing
+from policystore.store.returns import Returns
 from policystore.store.sources import Source
 from policystore.store.write_checks import (
     Endorsement,
-    check_base,
+    check_endorsed,
+    history_entry,
     refuse_unfit_kill_switch_reason,
     refuse_unfit_record,
+    write_author,
+    write_candidate,
+    write_lifetime,
 )
+from policystore.store.write_preview import WritePreviews
 
 __all__ = ["Writer", "load_latest"]
 
@@ -113,6 +127,11 @@ class Writer:
         self._clock = clock
         self._external = external
         self._refresh = refresh
+        self._returns = Returns(backend, copy, load=load_latest, commit=self._commit, clock=clock)
+        #: What a write would do, writing nothing (see :class:`~policystore.store.write_preview.WritePreviews`).
+        self.preview = WritePreviews(
+            self._write_base, held=lambda: self._copy.state.policy, clock=clock, actor=lambda: self.actor
+        ).preview
         #: Connects the back end if the store was opened while it could not be reached.
         self._connect = connect
 
@@ -136,6 +155,8 @@ class Writer:
         actor: Actor | None,
         *,
         replaces_whole: bool = False,
+        keys: Collection[str] = (),
+        expires_in: float | timedelta | None = None,
         endorsement: Endorsement | None = None,
     ) -> Policy:
         """Apply ``change`` to the newest version and commit the result as the next one.
@@ -147,21 +168,28 @@ class Writer:
         not write at all.
 
         Args:
-            change: builds the new policy from the version it is based on.
+            change: builds the new policy from the version it is based on (given
+                without its expiring changes: the write keeps, replaces or adds them).
             action: what the write does, for a refusal ("switching to mode X").
             updated_by: the author to record when no ``actor`` is given.
             reason: why; recorded with the version.
             expected_version: fail unless the store is at this version.
             actor: who writes, with which role; the store's own actor by default.
             replaces_whole: the change replaces the whole document (a rollback
-                or an import), so it may write over an invalid newest version.
+                or an import), so it may write over an invalid newest version;
+                the document's own expiring changes come with it.
+            keys: the paths the write's patch names; an expiring change on any
+                of them is replaced even where the value stays the same.
+            expires_in: the write's lifetime (seconds or a timedelta), or None
+                for a change for good.
             endorsement: the proposal the write applies, with its approvals.
 
         Returns:
             The new policy, or the current one when the write changes nothing.
 
         Raises:
-            PolicyValidationError: the record or the result is invalid.
+            PolicyValidationError: the record, the lifetime or the result is
+                invalid (a return included).
             PermissionDeniedError: the actor may not make this change; an
                 :class:`~policystore.errors.ApprovalRequiredError` when it raises
                 risk and more admins must agree to it.
@@ -171,98 +199,78 @@ class Writer:
             Previewed: inside ``previewing()``: what the write would do; nothing changed.
         """
         if is_previewing():
-            raise Previewed(
-                await self.preview(change, action, updated_by, expected_version, actor, replaces_whole=replaces_whole)
+            preview = await self.preview(
+                change,
+                action,
+                updated_by,
+                expected_version,
+                actor,
+                replaces_whole=replaces_whole,
+                keys=keys,
+                expires_in=expires_in,
             )
+            raise Previewed(preview)
         who = actor or self.actor
-        author, approvals = who.name if actor is not None or not updated_by else updated_by, None
-        if endorsement is not None:
-            author, approvals = endorsement.author, len(endorsement.approved_by)
+        author, approvals = write_author(who, actor is not None, updated_by, endorsement)
         refuse_unfit_record(reason, author, expected_version)
+        lifetime = write_lifetime(expires_in, action, replaces_whole=replaces_whole)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
-            base, stored = await self._write_base(replaces_whole=replaces_whole)
-            await check_base(base, expected_version, endorsement)
+            stored, is_stored = await self._write_base(replaces_whole=replaces_whole)
             now = self._clock()
-            candidate = stamp_emergency(base, change(base), now, author)
-            authorize_change(who, base, candidate, action, approvals=approvals)
-            if stored and unchanged(base, candidate):
+            if expected_version is not None and stored.version != expected_version:
+                expected_version = await self._returns.expected(expected_version, stored, now)
+            if is_stored and ended(stored, now):
+                # Record the return first, so that this write's entry holds only its own change.
+                moved, expected_version = await self._returns.first(stored, now, expected_version)
+                if moved:
+                    continue
+            await check_endorsed(stored, endorsement)
+            base = in_force(stored, now) if is_stored else stored
+            candidate = write_candidate(
+                base, change, now, author, reason, keys, lifetime, replaces_whole=replaces_whole
+            )
+            authorize_timeline(who, base, candidate, action, approvals=approvals)
+            if is_stored and unchanged(base, candidate):
                 await self._hold(base)
                 return base
             refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
-            if endorsement is not None:  # the entry names the proposal and every approver
-                entry = dataclasses.replace(entry, approved_by=endorsement.approved_by, proposal=endorsement.proposal)
-            try:
-                await self.backend.commit(new.document(), entry)
-            except VersionConflictError:
-                if expected_version is not None:
-                    raise
-                # Another writer got in first: apply the change again on its version.
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
-                continue
-            except StoreUnavailableError as exc:
-                self._copy.mark_unreachable(exc)
-                raise
-            await self._after_commit(base, new, entry)
-            if stops_trading(new) or tightens_trading(base, new):
-                await self._keeper.save_durably(new)
-            return new
+            if await self._commit(base, new, history_entry(base, new, endorsement)):
+                return new
+            if expected_version is not None:
+                raise VersionConflictError(expected_version, await self.backend.current_version())
+            # Another writer got in first: apply the change again on its version.
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         current = await self.backend.current_version()
         raise VersionConflictError(current - 1, current)
 
-    async def preview(
-        self,
-        change: Callable[[Policy], Policy],
-        action: str,
-        updated_by: str | None,
-        expected_version: int | None,
-        actor: Actor | None,
-        *,
-        replaces_whole: bool = False,
-        admin_only: bool = False,
-        approvals: int | None = None,
-    ) -> Preview:
-        """Return what :meth:`write` would do with the same arguments, writing nothing.
-
-        The change is made on the newest stored version, as the write would make
-        it; when the store cannot be reached, on this process's copy, and the
-        preview says it is stale (the write itself would be refused).
-
-        Args:
-            change: builds the new policy from the version it is based on.
-            action: what the write does ("switching to mode X").
-            updated_by: the author, as for :meth:`write` (the kill switch's stamp names it).
-            expected_version: refuse, as the write would, unless the store is at this version.
-            actor: who would write; the store's own actor by default.
-            replaces_whole: as for :meth:`write`.
-            admin_only: the write needs an admin whatever it changes (a rollback).
-            approvals: how many admins agreed (a proposal's); by default the actor's own write.
-
-        Returns:
-            The preview.
+    async def _commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> bool:
+        """Commit ``new`` on ``base`` and install it; False when another writer got in first.
 
         Raises:
-            VersionConflictError: ``expected_version`` is not the version previewed.
-            UnknownPathError, PolicyValidationError: the change is invalid, as the write would be.
+            StoreUnavailableError: the store cannot be reached; nothing changed.
         """
-        who = actor or self.actor
-        author = who.name if actor is not None or not updated_by else updated_by
-        stale = False
         try:
-            base, _ = await self._write_base(replaces_whole=replaces_whole)
-        except StoreUnavailableError:
-            # What the write would do to the version this process holds; the write itself is refused now.
-            base, stale = self._copy.state.policy, True
-        if expected_version is not None and base.version != expected_version:
-            raise VersionConflictError(expected_version, base.version)
-        candidate = stamp_emergency(base, change(base), self._clock(), author)
-        refuse_unfit_kill_switch_reason(base, candidate)
-        return preview_change(
-            who, base, candidate, action=action, approvals=approvals, admin_only=admin_only, stale=stale
-        )
+            await self.backend.commit(new.document(), entry)
+        except VersionConflictError:
+            return False
+        except StoreUnavailableError as exc:
+            self._copy.mark_unreachable(exc)
+            raise
+        await self._after_commit(base, new, entry)
+        if stops_trading(new) or tightens_trading(base, new):
+            await self._keeper.save_durably(new)
+        return True
+
+    async def record_returns(self) -> Policy | None:
+        """Record the return of the newest version's ended changes (see :meth:`.Returns.record_returns`).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (reads go stale).
+        """
+        return await self._returns.record_returns()
 
     def now(self) -> datetime:
         """Return the store's clock's time."""

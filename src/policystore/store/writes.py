@@ -6,6 +6,12 @@ compare-and-set on the version and recorded in history (see
 result holds what the store holds already writes nothing and returns the current
 policy, so ``returned.version == version_before`` says "no change".
 
+``update``, ``switch_mode`` and ``set_emergency_mode`` take a lifetime
+(``expires_in``, seconds or a :class:`~datetime.timedelta`): the change is in
+force until then, and every process returns to the values from before it at
+that moment, by its own clock (see :mod:`policystore.model.expiry`). A rollback
+and an import write a whole document for good and take none.
+
 Every write takes ``dry_run=True``: it is then checked as the write would be,
 and answers a :class:`~policystore.model.previews.Preview` of what it would
 do, writing nothing (see :meth:`Writer.preview
@@ -15,6 +21,7 @@ do, writing nothing (see :meth:`Writer.preview
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal, overload
 
 from policystore.model.changes import apply_patch
@@ -50,6 +57,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -61,6 +69,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -72,6 +81,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     async def switch_mode(
@@ -82,10 +92,13 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """Make ``mode`` the active mode. A looser mode needs an admin.
 
+        With ``expires_in`` (seconds, or a timedelta), the mode is active until
+        then and the mode active before returns at that moment in every process.
         With ``dry_run``, write nothing and return what the switch would do (so for every write below).
 
         Returns:
@@ -93,7 +106,8 @@ class Writes(Restores):
             with ``dry_run``, the preview.
 
         Raises:
-            PolicyValidationError: no such mode, or an empty reason.
+            PolicyValidationError: no such mode, an empty reason, or a lifetime
+                that is no number of seconds above 0 and up to 31 days.
             VersionConflictError: ``expected_version`` is not the current version.
             PermissionDeniedError: the switch raises risk and the actor is no admin
                 (:class:`~policystore.errors.ApprovalRequiredError` when more admins must agree).
@@ -108,6 +122,8 @@ class Writes(Restores):
             expected_version,
             actor,
             dry_run=dry_run,
+            keys=("active_mode",),
+            expires_in=expires_in,
         )
 
     @overload
@@ -119,6 +135,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -130,6 +147,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -141,6 +159,7 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     async def update(
@@ -151,12 +170,21 @@ class Writes(Restores):
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """Apply path -> value ``changes`` as one new version, all or nothing.
 
         Without ``expected_version`` a concurrent write is not an error: the
         changes are applied again on the newer version, so neither is lost.
+
+        With ``expires_in`` (seconds, or a timedelta) the changes are in force
+        until then; from that moment every process reads the values they
+        replaced, and the first that can write records the return. A write to
+        a path an expiring change holds replaces it there: for good, or, with a
+        lifetime of its own, returning to the value that change would have
+        returned to. A loosening needs an admin with a lifetime as without one
+        (and the approvals ``change_control.approvals_required`` asks for).
 
         Raises:
             UnknownPathError, PolicyValidationError, VersionConflictError,
@@ -171,6 +199,8 @@ class Writes(Restores):
             expected_version,
             actor,
             dry_run=dry_run,
+            keys=[str(path) for path in patch],
+            expires_in=expires_in,
         )
 
     @overload
@@ -182,6 +212,7 @@ class Writes(Restores):
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[False] = ...,
     ) -> Policy: ...
     @overload
@@ -193,6 +224,7 @@ class Writes(Restores):
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: Literal[True],
     ) -> Preview: ...
     @overload
@@ -204,6 +236,7 @@ class Writes(Restores):
         updated_by: str | None = ...,
         expected_version: int | None = ...,
         actor: Actor | None = ...,
+        expires_in: float | timedelta | None = ...,
         dry_run: bool,
     ) -> Policy | Preview: ...
     async def set_emergency_mode(
@@ -214,6 +247,7 @@ class Writes(Restores):
         updated_by: str | None = None,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
         dry_run: bool = False,
     ) -> Policy | Preview:
         """Turn the kill switch on (any operator) or off (admins only).
@@ -222,12 +256,19 @@ class Writes(Restores):
         and ``emergency.activated_at``); turning it on again while it is on keeps
         that record and replaces the reason.
 
+        With ``expires_in``, the kill switch returns to its earlier state at the
+        end. Turning it on for a limited time needs an admin: its end turns it
+        off, which only an admin may do (a kill switch that turns itself off
+        must be meant). Turning it off for a limited time needs an admin, as
+        turning it off does; its end turns it on again.
+
         Args:
             active: True to stop new trades, False to allow them again.
             reason: why; required, and kept as ``emergency.reason`` while on.
             updated_by: the author to record when no ``actor`` is given.
             expected_version: fail unless the store is at this version.
             actor: who writes, with which role.
+            expires_in: the write's lifetime (seconds, or a timedelta), or None for good.
             dry_run: write nothing; return what the write would do.
 
         Returns:
@@ -235,9 +276,9 @@ class Writes(Restores):
             with ``dry_run``, the preview.
 
         Raises:
-            PolicyValidationError: an empty reason.
+            PolicyValidationError: an empty reason, or an unfit lifetime.
             VersionConflictError: ``expected_version`` is not the current version.
-            PermissionDeniedError: turning it off without the admin role.
+            PermissionDeniedError: turning it off, or on for a limited time, without the admin role.
             StoreUnavailableError: the store cannot be reached; nothing changed.
         """
         patch: dict[str, Any] = (
@@ -249,5 +290,13 @@ class Writes(Restores):
             patch["emergency.reason"] = "(reason to be given)"  # the reason is the kill switch's own field
         action = "turning the kill switch on" if active else "turning the kill switch off"
         return await self._write(
-            lambda base: apply_patch(base, patch), action, updated_by, reason, expected_version, actor, dry_run=dry_run
+            lambda base: apply_patch(base, patch),
+            action,
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            dry_run=dry_run,
+            keys=tuple(patch),
+            expires_in=expires_in,
         )

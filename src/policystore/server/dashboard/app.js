@@ -5,6 +5,8 @@ import { confirmWrite } from "./dialog.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
 import { loadProposals, setupProposals } from "./proposals.js";
+import { renderTrading, setupTrading, tradingBanner } from "./trading.js";
+import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
 
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
@@ -23,6 +25,8 @@ function banners() {
   if (state.policy && state.policy.emergency.active) {
     list.push(["kill", `KILL SWITCH ACTIVE — no new trades. ${state.policy.emergency.reason || ""}`]);
   }
+  const trading = tradingBanner(state.policy);
+  if (trading) list.push(trading);
   $("banners").replaceChildren(...list.map(([kind, text]) => el("div", { class: `banner ${kind}` }, text)));
   // The stream being up is not enough to say "live": answers from an unreachable store are stale.
   const storeDown = Boolean(state.health && (!state.health.store_reachable || state.health.stale));
@@ -55,6 +59,8 @@ function render() {
   renderModes(p);
   renderLimits(p);
   renderStrategies(p);
+  renderTrading(p, state.effective, { can, write });
+  renderOverrides(p);
   banners();
   refreshLocks(p);
 }
@@ -273,7 +279,9 @@ function start() {
     approvals: () => (state.policy && state.policy.change_control ? state.policy.change_control.approvals_required : 1),
     applied: () => refreshPolicy().then(historyChanged),
   });
+  setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
+  setupTrading({ can, write });
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault(); signIn($("token").value.trim());
   });

@@ -4,8 +4,8 @@
 import { fmtValue } from "./format.js";
 import { $, el } from "./util.js";
 
-const GROUPS = ["active_mode", "risk.", "ai.", "emergency.", "trading.", "change_control.", "modes.", "hard_limits.",
-  "strategies.", "instruments."];
+const GROUPS = ["active_mode", "risk.", "ai.", "emergency.", "trading.", "instruments.", "change_control.", "modes.",
+  "hard_limits.", "strategies."];
 
 function group(path) {
   const index = GROUPS.findIndex((prefix) => path === prefix || path.startsWith(prefix));
