@@ -51,11 +51,21 @@ class TestSection:
     def test_document_without_the_section_reads_as_one_approval(self) -> None:
         """A document written before change control existed holds no change_control: it reads as 1."""
         document = copy.deepcopy(default_policy().document())
-        del document["change_control"]
+        document.pop("change_control", None)
 
         policy = build_policy(document)
 
         assert 1 == policy.change_control.approvals_required
+
+    def test_one_approval_writes_no_section_and_more_write_it(self) -> None:
+        """At its default the section is left out, so a reader that predates it reads the document as before."""
+        one = default_policy()
+        two = apply_patch(one, {APPROVALS_PATH: 2})
+
+        assert "change_control" not in one.document()
+        assert {"approvals_required": 2} == two.document()["change_control"]
+        assert "change_control" not in apply_patch(two, {APPROVALS_PATH: 1}).document()
+        assert two == build_policy(two.document())
 
     def test_new_policy_requires_one_approval_and_path_is_readable_and_writable(self) -> None:
         """The built-in policy needs one admin; the path is in the read table and may be patched."""

@@ -194,7 +194,7 @@ def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldE
             entry[field] = value
         return None
     if rest in _PLAIN_SECTIONS.get(head, ()):
-        data[head][rest] = value
+        data.setdefault(head, {})[rest] = value  # a section left out of the document at its default
         return None
     if head == "instruments" and rest:
         _set_instrument(data["instruments"], path, rest, value, current)
