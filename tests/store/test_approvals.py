@@ -288,7 +288,7 @@ class TestProposals:
         assert (ProposalStatus.APPLIED, 3) == (loosening.status, loosening.applied_version)
 
     async def test_bad_proposals_are_refused_and_store_nothing(self, opened) -> None:
-        """An unknown path, a change that changes nothing, a viewer, an empty reason, an expiring change."""
+        """An unknown path, a change that changes nothing, a viewer, an empty reason, unfit lifetimes."""
         store, _ = await two_required(opened)
 
         with pytest.raises(UnknownPathError):
@@ -298,7 +298,7 @@ class TestProposals:
         with pytest.raises(PermissionDeniedError):
             await store.propose(LOOSER, reason="more", actor=VERA)
         with pytest.raises(PolicyValidationError) as caught:
-            await store.propose(LOOSER, reason=" ", actor=ADA, expires_in=3600, lifetime=0)
+            await store.propose(LOOSER, reason=" ", actor=ADA, expires_in=0, lifetime=0)
         assert ["reason", "expires_in", "lifetime"] == list(caught.value.paths)
         with pytest.raises(UnknownProposalError):
             await store.approve("nope", actor=BEA)
@@ -342,6 +342,28 @@ class TestProposals:
         assert [3] == [e.version for e in updates]
         assert {proposal.id} == {e.proposal["id"] for e in steps if e.proposal}
         del ada
+
+
+class TestExpiringProposals:
+    """A loosening for a while needs the same approvals as one for good; its end needs nobody."""
+
+    async def test_loosening_for_two_hours_needs_two_admins_and_applies_as_an_expiring_change(self, opened) -> None:
+        """Refused as one write; proposed with expires_in and approved, it is in force and ends on time."""
+        clock = Clock()
+        ada: PolicyStore = await opened(clock=clock)  # type: ignore[misc]
+        await ada.update({"change_control.approvals_required": 2}, reason="four eyes", actor=OTTO)
+
+        with pytest.raises(ApprovalRequiredError):
+            await ada.update(LOOSER, reason="event", actor=ADA, expires_in=7200)
+        proposal = await ada.propose(LOOSER, reason="event", actor=ADA, expires_in=timedelta(hours=2))
+        applied = await ada.approve(proposal.id, actor=BEA)
+
+        assert (ProposalStatus.APPLIED, 7200.0) == (applied.status, proposal.expires_in)
+        policy = await ada.refresh()
+        assert [clock.now + timedelta(hours=2)] == [change.until for change in policy.overrides]
+        assert 6.0 == ada.get("modes.NORMAL.max_leverage")
+        clock.now += timedelta(hours=2)
+        assert 5.0 == ada.snapshot().modes["NORMAL"].max_leverage
 
 
 class TestAppliedOnce:
