@@ -8,6 +8,9 @@ EXPECTED = [
     "MISSING",
     "PRESETS",
     "Actor",
+    "ApprovalRequiredError",
+    "ChangeControl",
+    "DecisionImpact",
     "Emergency",
     "EventType",
     "Explanation",
@@ -23,6 +26,10 @@ EXPECTED = [
     "PolicyStore",
     "PolicyStoreError",
     "PolicyValidationError",
+    "Preview",
+    "Proposal",
+    "ProposalRefusedError",
+    "ProposalStatus",
     "RiskMode",
     "RiskModeConfig",
     "Role",
@@ -35,6 +42,7 @@ EXPECTED = [
     "TradingControls",
     "TradingState",
     "UnknownPathError",
+    "UnknownProposalError",
     "VersionConflictError",
 ]
 

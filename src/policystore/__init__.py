@@ -9,18 +9,24 @@ store::
 """
 
 from policystore.errors import (
+    ApprovalRequiredError,
     FieldError,
     PermissionDeniedError,
     PolicyStoreError,
     PolicyValidationError,
+    ProposalRefusedError,
     StoreUnavailableError,
     UnknownPathError,
+    UnknownProposalError,
     VersionConflictError,
 )
+from policystore.model.change_control import ChangeControl
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
 from policystore.model.policy import Emergency, HardLimits, Override, Policy, StrategyConfig, StrategySettings
+from policystore.model.previews import DecisionImpact, Preview
+from policystore.model.proposals import Proposal, ProposalStatus
 from policystore.model.roles import Actor, Role
 from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
 from policystore.store.sources import Explanation, Source
@@ -31,6 +37,9 @@ __all__ = [
     "MISSING",
     "PRESETS",
     "Actor",
+    "ApprovalRequiredError",
+    "ChangeControl",
+    "DecisionImpact",
     "Emergency",
     "EventType",
     "Explanation",
@@ -46,6 +55,10 @@ __all__ = [
     "PolicyStore",
     "PolicyStoreError",
     "PolicyValidationError",
+    "Preview",
+    "Proposal",
+    "ProposalRefusedError",
+    "ProposalStatus",
     "RiskMode",
     "RiskModeConfig",
     "Role",
@@ -58,6 +71,7 @@ __all__ = [
     "TradingControls",
     "TradingState",
     "UnknownPathError",
+    "UnknownProposalError",
     "VersionConflictError",
 ]
 __version__ = "0.1.0"

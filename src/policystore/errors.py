@@ -9,6 +9,9 @@ attributes, so callers branch on data instead of parsing messages::
     ├── VersionConflictError                      compare-and-set found another version
     ├── StoreUnavailableError                     the backing store cannot be reached
     ├── PermissionDeniedError                     the caller's role may not do this
+    │   └── ApprovalRequiredError                 a risk-raising change that needs more admins: propose it
+    ├── ProposalRefusedError                      a proposal that cannot be approved or rejected now
+    │   └── UnknownProposalError                  no proposal has that id
     ├── ClientTypeError         (also TypeError)  a store given the wrong kind of client
     ├── AuthenticationError                       an HTTP request without a known token
     ├── MalformedRequestError                     a request body that is not JSON at all
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "ApprovalRequiredError",
     "AuthenticationError",
     "ClientTypeError",
     "ContentTypeError",
@@ -46,9 +50,11 @@ __all__ = [
     "PermissionDeniedError",
     "PolicyStoreError",
     "PolicyValidationError",
+    "ProposalRefusedError",
     "StoreUnavailableError",
     "StreamMessageError",
     "UnknownPathError",
+    "UnknownProposalError",
     "VersionConflictError",
     "error_classes",
 ]
@@ -234,6 +240,113 @@ class PermissionDeniedError(PolicyStoreError):
     def body_facts(self) -> dict[str, Any]:
         """Return ``actor``, ``role`` and ``required_role``."""
         return {"actor": self.actor, "role": self.role, "required_role": self.required_role}
+
+
+class ApprovalRequiredError(PermissionDeniedError):
+    """Raised when a change raises risk and more admins must agree to it than the write carries; nothing is written.
+
+    While ``change_control.approvals_required`` is 2 or more, a change that
+    raises risk is made only through a proposal (``propose``, then ``approve``
+    by other admins); a change that only tightens still applies at once.
+
+    Attributes:
+        approvals_required: how many distinct admins must agree (the policy's
+            ``change_control.approvals_required``, as in force before the change).
+        approvals: how many had agreed to this write (1 for an admin's own write, 0 for an operator's).
+        raises_risk: the paths whose change raises risk.
+    """
+
+    title = "approval required"
+
+    def __init__(  # noqa: PLR0917 - the facts of PermissionDeniedError, then those of the approvals
+        self,
+        actor: str,
+        role: str,
+        action: str,
+        approvals_required: int,
+        approvals: int,
+        raises_risk: Sequence[str] = (),
+    ) -> None:
+        self.actor = actor
+        self.role = role
+        self.required_role = "admin"
+        self.action = action
+        self.approvals_required = approvals_required
+        self.approvals = approvals
+        self.raises_risk = tuple(raises_risk)
+        shown = ", ".join(self.raises_risk[:_SHOWN_PATHS])
+        if len(self.raises_risk) > _SHOWN_PATHS:
+            shown += f" and {len(self.raises_risk) - _SHOWN_PATHS} more"
+        raised = f" ({shown})" if shown else ""
+        PolicyStoreError.__init__(
+            self,
+            f"Approval required: {action} raises risk{raised}, which needs {approvals_required} admins to agree "
+            f"(change_control.approvals_required) and this write carries {approvals}; propose it instead "
+            "('policystore propose', POST /v1/proposals or store.propose) for other admins to approve.",
+        )
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return the facts of a permission refusal, ``approvals_required``, ``approvals`` and ``raises_risk``."""
+        return {
+            **super().body_facts(),
+            "approvals_required": self.approvals_required,
+            "approvals": self.approvals,
+            "raises_risk": list(self.raises_risk),
+        }
+
+
+#: How many raised paths a refusal names before it says "and N more".
+_SHOWN_PATHS = 3
+
+
+class ProposalRefusedError(PolicyStoreError):
+    """Raised when a proposal cannot be approved or rejected as asked; nothing is written.
+
+    An admin approves a proposal once; only a pending proposal is approved or
+    rejected (not one applied, rejected, expired, or stale: one whose paths
+    changed after the version it was made on).
+
+    Attributes:
+        proposal_id: the proposal.
+        status: its status now (``pending``, ``applied``, ``rejected``, ``expired``, ``stale``).
+        reason: why the step was refused, in a few words.
+    """
+
+    exit_code = 4
+    http_status = 409
+    metric_label = "conflict"
+    title = "proposal refused"
+
+    def __init__(self, proposal_id: str, status: str, reason: str) -> None:
+        self.proposal_id = proposal_id
+        self.status = status
+        self.reason = reason
+        super().__init__(f"Proposal {proposal_id!r} is {status}: {reason}.")
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return ``proposal_id`` and its ``status``."""
+        return {"proposal_id": self.proposal_id, "status": self.status}
+
+
+class UnknownProposalError(ProposalRefusedError):
+    """Raised when no proposal has the id asked for.
+
+    Attributes:
+        proposal_id: the id asked for.
+    """
+
+    exit_code = 3
+    http_status = 404
+    metric_label = "validation"
+    title = "unknown proposal"
+
+    def __init__(self, proposal_id: str) -> None:
+        self.proposal_id = proposal_id
+        self.status = "unknown"
+        self.reason = "no proposal has this id"
+        PolicyStoreError.__init__(
+            self, f"Unknown proposal {proposal_id!r}; run 'policystore proposals' to list the proposals."
+        )
 
 
 class ClientTypeError(PolicyStoreError, TypeError):

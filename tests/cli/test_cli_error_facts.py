@@ -26,6 +26,7 @@ from policystore.cli.errors import (
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.main import cli
 from policystore.errors import (
+    ApprovalRequiredError,
     AuthenticationError,
     ClientTypeError,
     ContentTypeError,
@@ -36,9 +37,11 @@ from policystore.errors import (
     PermissionDeniedError,
     PolicyStoreError,
     PolicyValidationError,
+    ProposalRefusedError,
     StoreUnavailableError,
     StreamMessageError,
     UnknownPathError,
+    UnknownProposalError,
     VersionConflictError,
     error_classes,
 )
@@ -51,6 +54,9 @@ SAMPLES: dict[type[PolicyStoreError], Callable[[], PolicyStoreError]] = {
     VersionConflictError: lambda: VersionConflictError(1, 2),
     StoreUnavailableError: lambda: StoreUnavailableError("memory://facts", "down"),
     PermissionDeniedError: lambda: PermissionDeniedError("vera", "viewer", "operator", "switching the mode"),
+    ApprovalRequiredError: lambda: ApprovalRequiredError("ada", "admin", "this change", 2, 1, ["risk.max_leverage"]),
+    ProposalRefusedError: lambda: ProposalRefusedError("abc123", "stale", "a path it changes was changed"),
+    UnknownProposalError: lambda: UnknownProposalError("abc123"),
     ClientTypeError: lambda: ClientTypeError("client", "redis.asyncio.Redis", object()),
     AuthenticationError: lambda: AuthenticationError("no bearer token was sent"),
     MalformedRequestError: lambda: MalformedRequestError("it could not be parsed"),
@@ -128,13 +134,16 @@ class TestHelp:
     """The help's exit statuses are the classes' facts, and say what the contract says."""
 
     def test_exit_statuses_are_the_contract_list(self) -> None:
-        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied; 1 for anything else."""
+        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied; 1 for anything else.
+
+        A proposal that cannot be approved is refused as a conflict (4), an unknown one as an unknown path (3).
+        """
         assert {
             0: "done",
             1: "other failure",
             2: "usage",
-            3: "invalid value or unknown path",
-            4: "version conflict",
+            3: "invalid value or unknown path or unknown proposal",
+            4: "version conflict or proposal refused",
             5: "store unreachable",
             6: "permission denied",
         } == exit_statuses()

@@ -248,8 +248,8 @@ class TestReadmeBlocks:
                 assert '"value":"halted"' in outputs[-4].replace(" ", "")  # the ETH/USD halt, read back
                 assert 'policystore_trading_state{name="ETH/USD",scope="instrument"} 2.0' in outputs[-3]
 
-        tour, expiring = ["sh", "python"], ["sh", "python"]
+        tour, change_control, expiring = ["sh", "python"], ["sh", "sh", "python"], ["sh", "python"]
         rest = ["sh", "python", "python", "sh", "python", "sh", "redis", "python", "python"]
-        assert [*tour, *expiring, *rest] == ran
+        assert [*tour, *change_control, *expiring, *rest] == ran
         assert (reader.cwd / "replay.png").read_bytes()[:4] == b"\x89PNG"
         assert 2 == len((reader.cwd / "decisions.jsonl").read_text().splitlines())  # one decision per run

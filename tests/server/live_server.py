@@ -26,9 +26,17 @@ class LiveServer:
     The server runs from a thread with its own event loop.
     """
 
-    def __init__(self, url: str | Backend, *, token_ttl: float | None = None, **app_options: Any) -> None:
+    def __init__(
+        self,
+        url: str | Backend,
+        *,
+        token_ttl: float | None = None,
+        store_options: dict[str, Any] | None = None,
+        **app_options: Any,
+    ) -> None:
         self.url = url
         self.token_ttl = token_ttl
+        self.store_options = store_options or {}
         self.app_options = app_options
         self.tokens: dict[str, str] = {}
         self.base = ""
@@ -64,6 +72,17 @@ class LiveServer:
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
+    def add_token(self, key: str, name: str, role: str) -> str:
+        """Create one more token (``name`` with ``role``), usable as ``headers(key)``."""
+        assert self.token_store is not None
+        tokens = self.token_store
+
+        async def create(_store: PolicyStore) -> str:
+            return await tokens.create(name, role)
+
+        self.tokens[key] = self.call(create)
+        return self.tokens[key]
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
@@ -75,7 +94,7 @@ class LiveServer:
             self._loop.close()
 
     async def _main(self) -> None:
-        store = PolicyStore(self.url, refresh_interval=0.5)
+        store = PolicyStore(self.url, **{"refresh_interval": 0.5, **self.store_options})
         await store.initialize()
         self.store = store
         ttl = {} if self.token_ttl is None else {"ttl": self.token_ttl}

@@ -23,6 +23,7 @@ import policystore
 from policystore import PolicyStore
 from policystore import errors as errors_module
 from policystore.errors import (
+    ApprovalRequiredError,
     AuthenticationError,
     ClientTypeError,
     ContentTypeError,
@@ -33,9 +34,11 @@ from policystore.errors import (
     PermissionDeniedError,
     PolicyStoreError,
     PolicyValidationError,
+    ProposalRefusedError,
     StoreUnavailableError,
     StreamMessageError,
     UnknownPathError,
+    UnknownProposalError,
     VersionConflictError,
     error_classes,
 )
@@ -50,6 +53,9 @@ SAMPLES: dict[type[PolicyStoreError], Callable[[], PolicyStoreError]] = {
     VersionConflictError: lambda: VersionConflictError(1, 2),
     StoreUnavailableError: lambda: StoreUnavailableError("memory://facts", "down"),
     PermissionDeniedError: lambda: PermissionDeniedError("vera", "viewer", "operator", "switching the mode"),
+    ApprovalRequiredError: lambda: ApprovalRequiredError("ada", "admin", "this change", 2, 1, ["risk.max_leverage"]),
+    ProposalRefusedError: lambda: ProposalRefusedError("abc123", "stale", "a path it changes was changed"),
+    UnknownProposalError: lambda: UnknownProposalError("abc123"),
     ClientTypeError: lambda: ClientTypeError("client", "redis.asyncio.Redis", object()),
     AuthenticationError: lambda: AuthenticationError("no bearer token was sent"),
     MalformedRequestError: lambda: MalformedRequestError("it could not be parsed"),
@@ -74,8 +80,13 @@ DOCUMENTED = {
             ("post", "/v1/emergency"),
             ("post", "/v1/rollback"),
             ("post", "/v1/trading"),
+            ("post", "/v1/proposals"),
+            ("post", "/v1/proposals/{proposal_id}/approve"),
+            ("post", "/v1/proposals/{proposal_id}/reject"),
         ]
     },
+    ("get", "/v1/proposals"): {401, 403, 422, 503},
+    ("get", "/v1/proposals/{proposal_id}"): {401, 403, 404, 422, 503},
 }
 
 
@@ -165,7 +176,7 @@ class TestFacts:
         assert {"error": cls.__name__, "detail": str(error), **error.body_facts()} == body
 
     def test_contract_statuses_and_labels(self) -> None:
-        """400/422 invalid input, 401 token, 403 role, 404 path, 409 conflict, 503 unreachable; labels as counted."""
+        """400/422 invalid input, 401 token, 403 role or approvals, 404 path or proposal, 409 conflict, 503 down."""
         assert {
             PolicyValidationError: (422, "validation"),
             UnknownPathError: (404, "validation"),
@@ -175,7 +186,10 @@ class TestFacts:
             PayloadTooLargeError: (413, "validation"),
             AuthenticationError: (401, "authentication"),
             PermissionDeniedError: (403, "permission"),
+            ApprovalRequiredError: (403, "permission"),
             VersionConflictError: (409, "conflict"),
+            ProposalRefusedError: (409, "conflict"),
+            UnknownProposalError: (404, "validation"),
             StoreUnavailableError: (503, "unavailable"),
             InternalError: (500, "internal"),
             ClientTypeError: (500, "other"),

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import policystore
 from policystore import (
     Actor,
+    ApprovalRequiredError,
     EventType,
     Explanation,
     HistoryEntry,
@@ -16,6 +17,10 @@ from policystore import (
     PolicyChanged,
     PolicyStore,
     PolicyValidationError,
+    Preview,
+    Proposal,
+    ProposalRefusedError,
+    ProposalStatus,
     RiskMode,
     RiskModeConfig,
     Role,
@@ -116,11 +121,40 @@ async def open_existing(url: str) -> None:
     await older.shutdown()
 
 
+async def four_eyes(store: PolicyStore) -> int | None:
+    """Preview a loosening, propose it, and let a second admin approve it."""
+    ada, bea = Actor("ada", Role.ADMIN), Actor("bea", Role.ADMIN)
+    preview: Preview = await store.update({"modes.NORMAL.max_leverage": 6.0}, reason="x", actor=ada, dry_run=True)
+    needed: int = preview.approvals_required
+    raised: tuple[str, ...] = preview.raises_risk
+    del needed, raised
+    try:
+        written: Policy = await store.update({"modes.NORMAL.max_leverage": 6.0}, reason="x", actor=ada)
+        del written
+    except ApprovalRequiredError as refused:
+        required: int = refused.approvals_required
+        del required
+    proposal: Proposal = await store.propose({"modes.NORMAL.max_leverage": 6.0}, reason="event", actor=ada)
+    try:
+        approved: Proposal = await store.approve(proposal.id, actor=bea)
+    except ProposalRefusedError as step:
+        status: str = step.status
+        del status
+        return None
+    pending = [p.id for p in await store.proposals() if p.status is ProposalStatus.PENDING]
+    store.subscribe(lambda event: print(event.proposal), types=[EventType.PROPOSAL])  # noqa: T201
+    del pending
+    return approved.applied_version
+
+
 def use_sync(url: str) -> RiskModeConfig:
     """The same calls without await."""
     with SyncPolicyStore.open(url) as store:
         store.switch_mode("DEFENSIVE", reason="calm", updated_by="trader")
         store.update({"modes.NORMAL.max_leverage": 6.0}, reason="CPI print", expires_in=7200)
+        seen: Preview = store.switch_mode("NORMAL", reason="back", dry_run=True)
+        made: Proposal = store.propose({"active_mode": "NORMAL"}, reason="back", by="ada")
+        del seen, made
         versions: list[int] = [e.version for e in store.history()]
         modes = store.watch(types=[EventType.MODE_CHANGED])
         del versions, modes

@@ -123,7 +123,7 @@ def trading(
         return
     if strategy is not None and symbol is not None:
         raise click.UsageError("Give --strategy or --symbol, not both: a state belongs to one scope.")
-    if reason is None or not reason.strip():
+    if not obj.dry_run and (reason is None or not reason.strip()):
         raise click.UsageError("Setting a trading state needs --reason TEXT saying why.")
 
     async def action(store: PolicyStore) -> tuple[Written, str]:

@@ -14,11 +14,18 @@ lifetime. It comes with :func:`write_options`, so every write command takes
 it; a command hands it to the store with ``expires_in=obj.lifetime()``, and a
 command that never asks for it refuses ``--for`` before it opens the store
 (see :meth:`CliContext.run`), so a lifetime is never silently dropped.
+
+Every write command takes ``--dry-run`` (and, with it, ``--decisions FILE``)
+through :func:`write_options` (or :func:`dry_run_options`): the command runs as
+it would, inside :func:`~policystore.store.previewing.previewing`, so its write
+answers a preview instead of writing, and :meth:`CliContext.run` prints that
+preview. A command need not know of dry runs for them to apply to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -29,7 +36,7 @@ from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import click
 
-from policystore.cli.errors import one_line
+from policystore.cli.errors import CommandFailed, one_line
 from policystore.cli.output import to_json
 from policystore.errors import (
     FieldError,
@@ -41,8 +48,10 @@ from policystore.errors import (
 from policystore.model.numbers import short_repr
 from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy
+from policystore.model.previews import Preview
 from policystore.model.roles import Actor, Role
 from policystore.store.identity import local_author
+from policystore.store.previewing import Previewed, previewing
 from policystore.store.returns import RETURN_AUTHOR
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
@@ -53,6 +62,7 @@ __all__ = [
     "CliContext",
     "Written",
     "default_author",
+    "dry_run_options",
     "parse_duration",
     "pass_cli",
     "repairable",
@@ -154,12 +164,16 @@ class CliContext:
         url: the store URL (see :func:`store_url`).
         json: print machine-readable JSON instead of tables.
         role: the role writes are made with (``--role``).
+        dry_run: print what the command's write would do instead of writing (``--dry-run``).
+        decisions: a decision log whose signals the dry run decides again (``--decisions FILE``).
         expires_in: the write's lifetime in seconds (``--for``), or None.
     """
 
     url: str
     json: bool
     role: Role
+    dry_run: bool = False
+    decisions: str | None = None
     expires_in: float | None = None
 
     @classmethod
@@ -229,9 +243,13 @@ class CliContext:
         Raises:
             PolicyStoreError: as the action raised it; :class:`PolicyStoreGroup`
                 turns it into its sentence and exit status.
+            click.exceptions.Exit: with ``--dry-run``, once the preview of the
+                action's write is printed (status 0).
             click.UsageError: ``--for`` was given to a command that did not ask
                 for it (:meth:`lifetime`); nothing was opened or written.
         """
+        if self.decisions is not None and not self.dry_run:
+            raise click.UsageError("--decisions FILE goes with --dry-run: it previews the change against that log.")
         context = click.get_current_context(silent=True)
         if self.expires_in is not None and not (context is not None and context.meta.get(_LIFETIME_TAKEN)):
             name = context.command_path if context is not None else "this command"
@@ -242,18 +260,41 @@ class CliContext:
             store = await PolicyStore.open(self.url, watch=watch, create=create)
             try:
                 error = store.last_error
-                if store.stale and live and error is not None:
+                if store.stale and live and error is not None and not self.dry_run:
                     if not ((repairs or audits) and repairable(error)):
                         raise error
                     what = "This write replaces it." if repairs else "Its entry is listed, marked (invalid)."
                     click.echo(f"warning: {one_line(str(error))} {what}", err=True)
                 elif store.stale:
                     self.warn_stale(store)
-                return await action(store)
+                with previewing() if self.dry_run else contextlib.nullcontext():
+                    return await action(store)
+            except Previewed as done:
+                raise Previewed(await self._with_decisions(done)) from None
             finally:
                 await store.close()
 
-        return asyncio.run(body())
+        try:
+            return asyncio.run(body())
+        except Previewed as done:
+            from policystore.cli.output_proposals import render_preview
+
+            self.emit(render_preview(done.preview), done.preview.to_dict())
+            raise click.exceptions.Exit(0) from None
+
+    async def _with_decisions(self, done: Previewed) -> Preview:
+        """The preview, with what it would do to the ``--decisions`` log when one was given."""
+        if self.decisions is None:
+            return done.preview
+        from policystore.consumers.what_if import preview_decisions
+
+        try:
+            return await preview_decisions(done.preview, self.decisions)
+        except FileNotFoundError:
+            raise _invalid_log(f"There is no decision log at {self.decisions}.", self.decisions) from None
+        except (OSError, ValueError) as exc:
+            message = f"The decision log {self.decisions} cannot be read: {one_line(str(exc))}."
+            raise _invalid_log(message, self.decisions) from exc
 
     @staticmethod
     def warn_stale(store: PolicyStore) -> None:
@@ -273,6 +314,11 @@ class CliContext:
             data: the JSON-ready data for programs.
         """
         click.echo(to_json(data) if self.json else human)
+
+
+def _invalid_log(message: str, log: str) -> CommandFailed:
+    # A log that cannot be read is bad input, as for 'policystore decisions'.
+    return CommandFailed(message, exit_code=PolicyValidationError.exit_code, error="InvalidInput", log=log)
 
 
 def pass_cli(command: Callable[Concatenate[CliContext, P], T]) -> Callable[P, T]:
@@ -314,6 +360,56 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     return Written(policy, changed=policy.version != before and policy.updated_by != RETURN_AUTHOR)
 
 
+def _set_dry_run(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), dry_run=True)
+    return value
+
+
+def _set_decisions(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), decisions=value)
+    return value
+
+
+def _require_reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Required unless the write is only previewed (--dry-run is eager: it is read first).
+    if value is None and not CliContext.of(ctx).dry_run:
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
+def dry_run_options(func: F) -> F:
+    """Add ``--dry-run`` and ``--decisions FILE`` to a write command (``write_options`` adds them too).
+
+    Neither reaches the command: they are kept in its :class:`CliContext`, and
+    :meth:`CliContext.run` turns the command's write into a preview.
+
+    Args:
+        func: the command's callback.
+
+    Returns:
+        The callback with the two options.
+    """
+    func = click.option(
+        "--decisions",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        default=None,
+        expose_value=False,
+        callback=_set_decisions,
+        help="With --dry-run: decide the signals of this decision log again under the change and count what differs.",
+    )(func)
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_set_dry_run,
+        help="Write nothing; print what the change would do, whether it raises risk and who may make it.",
+    )(func)
+
+
 def _lifetime_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.obj = dataclasses.replace(CliContext.of(ctx), expires_in=parse_duration(value))
@@ -335,12 +431,13 @@ LIFETIME_OPTION: Final = click.option(
 def write_options(
     *, expect_version: bool = True, reason_required: bool = True, lifetime: bool = True
 ) -> Callable[[F], F]:
-    """Add ``--by``, ``--reason``, ``--for`` and (optionally) ``--expect-version`` to a write command.
+    """Add ``--by``, ``--reason``, ``--for``, ``--dry-run``, ``--decisions`` and (optionally) ``--expect-version``.
 
     Args:
         expect_version: add ``--expect-version N`` (compare-and-set).
-        reason_required: a missing ``--reason`` is a usage error (exit 2); turn
-            off for commands that only sometimes write, which check it themselves.
+        reason_required: a missing ``--reason`` is a usage error (exit 2), unless
+            the write is a ``--dry-run``; turn off for commands that only
+            sometimes write, which check it themselves.
         lifetime: add ``--for DURATION`` (a write that expires); the command
             passes ``expires_in=obj.lifetime()`` to the store. Off for writes
             of a whole document (``rollback``, ``import``).
@@ -350,6 +447,7 @@ def write_options(
     """
 
     def decorate(func: F) -> F:
+        func = dry_run_options(func)
         if lifetime:
             func = LIFETIME_OPTION(func)
         if expect_version:
@@ -362,8 +460,8 @@ def write_options(
             )(func)
         func = click.option(
             "--reason",
-            required=reason_required,
             metavar="TEXT",
+            callback=_require_reason if reason_required else None,
             help="Why the policy changes (recorded in history).",
         )(func)
         return click.option(

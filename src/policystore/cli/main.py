@@ -1,7 +1,8 @@
 """The ``policystore`` command: read, change and audit the risk policy from a shell.
 
 Reading commands live here; the audit and file commands are in
-:mod:`policystore.cli.commands_audit`; the server and trading commands are
+:mod:`policystore.cli.commands_audit`, the proposal commands in
+:mod:`policystore.cli.commands_proposals`; the server and trading commands are
 loaded only when used.
 """
 
@@ -14,6 +15,7 @@ from typing import Any, Final
 import click
 
 from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
+from policystore.cli.commands_proposals import approve, proposals, propose, reject
 from policystore.cli.context import CliContext, Written, pass_cli, store_url, write, write_options
 from policystore.cli.documents import clip, load_yaml
 from policystore.cli.errors import exit_status_help
@@ -198,7 +200,7 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
         active, version = obj.run(current)
         obj.emit(active, {"active_mode": active, "version": version})
         return
-    reason = _require_reason(reason, "switching the mode")
+    reason = _require_reason(obj, reason, "switching the mode")
     expires_in = obj.lifetime()
 
     async def switch(store: PolicyStore) -> Written:
@@ -360,7 +362,7 @@ def presets(
         return
     if name is None:
         raise click.UsageError("--add needs the NAME of the preset to add.")
-    reason = _require_reason(reason, "adding a preset")
+    reason = _require_reason(obj, reason, "adding a preset")
     values = dataclasses.asdict(PRESETS[name][0])
     expires_in = obj.lifetime()
 
@@ -394,13 +396,15 @@ def presets(
     )
 
 
-def _require_reason(reason: str | None, action: str) -> str:
+def _require_reason(obj: CliContext, reason: str | None, action: str) -> str:
+    if obj.dry_run and reason is None:
+        return ""  # a preview records nothing
     if reason is None or not reason.strip():
         raise click.UsageError(f"{action[0].upper()}{action[1:]} needs --reason TEXT saying why.")
     return reason
 
 
-for _command in (history, diff, rollback, watch, export, import_):
+for _command in (history, diff, rollback, watch, export, import_, propose, proposals, approve, reject):
     cli.add_command(_command)
 
 

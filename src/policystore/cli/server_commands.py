@@ -98,6 +98,7 @@ async def serve_store(
     on_ready: Callable[[PolicyStore], Awaitable[None]] | None = None,
     sock: socket.socket | None = None,
     create: bool = True,
+    decisions: str | None = None,
 ) -> None:
     """Open the store at ``url`` and serve it over HTTP until interrupted.
 
@@ -113,6 +114,7 @@ async def serve_store(
             It is closed when serving ends.
         create: create the store if there is none (``policystore serve`` passes
             False unless ``--create`` is given).
+        decisions: a decision log every write's dry run decides again under the change.
 
     Raises:
         click.UsageError: ``host:port`` cannot be bound.
@@ -129,7 +131,7 @@ async def serve_store(
         try:
             if on_ready is not None:
                 await on_ready(store)
-            app = create_app(store, cors_origins=cors_origins, heartbeat=heartbeat)
+            app = create_app(store, cors_origins=cors_origins, heartbeat=heartbeat, decisions=decisions)
             config = uvicorn.Config(
                 app,
                 host=host,
@@ -182,6 +184,14 @@ async def serve_store(
     is_flag=True,
     help=f"Create the store if there is none (else a missing store is exit {StoreUnavailableError.exit_code}).",
 )
+@click.option(
+    "--decisions",
+    "decision_log",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A decision log whose newest signals every preview (dry run) decides again under the change.",
+)
 @pass_cli
 def serve(
     obj: CliContext,
@@ -191,6 +201,7 @@ def serve(
     cors_origins: tuple[str, ...],
     heartbeat: float,
     create: bool,
+    decision_log: str | None,
 ) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
@@ -220,6 +231,7 @@ def serve(
                 sock=sock,
                 on_ready=ready,
                 create=create,
+                decisions=decision_log,
             )
         )
 

@@ -216,6 +216,7 @@ async def replay_mode(
     fee_bps: float = 5.0,
     slippage_bps: float = 2.0,
     seed: int = 0,
+    as_held: bool = False,
 ) -> ModeResult:
     """Replay ``signals`` and ``prices`` under ``mode`` of ``policy``, in a private in-memory copy of it.
 
@@ -228,6 +229,8 @@ async def replay_mode(
         fee_bps: the paper broker's fee, in basis points.
         slippage_bps: the paper broker's slippage, in basis points.
         seed: seeds the sizer's learner.
+        as_held: keep ``policy``'s kill switch and firm-wide state instead of
+            starting with trading on (see :func:`plan_replay`).
 
     Returns:
         The mode's figures, curve and decisions.
@@ -236,7 +239,7 @@ async def replay_mode(
         ValueError: an unknown mode.
         PolicyValidationError: a preset that breaks one of the policy's hard limits.
     """
-    plan = plan_replay(policy if policy is not None else builtin_policy(), mode)
+    plan = plan_replay(policy if policy is not None else builtin_policy(), mode, as_held=as_held)
     store = PolicyStore(ReplayBackend(plan.document), lkg_path=None, watch=False)
     try:
         await store.initialize()

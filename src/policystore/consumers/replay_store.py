@@ -50,7 +50,7 @@ class ReplayPlan:
     preset: bool
 
 
-def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
+def plan_replay(policy: Policy, mode: str, *, as_held: bool = False) -> ReplayPlan:
     """Return ``policy`` with ``mode`` active, the kill switch off and the firm ``active``, as a replay starts.
 
     Every mode, strategy, hard limit and trading control of ``policy`` is kept,
@@ -58,11 +58,15 @@ def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
     ``trading.state`` (like the kill switch, whether trading was stopped when
     the version was read) starts ``active``. A preset the
     policy does not hold is added to it (a what-if); it must keep to the
-    policy's hard limits like any mode.
+    policy's hard limits like any mode. The replay's own writes (the kill
+    switch turned off at the start of a new day) need one approval in the
+    copy, whatever the policy requires of its people.
 
     Args:
         policy: the policy to replay (its version is kept).
         mode: one of its modes, or a preset name.
+        as_held: keep the kill switch and the firm-wide state as ``policy``
+            holds them: to decide signals under exactly that policy (a preview).
 
     Returns:
         The plan.
@@ -82,8 +86,10 @@ def plan_replay(policy: Policy, mode: str) -> ReplayPlan:
     # The replay measures the limits; whether trading was stopped when the version was read is not one:
     # neither the kill switch nor the firm-wide state a person set. Strategy and instrument states are
     # scoped rules, like limits, and stay.
-    document["emergency"] = dict(_SWITCH_OFF)
-    document["trading"] = {**document.get("trading", {}), "state": TradingState.ACTIVE.value}
+    if not as_held:
+        document["emergency"] = dict(_SWITCH_OFF)
+        document["trading"] = {**document.get("trading", {}), "state": TradingState.ACTIVE.value}
+    document["change_control"] = {"approvals_required": 1}
     checked = build_policy(document)
     return ReplayPlan(mode, checked.document(), policy.version, preset)
 

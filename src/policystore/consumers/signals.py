@@ -115,6 +115,11 @@ class ExecutionDecision:
         }
         if s.reference_price is not None:
             record["reference_price"] = s.reference_price
+        # The signal's own stop inputs, so that a preview can decide it again (``stop_distance`` is the sizing's).
+        if s.stop_distance is not None:
+            record["signal_stop_distance"] = s.stop_distance
+        if s.volatility is not None:
+            record["volatility"] = s.volatility
         if self.control is not None:
             record["control"] = self.control
         if self.sizing is not None:

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Final
 
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
+from policystore.model.change_control import APPROVALS_PATH, CHANGE_CONTROL_FIELDS
 from policystore.model.history import FieldChange
 from policystore.model.modes import LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.paths import EFFECTIVE_STATE_PATH, EMERGENCY_FIELDS, HARD_LIMIT_FIELDS, suggest
@@ -45,6 +46,7 @@ _PLAIN_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     "emergency": EMERGENCY_FIELDS,
     "hard_limits": HARD_LIMIT_FIELDS,
     "trading": TRADING_FIELDS,
+    "change_control": CHANGE_CONTROL_FIELDS,
 }
 
 
@@ -65,12 +67,10 @@ def stored_values(policy: Policy) -> dict[str, Any]:
     for name, settings in policy.strategies.items():
         for field in _SETTINGS_FIELDS:
             values[f"strategies.{name}.{field}"] = _json(getattr(settings, field))
-    for field in EMERGENCY_FIELDS:
-        values[f"emergency.{field}"] = _json(getattr(policy.emergency, field))
-    for field in HARD_LIMIT_FIELDS:
-        values[f"hard_limits.{field}"] = getattr(policy.hard_limits, field)
-    for field in TRADING_FIELDS:
-        values[f"trading.{field}"] = _json(getattr(policy.trading, field))
+    for section, fields in _PLAIN_SECTIONS.items():
+        held = getattr(policy, section)
+        for field in fields:
+            values[f"{section}.{field}"] = _json(getattr(held, field))
     # The default entry's fields are always writable; an unset one is None, as when it has no entry.
     for key in (DEFAULT_INSTRUMENT, *sorted(policy.instruments.keys() - {DEFAULT_INSTRUMENT})):
         entry = policy.instruments.get(key, _NO_LIMITS)
@@ -200,7 +200,7 @@ def _set(data: dict[str, Any], path: str, value: Any, current: Policy) -> FieldE
             entry[field] = value
         return None
     if rest in _PLAIN_SECTIONS.get(head, ()):
-        data[head][rest] = value
+        data.setdefault(head, {})[rest] = value  # a section left out of the document at its default
         return None
     if head == "instruments" and rest:
         _set_instrument(data["instruments"], path, rest, value, current)
@@ -358,6 +358,9 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     :mod:`policystore.model.trading_risk`): a state moved toward ``active``, a
     limit or collar raised or removed, a hard cap raised or removed, and more
     instruments allowed all raise risk.
+
+    Fewer approvals required (``change_control.approvals_required`` lowered)
+    raises risk too: it lets risk be raised by fewer people.
     """
     raised: set[str] = set()
     for name, mode in new.modes.items():
@@ -375,6 +378,8 @@ def risk_increases(old: Policy, new: Policy) -> list[str]:
     )
     raised.update(_strategy_increases(old, new))
     raised.update(trading_increases(old, new))
+    if new.change_control.approvals_required < old.change_control.approvals_required:
+        raised.add(APPROVALS_PATH)
     if old.emergency.active and not new.emergency.active:
         raised.add("emergency.active")
     return sorted(raised)

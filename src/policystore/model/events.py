@@ -5,6 +5,7 @@ Events never change once made and round-trip through a dict with a ``type`` key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,6 +26,15 @@ class EventType(StrEnum):
     ``policy.rejected`` is not a change: the store held a document that failed
     validation, the process refused it and keeps its last good version. Its
     ``version`` is the refused one and ``reason`` says why.
+
+    ``policy.proposal`` is a step of a proposal (see
+    :mod:`policystore.model.proposals`): made, approved, rejected, or applied.
+    Its ``proposal`` holds the proposal's ``id``, the ``step`` and the proposal's
+    ``status`` and ``approved_by`` after it; its ``changes`` are what the
+    proposal changes, and ``version`` the policy's version when it happened (the
+    version it made, when applied). The step ``applied`` is told in every
+    process, from the version's history entry; the others in the process that
+    took the step, and on its external event bus.
     """
 
     UPDATED = "policy.updated"
@@ -32,6 +42,7 @@ class EventType(StrEnum):
     EMERGENCY = "policy.emergency"
     TRADING = "policy.trading"
     REJECTED = "policy.rejected"
+    PROPOSAL = "policy.proposal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +50,8 @@ class PolicyChanged:
     """The policy moved to ``version``: who, why, when and every changed value.
 
     ``event_id`` is ``"<version>:<type>"``, the same in every process, so a
-    consumer that hears one change twice can tell.
+    consumer that hears one change twice can tell; a ``policy.proposal`` event
+    adds the proposal's id and step (and who approved, for an approval).
     """
 
     type: EventType
@@ -49,11 +61,16 @@ class PolicyChanged:
     by: str
     reason: str
     changes: tuple[FieldChange, ...]
+    proposal: Mapping[str, Any] | None = None
 
     @property
     def event_id(self) -> str:
         """An id unique to this change and kind, equal in every process."""
-        return f"{self.version}:{self.type.value}"
+        if self.proposal is None:
+            return f"{self.version}:{self.type.value}"
+        step = self.proposal.get("step")
+        who = f":{self.by}" if step == "approved" else ""
+        return f"{self.version}:{self.type.value}:{self.proposal.get('id')}:{step}{who}"
 
     @property
     def previous(self) -> dict[str, Any]:
@@ -78,6 +95,7 @@ class PolicyChanged:
             "changes": [c.to_dict() for c in self.changes],
             "previous": self.previous,
             "new": self.new,
+            **({} if self.proposal is None else {"proposal": dict(self.proposal)}),
         }
 
     @classmethod
@@ -95,6 +113,7 @@ class PolicyChanged:
             by=str(data["by"]),
             reason=str(data["reason"]),
             changes=tuple(FieldChange.from_dict(c) for c in data.get("changes", ())),
+            proposal=data.get("proposal"),
         )
 
 
@@ -122,7 +141,8 @@ def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged
     Returns:
         ``policy.updated``, then ``policy.mode.changed`` if the active mode
         changed, ``policy.emergency`` if the kill switch flipped and
-        ``policy.trading`` if a trading state changed at any scope.
+        ``policy.trading`` if a trading state changed at any scope, and
+        ``policy.proposal`` (step ``applied``) if the write applied a proposal.
     """
     kinds = [EventType.UPDATED]
     paths = set(entry.changed_paths)
@@ -132,7 +152,7 @@ def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged
         kinds.append(EventType.EMERGENCY)
     if any(_state_changed(change) for change in entry.changes):
         kinds.append(EventType.TRADING)
-    return [
+    events = [
         PolicyChanged(
             type=kind,
             version=entry.version,
@@ -144,3 +164,18 @@ def events_for(entry: HistoryEntry, previous_version: int) -> list[PolicyChanged
         )
         for kind in kinds
     ]
+    if entry.proposal is not None:
+        step = {"id": entry.proposal, "step": "applied", "status": "applied", "approved_by": list(entry.approved_by)}
+        events.append(
+            PolicyChanged(
+                type=EventType.PROPOSAL,
+                version=entry.version,
+                previous_version=previous_version,
+                at=entry.at,
+                by=entry.by,
+                reason=entry.reason,
+                changes=entry.changes,
+                proposal=step,
+            )
+        )
+    return events

@@ -139,17 +139,28 @@ def with_lifetime(
     return build_policy({**candidate.document(), "overrides": [change.to_dict() for change in kept]})
 
 
-def authorize_timeline(actor: Actor, base: Policy, candidate: Policy, action: str) -> None:
+def authorize_timeline(
+    actor: Actor, base: Policy, candidate: Policy, action: str, *, approvals: int | None = None
+) -> None:
     """Check that ``actor`` may turn ``base`` into ``candidate``, now and at every end to come.
 
     Now, and at each end of an expiring change of either, the policy the write
     leaves in force is compared with the one ``base`` would leave; a write that
-    is looser at any of those moments needs an admin (see the module's text).
+    is looser at any of those moments needs an admin (see the module's text),
+    and the approvals ``change_control.approvals_required`` asks for then.
+
+    Args:
+        actor: who writes.
+        base: the version in force the write is made on.
+        candidate: the policy it would make.
+        action: what the write does, for a refusal.
+        approvals: how many distinct admins agreed (a proposal's); by default the actor's own write.
 
     Raises:
-        PermissionDeniedError: the actor may not make this change.
+        PermissionDeniedError: the actor may not make this change
+            (:class:`~policystore.errors.ApprovalRequiredError` when more admins must agree).
     """
-    authorize_change(actor, base, candidate, action)
+    authorize_change(actor, base, candidate, action, approvals=approvals)
     held = {change.version for change in base.overrides}
     for change in candidate.overrides:
         if change.version not in held and change.replaced.get("emergency.active") is False:
@@ -157,7 +168,8 @@ def authorize_timeline(actor: Actor, base: Policy, candidate: Policy, action: st
     for end in sorted({change.until for change in (*base.overrides, *candidate.overrides)}):
         before, after = in_force(base, end), in_force(candidate, end)
         if risk_increases(before, after):
-            authorize_change(actor, before, after, f"{action}, from {end.isoformat()} when an expiring change ends,")
+            moment = f"{action}, from {end.isoformat()} when an expiring change ends,"
+            authorize_change(actor, before, after, moment, approvals=approvals)
 
 
 def overrides_for(policy: Policy, path: str, changes: Sequence[Override] | None = None) -> tuple[Override, ...]:

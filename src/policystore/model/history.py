@@ -67,23 +67,36 @@ class FieldChange:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One write: the version it made, when (UTC), who, why and what changed."""
+    """One write: the version it made, when (UTC), who, why and what changed.
+
+    A write made by applying a proposal names it (``proposal``) and every admin
+    who approved it (``approved_by``, the proposer first when an admin); ``by``
+    is the proposer, and ``reason`` says the same in words, for readers that
+    know only the first five fields. Both are left out of :meth:`to_dict` when
+    empty, so entries of ordinary writes are stored as they always were.
+    """
 
     version: int
     at: datetime
     by: str
     reason: str
     changes: tuple[FieldChange, ...] = field(default=())
+    approved_by: tuple[str, ...] = field(default=())
+    proposal: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the entry as JSON-ready data."""
-        return {
+        data: dict[str, Any] = {
             "version": self.version,
             "at": self.at.isoformat(),
             "by": self.by,
             "reason": self.reason,
             "changes": [c.to_dict() for c in self.changes],
         }
+        if self.proposal is not None:
+            data["proposal"] = self.proposal
+            data["approved_by"] = list(self.approved_by)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
@@ -98,6 +111,8 @@ class HistoryEntry:
             by=str(data["by"]),
             reason=str(data["reason"]),
             changes=tuple(FieldChange.from_dict(c) for c in data.get("changes", ())),
+            approved_by=tuple(str(name) for name in data.get("approved_by") or ()),
+            proposal=None if data.get("proposal") is None else str(data["proposal"]),
         )
 
     @property

@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Final
 
+from policystore.model.change_control import CHANGE_CONTROL_FIELDS
 from policystore.model.controls import firm_state, instrument_rules, trading_limit
 from policystore.model.modes import AI_FLAGS, LIMIT_FIELDS, MODE_FIELDS
 from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, HardLimits, Policy
@@ -50,6 +51,7 @@ _AI_KEYS: Final = tuple((f"ai.{flag}", flag) for flag in AI_FLAGS)
 _EMERGENCY_KEYS: Final = tuple((f"emergency.{field}", field) for field in EMERGENCY_FIELDS)
 _HARD_LIMIT_KEYS: Final = tuple((f"hard_limits.{field}", field) for field in HARD_LIMIT_FIELDS)
 _TRADING_LIMIT_KEYS: Final = tuple((f"trading.{field}", field) for field in TRADING_LIMIT_FIELDS)
+_CHANGE_CONTROL_KEYS: Final = tuple((f"change_control.{field}", field) for field in CHANGE_CONTROL_FIELDS)
 
 
 def flatten(policy: Policy) -> dict[str, Any]:
@@ -75,6 +77,8 @@ def flatten(policy: Policy) -> dict[str, Any]:
         values[key] = getattr(emergency, field)
     for key, field in _HARD_LIMIT_KEYS:
         values[key] = getattr(caps, field)
+    for key, field in _CHANGE_CONTROL_KEYS:
+        values[key] = getattr(policy.change_control, field)
     _put_trading(policy, values)
     # The expiring changes in force (immutable, shared by every reader of this table).
     values[OVERRIDES_PATH] = policy.overrides
@@ -107,8 +111,9 @@ def reflatten(
     """Return ``flatten(policy)``, made from ``previous_values = flatten(previous)``.
 
     Only for a ``policy`` whose modes, strategies, kill switch, hard limits,
-    trading controls and instruments are those of ``previous``: it differs in its own record (version, time,
-    author, reason) and perhaps the active mode, as a mode switch does. Every
+    trading controls, instruments and change control are those of
+    ``previous``: it differs in its own record (version, time, author, reason)
+    and perhaps the active mode, as a mode switch does. Every
     process rebuilds its table at every version; this rebuilds only what such
     a version changes.
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, NoReturn
 from pydantic import AfterValidator, Field, TypeAdapter
 from pydantic.dataclasses import dataclass
 
+from policystore.model.change_control import ChangeControl
 from policystore.model.modes import BUILTIN_MODES, FROZEN_CONFIG, LIMIT_FIELDS, Count, Number, RiskModeConfig
 from policystore.model.numbers import MAX_SAFE_INTEGER
 from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
@@ -253,6 +254,10 @@ class Policy:
     reads as their defaults: everything ``active``, no limits. An instrument
     entry that sets nothing is not kept.
 
+    ``change_control`` holds how many admins must agree to a change that
+    raises risk (see :mod:`policystore.model.change_control`); a document
+    without it reads as 1, and a policy that asks for 1 writes none.
+
     ``overrides`` holds the expiring changes (:class:`Override`), oldest first;
     a document without the section has none, and a policy without any writes
     none, so that readers which predate the section read it as before.
@@ -269,6 +274,7 @@ class Policy:
     reason: str = ""
     trading: TradingControls = TradingControls()
     instruments: dict[str, InstrumentLimits] = Field(default_factory=dict)
+    change_control: ChangeControl = ChangeControl()
     overrides: tuple[Override, ...] = ()
     # Derived in __post_init__ and stored in a slot: a plain attribute read.
     risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
@@ -360,15 +366,23 @@ class Policy:
         return StrategyConfig.derive(name, self.strategies[name], self.risk)
 
     def document(self) -> dict[str, Any]:
-        """Return the policy as plain JSON-ready data (without ``overrides`` when there are none)."""
+        """Return the policy as plain JSON-ready data.
+
+        Without ``overrides`` when there are none, and without ``change_control``
+        while it holds its default (one approval).
+        """
         data: dict[str, Any] = policy_adapter.dump_python(self, mode="json")
         if not data["overrides"]:
             # Left out, so a reader that predates expiring changes reads the document as before.
             del data["overrides"]
+        if data["change_control"] == _DEFAULT_CHANGE_CONTROL:
+            # Likewise for a reader that predates change control, while nothing asks for more approvals.
+            del data["change_control"]
         return data
 
 
 policy_adapter: Final = TypeAdapter(Policy)
+_DEFAULT_CHANGE_CONTROL: Final = TypeAdapter(ChangeControl).dump_python(ChangeControl(), mode="json")
 _SLOTS: Final = tuple(field.name for field in dataclasses.fields(Policy))
 #: The fields that say which version a policy is, and its active mode, each validated by
 #: the constructor's own annotation and config (see Policy.with_record).

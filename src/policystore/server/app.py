@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from policystore.errors import (
     PolicyValidationError,
     StoreUnavailableError,
 )
-from policystore.server import health, routes, stream
+from policystore.server import health, proposal_routes, routes, stream
 from policystore.server.errors import error_body, status_for
 from policystore.server.health import ServerMetrics
 from policystore.server.stream import StreamHub
@@ -79,6 +80,7 @@ def create_app(
     max_body: int = 64 * 1024,
     heartbeat: float = 15.0,
     queue_size: int = 1000,
+    decisions: str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """Build the application serving ``store``.
 
@@ -89,6 +91,8 @@ def create_app(
         max_body: largest request body accepted, in bytes.
         heartbeat: seconds between stream heartbeats.
         queue_size: events a stream client may have waiting before it is dropped.
+        decisions: a decision log (JSON Lines) whose newest signals every write's
+            dry run decides again under the change; None for none.
 
     Returns:
         The FastAPI application.
@@ -125,8 +129,10 @@ def create_app(
     app.state.tokens = token_store
     app.state.metrics = metrics
     app.state.hub = hub
+    app.state.decisions = None if decisions is None else os.fspath(decisions)
     _add_error_handlers(app, metrics)
     app.include_router(routes.router)
+    app.include_router(proposal_routes.router)
     app.include_router(stream.router)
     app.include_router(health.router)
     _add_dashboard(app)

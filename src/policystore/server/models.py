@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from policystore.errors import VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.overrides import MAX_LIFETIME
+from policystore.model.previews import Preview
+from policystore.model.proposals import Proposal
 
 __all__ = [
     "MAX_INTEGER",
@@ -31,6 +33,11 @@ __all__ = [
     "PathsResponse",
     "PolicyResponse",
     "PreviewResponse",
+    "ProposalModel",
+    "ProposalsResponse",
+    "ProposeRequest",
+    "RejectRequest",
+    "ReviewRequest",
     "RollbackRequest",
     "StateInForce",
     "TradingRequest",
@@ -77,6 +84,14 @@ DryRun = Annotated[
         description="True: write nothing and answer what the change would do (a preview); no reason needed.",
     ),
 ]
+Decisions = Annotated[
+    bool,
+    Field(
+        default=True,
+        description="With dry_run, on a server given a decision log: decide its signals again under the change "
+        "and count what differs (false skips it).",
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -92,6 +107,7 @@ class ModeRequest(_Body):
     expected_version: ExpectedVersion = None
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
+    decisions: Decisions = True
 
 
 class PatchRequest(_Body):
@@ -102,6 +118,7 @@ class PatchRequest(_Body):
     expected_version: ExpectedVersion = None
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
+    decisions: Decisions = True
 
 
 class EmergencyRequest(_Body):
@@ -112,6 +129,7 @@ class EmergencyRequest(_Body):
     expected_version: ExpectedVersion = None
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
+    decisions: Decisions = True
 
 
 class RollbackRequest(_Body):
@@ -121,6 +139,7 @@ class RollbackRequest(_Body):
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
     dry_run: DryRun = False
+    decisions: Decisions = True
 
 
 class TradingRequest(_Body):
@@ -143,6 +162,7 @@ class TradingRequest(_Body):
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
     dry_run: DryRun = False
+    decisions: Decisions = True
 
 
 class PolicyResponse(BaseModel):
@@ -216,14 +236,112 @@ class PreviewResponse(BaseModel):
     """What a write would do, answered instead of writing when the body says ``"dry_run": true``."""
 
     dry_run: Literal[True] = True
+    action: str = Field(description="What the write is, in a few words.")
+    changed: bool = Field(description="Whether the write would make a new version at all.")
     changes: list[ChangeModel] = Field(
-        description="Every effective value that would change (risk.*, ai.*, strategies.* included), by path."
+        description="Every effective value that would change (risk.*, ai.*, strategies.*, instruments.* included), "
+        "by path."
     )
     raises_risk: list[str] = Field(description="The paths whose change lets the system take more risk.")
     required_role: Literal["operator", "admin"] = Field(description="The least role that may make this change.")
-    allowed: bool = Field(description="Whether the caller's role may make it.")
+    approvals_required: int = Field(
+        description="How many distinct admins must agree: 0 for a change any operator may make, "
+        "change_control.approvals_required for one that raises risk."
+    )
+    proposal_required: bool = Field(description="True when it must be proposed (POST /v1/proposals) and approved.")
+    allowed: bool = Field(description="Whether the caller may make it now, as one write.")
+    refusal: str | None = Field(default=None, description="Why not, in the sentence the write would be refused with.")
     base_version: int = Field(description="The version the preview was made on; send it as expected_version.")
     stale: bool = Field(description="True when that version is this server's fallback copy, not the live store's.")
+    decisions: dict[str, Any] | None = Field(
+        default=None,
+        description="With the server's decision log: signals decided again, how many would be decided otherwise "
+        "(by_reason: 'old -> new' counts), resized, reproduced, a few examples.",
+    )
+
+    @classmethod
+    def of(cls, preview: Preview) -> PreviewResponse:
+        """Build from a store's :class:`~policystore.model.previews.Preview`."""
+        data = preview.to_dict()
+        return cls(
+            action=data["action"],
+            changed=data["changed"],
+            changes=[ChangeModel.of(c) for c in preview.changes],
+            raises_risk=data["raises_risk"],
+            required_role=data["required_role"],
+            approvals_required=data["approvals_required"],
+            proposal_required=data["proposal_required"],
+            allowed=data["allowed"],
+            refusal=data["refusal"],
+            base_version=data["base_version"],
+            stale=data["stale"],
+            decisions=data["decisions"],
+        )
+
+
+class ProposeRequest(_Body):
+    """Propose path -> value changes for other admins to approve."""
+
+    changes: dict[str, Any] = Field(description="Path -> new value, as PATCH /v1/policy takes them.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    lifetime: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 3600, description="Seconds it waits for its approvals (default 24 hours)."
+    )
+    expires_in: ExpiresIn = None
+    dry_run: DryRun = False
+    decisions: Decisions = True
+
+
+class ReviewRequest(_Body):
+    """Approve a proposal (the body may be left out)."""
+
+    dry_run: DryRun = False
+    decisions: Decisions = True
+
+
+class RejectRequest(_Body):
+    """Reject a pending proposal."""
+
+    reason: Reason | None = Field(default=None, description="Why; kept with the proposal. Required unless dry_run.")
+    dry_run: DryRun = False
+
+
+class ProposalModel(BaseModel):
+    """A proposal and where it stands."""
+
+    id: str
+    status: Literal["pending", "applied", "rejected", "expired", "stale"]
+    changes: dict[str, Any] = Field(description="Path -> value, as proposed.")
+    base_version: int = Field(description="The version it was made on.")
+    proposed_by: str
+    approved_by: list[str] = Field(description="The admins who approved it, in order.")
+    approvals_required: int = Field(description="How many admins must agree to it under the newest version.")
+    approvals_missing: int
+    reason: str
+    created_at: datetime
+    expires_at: datetime
+    raises_risk: list[str]
+    diff: list[ChangeModel] = Field(description="The stored fields it changed from its base version, when made.")
+    applied_version: int | None = None
+    decided_by: str | None = Field(default=None, description="Who rejected it.")
+    decision_reason: str | None = None
+    stale_version: int | None = Field(default=None, description="The version whose change made it stale.")
+
+    @classmethod
+    def of(cls, proposal: Proposal) -> ProposalModel:
+        """Build from a :class:`~policystore.model.proposals.Proposal`."""
+        data = proposal.to_dict()
+        data["diff"] = [ChangeModel.of(c) for c in proposal.diff]
+        data["created_at"], data["expires_at"] = proposal.created_at, proposal.expires_at
+        for dropped in ("paths", "expires_in"):
+            del data[dropped]
+        return cls(**data)
+
+
+class ProposalsResponse(BaseModel):
+    """Proposals of every status, newest first."""
+
+    proposals: list[ProposalModel]
 
 
 class HistoryEntryModel(BaseModel):

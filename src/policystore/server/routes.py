@@ -5,17 +5,16 @@ and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
 author cannot be smuggled in (see :mod:`policystore.server.models`). The
 mode, patch and kill-switch writes take ``"expires_in"`` (seconds): the change
-lasts that long. A write whose body says ``"dry_run": true`` writes nothing and answers a
-:class:`~policystore.server.models.PreviewResponse` (see
-:mod:`policystore.server.previews`).
+lasts that long. A write whose body says ``"dry_run": true`` writes nothing and
+answers a :class:`~policystore.server.models.PreviewResponse`: the store's own
+dry run of the same write, with the server's decision log decided again under
+it when one is configured (see :mod:`policystore.server.previews`). The
+proposal routes are in :mod:`policystore.server.proposal_routes`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -31,7 +30,6 @@ from policystore.errors import (
     UnknownPathError,
     VersionConflictError,
 )
-from policystore.model.changes import apply_patch
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.model.trading_view import path_facts, state_path
@@ -55,10 +53,10 @@ from policystore.server.models import (
     TradingRequest,
     ValueResponse,
 )
-from policystore.server.previews import effective_values, preview
+from policystore.server.previews import effective_values, preview_response
 from policystore.store.store import PolicyStore
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "router"]
+__all__ = ["ERROR_RESPONSES", "WRITE_ERRORS", "ErrorBody", "Viewer", "router"]
 
 
 #: Errors every authenticated route may answer with.
@@ -68,7 +66,7 @@ _VALUE_ERRORS: Final = error_responses(
     AuthenticationError, PermissionDeniedError, PolicyValidationError, UnknownPathError
 )
 #: Errors a write may answer with: the token's, and those of its body, its paths, its version and the store.
-_WRITE_ERRORS: Final = error_responses(
+WRITE_ERRORS: Final = error_responses(
     AuthenticationError,
     PermissionDeniedError,
     PolicyValidationError,
@@ -126,29 +124,6 @@ def _reason(reason: str | None) -> str:
     return reason
 
 
-def _preview(
-    request: Request,
-    actor: Actor,
-    change: Callable[[Policy], Policy],
-    action: str,
-    expected_version: int | None,
-    *,
-    admin_only: bool = False,
-) -> PreviewResponse:
-    store = _store(request)
-    _metrics(request).reads.labels("preview").inc()
-    return preview(
-        actor,
-        store.snapshot(),
-        change,
-        action=action,
-        now=datetime.now(UTC),
-        stale=store.stale,
-        expected_version=expected_version,
-        admin_only=admin_only,
-    )
-
-
 @router.get("/policy", summary="The whole policy", responses=ERROR_RESPONSES)
 async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     """Return the whole policy with its version, from this server's snapshot."""
@@ -189,16 +164,20 @@ async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
     return PathsResponse(paths=_store(request).paths())
 
 
-@router.post("/mode", summary="Switch the active mode", responses=_WRITE_ERRORS)
+@router.post("/mode", summary="Switch the active mode", responses=WRITE_ERRORS)
 async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> WriteResponse:
-    """Switch the active mode; a switch to a looser mode needs an admin."""
-
-    def change(base: Policy) -> Policy:
-        return apply_patch(base, {"active_mode": body.mode})
-
-    if body.dry_run:
-        return _preview(request, actor, change, f"switching to mode {body.mode}", body.expected_version)
+    """Switch the active mode; a switch to a looser mode needs an admin (and the approvals in force)."""
     store = _store(request)
+    if body.dry_run:
+        preview = await store.switch_mode(
+            body.mode,
+            reason="",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
+        )
+        return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.switch_mode(
         body.mode,
         reason=_reason(body.reason),
@@ -210,16 +189,20 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Wri
     return _policy_response(store, policy)
 
 
-@router.patch("/policy", summary="Change values by path", responses=_WRITE_ERRORS)
+@router.patch("/policy", summary="Change values by path", responses=WRITE_ERRORS)
 async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> WriteResponse:
-    """Apply path -> value changes as one version; a change that raises risk needs an admin."""
-
-    def change(base: Policy) -> Policy:
-        return apply_patch(base, body.changes)
-
-    if body.dry_run:
-        return _preview(request, actor, change, "this change", body.expected_version)
+    """Apply path -> value changes as one version; a change that raises risk needs an admin (and the approvals)."""
     store = _store(request)
+    if body.dry_run:
+        preview = await store.update(
+            body.changes,
+            reason="",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
+        )
+        return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.update(
         body.changes,
         reason=_reason(body.reason),
@@ -231,19 +214,20 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
     return _policy_response(store, policy)
 
 
-@router.post("/emergency", summary="Turn the kill switch on or off", responses=_WRITE_ERRORS)
+@router.post("/emergency", summary="Turn the kill switch on or off", responses=WRITE_ERRORS)
 async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> WriteResponse:
     """Turn the kill switch on (any operator) or off (admins only)."""
-    if body.dry_run:
-        # The patch PolicyStore.set_emergency_mode applies, with a placeholder until the reason is typed.
-        patch: dict[str, Any] = (
-            {"emergency.active": True, "emergency.reason": body.reason or "(reason to be given)"}
-            if body.active
-            else {"emergency.active": False, "emergency.reason": None}
-        )
-        action = "turning the kill switch on" if body.active else "turning the kill switch off"
-        return _preview(request, actor, lambda base: apply_patch(base, patch), action, body.expected_version)
     store = _store(request)
+    if body.dry_run:
+        preview = await store.set_emergency_mode(
+            body.active,
+            reason=body.reason or "",
+            expected_version=body.expected_version,
+            actor=actor,
+            expires_in=body.expires_in,
+            dry_run=True,
+        )
+        return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.set_emergency_mode(
         body.active,
         reason=_reason(body.reason),
@@ -286,18 +270,15 @@ async def get_diff(
     )
 
 
-@router.post("/rollback", summary="Roll back to an earlier version", responses=_WRITE_ERRORS)
+@router.post("/rollback", summary="Roll back to an earlier version", responses=WRITE_ERRORS)
 async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> WriteResponse:
     """Write a new version equal in content to ``version`` (admins only)."""
     store = _store(request)
     if body.dry_run:
-        target = await store.version_at(body.version)
-        action = f"rolling back to version {body.version}"
-
-        def change(base: Policy) -> Policy:
-            return dataclasses.replace(target, version=base.version)
-
-        return _preview(request, actor, change, action, body.expected_version, admin_only=True)
+        preview = await store.rollback(
+            body.version, reason="", expected_version=body.expected_version, actor=actor, dry_run=True
+        )
+        return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.rollback(
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
@@ -306,7 +287,7 @@ async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -
 
 
 @router.post(
-    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=_WRITE_ERRORS
+    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=WRITE_ERRORS
 )
 async def post_trading(request: Request, body: TradingRequest, actor: Operator) -> WriteResponse:
     """Set ``trading.state``, ``strategies.<name>.state`` or ``instruments.<SYMBOL>.state`` to ``state``.
@@ -317,10 +298,10 @@ async def post_trading(request: Request, body: TradingRequest, actor: Operator) 
     store = _store(request)
     path = state_path(store.snapshot(), strategy=body.strategy, symbol=body.symbol)
     if body.dry_run:
-        action = f"setting {path} to {body.state}"
-        return _preview(
-            request, actor, lambda base: apply_patch(base, {path: body.state}), action, body.expected_version
+        preview = await store.update(
+            {path: body.state}, reason="", expected_version=body.expected_version, actor=actor, dry_run=True
         )
+        return await preview_response(request, preview, decisions=body.decisions)
     policy = await store.update(
         {path: body.state}, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )

@@ -11,7 +11,8 @@ last-known-good copy on disk, then the environment, then the defaults.
 The store is composed of parts, each with its own state: the local reads and
 the read state they answer from (:mod:`~policystore.store.reads`), the audited
 writes (:mod:`~policystore.store.writes`) over the compare-and-set write loop
-(:mod:`~policystore.store.writer`), the follower that keeps the read state
+(:mod:`~policystore.store.writer`), the proposals that wait for approvals
+(:mod:`~policystore.store.proposals`), the follower that keeps the read state
 current (:mod:`~policystore.store.follower`, with the change-notice fast path of
 :mod:`~policystore.store.notices`), the changes of the read state
 (:mod:`~policystore.store.local_copy`), the outbox of events
@@ -46,6 +47,7 @@ from policystore.store.lkg import LastKnownGood
 from policystore.store.local_copy import LocalCopy
 from policystore.store.opening import NO_POLICY_REASON, backend_for
 from policystore.store.outbox import Outbox
+from policystore.store.proposals import Proposals
 from policystore.store.reads import MISSING, Reads
 from policystore.store.sources import StaleTradingRule
 from policystore.store.urls import default_lkg_path
@@ -64,7 +66,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class PolicyStore(Reads, Writes):
+class PolicyStore(Reads, Writes, Proposals):
     """The policy store: async reads and writes over one back end.
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
@@ -154,6 +156,7 @@ class PolicyStore(Reads, Writes):
             connect=self._connector.ensure,
         )
         Writes.__init__(self, writer)
+        Proposals.__init__(self, writer)
         self._follower = Follower(
             self._backend,
             self._copy,

@@ -5,7 +5,9 @@ daemon thread. Reads (``get``, ``snapshot``, ``explain``) go straight to the
 store's local snapshot and never touch that loop. The end of an expiring change
 replaces that snapshot from the loop's thread at the moment it comes (the
 loop is idle, so its timer is on time), and ``snapshot``, ``gate`` and
-``explain`` check the end themselves too.
+``explain`` check the end themselves too. The writes and the audit trail are
+in :mod:`policystore.store.sync_writes`, the proposals in
+:mod:`policystore.store.sync_proposals`.
 """
 
 from __future__ import annotations
@@ -13,26 +15,26 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
 from policystore.model.events import PolicyChanged
-from policystore.model.history import FieldChange, HistoryEntry
-from policystore.model.modes import RiskMode, RiskModeConfig
+from policystore.model.modes import RiskModeConfig
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor
 from policystore.store.bus import EventTypes, Subscriber
 from policystore.store.sources import Explanation, Source, TradingGate
 from policystore.store.store import MISSING, PolicyStore
+from policystore.store.sync_proposals import SyncProposals
+from policystore.store.sync_writes import SyncWrites
 
 __all__ = ["SyncPolicyStore"]
 
 T = TypeVar("T")
 
 
-class SyncPolicyStore:
+class SyncPolicyStore(SyncWrites, SyncProposals):
     """A blocking facade over :class:`PolicyStore`; takes the same arguments."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
@@ -188,119 +190,9 @@ class SyncPolicyStore:
 
         return follow()
 
-    def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
-        """See :meth:`PolicyStore.history`."""
-        return self._call(self._store.history(limit, before))
-
-    def version_at(self, version: int) -> Policy:
-        """See :meth:`PolicyStore.version_at`."""
-        return self._call(self._store.version_at(version))
-
-    def diff(self, v1: int, v2: int | None = None) -> list[FieldChange]:
-        """See :meth:`PolicyStore.diff`."""
-        return self._call(self._store.diff(v1, v2))
-
-    def switch_mode(
-        self,
-        mode: RiskMode | str,
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-        expires_in: float | timedelta | None = None,
-    ) -> Policy:
-        """See :meth:`PolicyStore.switch_mode`."""
-        return self._call(
-            self._store.switch_mode(
-                mode,
-                updated_by=updated_by,
-                reason=reason,
-                expected_version=expected_version,
-                actor=actor,
-                expires_in=expires_in,
-            )
-        )
-
-    def update(
-        self,
-        changes: Mapping[str, Any],
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-        expires_in: float | timedelta | None = None,
-    ) -> Policy:
-        """See :meth:`PolicyStore.update`."""
-        return self._call(
-            self._store.update(
-                changes,
-                updated_by=updated_by,
-                reason=reason,
-                expected_version=expected_version,
-                actor=actor,
-                expires_in=expires_in,
-            )
-        )
-
-    def set_emergency_mode(
-        self,
-        active: bool,
-        *,
-        reason: str,
-        updated_by: str | None = None,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-        expires_in: float | timedelta | None = None,
-    ) -> Policy:
-        """See :meth:`PolicyStore.set_emergency_mode`."""
-        return self._call(
-            self._store.set_emergency_mode(
-                active,
-                reason=reason,
-                updated_by=updated_by,
-                expected_version=expected_version,
-                actor=actor,
-                expires_in=expires_in,
-            )
-        )
-
     def report_daily_loss(self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None) -> bool:
         """See :meth:`PolicyStore.report_daily_loss`."""
         return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
-
-    def rollback(
-        self,
-        version: int,
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """See :meth:`PolicyStore.rollback`."""
-        return self._call(
-            self._store.rollback(
-                version, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
-            )
-        )
-
-    def replace_policy(
-        self,
-        document: Mapping[str, Any],
-        *,
-        updated_by: str | None = None,
-        reason: str,
-        expected_version: int | None = None,
-        actor: Actor | None = None,
-    ) -> Policy:
-        """See :meth:`PolicyStore.replace_policy`."""
-        return self._call(
-            self._store.replace_policy(
-                document, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
-            )
-        )
 
     def refresh(self) -> Policy:
         """See :meth:`PolicyStore.refresh`."""

@@ -13,6 +13,15 @@ that finds an expiring change past its end in the newest version first records
 the return, as the store itself (:mod:`~policystore.store.returns`), so that every
 version holds only changes in force by its writer's clock and each history
 entry says what its author changed.
+
+:meth:`Writer.preview` is the same up to the commit: it loads, applies and
+checks, and answers a :class:`~policystore.model.previews.Preview` instead of
+writing (a dry run). Inside :func:`~policystore.store.previewing.previewing`,
+every write answers so, by raising
+:class:`~policystore.store.previewing.Previewed`: that is how the command line gives
+``--dry-run`` to every write command, whatever store method it calls. A write
+that applies a proposal carries its :class:`~policystore.store.write_checks.Endorsement`:
+the approvals it counts, and a check of the version it is built on.
 """
 
 from __future__ import annotations
@@ -24,17 +33,14 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
 
 from policystore._callbacks import call_sync_or_async
 from policystore.backends.base import Backend
-from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
-from policystore.model.changes import changes_nothing, diff_policies, stamp_emergency
-from policystore.model.events import events_for
-from policystore.model.expiry import authorize_timeline, ended, in_force, with_lifetime
-from policystore.model.history import HistoryEntry, record_errors, record_text_problem
-from policystore.model.numbers import short_repr
-from policystore.model.overrides import lifetime_seconds
+from policystore.errors import PolicyValidationError, StoreUnavailableError, VersionConflictError
+from policystore.model.changes import changes_nothing, diff_policies
+from policystore.model.events import PolicyChanged, events_for
+from policystore.model.expiry import authorize_timeline, ended, in_force
+from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
@@ -42,8 +48,20 @@ from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
+from policystore.store.previewing import Previewed, is_previewing
 from policystore.store.returns import Returns
 from policystore.store.sources import Source
+from policystore.store.write_checks import (
+    Endorsement,
+    check_endorsed,
+    history_entry,
+    refuse_unfit_kill_switch_reason,
+    refuse_unfit_record,
+    write_author,
+    write_candidate,
+    write_lifetime,
+)
+from policystore.store.write_preview import WritePreviews
 
 __all__ = ["Writer", "load_latest"]
 
@@ -110,6 +128,10 @@ class Writer:
         self._external = external
         self._refresh = refresh
         self._returns = Returns(backend, copy, load=load_latest, commit=self._commit, clock=clock)
+        #: What a write would do, writing nothing (see :class:`~policystore.store.write_preview.WritePreviews`).
+        self.preview = WritePreviews(
+            self._write_base, held=lambda: self._copy.state.policy, clock=clock, actor=lambda: self.actor
+        ).preview
         #: Connects the back end if the store was opened while it could not be reached.
         self._connect = connect
 
@@ -135,6 +157,7 @@ class Writer:
         replaces_whole: bool = False,
         keys: Collection[str] = (),
         expires_in: float | timedelta | None = None,
+        endorsement: Endorsement | None = None,
     ) -> Policy:
         """Apply ``change`` to the newest version and commit the result as the next one.
 
@@ -159,6 +182,7 @@ class Writer:
                 of them is replaced even where the value stays the same.
             expires_in: the write's lifetime (seconds or a timedelta), or None
                 for a change for good.
+            endorsement: the proposal the write applies, with its approvals.
 
         Returns:
             The new policy, or the current one when the write changes nothing.
@@ -166,18 +190,30 @@ class Writer:
         Raises:
             PolicyValidationError: the record, the lifetime or the result is
                 invalid (a return included).
-            PermissionDeniedError: the actor may not make this change.
+            PermissionDeniedError: the actor may not make this change; an
+                :class:`~policystore.errors.ApprovalRequiredError` when it raises
+                risk and more admins must agree to it.
             VersionConflictError: ``expected_version`` is not the current
                 version, or the write kept losing the race to other writers.
             StoreUnavailableError: the store cannot be reached; nothing changed.
+            Previewed: inside ``previewing()``: what the write would do; nothing changed.
         """
+        if is_previewing():
+            preview = await self.preview(
+                change,
+                action,
+                updated_by,
+                expected_version,
+                actor,
+                replaces_whole=replaces_whole,
+                keys=keys,
+                expires_in=expires_in,
+            )
+            raise Previewed(preview)
         who = actor or self.actor
-        author = who.name if actor is not None or not updated_by else updated_by
-        _refuse_unfit_record(reason, author, expected_version)
-        lifetime = lifetime_seconds(expires_in) if expires_in is not None else None
-        if lifetime is not None and replaces_whole:
-            message = f"cannot go with {action}: a whole document is written for good"
-            raise PolicyValidationError([FieldError("expires_in", message)])
+        author, approvals = write_author(who, actor is not None, updated_by, endorsement)
+        refuse_unfit_record(reason, author, expected_version)
+        lifetime = write_lifetime(expires_in, action, replaces_whole=replaces_whole)
         for attempt in range(_MAX_WRITE_ATTEMPTS):
             stored, is_stored = await self._write_base(replaces_whole=replaces_whole)
             now = self._clock()
@@ -188,22 +224,22 @@ class Writer:
                 moved, expected_version = await self._returns.first(stored, now, expected_version)
                 if moved:
                     continue
+            await check_endorsed(stored, endorsement)
             base = in_force(stored, now) if is_stored else stored
-            if replaces_whole:
-                candidate = in_force(stamp_emergency(base, change(base), now, author), now)
-            else:
-                candidate = _with_change(base, change, now, author, reason, keys, lifetime)
-            authorize_timeline(who, base, candidate, action)
+            candidate = write_candidate(
+                base, change, now, author, reason, keys, lifetime, replaces_whole=replaces_whole
+            )
+            authorize_timeline(who, base, candidate, action, approvals=approvals)
             # The record is no stored field, so these are also the changes of the version made below.
             changes = diff_policies(base, candidate)
             if is_stored and changes_nothing(changes):
                 await self._hold(base)
                 return base
-            _refuse_unfit_kill_switch_reason(base, candidate)
+            refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            if await self._commit(base, new, HistoryEntry(new.version, now, author, reason, changes)):
+            if await self._commit(base, new, history_entry(new, changes, endorsement)):
                 return new
             if expected_version is not None:
                 raise VersionConflictError(expected_version, await self.backend.current_version())
@@ -237,6 +273,40 @@ class Writer:
             StoreUnavailableError: the store cannot be reached (reads go stale).
         """
         return await self._returns.record_returns()
+
+    def now(self) -> datetime:
+        """Return the store's clock's time."""
+        return self._clock()
+
+    def held_version(self) -> int:
+        """Return the version this process holds now."""
+        return self._copy.state.policy.version
+
+    async def latest(self) -> Policy:
+        """Load and validate the newest stored version, as a write builds on it.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached or its newest version is invalid
+                (reads go stale).
+        """
+        base, _ = await self._write_base(replaces_whole=False)
+        return base
+
+    async def announce(self, event: PolicyChanged) -> None:
+        """Deliver an event that is no version of its own (a proposal's step) here and on the external bus."""
+        if self._outbox.listening:
+            async with self._lock:
+                self._outbox.add((event,))
+            await self._outbox.deliver()
+        await self._publish(event)
+
+    async def _publish(self, event: PolicyChanged) -> None:
+        if self._external is None:
+            return
+        try:
+            await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
+        except Exception:
+            log.exception("The external event bus failed to publish %s", event.event_id)
 
     async def _hold(self, base: Policy) -> None:
         """After a write that changed nothing, hold the version it found, durably if it holds trading back.
@@ -314,45 +384,4 @@ class Writer:
                 await self._refresh()
         if self._external is not None:
             for event in events_for(entry, new.version - 1):
-                try:
-                    await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
-                except Exception:
-                    log.exception("The external event bus failed to publish %s", event.event_id)
-
-
-def _with_change(  # noqa: PLR0917 - the facts of one write
-    base: Policy,
-    change: Callable[[Policy], Policy],
-    now: datetime,
-    author: str,
-    reason: str,
-    keys: Collection[str],
-    lifetime: float | None,
-) -> Policy:
-    """Apply a patch write's ``change`` to ``base`` in force, with the expiring changes it keeps, replaces or makes.
-
-    The change is given ``base`` without its expiring changes, which it may
-    contradict (it may write a path one holds);
-    :func:`~policystore.model.expiry.with_lifetime` settles them.
-    """
-    plain = dataclasses.replace(base, overrides=()) if base.overrides else base
-    candidate = stamp_emergency(base, change(plain), now, author)
-    return with_lifetime(base, candidate, keys=keys, expires_in=lifetime, at=now, by=author, reason=reason)
-
-
-def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:
-    """Refuse a write whose record is unfit, before anything is read; every failure is listed."""
-    errors = record_errors(reason, author)
-    if expected_version is not None and (isinstance(expected_version, bool) or not isinstance(expected_version, int)):
-        # True == 1 in Python: a boolean would be taken as version 1.
-        message = f"must be a version number or None (got {short_repr(expected_version)})"
-        errors.append(FieldError("expected_version", message))
-    if errors:
-        raise PolicyValidationError(errors)
-
-
-def _refuse_unfit_kill_switch_reason(base: Policy, new: Policy) -> None:
-    """Refuse a kill-switch reason unfit for the record, when the write sets one."""
-    reason = new.emergency.reason
-    if reason is not None and reason != base.emergency.reason and (problem := record_text_problem(reason)):
-        raise PolicyValidationError([FieldError("emergency.reason", problem)])
+                await self._publish(event)

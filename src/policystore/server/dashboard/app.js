@@ -4,6 +4,7 @@
 import { confirmWrite } from "./dialog.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
+import { loadProposals, setupProposals } from "./proposals.js";
 import { renderTrading, setupTrading, tradingBanner } from "./trading.js";
 import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
@@ -70,17 +71,20 @@ function modeButton(p, name) {
   const locked = !active && can("operator") && lock && !lock.allowed;
   const m = p.modes[name];
   let title = `max_leverage ${fmt(m.max_leverage, "lev")}, risk per trade ${fmt(m.max_risk_pct_per_trade, "pct")}`;
+  const needs = lock && lock.proposal_required ? `${lock.approvals_required} admins` : "admin only";
   if (!can("operator")) title = "Viewers cannot change the policy.";
   else if (locked) {
+    const who = lock.proposal_required ? `${lock.approvals_required} admins must agree (propose it)`
+      : `only an ${lock.required_role} may`;
     title = `Switching to ${name} raises risk (${lock.raises_risk.slice(0, 3).join(", ")}`
-      + `${lock.raises_risk.length > 3 ? ", …" : ""}); only an ${lock.required_role} may. Click to see what it changes.`;
+      + `${lock.raises_risk.length > 3 ? ", …" : ""}); ${who}. Click to see what it changes.`;
   }
   return el("button", {
     class: ["mode", active ? "active" : "", locked ? "locked" : ""].filter(Boolean).join(" "), "data-mode": name,
     "data-allowed": lock ? String(lock.allowed) : null, title, disabled: active || !can("operator"),
     // Still clickable: its dialog shows what the switch would change and who may make it.
     onclick: () => switchMode(name),
-  }, name, locked ? el("span", { class: "lock" }, `${lock.required_role} only`) : "");
+  }, name, locked ? el("span", { class: "lock" }, lock.proposal_required ? needs : `${lock.required_role} only`) : "");
 }
 
 function renderModes(p) {
@@ -93,7 +97,9 @@ async function refreshLocks(p) {
   state.locksVersion = p.version;
   const locks = {};
   await Promise.all(riskOrder(p.modes).filter((name) => name !== p.active_mode).map(async (name) => {
-    try { locks[name] = await api("POST", "/v1/mode", { mode: name, dry_run: true }); } catch { /* left unknown */ }
+    try {
+      locks[name] = await api("POST", "/v1/mode", { mode: name, dry_run: true, decisions: false });
+    } catch { /* left unknown */ }
   }));
   if (state.policy && state.policy.version === p.version) { state.locks = locks; renderModes(state.policy); }
 }
@@ -145,6 +151,11 @@ function renderStrategies(p) {
 function installed(result) {
   if (result && result.policy) { state.policy = result.policy; state.effective = result.effective || {}; render(); }
   historyChanged();
+  refreshProposals();
+}
+
+function refreshProposals() {
+  if (state.policy) loadProposals(state.policy.version);
 }
 
 function refused(title, err) {
@@ -162,18 +173,27 @@ function refused(title, err) {
   toast(`${title} refused: ${err.message}`, "error");
 }
 
-function write(title, text, path, method, body) {
+// One write through the confirm dialog. "changes", when given, is the same write as path -> value changes:
+// a write that needs more than one admin is proposed with them instead.
+function write(title, text, path, method, body, changes = null) {
   confirmWrite({
     title, text, role: state.role,
     preview: () => api(method, path, { ...body, dry_run: true }),
     commit: (reason, base) => api(method, path, { ...body, reason, expected_version: base }),
+    propose: changes && can("operator") ? (reason) => api("POST", "/v1/proposals", { changes, reason }) : null,
     done: (result) => { installed(result); toast(`${title}: done (version ${result.version}).`, "ok"); },
+    proposed: (result) => {
+      refreshProposals();
+      toast(result.status === "applied" ? `${title}: applied as version ${result.applied_version}.`
+        : `${title}: proposed as ${result.id}; ${result.approvals_missing} more admin(s) must approve it.`, "ok");
+    },
     failed: (err) => refused(title, err),
   });
 }
 
 function switchMode(name) {
-  write(`Switch to ${name}`, `Make ${name} the active risk mode.`, "/v1/mode", "POST", { mode: name });
+  write(`Switch to ${name}`, `Make ${name} the active risk mode.`, "/v1/mode", "POST", { mode: name },
+    { active_mode: name });
 }
 
 function rollback(version) {
@@ -209,10 +229,12 @@ function connectStream() {
       state.streamUp = true; state.retry = 0; state.role = data.role; state.name = data.viewer;
       state.policy = data.policy; state.effective = data.effective || {};
       $("who").textContent = `${data.viewer} · ${data.role}`; $("who").hidden = false;
-      render(); loadHistory(true);
+      render(); loadHistory(true); refreshProposals();
     } else if (data.type === "policy.updated") {
       // One message per change: policy.updated carries every kind (mode, kill switch, limits).
-      if (!state.policy || data.version > state.policy.version) refreshPolicy().then(historyChanged);
+      if (!state.policy || data.version > state.policy.version) {
+        refreshPolicy().then(() => { historyChanged(); refreshProposals(); });
+      }
     } else if (data.type === "error") {
       signOut(data.detail);
     }
@@ -252,6 +274,11 @@ async function signIn(token) {
 function start() {
   session.onUnauthorized = signOut;
   setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  setupProposals({
+    role: () => state.role, name: () => state.name,
+    approvals: () => (state.policy && state.policy.change_control ? state.policy.change_control.approvals_required : 1),
+    applied: () => refreshPolicy().then(historyChanged),
+  });
   setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
   setupTrading({ can, write });
@@ -262,9 +289,12 @@ function start() {
   $("kill-toggle").addEventListener("click", () => {
     const on = !state.policy.emergency.active;
     write(on ? "Activate kill switch" : "Deactivate kill switch",
-      on ? "Stop all new trades now." : "Allow new trades again (admins only).", "/v1/emergency", "POST", { active: on });
+      on ? "Stop all new trades now." : "Allow new trades again (admins only).", "/v1/emergency", "POST", { active: on },
+      on ? null : { "emergency.active": false, "emergency.reason": null });
   });
   pollHealth(); setInterval(pollHealth, 5000);
+  // Proposals made through another server or the command line announce nothing here: look every few seconds.
+  setInterval(() => { if (session.token && state.policy) refreshProposals(); }, 5000);
   const saved = sessionStorage.getItem("policystore.token");
   if (saved) signIn(saved); else $("login").hidden = false;
 }
