@@ -10,6 +10,7 @@ store::
 
 from policystore.errors import (
     FieldError,
+    FleetIncompleteError,
     PermissionDeniedError,
     PolicyStoreError,
     PolicyValidationError,
@@ -18,6 +19,7 @@ from policystore.errors import (
     VersionConflictError,
 )
 from policystore.model.events import EventType, PolicyChanged
+from policystore.model.fleet import FleetAck, FleetMember, FleetStatus
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
 from policystore.model.policy import Emergency, HardLimits, Policy, StrategyConfig, StrategySettings
@@ -36,6 +38,10 @@ __all__ = [
     "Explanation",
     "FieldChange",
     "FieldError",
+    "FleetAck",
+    "FleetIncompleteError",
+    "FleetMember",
+    "FleetStatus",
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",

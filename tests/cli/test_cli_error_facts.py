@@ -30,6 +30,7 @@ from policystore.errors import (
     ClientTypeError,
     ContentTypeError,
     FieldError,
+    FleetIncompleteError,
     InternalError,
     MalformedRequestError,
     PayloadTooLargeError,
@@ -51,6 +52,9 @@ SAMPLES: dict[type[PolicyStoreError], Callable[[], PolicyStoreError]] = {
     VersionConflictError: lambda: VersionConflictError(1, 2),
     StoreUnavailableError: lambda: StoreUnavailableError("memory://facts", "down"),
     PermissionDeniedError: lambda: PermissionDeniedError("vera", "viewer", "operator", "switching the mode"),
+    FleetIncompleteError: lambda: FleetIncompleteError(
+        7, 2.0, [{"name": "executor-1", "host": "host-a", "pid": 4242, "version": 6}]
+    ),
     ClientTypeError: lambda: ClientTypeError("client", "redis.asyncio.Redis", object()),
     AuthenticationError: lambda: AuthenticationError("no bearer token was sent"),
     MalformedRequestError: lambda: MalformedRequestError("it could not be parsed"),
@@ -128,7 +132,7 @@ class TestHelp:
     """The help's exit statuses are the classes' facts, and say what the contract says."""
 
     def test_exit_statuses_are_the_contract_list(self) -> None:
-        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied; 1 for anything else."""
+        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied, 7 fleet not confirmed; 1 else."""
         assert {
             0: "done",
             1: "other failure",
@@ -137,6 +141,7 @@ class TestHelp:
             4: "version conflict",
             5: "store unreachable",
             6: "permission denied",
+            7: "fleet not confirmed",
         } == exit_statuses()
 
     def test_every_status_an_error_class_sets_is_listed_with_its_title(self) -> None:

@@ -22,8 +22,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from policystore.cli.errors import one_line
+from policystore.cli.fleet_wait import confirm_fleet
 from policystore.cli.output import to_json
 from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
+from policystore.model.fleet import FleetAck
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.identity import local_author
@@ -84,14 +86,17 @@ class Written:
     Attributes:
         policy: the policy after the write (the current one when nothing changed).
         changed: False when the write changed nothing, so no version was written.
+        fleet: how far the fleet got with the version, when the command was given ``--wait``.
     """
 
     policy: Policy
     changed: bool
+    fleet: FleetAck | None = None
 
     def data(self, **more: Any) -> dict[str, Any]:
-        """Return the document with ``changed`` (and ``more``), as ``--json`` prints it."""
-        return {**self.policy.document(), "changed": self.changed, **more}
+        """Return the document with ``changed``, ``more`` and (after ``--wait``) ``fleet``, as ``--json`` prints it."""
+        fleet = {} if self.fleet is None else {"fleet": self.fleet.to_dict()}
+        return {**self.policy.document(), "changed": self.changed, **more, **fleet}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,18 +226,21 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """Make a write of ``store`` and tell whether it wrote a version.
 
     A write that would change nothing writes nothing and returns the current
-    policy, so its version is the one the store held before.
+    policy, so its version is the one the store held before. A command given
+    ``--wait`` (see :func:`policystore.cli.fleet_wait.wait_option`) then waits
+    for the fleet to apply that version.
 
     Args:
         store: the open store.
         change: makes the write (``lambda: store.switch_mode(...)``).
 
     Returns:
-        The policy after the write, and whether a version was written.
+        The policy after the write, whether a version was written, and the fleet's outcome after ``--wait``.
     """
     before = await store.backend.current_version()
     policy = await change()
-    return Written(policy, changed=policy.version != before)
+    fleet = await confirm_fleet(store, policy.version)
+    return Written(policy, changed=policy.version != before, fleet=fleet)
 
 
 def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:

@@ -84,6 +84,7 @@ async def serve_store(
     on_ready: Callable[[PolicyStore], Awaitable[None]] | None = None,
     sock: socket.socket | None = None,
     create: bool = True,
+    name: str | None = None,
 ) -> None:
     """Open the store at ``url`` and serve it over HTTP until interrupted.
 
@@ -99,6 +100,7 @@ async def serve_store(
             It is closed when serving ends.
         create: create the store if there is none (``policystore serve`` passes
             False unless ``--create`` is given).
+        name: the server's name in the store's fleet (it follows changes, so it is a member).
 
     Raises:
         click.UsageError: ``host:port`` cannot be bound.
@@ -110,7 +112,7 @@ async def serve_store(
 
     listening = sock if sock is not None else bind_socket(host, port)
     try:
-        store = await PolicyStore.open(url, create=create)
+        store = await PolicyStore.open(url, create=create, name=name)
         try:
             if on_ready is not None:
                 await on_ready(store)
@@ -166,6 +168,12 @@ async def serve_store(
     is_flag=True,
     help=f"Create the store if there is none (else a missing store is exit {StoreUnavailableError.exit_code}).",
 )
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="This server's name in the store's fleet (policystore fleet); default policystore-server:PORT.",
+)
 @pass_cli
 def serve(
     obj: CliContext,
@@ -175,6 +183,7 @@ def serve(
     cors_origins: tuple[str, ...],
     heartbeat: float,
     create: bool,
+    name: str | None,
 ) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
@@ -202,6 +211,7 @@ def serve(
                 sock=sock,
                 on_ready=ready,
                 create=create,
+                name=name or f"policystore-server:{bound}",
             )
         )
 

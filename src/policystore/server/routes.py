@@ -6,7 +6,9 @@ change the role may not make. Request bodies reject unknown fields, so an
 author cannot be smuggled in (see :mod:`policystore.server.models`). A write
 whose body says ``"dry_run": true`` writes nothing and answers a
 :class:`~policystore.server.models.PreviewResponse` (see
-:mod:`policystore.server.previews`).
+:mod:`policystore.server.previews`). A write whose body says ``"wait": SECONDS``
+answers once the fleet has applied it, or 202 when the wait ran out first (see
+:mod:`policystore.server.fleet`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from policystore.errors import (
     AuthenticationError,
@@ -35,6 +37,7 @@ from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.server.auth import require
 from policystore.server.errors import error_responses
+from policystore.server.fleet import WAIT_RESPONSE, written
 from policystore.server.health import ServerMetrics
 from policystore.server.models import (
     MAX_INTEGER,
@@ -51,6 +54,7 @@ from policystore.server.models import (
     PreviewResponse,
     RollbackRequest,
     ValueResponse,
+    WrittenResponse,
 )
 from policystore.server.previews import effective_values, preview
 from policystore.store.store import PolicyStore
@@ -64,8 +68,9 @@ ERROR_RESPONSES: Final = error_responses(AuthenticationError, PermissionDeniedEr
 _VALUE_ERRORS: Final = error_responses(
     AuthenticationError, PermissionDeniedError, PolicyValidationError, UnknownPathError
 )
-#: Errors a write may answer with: the token's, and those of its body, its paths, its version and the store.
-_WRITE_ERRORS: Final = error_responses(
+#: Errors a write may answer with: the token's, and those of its body, its paths, its version and the store;
+#: and the 202 of a write whose wait for the fleet ran out.
+_WRITE_ERRORS: Final = WAIT_RESPONSE | error_responses(
     AuthenticationError,
     PermissionDeniedError,
     PolicyValidationError,
@@ -86,8 +91,9 @@ router = APIRouter(prefix="/v1", tags=["policy"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
-#: What a write route answers: the new policy, or with "dry_run": true what the write would do.
-WriteResponse = PolicyResponse | PreviewResponse
+#: What a write route answers: the new policy (with the fleet's confirmation after a wait), or with
+#: "dry_run": true what the write would do.
+WriteResponse = WrittenResponse | PreviewResponse
 
 
 def _store(request: Request) -> PolicyStore:
@@ -172,7 +178,7 @@ async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
 
 
 @router.post("/mode", summary="Switch the active mode", responses=_WRITE_ERRORS)
-async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> WriteResponse:
+async def post_mode(request: Request, response: Response, body: ModeRequest, actor: Operator) -> WriteResponse:
     """Switch the active mode; a switch to a looser mode needs an admin."""
 
     def change(base: Policy) -> Policy:
@@ -185,11 +191,11 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Wri
         body.mode, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("mode").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
 @router.patch("/policy", summary="Change values by path", responses=_WRITE_ERRORS)
-async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> WriteResponse:
+async def patch_policy(request: Request, response: Response, body: PatchRequest, actor: Operator) -> WriteResponse:
     """Apply path -> value changes as one version; a change that raises risk needs an admin."""
 
     def change(base: Policy) -> Policy:
@@ -202,11 +208,13 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
         body.changes, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("update").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
 @router.post("/emergency", summary="Turn the kill switch on or off", responses=_WRITE_ERRORS)
-async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> WriteResponse:
+async def post_emergency(
+    request: Request, response: Response, body: EmergencyRequest, actor: Operator
+) -> WriteResponse:
     """Turn the kill switch on (any operator) or off (admins only)."""
     if body.dry_run:
         # The patch PolicyStore.set_emergency_mode applies, with a placeholder until the reason is typed.
@@ -222,7 +230,7 @@ async def post_emergency(request: Request, body: EmergencyRequest, actor: Operat
         body.active, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("emergency").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
 @router.get("/history", summary="The audit trail, newest first", responses=_AUDIT_ERRORS)
@@ -257,7 +265,7 @@ async def get_diff(
 
 
 @router.post("/rollback", summary="Roll back to an earlier version", responses=_WRITE_ERRORS)
-async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> WriteResponse:
+async def post_rollback(request: Request, response: Response, body: RollbackRequest, actor: Admin) -> WriteResponse:
     """Write a new version equal in content to ``version`` (admins only)."""
     store = _store(request)
     if body.dry_run:
@@ -272,4 +280,4 @@ async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("rollback").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)

@@ -45,6 +45,8 @@ class LocalCopy:
         outbox: where the events of installed versions wait for delivery.
         rule: the stale trading rule every read state carries.
         clock: returns the current UTC time.
+        applied: called, without waiting on anything, after a version is
+            installed or the state goes stale: the fleet reporter's cue.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class LocalCopy:
         outbox: Outbox,
         rule: StaleTradingRule,
         clock: Callable[[], datetime],
+        applied: Callable[[], None] = lambda: None,
     ) -> None:
         self._state = state
         self._set_state = set_state
@@ -65,6 +68,7 @@ class LocalCopy:
         self._outbox = outbox
         self._rule = rule
         self._clock = clock
+        self._applied = applied
 
     @property
     def state(self) -> ReadState:
@@ -101,6 +105,7 @@ class LocalCopy:
             rewound_to = before.rewound_to if policy.version <= before.rewound_to else -1
         facts = {"rule": self._rule, "refused_version": refused, "rewound_to": rewound_to}
         self._set_state(ReadState.live(policy, values, **facts))
+        self._applied()
         if self._keeper.keeps and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
             urgent = stops_trading(policy) and not stops_trading(before.policy)
@@ -120,6 +125,7 @@ class LocalCopy:
             # A refused version or a rewind still holds trading shut while stale.
             facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to}
             self._set_state(ReadState.last_known_good(state.policy, rule=self._rule, **facts))
+            self._applied()
 
     def refuse(self, exc: StoreUnavailableError, version: int) -> None:
         """Hold ``version`` as refused, and queue one ``policy.rejected`` event per refused version.

@@ -14,7 +14,9 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
+from policystore.errors import PolicyStoreError
 from policystore.model.events import PolicyChanged
+from policystore.model.fleet import FleetAck, FleetMember
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import RiskMode, RiskModeConfig
 from policystore.model.policy import Policy
@@ -125,6 +127,16 @@ class SyncPolicyStore:
     def source(self) -> Source:
         """See :attr:`PolicyStore.source`."""
         return self._store.source
+
+    @property
+    def member_id(self) -> str | None:
+        """See :attr:`PolicyStore.member_id`."""
+        return self._store.member_id
+
+    @property
+    def fleet_error(self) -> PolicyStoreError | None:
+        """See :attr:`PolicyStore.fleet_error`."""
+        return self._store.fleet_error
 
     # Local reads: no loop, no I/O.
     def get(self, path: str, default: Any = MISSING) -> Any:
@@ -279,6 +291,14 @@ class SyncPolicyStore:
                 document, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
             )
         )
+
+    def fleet(self) -> list[FleetMember]:
+        """See :meth:`PolicyStore.fleet`."""
+        return self._call(self._store.fleet())
+
+    def wait_for_fleet(self, version: int, *, timeout: float = 10.0) -> FleetAck:
+        """See :meth:`PolicyStore.wait_for_fleet`."""
+        return self._call(self._store.wait_for_fleet(version, timeout=timeout))
 
     def refresh(self) -> Policy:
         """See :meth:`PolicyStore.refresh`."""

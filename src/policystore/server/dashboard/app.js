@@ -2,6 +2,7 @@
 // Every write is previewed by the server first ("dry_run": true), so the page never re-derives the rules.
 
 import { confirmWrite } from "./dialog.js";
+import { fleetReport, loadFleet, startFleet, stopFleet } from "./fleet.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
 import { $, api, el, session, toast } from "./util.js";
@@ -9,6 +10,8 @@ import { $, api, el, session, toast } from "./util.js";
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
   health: null, locks: {}, locksVersion: null };
 const RANK = { viewer: 0, operator: 1, admin: 2 };
+// Seconds the kill switch waits for every live process to apply it before it reports who has not.
+const KILL_WAIT = 5;
 const can = (role) => (RANK[state.role] ?? -1) >= RANK[role];
 
 function banners() {
@@ -147,12 +150,28 @@ function refused(title, err) {
   toast(`${title} refused: ${err.message}`, "error");
 }
 
-function write(title, text, path, method, body) {
+// A write with "wait" answers once the fleet has applied it (or 202 naming who has not): say which.
+function confirmed(title, result) {
+  const [report, complete] = fleetReport(result.fleet);
+  const text = `${title}: done (version ${result.version}); ${report}.`;
+  if (result.fleet) {
+    $("kill-fleet").textContent = `v${result.version} ${report}`;
+    $("kill-fleet").className = "small fleet-ack " + (complete ? "ok" : "refused");
+    $("kill-fleet").hidden = false;
+    loadFleet();
+  }
+  toast(text, complete ? "ok" : "error", { ms: complete ? 6000 : 60000 });
+}
+
+function write(title, text, path, method, body, { wait = null } = {}) {
   confirmWrite({
     title, text, role: state.role,
     preview: () => api(method, path, { ...body, dry_run: true }),
-    commit: (reason, base) => api(method, path, { ...body, reason, expected_version: base }),
-    done: (result) => { installed(result); toast(`${title}: done (version ${result.version}).`, "ok"); },
+    commit: (reason, base) => {
+      if (wait !== null) toast(`${title}: written; waiting up to ${wait} s for every process to apply it…`, "info");
+      return api(method, path, { ...body, reason, expected_version: base, ...(wait !== null ? { wait } : {}) });
+    },
+    done: (result) => { installed(result); confirmed(title, result); },
     failed: (err) => refused(title, err),
   });
 }
@@ -198,6 +217,7 @@ function connectStream() {
     } else if (data.type === "policy.updated") {
       // One message per change: policy.updated carries every kind (mode, kill switch, limits).
       if (!state.policy || data.version > state.policy.version) refreshPolicy().then(historyChanged);
+      loadFleet();
     } else if (data.type === "error") {
       signOut(data.detail);
     }
@@ -215,6 +235,7 @@ function signOut(message) {
   sessionStorage.removeItem("policystore.token");
   session.token = null; state.policy = null; state.role = null; state.streamUp = false;
   state.locks = {}; state.locksVersion = null;
+  stopFleet();
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
   $("app").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("who").hidden = true;
   $("login-error").hidden = !message; $("login-error").textContent = message || "";
@@ -232,6 +253,7 @@ async function signIn(token) {
   sessionStorage.setItem("policystore.token", token);
   $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
   connectStream();
+  startFleet();
 }
 
 function start() {
@@ -245,7 +267,9 @@ function start() {
   $("kill-toggle").addEventListener("click", () => {
     const on = !state.policy.emergency.active;
     write(on ? "Activate kill switch" : "Deactivate kill switch",
-      on ? "Stop all new trades now." : "Allow new trades again (admins only).", "/v1/emergency", "POST", { active: on });
+      (on ? "Stop all new trades now." : "Allow new trades again (admins only).")
+        + ` Then wait up to ${KILL_WAIT} s for every trading process to confirm it.`,
+      "/v1/emergency", "POST", { active: on }, { wait: KILL_WAIT });
   });
   pollHealth(); setInterval(pollHealth, 5000);
   const saved = sessionStorage.getItem("policystore.token");

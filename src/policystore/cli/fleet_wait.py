@@ -1,0 +1,106 @@
+"""``--wait SECONDS`` on every write command: the write, then the fleet's confirmation of it.
+
+:func:`wait_option` is the one decorator a write command takes to offer it. The
+wait itself runs inside the command's store session, right after the write, in
+:func:`policystore.cli.context.write` (which every write command makes its write
+with): it calls :func:`confirm_fleet`, which finds the option's value in the
+click context. Once the command has printed its result, the decorator reports
+the fleet: one line saying who confirmed, or, when a live member had not applied
+the version when the wait ran out,
+:class:`~policystore.errors.FleetIncompleteError` (exit 7) naming those members.
+With ``--json`` the result on stdout carries the outcome as ``fleet`` and the
+failure on stderr names the members as ``missing``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import click
+
+from policystore.errors import FleetIncompleteError, StoreUnavailableError
+from policystore.model.fleet import FleetAck
+from policystore.store.fleet import MAX_WAIT
+from policystore.store.store import PolicyStore
+
+__all__ = ["confirm_fleet", "wait_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Where the option's value and the wait's outcome are kept in the click context's ``meta``.
+_WAIT: Final = "policystore.fleet.wait"
+_OUTCOME: Final = "policystore.fleet.outcome"
+
+
+async def confirm_fleet(store: PolicyStore, version: int) -> FleetAck | None:
+    """Wait for the fleet to apply ``version`` when the command was given ``--wait``; else do nothing.
+
+    A fleet whose records cannot be read is reported as unconfirmed (exit 7,
+    saying why) once the command has printed the write it made.
+
+    Args:
+        store: the open store the write was made with.
+        version: the version the write left the store at.
+
+    Returns:
+        The outcome, or None without ``--wait`` (or when it could not be read).
+    """
+    ctx = click.get_current_context(silent=True)
+    wait = None if ctx is None else ctx.meta.get(_WAIT)
+    if ctx is None or wait is None:
+        return None
+    try:
+        ack = await store.wait_for_fleet(version, timeout=wait)
+    except StoreUnavailableError as exc:
+        ctx.meta[_OUTCOME] = FleetIncompleteError(version, wait, [], unread=str(exc))
+        return None
+    ctx.meta[_OUTCOME] = ack
+    return ack
+
+
+def wait_option(command: F) -> F:
+    """Give a write command ``--wait SECONDS``: after the write, wait for every live member of the fleet to apply it.
+
+    Put it next to the command's other options; the command's callback does not
+    see the value. The command must make its write with
+    :func:`policystore.cli.context.write`.
+
+    Args:
+        command: the command's callback.
+
+    Returns:
+        The callback, taking the option.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, wait: float | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        ctx.meta[_WAIT] = wait
+        result = command(*args, **kwargs)
+        outcome = ctx.meta.pop(_OUTCOME, None)
+        if isinstance(outcome, FleetIncompleteError):
+            raise outcome
+        if isinstance(outcome, FleetAck):
+            outcome.check(wait if wait is not None else 0.0)
+            if not _json_output(ctx):
+                click.echo(f"{outcome.summary()[:-1]} (confirmed in {outcome.waited:.3f} s).")
+        return result
+
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0, max=MAX_WAIT),
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "After the write, wait up to SECONDS for every live member of the fleet to apply it "
+            f"(else exit {FleetIncompleteError.exit_code}, naming those that have not)."
+        ),
+    )(wrapper)  # type: ignore[return-value]
+
+
+def _json_output(ctx: click.Context) -> bool:
+    from policystore.cli.context import CliContext
+
+    return CliContext.of(ctx).json
