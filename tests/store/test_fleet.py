@@ -203,13 +203,13 @@ class TestWait:
         store = await PolicyStore.open(store_url, watch=False, lkg_path=None)
         try:
             ack = await store.wait_for_fleet(1, timeout=10)
-            assert FleetAck(1, True, (), (), (), ack.waited) == ack
+            assert FleetAck(1, complete=True, acked=(), missing=(), lost=(), waited=ack.waited) == ack
             assert ack.summary().startswith("No live member")
         finally:
             await store.close()
 
     @pytest.mark.parametrize(
-        ("version", "timeout", "fields"),
+        ("version", "seconds", "fields"),
         [
             (0, 1.0, ("version",)),
             (True, 1.0, ("version",)),
@@ -223,13 +223,13 @@ class TestWait:
         ],
     )
     async def test_a_wait_with_bad_arguments_is_refused_naming_them(
-        self, version: object, timeout: object, fields: tuple[str, ...]
+        self, version: object, seconds: object, fields: tuple[str, ...]
     ) -> None:
         """A version that is no version number, or a timeout that is no number of seconds, is a validation error."""
         store = await PolicyStore.open(f"memory://{uuid.uuid4()}", watch=False, lkg_path=None)
         try:
             with pytest.raises(PolicyValidationError) as caught:
-                await store.wait_for_fleet(version, timeout=timeout)  # type: ignore[arg-type]
+                await store.wait_for_fleet(version, timeout=seconds)  # type: ignore[arg-type]
             assert fields == caught.value.paths
         finally:
             await store.close()

@@ -110,7 +110,7 @@ def members(url: str, *names: str, env: dict[str, str] | None = None) -> Iterato
     started: list[Member] = []
     try:
         for name in names:
-            started.append(Member(url, name, env))
+            started.append(Member(url, name, env))  # noqa: PERF401 - one at a time: a failed start still ends the rest
         yield started
     finally:
         for member in started:
