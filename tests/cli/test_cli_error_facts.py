@@ -132,7 +132,7 @@ class TestHelp:
     """The help's exit statuses are the classes' facts, and say what the contract says."""
 
     def test_exit_statuses_are_the_contract_list(self) -> None:
-        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied, 7 fleet not confirmed; 1 else."""
+        """0 done, 2 usage, 3 invalid, 4 conflict, 5 unreachable, 6 denied, 7 fleet not confirmed; 1 for the rest."""
         assert {
             0: "done",
             1: "other failure",

@@ -15,6 +15,7 @@ failure on stderr names the members as ``missing``.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -25,7 +26,7 @@ from policystore.model.fleet import FleetAck
 from policystore.store.fleet import MAX_WAIT
 from policystore.store.store import PolicyStore
 
-__all__ = ["confirm_fleet", "wait_option"]
+__all__ = ["Seconds", "confirm_fleet", "wait_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,7 +91,7 @@ def wait_option(command: F) -> F:
 
     return click.option(
         "--wait",
-        type=click.FloatRange(min=0, max=MAX_WAIT),
+        type=Seconds(),
         default=None,
         metavar="SECONDS",
         help=(
@@ -98,6 +99,22 @@ def wait_option(command: F) -> F:
             f"(else exit {FleetIncompleteError.exit_code}, naming those that have not)."
         ),
     )(wrapper)  # type: ignore[return-value]
+
+
+class Seconds(click.ParamType[float]):
+    """A number of seconds from 0 to :data:`~policystore.store.fleet.MAX_WAIT`: NaN and infinities are refused."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Return ``value`` as seconds, or fail as a usage error naming the option."""
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT:
+            self.fail(f"{value!r} is not a number of seconds from 0 to {MAX_WAIT:g}.", param, ctx)
+        return seconds
 
 
 def _json_output(ctx: click.Context) -> bool:

@@ -202,7 +202,8 @@ class FleetAck:
             names = ", ".join(m.label for m in self.missing)
             text = f"{len(self.missing)} of {live} live members did not apply version {self.version}: {names}"
         if self.lost:
-            text += f" ({len(self.lost)} lost member{'s' if len(self.lost) != 1 else ''} not counted)"
+            lost = ", ".join(m.label for m in self.lost)
+            text += f"; lost (not heard for {LOST_AFTER:g} s, not counted): {lost}"
         return text + "."
 
     def check(self, timeout: float) -> None:

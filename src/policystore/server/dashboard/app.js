@@ -10,8 +10,9 @@ import { $, api, el, session, toast } from "./util.js";
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
   health: null, locks: {}, locksVersion: null };
 const RANK = { viewer: 0, operator: 1, admin: 2 };
-// Seconds the kill switch waits for every live process to apply it before it reports who has not.
-const KILL_WAIT = 5;
+// Seconds the kill switch waits for every live process to apply it before it reports who has not. Under the
+// 5 s after which a silent process counts as lost, so a process frozen just before is named, not passed over.
+const KILL_WAIT = 3;
 const can = (role) => (RANK[state.role] ?? -1) >= RANK[role];
 
 function banners() {

@@ -65,17 +65,20 @@ export function stopFleet() {
 }
 
 const member = (m) => `${m.name} (pid ${m.pid} on ${m.host}, at v${m.version})`;
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "es"}`;
 
-// What a write's wait for the fleet came to: [sentence, complete].
+// What a write's wait for the fleet came to: [sentence, all clear]. Lost processes (not heard for 5 s) hold up
+// no wait, but nobody knows what they run: they are named, and the outcome is not all clear.
 export function fleetReport(fleet) {
   if (!fleet) return ["", true];
   if (fleet.unread) return [`the fleet could not be read to confirm it (${fleet.unread})`, false];
   const live = fleet.acked.length + fleet.missing.length;
-  const lost = fleet.lost.length ? ` (${fleet.lost.length} lost, not counted)` : "";
-  if (!live) return [`no live process follows the store${lost}`, true];
+  const lost = fleet.lost.length
+    ? `; ${plural(fleet.lost.length, "process")} LOST (not heard for 5 s): ${fleet.lost.map(member).join(", ")}` : "";
+  if (!live) return [`no live process follows the store${lost}`, !lost];
   if (fleet.complete) {
-    return [`confirmed by all ${live} live process${live === 1 ? "" : "es"} in ${fleet.waited.toFixed(2)} s${lost}`, true];
+    return [`confirmed by all ${plural(live, "live process")} in ${fleet.waited.toFixed(2)} s${lost}`, !lost];
   }
-  return [`NOT confirmed by ${fleet.missing.length} of ${live} live processes within ${fleet.waited.toFixed(1)} s: `
-    + fleet.missing.map(member).join(", ") + lost, false];
+  return [`NOT confirmed by ${fleet.missing.length} of ${plural(live, "live process")} within `
+    + `${fleet.waited.toFixed(1)} s: ${fleet.missing.map(member).join(", ")}${lost}`, false];
 }
