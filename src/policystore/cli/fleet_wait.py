@@ -86,7 +86,8 @@ def wait_option(command: F) -> F:
         if isinstance(outcome, FleetAck):
             outcome.check(wait if wait is not None else 0.0)
             if not _json_output(ctx):
-                click.echo(f"{outcome.summary()[:-1]} (confirmed in {outcome.waited:.3f} s).")
+                took = f" (confirmed in {outcome.waited:.3f} s)" if outcome.acked else ""
+                click.echo(f"{outcome.summary()[:-1]}{took}.")
         return result
 
     return click.option(
