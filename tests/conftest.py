@@ -1,19 +1,49 @@
-"""Shared fixtures: one store URL per back end, so one contract suite runs against each."""
+"""Shared fixtures: one store URL per back end, so one contract suite runs against each.
+
+``tests`` and ``tests/cli`` are on ``sys.path`` through pytest's ``pythonpath``
+setting (pyproject.toml): helpers are imported as ``support.*`` and ``cli_support``.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
+from support.extras import MARKED_EXTRAS, extra_missing, set_core_only
 from support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures re-exported
 from support.redis_server import redis_server, redis_url  # noqa: F401 - fixtures re-exported
 
-BACKENDS = ("memory", "sqlite", "redis", "postgres")
+BACKENDS = (
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--core-only``: the run with only the base install, where tests of an absent extra are skipped."""
+    parser.addoption(
+        "--core-only",
+        action="store_true",
+        help="run with only the core installed: skip the tests of an extra that is not installed",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tell the extras helper whether this is the core-only run, before any test module is imported."""
+    set_core_only(bool(config.getoption("--core-only")))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In the core-only run, skip each test marked with an extra that is not installed."""
+    for item in items:
+        for extra in MARKED_EXTRAS:
+            reason = extra_missing(extra) if item.get_closest_marker(extra) else None
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

@@ -205,6 +205,7 @@ class TestCoreNeedsNoExtra:
 
         assert [] == [name for name in loaded if name.split(".")[0] in HEAVY]
 
+    @pytest.mark.redis
     def test_opening_a_redis_url_imports_redis_and_not_psycopg(self) -> None:
         """A back end's libraries come with a URL of its own only: redis for redis://, never psycopg."""
         loaded = run_python(

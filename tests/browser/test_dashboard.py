@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from policystore.backends.memory import MemoryBackend
+from policystore.testing import SwitchableBackend
 from server.live_server import LiveServer
 
 ARGS = [
@@ -335,11 +336,11 @@ class TestHistory:
 class TestUnreachableStore:
     def test_kill_switch_refused_while_store_down_says_so_and_what_still_protects(self, request, page, output_dir):
         """One sentence that nothing was written, one on what still holds; no raw back-end error in the toast."""
-        name = f"dash-{request.node.name}-{id(request)}"
-        live = LiveServer(f"memory://{name}").start()
+        backend = SwitchableBackend(MemoryBackend(f"dash-{request.node.name}-{id(request)}"))
+        live = LiveServer(backend).start()
         try:
             _sign_in(page, live, "operator")
-            live.call(lambda _store: _switch_off(MemoryBackend(name)))
+            live.call(lambda _store: _switch_off(backend))
 
             page.click("#kill-toggle")
             _confirm(page, "exchange outage")  # the preview is made on the server's copy, which it still holds
@@ -349,12 +350,15 @@ class TestUnreachableStore:
             expect(toast).to_contain_text("each trading process keeps to the last policy it holds (here version 1")
             expect(toast).to_contain_text("one that holds none opens no new trade")
             expect(toast).not_to_contain_text("switched off")  # the back end's own words stay in the tooltip
+            # The header says what /healthz and /v1/values say: stale answers from the copy, not "store · live".
+            expect(page.locator("#source")).to_have_text("last_known_good (stale)")
+            expect(page.locator("#live-text")).to_have_text("stale")
             _shot(page, output_dir, "kill-switch-store-down")
         finally:
             live.stop()
 
 
-async def _switch_off(backend: MemoryBackend) -> None:
+async def _switch_off(backend: SwitchableBackend) -> None:
     backend.set_available(False)
 
 

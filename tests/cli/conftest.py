@@ -1,14 +1,13 @@
-"""Fixtures of the command-line tests: a store of its own for each test."""
+"""Fixtures of the command-line tests: a store of its own for each test.
+
+``cli_support`` is importable through pytest's ``pythonpath`` setting (pyproject.toml).
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from cli_support import Cli, clean_environment
 
 

@@ -103,9 +103,8 @@ class TestRepairInvalidNewestVersion:
             ("set", "modes.NORMAL.max_positions", "10", "--reason", "patch"),
             ("mode", "NORMAL", "--reason", "switch"),
             ("emergency", "on", "--reason", "stop"),
-            ("history",),
         ],
-        ids=["set", "mode", "emergency", "history"],
+        ids=["set", "mode", "emergency"],
     )
     def test_other_live_commands_over_invalid_newest_version_still_exit_5(self, corrupted: Cli, args) -> None:
         """Only whole-document writes may proceed: a patch cannot be applied to a version that cannot be read."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -20,6 +19,7 @@ from policystore.consumers.decision_log import JsonlDecisionLog, MemoryDecisionL
 from policystore.consumers.execution import EventDrivenExecutor, Reason, Signal
 from policystore.consumers.learning import MultiplierLearner
 from policystore.consumers.sizing import RLPositionSizingAgent
+from policystore.testing import memory_store
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -84,7 +84,7 @@ class SlowBroker(PaperBroker):
 
 @pytest.fixture
 async def store():
-    store = await PolicyStore.open(f"memory://exec-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    store = await memory_store()
     yield store
     await store.close()
 
@@ -333,7 +333,7 @@ class TestRunAndLog:
 
     async def test_run_queue_until_sentinel_logs_every_decision(self, tmp_path):
         """Three signals then None: three lines, each with reason and policy version."""
-        store = await PolicyStore.open(f"memory://exec-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+        store = await memory_store()
         path = tmp_path / "decisions.jsonl"
         try:
             with JsonlDecisionLog(path) as log:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from policystore import PolicyStore, UnknownPathError
+from policystore import UnknownPathError
 from policystore.consumers.flags import FeatureFlag
+from policystore.testing import memory_store
 
 
 @pytest.fixture
 async def store():
-    s = await PolicyStore.open(f"memory://flags-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    s = await memory_store()
     yield s
     await s.close()
 

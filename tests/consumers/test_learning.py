@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 
 import pytest
 
 from policystore import PolicyStore
 from policystore.consumers.learning import MultiplierLearner
 from policystore.consumers.sizing import RLPositionSizingAgent
+from policystore.testing import memory_store
 
 
 def _outcome(rng: random.Random, confidence: float, risk_amount: float) -> float:
@@ -26,7 +26,7 @@ def _signals(seed: int, n: int) -> list[tuple[float, float]]:
 
 
 async def _store() -> PolicyStore:
-    return await PolicyStore.open(f"memory://learning-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    return await memory_store()
 
 
 class TestLearnedMultiplier:

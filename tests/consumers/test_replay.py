@@ -82,6 +82,7 @@ class TestReplayFigures:
 class TestCommands:
     """policystore replay and policystore decisions, through the real command group."""
 
+    @pytest.mark.plot
     def test_replay_compare_modes_json_plot_and_log(self, tmp_path):
         """Three modes in JSON, a PNG, and a log whose lines recount each mode's accepted signals."""
         png, log = tmp_path / "replay.png", tmp_path / "decisions.jsonl"

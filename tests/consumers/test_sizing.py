@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +15,7 @@ from policystore.consumers.sizing import RLPositionSizingAgent, size_position
 from policystore.model.changes import apply_patch
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy, default_policy
+from policystore.testing import memory_store, memory_url
 
 
 def _with_presets() -> Policy:
@@ -30,11 +30,11 @@ STRATEGY_NAMES = [None, *sorted(ALL_MODES.strategies)]
 
 def _offline_store() -> PolicyStore:
     # Never opened: these tests hand the sizer the snapshot to decide from.
-    return PolicyStore(f"memory://sizing-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    return PolicyStore(memory_url(), lkg_path=None, watch=False)
 
 
 async def _store() -> PolicyStore:
-    return await PolicyStore.open(f"memory://sizing-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+    return await memory_store()
 
 
 class TestCaps:

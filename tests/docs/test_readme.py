@@ -245,6 +245,6 @@ class TestReadmeBlocks:
                 assert '"value":5.0' in outputs[-2].replace(" ", "")
                 assert '"active_mode":"DEFENSIVE"' in outputs[-1].replace(" ", "")
 
-        assert ["sh", "python", "sh", "python", "python", "python", "python", "sh", "redis"] == ran
+        assert ["sh", "python", "sh", "python", "python", "python", "python", "sh", "redis", "python", "python"] == ran
         assert (reader.cwd / "replay.png").read_bytes()[:4] == b"\x89PNG"
         assert 2 == len((reader.cwd / "decisions.jsonl").read_text().splitlines())  # one decision per run

@@ -12,6 +12,7 @@ from live_server import LiveServer
 
 from policystore import PolicyStore
 from policystore.backends.memory import MemoryBackend
+from policystore.testing import SwitchableBackend
 
 
 @pytest.fixture
@@ -390,10 +391,10 @@ class TestConflicts:
 
 class TestUnavailableStore:
     @pytest.fixture
-    def memory_live(self, request) -> Iterator[tuple[LiveServer, MemoryBackend]]:
-        name = f"server-{request.node.name}-{id(request)}"
-        server = LiveServer(f"memory://{name}").start()
-        yield server, MemoryBackend(name)
+    def memory_live(self, request) -> Iterator[tuple[LiveServer, SwitchableBackend]]:
+        backend = SwitchableBackend(MemoryBackend(f"server-{request.node.name}-{id(request)}"))
+        server = LiveServer(backend).start()
+        yield server, backend
         server.stop()
 
     def test_write_while_store_down_returns_503_and_reads_go_stale(self, memory_live):

@@ -19,9 +19,9 @@ from live_server import LiveServer
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from policystore import PolicyStore
 from policystore.server.health import ServerMetrics
 from policystore.server.stream import CLOSE_AUTH, CLOSE_PAYLOAD, CLOSE_SLOW, StreamHub, _Client
+from policystore.testing import memory_store
 
 HEARTBEAT = 0.2
 
@@ -341,7 +341,7 @@ class TestHeartbeatNeverLosesEvents:
         A heartbeat timer that fires in the same loop turn as the queue read completes must not
         discard the event that read took.
         """
-        store = await PolicyStore.open("memory://", watch=False)
+        store = await memory_store()
         try:
             hub = StreamHub(store, ServerMetrics(), heartbeat=0.0)
             client = _Client(asyncio.Queue(maxsize=200))

@@ -13,6 +13,7 @@ from policystore import PolicyStore
 from policystore.cli.main import cli
 from policystore.cli.server_commands import token
 from policystore.server.tokens import TokenStore, hash_token
+from policystore.testing import memory_store
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ class TestTokenCommands:
 class TestTokenStore:
     async def test_authenticate_known_secret_returns_record(self):
         """A created token authenticates as its name and role; another secret does not."""
-        store = await PolicyStore.open("memory://", watch=False)
+        store = await memory_store()
         tokens = TokenStore(store.backend)
         secret = await tokens.create("ada", "admin")
 
@@ -112,7 +113,7 @@ class TestTokenStore:
         """Names with spaces and unknown roles are refused, naming the field."""
         from policystore import PolicyValidationError
 
-        store = await PolicyStore.open("memory://", watch=False)
+        store = await memory_store()
         tokens = TokenStore(store.backend)
 
         with pytest.raises(PolicyValidationError) as bad_name:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-import redis.asyncio
 
 from policystore import PolicyStore, PolicyStoreError, PolicyValidationError, SyncPolicyStore
 from policystore.errors import ClientTypeError
+from policystore.testing import memory_store
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
@@ -29,6 +27,8 @@ class Recorder:
 @pytest.fixture
 def redis_db(redis_server: RedisServer) -> int:
     """A Redis database of its own on the shared server, emptied before use."""
+    import redis  # the redis extra: the tests that need it are marked, and skipped in the core-only run
+
     redis_server.start()  # an earlier test may have stopped it
     db = 3
     redis.Redis(port=redis_server.port, db=db).flushdb()
@@ -41,6 +41,8 @@ class TestOlderConstructor:
 
     async def test_redis_client_keyword_initialize_and_shutdown(self, redis_server: RedisServer, redis_db: int) -> None:
         """The keyword form opens on the caller's client, publishes to the bus, and shutdown() closes it."""
+        import redis.asyncio
+
         client = redis.asyncio.Redis(port=redis_server.port, db=redis_db)
         bus = Recorder()
         store = PolicyStore(redis_client=client, event_bus=bus)
@@ -58,6 +60,8 @@ class TestOlderConstructor:
 
     def test_synchronous_client_refused_in_one_sentence(self, redis_server: RedisServer) -> None:
         """A redis.Redis passed by mistake names the asyncio client to use, at once."""
+        import redis
+
         client = redis.Redis(port=redis_server.port)
         for make in (lambda: PolicyStore(redis_client=client), lambda: PolicyStore(client)):
             with pytest.raises(ClientTypeError) as caught:
@@ -71,6 +75,8 @@ class TestOlderConstructor:
 
     def test_synchronous_client_refused_by_the_sync_facade_too(self, redis_server: RedisServer) -> None:
         """SyncPolicyStore raises the same error and leaves no thread behind."""
+        import redis
+
         with pytest.raises(ClientTypeError):
             SyncPolicyStore(redis_client=redis.Redis(port=redis_server.port))
 
@@ -96,7 +102,7 @@ class TestOlderReads:
 
     async def test_active_risk_config_twice_is_the_same_object(self) -> None:
         """With no change in between, get_active_risk_config() returns the very same object."""
-        store = await PolicyStore.open(f"memory://compat-{uuid.uuid4().hex}", lkg_path=None)
+        store = await memory_store(watch=True)
         try:
             first = await store.get_active_risk_config()
             assert first is await store.get_active_risk_config()

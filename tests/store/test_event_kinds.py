@@ -12,6 +12,7 @@ import pytest
 
 from policystore import EventType, PolicyChanged, PolicyStore, PolicyValidationError, SyncPolicyStore
 from policystore.backends.memory import MemoryBackend
+from policystore.testing import memory_url
 from support.waiting import eventually
 
 
@@ -118,7 +119,7 @@ class TestOneEventPerChange:
     async def test_external_bus_still_receives_every_kind(self) -> None:
         """The system bus given as event_bus keeps receiving updated plus each kind, as before."""
         bus = Recorder()
-        store = PolicyStore(f"memory://events-{uuid.uuid4().hex}", event_bus=bus, lkg_path=None)
+        store = PolicyStore(memory_url(), event_bus=bus, lkg_path=None)
         await store.initialize()
         try:
             await store.switch_mode("DEFENSIVE", reason="calm")

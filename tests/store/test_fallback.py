@@ -17,12 +17,13 @@ from policystore.model.changes import apply_patch
 from policystore.model.policy import default_policy
 from policystore.model.validation import build_policy
 from policystore.store.lkg import LastKnownGood
+from policystore.testing import SwitchableBackend
 from support.waiting import eventually
 
 
-def memory_backend() -> MemoryBackend:
-    """A named in-process store no other test shares."""
-    return MemoryBackend(f"fallback-{uuid.uuid4().hex}")
+def memory_backend() -> SwitchableBackend:
+    """A named in-process store no other test shares, with an outage switch."""
+    return SwitchableBackend(MemoryBackend(f"fallback-{uuid.uuid4().hex}"))
 
 
 class TestLastKnownGoodFile:
@@ -115,8 +116,8 @@ class TestUnreachableStore:
         await first.initialize()
         await first.update({"modes.NORMAL.max_leverage": 4.0}, reason="tune")
         await first.close()
-        backend.set_available(False)
-        store = PolicyStore(MemoryBackend(backend.url.split("://", 1)[1]), lkg_path=lkg, environ={})
+        unreachable = SwitchableBackend(MemoryBackend(backend.url.split("://", 1)[1]), available=False)
+        store = PolicyStore(unreachable, lkg_path=lkg, environ={})
         await store.initialize()
         try:
             explanation = store.explain("risk.max_leverage")

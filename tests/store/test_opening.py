@@ -10,11 +10,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis.asyncio
 
 from policystore import PolicyStore, Source, StoreUnavailableError, SyncPolicyStore
 from policystore.backends.memory import MemoryBackend
 from policystore.store.store import NO_POLICY_REASON
+from policystore.testing import SwitchableBackend
 from support.redis_server import RedisServer
 
 
@@ -68,6 +68,8 @@ class TestOpenWithoutCreating:
         self, redis_server: RedisServer, tmp_path: Path
     ) -> None:
         """A real Redis with nothing in the namespace: refused; no key and no last-known-good copy appear."""
+        import redis.asyncio  # the redis extra: the test is marked, and skipped in the core-only run
+
         redis_server.start()  # an earlier test may have stopped it
         namespace = f"nocreate-{uuid.uuid4().hex}"
         with pytest.raises(StoreUnavailableError) as caught:
@@ -93,8 +95,7 @@ class TestOpenWithoutCreating:
 
     async def test_unreachable_store_still_opens_stale(self) -> None:
         """A store that cannot be reached at all is an outage, not an absence: it opens stale."""
-        backend = MemoryBackend(f"nocreate-{uuid.uuid4().hex}")
-        backend.set_available(False)
+        backend = SwitchableBackend(MemoryBackend(f"nocreate-{uuid.uuid4().hex}"), available=False)
         store = PolicyStore(backend, create=False, lkg_path=None)
         await store.initialize()
         try:

@@ -24,6 +24,7 @@ from policystore.consumers.learning import MultiplierLearner
 from policystore.consumers.sizing import RLPositionSizingAgent
 from policystore.model.history import HistoryEntry
 from policystore.store.sources import GateRefusal
+from policystore.testing import SwitchableBackend
 from support.waiting import eventually
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -136,11 +137,11 @@ class TestEveryRefusalHasItsOwnReason:
     """The executor names which fact of the gate refused the signal."""
 
     @pytest.fixture
-    async def backend(self) -> MemoryBackend:
-        """A named in-process store no other test shares."""
-        return MemoryBackend(f"gate-{uuid.uuid4().hex}")
+    async def backend(self) -> SwitchableBackend:
+        """A named in-process store no other test shares, with an outage switch."""
+        return SwitchableBackend(MemoryBackend(f"gate-{uuid.uuid4().hex}"))
 
-    async def test_refused_newer_version_refuses_as_version_refused(self, backend: MemoryBackend) -> None:
+    async def test_refused_newer_version_refuses_as_version_refused(self, backend: SwitchableBackend) -> None:
         """A newer version the model refuses (its kill switch cannot be known) stops entries, while live."""
         store = await PolicyStore.open(backend, lkg_path=None, watch=False, environ={})
         try:
@@ -169,7 +170,7 @@ class TestEveryRefusalHasItsOwnReason:
         ],
     )
     async def test_stale_rule_decides_for_the_executor_too(
-        self, backend: MemoryBackend, tmp_path: Path, rule: StaleTradingRule, saved: bool, expected: Reason
+        self, backend: SwitchableBackend, tmp_path: Path, rule: StaleTradingRule, saved: bool, expected: Reason
     ) -> None:
         """While the store cannot be reached, the executor follows the stale rule, as can_open_new_trades does."""
         lkg = tmp_path / "lkg.json"
@@ -186,7 +187,7 @@ class TestEveryRefusalHasItsOwnReason:
         finally:
             await store.close()
 
-    async def test_kill_switch_refusal_names_its_reason(self, backend: MemoryBackend) -> None:
+    async def test_kill_switch_refusal_names_its_reason(self, backend: SwitchableBackend) -> None:
         """The kill switch comes first, and the decision says why it is on."""
         store = await PolicyStore.open(backend, lkg_path=None, watch=False, environ={})
         try:

@@ -8,10 +8,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policystore import PolicyStore, PolicyValidationError, UnknownPathError
+from policystore import PolicyValidationError, UnknownPathError
 from policystore.model.changes import stored_values, writable_paths
 from policystore.model.modes import AI_FLAGS
 from policystore.model.policy import default_policy
+from policystore.testing import memory_store
 
 WRITABLE = [p for p in writable_paths(default_policy()) if not p.startswith("emergency.")]
 
@@ -40,7 +41,7 @@ def patch_batches(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 async def apply_batch(batch: list[dict[str, Any]]) -> None:
     """Apply each patch through a fresh store and check the all-or-nothing rule after each."""
-    store = await PolicyStore.open("memory://", lkg_path=None, watch=False)
+    store = await memory_store()
     try:
         for patch in batch:
             version, snap = store.get("version"), store.snapshot()

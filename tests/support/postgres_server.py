@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,8 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
-import psycopg
 import pytest
+
+from support.ports import free_port
 
 __all__ = ["PostgresServer", "postgres_bin", "postgres_server", "postgres_url"]
 
@@ -58,12 +58,6 @@ def postgres_bin() -> Path | None:
     return versions[-1].parent if versions else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server_account() -> tuple[int, int] | None:
     """The (uid, gid) to run the server as when running as root; None to run as ourselves."""
     if os.geteuid() != 0:
@@ -92,7 +86,7 @@ class PostgresServer:
         if bindir is None:
             raise RuntimeError(_MISSING)
         self.bin = bindir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.root = Path(tempfile.mkdtemp(prefix="policystore-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -167,6 +161,8 @@ class PostgresServer:
         """
         if self.running:
             return
+        import psycopg  # the postgres extra: imported only where a server runs
+
         options: dict[str, Any] = {}
         if self.account is not None:
             options = {"user": self.account[0], "group": self.account[1], "extra_groups": []}
@@ -261,6 +257,8 @@ class PostgresServer:
 
     def execute(self, query: str, params: tuple[Any, ...] = (), database: str = DATABASE) -> list[tuple[Any, ...]]:
         """Run one statement as the tests' own client and return its rows (none for a command)."""
+        import psycopg
+
         with psycopg.connect(self.conninfo(database), autocommit=True) as conn:
             cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description is not None else []
@@ -272,6 +270,8 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         """Drop a database, ending its sessions (best effort)."""
+        import psycopg
+
         with contextlib.suppress(psycopg.Error):
             self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
 
@@ -296,6 +296,8 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh namespace on the shared server (restarted if an earlier test left it down)."""
+    import psycopg
+
     postgres_server.start()
     namespace = f"t{os.getpid()}-{uuid.uuid4().hex[:12]}"
     yield postgres_server.url(namespace=namespace)

@@ -21,6 +21,8 @@ from typing import IO, Self
 
 import pytest
 
+from support.ports import free_port
+
 __all__ = ["CONFIG", "RedisServer", "redis_server", "redis_url"]
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "redis.conf"
@@ -28,12 +30,6 @@ _MISSING = (
     "redis-server is not on PATH: the Redis tests need a real server. "
     "Run `make test`, which installs it via scripts/install-system-deps.sh."
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ping(port: int) -> bool:
@@ -60,7 +56,7 @@ class RedisServer:
         if executable is None:
             raise RuntimeError(_MISSING)
         self.executable = executable
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.dir = directory or Path(tempfile.mkdtemp(prefix="policystore-redis-"))
         self._owns_dir = directory is None
         self.options = options

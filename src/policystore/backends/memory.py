@@ -14,7 +14,7 @@ from typing import Any
 
 from policystore.backends._records import check_names, decode_record, encode_record
 from policystore.backends.base import Published
-from policystore.errors import StoreUnavailableError, VersionConflictError
+from policystore.errors import VersionConflictError
 from policystore.model.history import HistoryEntry
 
 __all__ = ["MemoryBackend", "MemoryRecords"]
@@ -28,7 +28,6 @@ class _Shared:
         self.entries: list[HistoryEntry] = []
         self.records: dict[str, dict[str, str]] = {}
         self.listeners: set[asyncio.Queue[int | Published]] = set()
-        self.available = True
 
 
 _NAMED: dict[str, _Shared] = {}
@@ -44,20 +43,11 @@ class MemoryBackend:
         self._own: set[asyncio.Queue[int | Published]] = set()
         self.records = MemoryRecords(self._shared.records, before=self._check, url=self.url)
 
-    def set_available(self, available: bool) -> None:
-        """Simulate an outage (False) or recovery (True) of this store."""
-        self._shared.available = available
-        if available:
-            for queue in self._shared.listeners:
-                queue.put_nowait(0)
-
     def _check(self) -> _Shared:
-        if not self._shared.available:
-            raise StoreUnavailableError(self.url, "the store is switched off")
         return self._shared
 
     async def connect(self, *, create: bool = True) -> None:
-        """Nothing to open or create (an empty store is version 0); fails while switched off."""
+        """Nothing to open or create (an empty store is version 0)."""
         del create  # nothing is created on connect either way
         self._check()
 
@@ -129,7 +119,7 @@ class MemoryRecords:
 
     Args:
         collections: the text of each record by key, by collection (a new, empty one when None).
-        before: called before every call; raises StoreUnavailableError while the store is switched off.
+        before: called before every call; it may raise StoreUnavailableError (nothing is then read or written).
         url: the store's URL, for messages.
     """
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from policystore.cli.context import CliContext, Written, pass_cli, write, write_options
+from policystore.cli.context import CliContext, Written, pass_cli, repairable, write, write_options
 from policystore.cli.documents import read_document
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
@@ -36,11 +36,15 @@ def history(obj: CliContext, *, limit: int, full: bool) -> None:
     those that do not fit; --full lists them all, and --json gives them as data.
     """
 
-    async def action(store: PolicyStore) -> list[HistoryEntry]:
-        return await store.history(limit=limit)
+    async def action(store: PolicyStore) -> tuple[list[HistoryEntry], int | None]:
+        # The newest version, refused as invalid, is listed as stored and marked (it is how one learns
+        # who wrote it, and which version to roll back to).
+        invalid = await store.backend.current_version() if repairable(store.last_error) else None
+        return await store.history(limit=limit), invalid
 
-    entries = obj.run(action, live=True)
-    obj.emit(render_history_full(entries) if full else render_history(entries), [e.to_dict() for e in entries])
+    entries, invalid = obj.run(action, live=True, audits=True)
+    text = render_history_full(entries, invalid=invalid) if full else render_history(entries, invalid=invalid)
+    obj.emit(text, [e.to_dict() | ({"invalid": True} if e.version == invalid else {}) for e in entries])
 
 
 @click.command(short_help="Show what differs between two versions.")

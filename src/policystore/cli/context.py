@@ -144,6 +144,7 @@ class CliContext:
         watch: bool = False,
         create: bool = False,
         repairs: bool = False,
+        audits: bool = False,
     ) -> T:
         """Open the store, run ``action`` on it, and close the store.
 
@@ -158,6 +159,9 @@ class CliContext:
             repairs: the command replaces the whole document (``rollback``,
                 ``import``), so it may run while the newest stored version is
                 invalid: that is how such a store is repaired.
+            audits: the command reads the stored history entries (``history``),
+                which need no valid policy, so it also runs while the newest
+                stored version is invalid, and says so on stderr.
 
         Returns:
             What ``action`` returned.
@@ -172,9 +176,10 @@ class CliContext:
             try:
                 error = store.last_error
                 if store.stale and live and error is not None:
-                    if not (repairs and repairable(error)):
+                    if not ((repairs or audits) and repairable(error)):
                         raise error
-                    click.echo(f"warning: {one_line(str(error))} This write replaces it.", err=True)
+                    what = "This write replaces it." if repairs else "Its entry is listed, marked (invalid)."
+                    click.echo(f"warning: {one_line(str(error))} {what}", err=True)
                 elif store.stale:
                     self.warn_stale(store)
                 return await action(store)

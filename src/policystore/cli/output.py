@@ -15,7 +15,8 @@ from typing import Any, Final
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
-from policystore.model.policy import RECORD_FIELDS, Policy
+from policystore.model.paths import clamped_override
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "render_history_full",
     "render_preset",
     "render_show",
+    "render_strategies",
     "table",
     "to_json",
     "value_text",
@@ -165,7 +167,7 @@ def change_summary(changes: Sequence[FieldChange]) -> str:
 
 
 def render_show(policy: Policy, *, source: str, stale: bool) -> str:
-    """Return the ``show`` screen: metadata, kill switch, and every mode's values side by side.
+    """Return the ``show`` screen: metadata, kill switch, every mode's values side by side, and the strategies.
 
     Args:
         policy: the policy to show.
@@ -190,7 +192,43 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
     names = sorted(policy.modes, key=lambda n: (n != policy.active_mode, n))
     headers = ["field", *(f"{n}*" if n == policy.active_mode else n for n in names)]
     rows = [[field, *(getattr(policy.modes[n], field) for n in names)] for field in MODE_FIELDS]
-    return _key_values(head) + "\n\n" + table(headers, rows) + "\n\n* active mode"
+    modes = table(headers, rows) + "\n\n* active mode"
+    return _key_values(head) + "\n\n" + modes + "\n\n" + render_strategies(policy)
+
+
+def render_strategies(policy: Policy) -> str:
+    """Return every strategy's effective config under the active mode, each stored override beside it.
+
+    A cell is the value in force; ``(own)`` marks a stored override that is that
+    value, ``(own X, clamped)`` one the active mode overrules, which a note
+    under the table explains (as ``explain`` words it).
+
+    Args:
+        policy: the policy to show.
+
+    Returns:
+        The table and its notes, or a sentence when there is no strategy.
+    """
+    if not policy.strategies:
+        return "No strategies."
+    fields = [field for field, mode_field in STRATEGY_FIELDS.items() if mode_field is not None]
+    rows, notes = [], []
+    for name, settings in policy.strategies.items():
+        effective = policy.strategy(name)
+        cells = [name, settings.state.value, value_text(settings.cooldown_seconds)]
+        for field in fields:
+            own, value = getattr(settings, field), getattr(effective, field)
+            if (clamp := clamped_override(policy, f"strategies.{name}.{field}")) is not None:
+                cells.append(f"{value_text(value)} (own {value_text(own)}, clamped)")
+                notes.append(f"note: strategies.{name}.{field}: {clamp.detail}.")
+            else:
+                cells.append(value_text(value) + (" (own)" if own is not None else ""))
+        rows.append(cells)
+    legend = (
+        f"Values in force under {policy.active_mode}; (own): the strategy's stored override, "
+        "unmarked: the active mode's value."
+    )
+    return "\n".join([table(["strategy", "state", "cooldown_seconds", *fields], rows), "", legend, *notes])
 
 
 def render_explanation(explanation: Explanation) -> str:
@@ -214,7 +252,11 @@ def render_explanation(explanation: Explanation) -> str:
     )
 
 
-def render_history(entries: Sequence[HistoryEntry]) -> str:
+def _version_cell(version: int, invalid: int | None) -> str:
+    return f"{version} (invalid)" if version == invalid else str(version)
+
+
+def render_history(entries: Sequence[HistoryEntry], *, invalid: int | None = None) -> str:
     """Return history entries as a table, in the order given (newest first from the store).
 
     Each row lists as many changes as fit, those that matter first (see
@@ -222,6 +264,7 @@ def render_history(entries: Sequence[HistoryEntry]) -> str:
 
     Args:
         entries: the entries.
+        invalid: the newest version, when readers refuse it as invalid: marked ``(invalid)``.
 
     Returns:
         The table, or a sentence when there are none.
@@ -229,7 +272,13 @@ def render_history(entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return "No history."
     rows = [
-        [str(e.version), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.by, e.reason, _fitted_summary(e.changes)]
+        [
+            _version_cell(e.version, invalid),
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.by,
+            e.reason,
+            _fitted_summary(e.changes),
+        ]
         for e in entries
     ]
     return table(["version", "at (UTC)", "by", "reason", "changes"], rows)
@@ -263,11 +312,12 @@ def _clip(text: str, width: int = _CHANGES_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def render_history_full(entries: Sequence[HistoryEntry]) -> str:
+def render_history_full(entries: Sequence[HistoryEntry], *, invalid: int | None = None) -> str:
     """Return history entries with every change in full, one per line under its entry.
 
     Args:
         entries: the entries.
+        invalid: the newest version, when readers refuse it as invalid: marked ``(invalid)``.
 
     Returns:
         The text, or a sentence when there are none.
@@ -276,7 +326,8 @@ def render_history_full(entries: Sequence[HistoryEntry]) -> str:
         return "No history."
     blocks = []
     for e in entries:
-        head = f"version {e.version}  {e.at.strftime('%Y-%m-%d %H:%M:%S')} UTC  by {e.by}: {e.reason}"
+        at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        head = f"version {_version_cell(e.version, invalid)}  {at} UTC  by {e.by}: {e.reason}"
         lines = [f"  {_change(c)}" for c in by_importance(e.changes)] or ["  (no field changed)"]
         blocks.append("\n".join([head, *lines]))
     return "\n\n".join(blocks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,8 +67,11 @@ class Follower:
         watch: bool,
         refresh_interval: float,
         closed: Callable[[], bool],
+        connect: Callable[[], Awaitable[None]],
     ) -> None:
         self._backend = backend
+        #: Connects the back end if the store was opened while it could not be reached.
+        self._connect = connect
         self._copy = copy
         self._writer = writer
         self._lock = lock
@@ -108,6 +111,7 @@ class Follower:
             StoreUnavailableError: the store cannot be reached (reads go stale).
         """
         try:
+            await self._connect()
             await self._catch_up(deep=deep)
         except StoreUnavailableError as exc:
             self._copy.mark_unreachable(exc)
@@ -226,8 +230,11 @@ class Follower:
                             await self.refresh(deep=hint.version == self._copy.state.policy.version)
                     elif hint == 0 or hint != self._copy.state.policy.version or self._copy.state.stale:
                         await self.refresh(deep=hint == 0)
-            except StoreUnavailableError:
-                pass  # marked stale by refresh(); the safety net and the retry below reconnect
+            except StoreUnavailableError as exc:
+                # Raised by refresh(), which marked the copy stale already, or by the back end's
+                # listener itself: either way the store is gone, so answers are stale from now
+                # (a no-op when already stale); the safety net and the retry below reconnect.
+                self._copy.mark_unreachable(exc)
             except Exception:
                 log.exception("Following policy changes failed; retrying")
             await asyncio.sleep(0.2)

@@ -233,7 +233,7 @@ class CopySaver:
                     self._hurry.clear()
 
     async def save_now(self, policy: Policy) -> None:
-        """Save ``policy`` and flush it to disk before returning (a write of this process that stops trading).
+        """Save ``policy`` and flush it to disk before returning (a write of this process that holds trading back).
 
         Acknowledged, such a write must survive this process being killed the
         moment it returns, and the store being unreadable after. If the copy
@@ -245,7 +245,7 @@ class CopySaver:
         try:
             await asyncio.to_thread(copy.write, policy, durable=True)
         except OSError as exc:
-            log.error("Could not save version %d, which stops trading, to %s: %s", policy.version, copy.path, exc)  # noqa: TRY400 - the message states the whole condition
+            log.error("Could not save version %d, which holds trading back, to %s: %s", policy.version, copy.path, exc)  # noqa: TRY400 - the message states the whole condition
             try:
                 await asyncio.to_thread(copy.discard_older_than, policy.version)
             except OSError as gone:

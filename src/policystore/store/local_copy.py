@@ -19,7 +19,7 @@ from policystore.model.events import EventType, PolicyChanged, events_for
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
 from policystore.store.env import overlay_environment
-from policystore.store.keeper import CopyKeeper, stops_trading
+from policystore.store.keeper import CopyKeeper, tightens_trading
 from policystore.store.outbox import Outbox
 from policystore.store.sources import ReadState, Source, StaleTradingRule
 
@@ -107,8 +107,9 @@ class LocalCopy:
         self._set_state(ReadState.live(policy, values, **facts))
         self._applied()
         if self._keeper.keeps and (before.source is not Source.STORE or before.policy.version != policy.version):
-            # A kill switch turned on is saved at once: a crash must not leave a copy that allows trading.
-            urgent = stops_trading(policy) and not stops_trading(before.policy)
+            # A kill switch turned on, or a stricter state, is saved at once: a crash must not
+            # leave a copy that allows what this version stops.
+            urgent = tightens_trading(before.policy, policy)
             self._keeper.save(policy, urgent=urgent)
         if not self._outbox.listening:
             return  # events are made only for someone to receive them: most processes only read

@@ -39,6 +39,7 @@ from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
+from policystore.store.connector import Connector
 from policystore.store.fleet import FleetReads, FleetReporter, check_name
 from policystore.store.follower import Follower
 from policystore.store.identity import default_actor
@@ -151,6 +152,7 @@ class PolicyStore(Reads, Writes, FleetReads):
             applied=reporter.applied if reporter is not None else lambda: None,
         )
         Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ))
+        self._connector = Connector(self._backend, create=create)
         writer = Writer(
             self._backend,
             self._copy,
@@ -161,6 +163,7 @@ class PolicyStore(Reads, Writes, FleetReads):
             actor=actor,
             external=event_bus,
             refresh=self.refresh,
+            connect=self._connector.ensure,
         )
         Writes.__init__(self, writer)
         FleetReads.__init__(self, self._backend, reporter)
@@ -175,6 +178,7 @@ class PolicyStore(Reads, Writes, FleetReads):
             watch=watch,
             refresh_interval=refresh_interval,
             closed=self._is_closed,
+            connect=self._connector.ensure,
         )
 
     def _is_closed(self) -> bool:
@@ -217,8 +221,7 @@ class PolicyStore(Reads, Writes, FleetReads):
         self._initialized = True
         missing = False
         try:
-            # A back end of the user's own need not know ``create``: it is passed only when False.
-            await (self._backend.connect() if self._create else self._backend.connect(create=False))
+            await self._connector.connect()
             if await self._backend.current_version() == 0:
                 missing = not self._create
                 if self._create:

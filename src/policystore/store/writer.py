@@ -5,7 +5,8 @@ checked, the newest version is loaded, the change applied to it, the actor's
 authority checked, and the result committed only if the store is still at the
 version it was built on; a write that lost that race is applied again on the
 winner's version. The committed version is installed here at once, with its
-events, and one that stops trading is saved durably before the write returns.
+events, and one that stops trading or makes a trading state stricter is saved
+durably before the write returns.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor, authorize_change
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
-from policystore.store.keeper import CopyKeeper, stops_trading
+from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
 from policystore.store.sources import Source
@@ -88,6 +89,7 @@ class Writer:
         actor: Actor,
         external: ExternalEventBus | None,
         refresh: Callable[[], Awaitable[object]],
+        connect: Callable[[], Awaitable[None]],
     ) -> None:
         self.backend = backend
         self.actor = actor
@@ -98,6 +100,8 @@ class Writer:
         self._clock = clock
         self._external = external
         self._refresh = refresh
+        #: Connects the back end if the store was opened while it could not be reached.
+        self._connect = connect
 
     async def seed(self) -> None:
         """Write the built-in policy as version 1 of a store that holds none (unless another process did)."""
@@ -178,18 +182,20 @@ class Writer:
                 self._copy.mark_unreachable(exc)
                 raise
             await self._after_commit(base, new, entry)
-            if stops_trading(new):
+            if stops_trading(new) or tightens_trading(base, new):
                 await self._keeper.save_durably(new)
             return new
         current = await self.backend.current_version()
         raise VersionConflictError(current - 1, current)
 
     async def _hold(self, base: Policy) -> None:
-        """After a write that changed nothing, hold the version it found, durably if it stops trading.
+        """After a write that changed nothing, hold the version it found, durably if it holds trading back.
 
         The caller is told that version is the store's: this process must not go
         on answering from an older one (a kill switch turned on elsewhere, which
-        this write found already on, stops trading here too, at once).
+        this write found already on, stops trading here too, at once). A version
+        with the kill switch on or any state stricter than ``active`` is saved as
+        if this write had made it: the write is acknowledged as holding it.
         """
         state = self._copy.state
         if state.source is not Source.STORE or (state.policy.version, state.policy.updated_at) != (
@@ -198,7 +204,7 @@ class Writer:
         ):
             with contextlib.suppress(StoreUnavailableError):  # marked stale; the write changed nothing
                 await self._refresh()
-        if stops_trading(base):
+        if restricts_trading(base):
             await self._keeper.save_durably(base)
 
     async def _write_base(self, *, replaces_whole: bool) -> tuple[Policy, bool]:
@@ -209,6 +215,7 @@ class Writer:
         restores what this process held, since that repairs the store.
         """
         try:
+            await self._connect()  # the store may have been opened while its back end could not be reached
             try:
                 return await load_latest(self.backend), True
             except StoreUnavailableError as exc:

@@ -27,8 +27,16 @@ function banners() {
     list.push(["kill", `KILL SWITCH ACTIVE — no new trades. ${state.policy.emergency.reason || ""}`]);
   }
   $("banners").replaceChildren(...list.map(([kind, text]) => el("div", { class: `banner ${kind}` }, text)));
-  $("live-dot").className = "dot " + (state.streamUp ? "up" : "down");
-  $("live-text").textContent = state.streamUp ? "live" : "offline";
+  // The stream being up is not enough to say "live": answers from an unreachable store are stale.
+  const storeDown = Boolean(state.health && (!state.health.store_reachable || state.health.stale));
+  $("live-dot").className = "dot " + (state.streamUp && !storeDown ? "up" : "down");
+  $("live-text").textContent = !state.streamUp ? "offline" : storeDown ? "stale" : "live";
+}
+
+// What the header says answers come from, in the words /healthz and /v1/values use.
+function sourceText(source, stale, reachable) {
+  if (stale) return `${source} (stale)`;
+  return reachable === false ? `${source} (store unreachable)` : source;
 }
 
 function render() {
@@ -139,6 +147,7 @@ function installed(result) {
 
 function refused(title, err) {
   if (err.error === "StoreUnavailableError") {
+    pollHealth(); // the header and banners say so now, not at the next poll
     const v = state.policy ? state.policy.version : "?";
     const what = title === "Activate kill switch"
       ? "Kill switch NOT turned on: the policy store cannot be reached, so nothing was written. "
@@ -191,13 +200,13 @@ async function refreshPolicy() {
   if (!state.policy || data.version >= state.policy.version) {
     state.policy = data.policy; state.effective = data.effective || {}; render();
   }
-  $("source").textContent = data.source + (data.stale ? " (stale)" : "");
+  $("source").textContent = sourceText(data.source, data.stale);
 }
 
 async function pollHealth() {
   try {
     state.health = await (await fetch("/healthz")).json();
-    $("source").textContent = state.health.source + (state.health.stale ? " (stale)" : "");
+    $("source").textContent = sourceText(state.health.source, state.health.stale, state.health.store_reachable);
   } catch { state.health = { store_reachable: false, stale: true, source: "server unreachable" }; }
   banners();
 }

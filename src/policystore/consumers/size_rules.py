@@ -1,0 +1,283 @@
+"""Sizing arithmetic without I/O: the size a decision takes under its caps, and the decision's record.
+
+The rules (see :mod:`policystore.consumers.sizing` for the whole recipe): a
+risk-based base size, scaled, then held under every cap, the tightest of
+which binds; each cap that bound is named in the decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final, NamedTuple
+
+from policystore.model.controls import InstrumentRules
+from policystore.model.numbers import finite_float, short_repr
+from policystore.model.policy import Policy, StrategyConfig
+
+__all__ = [
+    "CAP_GROSS_EXPOSURE",
+    "CAP_LEVERAGE",
+    "CAP_ORDER_NOTIONAL",
+    "CAP_ORDER_QUANTITY",
+    "CAP_POSITION_NOTIONAL",
+    "CAP_RISK",
+    "CAP_SCALING",
+    "CAP_SIZE",
+    "INF",
+    "VOLATILITY_STOP_MULTIPLE",
+    "InstrumentCaps",
+    "ModeLimits",
+    "SizingDecision",
+    "StrategyCache",
+    "check_held",
+    "diagnose",
+    "instrument_caps",
+    "positive",
+    "size_position",
+]
+
+CAP_RISK: Final = "max_risk_pct_per_trade"
+CAP_SIZE: Final = "position_size_cap"
+CAP_LEVERAGE: Final = "max_leverage"
+CAP_SCALING: Final = "scaling_factor"
+CAP_ORDER_NOTIONAL: Final = "max_order_notional"
+CAP_ORDER_QUANTITY: Final = "max_order_quantity"
+CAP_POSITION_NOTIONAL: Final = "max_position_notional"
+CAP_GROSS_EXPOSURE: Final = "max_gross_exposure"
+#: Without a stop distance, the stop sits this many volatilities from the price.
+VOLATILITY_STOP_MULTIPLE: Final = 2.0
+INF: Final = math.inf
+_TOLERANCE: Final = 1e-9  # relative: a cap within this of the result counts as binding
+
+
+@dataclass(frozen=True, slots=True)
+class SizingDecision:
+    """One sizing decision: the size, the risk it takes, and what limited it.
+
+    Attributes:
+        symbol: the instrument.
+        quantity: units to trade (0 if no size fits).
+        notional: ``quantity * price``.
+        leverage: ``notional / equity``.
+        risk_amount: money lost if the stop is hit (``quantity * stop_distance``).
+        policy_version: the version of the snapshot every limit came from.
+        mode: the active mode of that snapshot.
+        strategy: the strategy whose config applied, or None.
+        binding_caps: every cap that bound the result, by name.
+        multiplier: the learned multiplier (1.0 with learning off).
+        equity, price, confidence, stop_distance, volatility: the inputs;
+            ``stop_distance`` is the one used (derived from volatility if none was given).
+    """
+
+    symbol: str
+    quantity: float
+    notional: float
+    leverage: float
+    risk_amount: float
+    policy_version: int
+    mode: str
+    strategy: str | None
+    binding_caps: tuple[str, ...]
+    multiplier: float
+    equity: float
+    price: float
+    confidence: float
+    stop_distance: float
+    volatility: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the decision as JSON-ready data."""
+        data = asdict(self)
+        data["binding_caps"] = list(self.binding_caps)
+        return data
+
+
+class ModeLimits(NamedTuple):
+    """The limits of one mode (or one strategy under it) that a size is held under."""
+
+    risk_pct: float
+    max_leverage: float
+    scaling: float
+    size_cap: float
+    learn: bool
+
+
+class StrategyCache:
+    """Effective strategy configs, computed once per snapshot.
+
+    ``Policy.strategy(name)`` builds (and validates) a config object; doing
+    that per signal costs microseconds, so results are kept until the
+    snapshot object changes (a new version or a new source).
+    """
+
+    __slots__ = ("_configs", "_policy")
+
+    def __init__(self) -> None:
+        self._policy: Policy | None = None
+        self._configs: dict[str, StrategyConfig | None] = {}
+
+    def get(self, policy: Policy, name: str) -> StrategyConfig | None:
+        """Return strategy ``name``'s effective config under ``policy``, or None if it has no such strategy."""
+        if policy is not self._policy:
+            self._policy = policy
+            self._configs = {}
+        try:
+            return self._configs[name]
+        except KeyError:
+            config = policy.strategy(name) if name in policy.strategies else None
+            self._configs[name] = config
+            return config
+
+
+def positive(name: str, value: float) -> float:
+    """Return ``value`` as a float when it is a positive finite number.
+
+    Raises:
+        ValueError: naming ``name`` and the value.
+    """
+    number = finite_float(value)  # None for a bool, a string, NaN, or an int too large for a float
+    if number is not None and number > 0.0:
+        return number
+    raise ValueError(f"{name} must be a positive finite number (got {short_repr(value)})")
+
+
+def diagnose(equity: float, price: float, confidence: float) -> None:
+    """Say which of a decision's inputs is unusable.
+
+    Raises:
+        ValueError: naming the first input that is not usable.
+    """
+    positive("equity", equity)
+    positive("price", price)
+    raise ValueError(f"confidence must be a number in [0, 1] (got {short_repr(confidence)})")
+
+
+def _tightest(notional_caps: Sequence[tuple[str, float]]) -> float:
+    """The tightest of the extra notional caps; a cap that is not above zero (NaN included) is returned as is."""
+    tightest = INF
+    for _, cap in notional_caps:
+        if not cap > 0.0:
+            return cap
+        tightest = min(tightest, cap)
+    return tightest
+
+
+def size_position(
+    equity: float,
+    price: float,
+    stop_distance: float,
+    *,
+    risk_pct: float,
+    max_leverage: float,
+    scaling: float,
+    size_cap: float,
+    multiplier: float = 1.0,
+    notional_caps: Sequence[tuple[str, float]] = (),
+    quantity_cap: float = INF,
+) -> tuple[float, tuple[str, ...]]:
+    """Return the quantity that obeys every cap, and the caps that bound it (pure arithmetic).
+
+    Args:
+        equity: account equity, > 0.
+        price: the entry price, > 0.
+        stop_distance: price distance to the stop per unit, > 0.
+        risk_pct: the fraction of equity one trade may risk.
+        max_leverage: the most notional per unit of equity.
+        scaling: the policy's scaling factor.
+        size_cap: the largest notional of one position.
+        multiplier: the learned multiplier, applied last (values above 1 count as 1).
+        notional_caps: more caps on the order's notional, each with its name
+            (an instrument's ``max_order_notional``, the room left under a
+            position or exposure limit).
+        quantity_cap: the largest quantity (an instrument's ``max_order_quantity``).
+
+    Returns:
+        ``(quantity, binding_caps)``; the caps named are those that bound the
+        size before the multiplier. A NaN anywhere, or a negative multiplier,
+        gives ``(0.0, ())``; a notional cap at or below zero (no room left)
+        gives ``(0.0, names of those caps)``. The quantity is never negative and,
+        after rounding, ``quantity * stop_distance <= equity * risk_pct``,
+        ``quantity * price <= min(size_cap, equity * max_leverage, *notional_caps)``
+        and ``quantity <= quantity_cap`` hold exactly.
+    """
+    risk_budget = equity * risk_pct
+    q_risk = risk_budget / stop_distance
+    desired = q_risk * scaling
+    q_size = size_cap / price
+    q_leverage = equity * max_leverage / price
+    capped = min(desired, q_risk, q_size, q_leverage)
+    notional_cap = quantity_cap_q = INF
+    if notional_caps or quantity_cap < INF:
+        notional_cap = _tightest(notional_caps)
+        if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
+            return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
+        quantity_cap_q = min(notional_cap / price, quantity_cap)
+        capped = min(capped, quantity_cap_q)
+    # min() ignores a NaN that is not its first argument, which would silently drop that cap;
+    # q_risk's NaN shows in desired, so checking the others is enough.
+    if (
+        not math.isfinite(capped)
+        or capped < 0
+        or math.isnan(q_size + q_leverage + quantity_cap_q)
+        or not multiplier >= 0
+    ):
+        return 0.0, ()
+    limit = capped * (1 + _TOLERANCE)
+    binding: list[str] = []
+    if scaling < 1 and desired <= limit:
+        binding.append(CAP_SCALING)
+    if q_risk <= limit:
+        binding.append(CAP_RISK)
+    if q_size <= limit:
+        binding.append(CAP_SIZE)
+    if q_leverage <= limit:
+        binding.append(CAP_LEVERAGE)
+    if quantity_cap_q <= limit:
+        binding += [name for name, cap in notional_caps if cap / price <= limit]
+        binding += [CAP_ORDER_QUANTITY] if quantity_cap <= limit else []
+    quantity = capped * min(multiplier, 1.0)
+    # Division and multiplication each round; step down until the products obey the caps exactly.
+    notional_limit = min(size_cap, equity * max_leverage, notional_cap)
+    while quantity > 0 and (
+        quantity * stop_distance > risk_budget or quantity * price > notional_limit or quantity > quantity_cap
+    ):
+        quantity = math.nextafter(quantity, 0.0)
+    return quantity, tuple(binding)
+
+
+def check_held(position_notional: float, gross_exposure: float) -> None:
+    """Refuse a held notional or exposure that is not a finite number >= 0.
+
+    Raises:
+        ValueError: naming the figure.
+    """
+    for label, value in (("position_notional", position_notional), ("gross_exposure", gross_exposure)):
+        try:
+            usable = not isinstance(value, bool) and 0.0 <= float(value) < INF
+        except (TypeError, ValueError, OverflowError):
+            usable = False
+        if not usable:
+            raise ValueError(f"{label} must be a finite number >= 0 (got {short_repr(value)})")
+
+
+class InstrumentCaps(NamedTuple):
+    """An instrument's limits as ``size_position``'s extra caps, the parts that do not change between orders."""
+
+    order: tuple[tuple[str, float], ...]  # its order notional limit, if any
+    position: float | None  # its position notional limit, if any
+    opening: tuple[tuple[str, float], ...]  # both, for an order in an instrument where nothing is held
+    quantity: float  # its order quantity limit (inf: none)
+
+
+def instrument_caps(instrument: InstrumentRules) -> InstrumentCaps:
+    """Return an instrument's limits in force as ``size_position``'s extra caps."""
+    order = instrument.max_order_notional
+    position = instrument.max_position_notional
+    orders = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
+    opening = orders if position is None else (*orders, (CAP_POSITION_NOTIONAL, position.value))
+    quantity = instrument.max_order_quantity
+    return InstrumentCaps(
+        orders, None if position is None else position.value, opening, INF if quantity is None else quantity.value
+    )
