@@ -26,6 +26,7 @@ from policystore import (
 )
 from policystore.backends.memory import MemoryBackend
 from policystore.model.fleet import DROP_AFTER, FLEET_COLLECTION, LOST_AFTER, REPORT_EVERY
+from policystore.testing import SwitchableBackend
 from support.waiting import eventually
 
 
@@ -236,7 +237,7 @@ class TestWait:
 
     async def test_a_wait_on_a_store_out_of_reach_raises_once_the_time_is_up(self) -> None:
         """When the records cannot be read at all before the timeout, the wait says the store is unreachable."""
-        backend = MemoryBackend(f"down-{uuid.uuid4()}")
+        backend = SwitchableBackend(MemoryBackend(f"down-{uuid.uuid4()}"))
         store = await PolicyStore.open(backend, watch=False, lkg_path=None)
         try:
             backend.set_available(False)
@@ -254,7 +255,7 @@ class TestReportingFailure:
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Through an outage of several reports: one warning, fleet_error set; after it, cleared and said so."""
-        backend = MemoryBackend(f"outage-{uuid.uuid4()}")
+        backend = SwitchableBackend(MemoryBackend(f"outage-{uuid.uuid4()}"))
         member = await PolicyStore.open(backend, name="executor-1", lkg_path=None)
         try:
             await eventually(lambda: member.fleet_error is None)

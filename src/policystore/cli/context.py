@@ -17,12 +17,11 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import update_wrapper
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import click
 
 from policystore.cli.errors import one_line
-from policystore.cli.fleet_wait import confirm_fleet
 from policystore.cli.output import to_json
 from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
 from policystore.model.fleet import FleetAck
@@ -34,6 +33,8 @@ from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
+    "AFTER_WRITE",
+    "AfterWrite",
     "CliContext",
     "Written",
     "default_author",
@@ -45,6 +46,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What a write command runs after its write, inside the same store session (``--wait``:
+#: :func:`policystore.cli.fleet_wait.wait_option`): given the store and the version the write left.
+AfterWrite = Callable[[PolicyStore, int], Awaitable[FleetAck | None]]
+#: Where an option puts its :data:`AfterWrite` in the click context's ``meta``.
+AFTER_WRITE: Final = "policystore.after_write"
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 
@@ -231,9 +238,10 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """Make a write of ``store`` and tell whether it wrote a version.
 
     A write that would change nothing writes nothing and returns the current
-    policy, so its version is the one the store held before. A command given
-    ``--wait`` (see :func:`policystore.cli.fleet_wait.wait_option`) then waits
-    for the fleet to apply that version.
+    policy, so its version is the one the store held before. Then what an
+    option put under :data:`AFTER_WRITE` runs: with ``--wait`` (see
+    :func:`policystore.cli.fleet_wait.wait_option`), the wait for the fleet to
+    apply that version.
 
     Args:
         store: the open store.
@@ -244,7 +252,9 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """
     before = await store.backend.current_version()
     policy = await change()
-    fleet = await confirm_fleet(store, policy.version)
+    ctx = click.get_current_context(silent=True)
+    after: AfterWrite | None = None if ctx is None else ctx.meta.get(AFTER_WRITE)
+    fleet = None if after is None else await after(store, policy.version)
     return Written(policy, changed=policy.version != before, fleet=fleet)
 
 

@@ -3,8 +3,8 @@
 :func:`wait_option` is the one decorator a write command takes to offer it. The
 wait itself runs inside the command's store session, right after the write, in
 :func:`policystore.cli.context.write` (which every write command makes its write
-with): it calls :func:`confirm_fleet`, which finds the option's value in the
-click context. Once the command has printed its result, the decorator reports
+with): the option leaves the wait there, under
+:data:`~policystore.cli.context.AFTER_WRITE`. Once the command has printed its result, the decorator reports
 the fleet: one line saying who confirmed, or, when a live member had not applied
 the version when the wait ran out,
 :class:`~policystore.errors.FleetIncompleteError` (exit 7) naming those members.
@@ -21,44 +21,32 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from policystore.cli.context import AFTER_WRITE, AfterWrite, CliContext
 from policystore.errors import FleetIncompleteError, StoreUnavailableError
 from policystore.model.fleet import FleetAck
 from policystore.store.fleet import MAX_WAIT
 from policystore.store.store import PolicyStore
 
-__all__ = ["Seconds", "confirm_fleet", "wait_option"]
+__all__ = ["Seconds", "wait_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Where the option's value and the wait's outcome are kept in the click context's ``meta``.
-_WAIT: Final = "policystore.fleet.wait"
+#: Where the wait's outcome is kept in the click context's ``meta``.
 _OUTCOME: Final = "policystore.fleet.outcome"
 
 
-async def confirm_fleet(store: PolicyStore, version: int) -> FleetAck | None:
-    """Wait for the fleet to apply ``version`` when the command was given ``--wait``; else do nothing.
+def _confirm(ctx: click.Context, wait: float) -> AfterWrite:
+    async def confirm(store: PolicyStore, version: int) -> FleetAck | None:
+        """Wait for the fleet to apply ``version``; a fleet that cannot be read is reported unconfirmed."""
+        try:
+            ack = await store.wait_for_fleet(version, timeout=wait)
+        except StoreUnavailableError as exc:
+            ctx.meta[_OUTCOME] = FleetIncompleteError(version, wait, [], unread=str(exc))
+            return None
+        ctx.meta[_OUTCOME] = ack
+        return ack
 
-    A fleet whose records cannot be read is reported as unconfirmed (exit 7,
-    saying why) once the command has printed the write it made.
-
-    Args:
-        store: the open store the write was made with.
-        version: the version the write left the store at.
-
-    Returns:
-        The outcome, or None without ``--wait`` (or when it could not be read).
-    """
-    ctx = click.get_current_context(silent=True)
-    wait = None if ctx is None else ctx.meta.get(_WAIT)
-    if ctx is None or wait is None:
-        return None
-    try:
-        ack = await store.wait_for_fleet(version, timeout=wait)
-    except StoreUnavailableError as exc:
-        ctx.meta[_OUTCOME] = FleetIncompleteError(version, wait, [], unread=str(exc))
-        return None
-    ctx.meta[_OUTCOME] = ack
-    return ack
+    return confirm
 
 
 def wait_option(command: F) -> F:
@@ -78,14 +66,15 @@ def wait_option(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, wait: float | None, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        ctx.meta[_WAIT] = wait
+        if wait is not None:
+            ctx.meta[AFTER_WRITE] = _confirm(ctx, wait)
         result = command(*args, **kwargs)
         outcome = ctx.meta.pop(_OUTCOME, None)
         if isinstance(outcome, FleetIncompleteError):
             raise outcome
         if isinstance(outcome, FleetAck):
             outcome.check(wait if wait is not None else 0.0)
-            if not _json_output(ctx):
+            if not CliContext.of(ctx).json:
                 took = f" (confirmed in {outcome.waited:.3f} s)" if outcome.acked else ""
                 click.echo(f"{outcome.summary()[:-1]}{took}.")
         return result
@@ -116,9 +105,3 @@ class Seconds(click.ParamType[float]):
         if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT:
             self.fail(f"{value!r} is not a number of seconds from 0 to {MAX_WAIT:g}.", param, ctx)
         return seconds
-
-
-def _json_output(ctx: click.Context) -> bool:
-    from policystore.cli.context import CliContext
-
-    return CliContext.of(ctx).json
