@@ -208,10 +208,12 @@ async def store_reachable(store: PolicyStore) -> bool:
 
 @router.get("/healthz", summary="Liveness and store reachability")
 async def healthz(request: Request) -> HealthResponse:
-    """Report whether the store is reachable and the version and staleness of answers.
+    """Report whether the store is reachable, the version and staleness of answers, and the fleet.
 
     Always 200 while the server runs; ``status`` says ``degraded`` when the
-    store is unreachable or answers are stale.
+    store is unreachable or answers are stale. ``fleet_members``, ``fleet_lost``
+    and ``fleet_behind`` count the processes that follow the store, those not
+    heard from for 5 s, and the live ones without the current version.
     """
     store: PolicyStore = request.app.state.store
     started = time.perf_counter()
