@@ -61,12 +61,14 @@ class _TimedStore(PolicyStore):
 
 
 async def member(url: str, name: str, last: int) -> None:
-    """A member: follow the store until it holds version ``last``, then leave and print what it saw when."""
+    """A member: follow the store until it holds version ``last`` and its input ends; leave; print what it saw when."""
     store = await _TimedStore.open(url, name=name, lkg_path=None)
     print("ready", flush=True)
     deadline = time.monotonic() + 600
     while store.snapshot().version < last and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the local copy
         await asyncio.sleep(0.05)
+    # Still a member until the writer is done waiting: the last write's wait must find it.
+    await asyncio.to_thread(sys.stdin.read)
     await store.close()
     print(json.dumps(store.seen), flush=True)
 
@@ -74,7 +76,10 @@ async def member(url: str, name: str, last: int) -> None:
 def _spawn_members(url: str, count: int, last: int) -> list[subprocess.Popen[str]]:
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, "member", url, f"member-{n}", str(last)], stdout=subprocess.PIPE, text=True
+            [sys.executable, __file__, "member", url, f"member-{n}", str(last)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for n in range(count)
     ]
@@ -118,7 +123,7 @@ async def measure(server: RedisServer, args: argparse.Namespace) -> dict[str, li
     propagation: list[float] = []
     slowest: dict[int, float] = {}
     for process in processes:
-        out, _ = process.communicate(timeout=120)
+        out, _ = process.communicate("", timeout=120)
         seen = sorted((int(v), t) for v, t in json.loads(out.strip().splitlines()[-1]).items())
         for version, t0 in committed.items():
             first = min(t for v, t in seen if v >= version)
