@@ -2,12 +2,14 @@
 # Installs the system programs the tests need, from Debian's packages, when missing:
 # redis-server for the Redis back end (with openssl for its TLS test's certificates),
 # PostgreSQL's server programs (initdb, pg_ctl, under /usr/lib/postgresql/*/bin) for the
-# PostgreSQL back end, and chromium for the dashboard's browser test.
+# PostgreSQL back end, chromium for the dashboard's browser test, and wrk, the load generator of
+# the HTTP benchmark (bench/http.py).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -20,6 +20,7 @@ EXPECTED = [
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",
+    "Override",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",

@@ -22,7 +22,7 @@ from policystore.model.events import EventType, PolicyChanged
 from policystore.model.fleet import FleetAck, FleetMember, FleetStatus
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
-from policystore.model.policy import Emergency, HardLimits, Policy, StrategyConfig, StrategySettings
+from policystore.model.policy import Emergency, HardLimits, Override, Policy, StrategyConfig, StrategySettings
 from policystore.model.roles import Actor, Role
 from policystore.model.trading import InstrumentLimits, TradingControls, TradingState
 from policystore.store.sources import Explanation, Source
@@ -45,6 +45,7 @@ __all__ = [
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",
+    "Override",
     "PermissionDeniedError",
     "Policy",
     "PolicyChanged",

@@ -208,7 +208,7 @@ class TestReadmeBlocks:
 
     @pytest.mark.slow
     def test_readme_examples_run_as_written(self, reader: Reader, request: pytest.FixtureRequest) -> None:
-        """Every block in order: the tour, the Python examples (twice), the server, the controls, replay, Redis."""
+        """Every block in order: the tour, Python (each twice), the server, the trading controls, replay, Redis."""
         port = str(_free_port())
         ran = []
         for block in readme_blocks():
@@ -244,7 +244,12 @@ class TestReadmeBlocks:
             if "/v1/mode" in body:
                 assert '"value":5.0' in outputs[-2].replace(" ", "")
                 assert '"active_mode":"DEFENSIVE"' in outputs[-1].replace(" ", "")
+            if "/v1/trading" in body:
+                assert '"value":"halted"' in outputs[-4].replace(" ", "")  # the ETH/USD halt, read back
+                assert 'policystore_trading_state{name="ETH/USD",scope="instrument"} 2.0' in outputs[-3]
 
-        assert ["sh", "python", "sh", "python", "python", "python", "python", "sh", "redis", "python", "python"] == ran
+        tour, expiring, server, fleet = ["sh", "python"], ["sh", "python"], ["sh"], ["python"]
+        rest = ["python", "python", "sh", "python", "sh", "redis", "python", "python"]
+        assert [*tour, *expiring, *server, *fleet, *rest] == ran
         assert (reader.cwd / "replay.png").read_bytes()[:4] == b"\x89PNG"
         assert 2 == len((reader.cwd / "decisions.jsonl").read_text().splitlines())  # one decision per run

@@ -11,6 +11,7 @@ strategy overrides that mode happens to hide is loosening, and refused.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def policystore(db: Path, *args: str) -> str:
     return result.stdout
 
 
-def wait_for(predicate: Callable[[], bool], deadline: float = 20.0) -> None:
+def wait_for(predicate: Callable[[], bool], deadline: float = 60.0) -> None:
     """Wait until ``predicate()`` holds; fail only after a generous deadline (not a timing test)."""
     end = time.monotonic() + deadline
     while not predicate():
@@ -132,11 +133,17 @@ class TestStoreFileMovedAway:
         assert (2, 12, False) == newest(elsewhere / db.name)
         assert not db.exists()  # nothing is created in its place
 
-        assert "is at version 1" in policystore(db, "init")
+        # The server may already have followed the new file and halted it (it went back): version 1 or 2.
+        assert re.search(r"is at version [12]\.", policystore(db, "init"))
         policystore(db, "emergency", "on", "--reason", "new file")
 
-        wait_for(lambda: http.get("/healthz").json()["status"] == "ok")
-        wait_for(lambda: held(live)[0] == newest(db)[0])
+        def settled() -> bool:
+            # The server may halt the new file itself (it went back) before or after the command
+            # line writes; once the command has returned, no further version comes.
+            health = http.get("/healthz").json()
+            return health["status"] == "ok" and health["version"] == newest(db)[0] == held(live)[0]
+
+        wait_for(settled)
         version, kill, can_trade = held(live)
         assert (True, False) == (kill, can_trade)
         health = http.get("/healthz").json()
@@ -145,7 +152,7 @@ class TestStoreFileMovedAway:
             health["stale"],
             health["source"],
             health["version"],
-        )
+        ), health
         # Tokens live in the store: the new file has its own. A write through the server lands in it.
         token = json.loads(policystore(db, "--json", "token", "create", "--role", "admin", "--name", "ada-new"))[
             "token"

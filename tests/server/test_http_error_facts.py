@@ -78,6 +78,7 @@ DOCUMENTED = {
             ("post", "/v1/mode"),
             ("post", "/v1/emergency"),
             ("post", "/v1/rollback"),
+            ("post", "/v1/trading"),
         ]
     },
 }

@@ -68,6 +68,11 @@ class RedisServer:
         """True while the process is alive."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (to freeze it with SIGSTOP), else None."""
+        return self._process.pid if self.running and self._process is not None else None
+
     def url(self, namespace: str | None = None, db: int = 0) -> str:
         """Return a ``redis://`` URL for database ``db``, with ``namespace`` if given."""
         base = f"redis://127.0.0.1:{self.port}/{db}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 import policystore
 from policystore import (
@@ -14,6 +15,7 @@ from policystore import (
     FleetMember,
     FleetStatus,
     HistoryEntry,
+    Override,
     Policy,
     PolicyChanged,
     PolicyStore,
@@ -112,6 +114,17 @@ async def trade_carefully(store: PolicyStore) -> TradingState:
     return TradingState(store.get("trading.effective_state"))
 
 
+async def grant_room_for_a_while(store: PolicyStore) -> datetime | None:
+    """More leverage for two hours, then back by itself; read what expires and when."""
+    await store.update({"modes.NORMAL.max_leverage": 6.0}, reason="CPI print", expires_in=7200)
+    await store.switch_mode("DEFENSIVE", reason="calm", expires_in=timedelta(minutes=30))
+    await store.set_emergency_mode(False, reason="close out", expires_in=600.0)
+    changes: tuple[Override, ...] = store.get("overrides")
+    replaced: dict[str, object] = dict(changes[0].replaced) if changes else {}
+    del replaced
+    return store.explain("risk.max_leverage").expires_at
+
+
 async def open_existing(url: str) -> None:
     """Open a store that must exist already; older code's constructor and closing call."""
     try:
@@ -130,6 +143,7 @@ def use_sync(url: str) -> RiskModeConfig:
     """The same calls without await."""
     with SyncPolicyStore.open(url) as store:
         store.switch_mode("DEFENSIVE", reason="calm", updated_by="trader")
+        store.update({"modes.NORMAL.max_leverage": 6.0}, reason="CPI print", expires_in=7200)
         versions: list[int] = [e.version for e in store.history()]
         modes = store.watch(types=[EventType.MODE_CHANGED])
         del versions, modes

@@ -64,7 +64,7 @@ def diff(obj: CliContext, *, v1: int, v2: int | None) -> None:
 
 @click.command(short_help="Restore an old version as a new one.")
 @click.argument("version", type=click.IntRange(min=1))
-@write_options()
+@write_options(lifetime=False)
 @wait_option
 @pass_cli
 def rollback(obj: CliContext, *, version: int, by: str, reason: str, expect_version: int | None) -> None:
@@ -187,7 +187,7 @@ def _read_document(file: str, kind: str) -> dict[str, Any]:
 @click.command(name="import", short_help="Replace the policy with a YAML or JSON file.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @_format_option
-@write_options()
+@write_options(lifetime=False)
 @wait_option
 @pass_cli
 def import_(obj: CliContext, *, file: str, fmt: str | None, by: str, reason: str, expect_version: int | None) -> None:

@@ -8,12 +8,20 @@ stderr and their class's exit code (with ``--json``, one JSON object on stderr:
 see :mod:`policystore.cli.errors`); any other exception is a bug and keeps its
 traceback. The command group itself, with the options every command shares, is
 :class:`policystore.cli.group.PolicyStoreGroup`.
+
+``--for DURATION`` (``90s``, ``30m``, ``2h``, ``1h30m``) gives a write a
+lifetime. It comes with :func:`write_options`, so every write command takes
+it; a command hands it to the store with ``expires_in=obj.lifetime()``, and a
+command that never asks for it refuses ``--for`` before it opens the store
+(see :meth:`CliContext.run`), so a lifetime is never silently dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import update_wrapper
@@ -23,21 +31,32 @@ import click
 
 from policystore.cli.errors import one_line
 from policystore.cli.output import to_json
-from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
+from policystore.errors import (
+    FieldError,
+    PolicyStoreError,
+    PolicyValidationError,
+    StoreUnavailableError,
+    VersionConflictError,
+)
 from policystore.model.fleet import FleetAck
+from policystore.model.numbers import short_repr
+from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.identity import local_author
+from policystore.store.returns import RETURN_AUTHOR
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
     "AFTER_WRITE",
+    "LIFETIME_OPTION",
     "AfterWrite",
     "CliContext",
     "Written",
     "default_author",
+    "parse_duration",
     "pass_cli",
     "repairable",
     "store_url",
@@ -54,6 +73,33 @@ AfterWrite = Callable[[PolicyStore, int], Awaitable[FleetAck | None]]
 AFTER_WRITE: Final = "policystore.after_write"
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
+
+#: One part of a duration: a number and its unit.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Where click's context says the command asked for its ``--for`` (see CliContext.lifetime).
+_LIFETIME_TAKEN = "policystore.lifetime_taken"
+
+
+def parse_duration(text: str) -> float:
+    """Return the seconds a ``--for`` duration stands for: ``90s``, ``30m``, ``2h``, ``1d``, ``1h30m``.
+
+    Args:
+        text: the duration as typed.
+
+    Returns:
+        The seconds, above 0 and at most 31 days.
+
+    Raises:
+        PolicyValidationError: not such a duration, not above 0, or longer than 31 days.
+    """
+    compact = text.strip().lower()
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(number + unit for number, unit in parts) != compact:
+        message = f"is not a duration such as 90s, 30m, 2h or 1h30m (got {short_repr(text)})"
+        raise PolicyValidationError([FieldError("--for", message)])
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    return lifetime_seconds(seconds, name="--for", shown=text)
 
 
 def default_author() -> str:
@@ -100,6 +146,12 @@ class Written:
     changed: bool
     fleet: FleetAck | None = None
 
+    @property
+    def until(self) -> str:
+        """`` until <end>`` when the write made an expiring change, else ``""``: for the sentence a command prints."""
+        made = [change for change in self.policy.overrides if change.version == self.policy.version]
+        return f" until {made[0].until.isoformat()}" if made and self.changed else ""
+
     def data(self, **more: Any) -> dict[str, Any]:
         """Return the document with ``changed``, ``more`` and (after ``--wait``) ``fleet``, as ``--json`` prints it."""
         fleet = {} if self.fleet is None else {"fleet": self.fleet.to_dict()}
@@ -114,11 +166,13 @@ class CliContext:
         url: the store URL (see :func:`store_url`).
         json: print machine-readable JSON instead of tables.
         role: the role writes are made with (``--role``).
+        expires_in: the write's lifetime in seconds (``--for``), or None.
     """
 
     url: str
     json: bool
     role: Role
+    expires_in: float | None = None
 
     @classmethod
     def of(cls, ctx: click.Context) -> CliContext:
@@ -142,6 +196,17 @@ class CliContext:
             ``Actor(by, role)``.
         """
         return Actor(by, self.role)
+
+    def lifetime(self) -> float | None:
+        """Return the write's lifetime (``--for``, in seconds) for the store's ``expires_in``, or None.
+
+        A command that can give its write a lifetime asks for it here, before it
+        runs; :meth:`run` refuses ``--for`` to a command that did not.
+        """
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.meta[_LIFETIME_TAKEN] = True
+        return self.expires_in
 
     def run(
         self,
@@ -176,7 +241,14 @@ class CliContext:
         Raises:
             PolicyStoreError: as the action raised it; :class:`PolicyStoreGroup`
                 turns it into its sentence and exit status.
+            click.UsageError: ``--for`` was given to a command that did not ask
+                for it (:meth:`lifetime`); nothing was opened or written.
         """
+        context = click.get_current_context(silent=True)
+        if self.expires_in is not None and not (context is not None and context.meta.get(_LIFETIME_TAKEN)):
+            name = context.command_path if context is not None else "this command"
+            message = f"--for gives a write a lifetime; '{name}' as given makes no write that can take one."
+            raise click.UsageError(message)
 
         async def body() -> T:
             store = await PolicyStore.open(self.url, watch=watch, create=create)
@@ -255,22 +327,50 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     ctx = click.get_current_context(silent=True)
     after: AfterWrite | None = None if ctx is None else ctx.meta.get(AFTER_WRITE)
     fleet = None if after is None else await after(store, policy.version)
-    return Written(policy, changed=policy.version != before, fleet=fleet)
+    # A write that found an expiring change past its end records the return first (as the store):
+    # that version alone is no change of the command's.
+    changed = policy.version != before and policy.updated_by != RETURN_AUTHOR
+    return Written(policy, changed=changed, fleet=fleet)
 
 
-def write_options(*, expect_version: bool = True, reason_required: bool = True) -> Callable[[F], F]:
-    """Add ``--by``, ``--reason`` and (optionally) ``--expect-version`` to a write command.
+def _lifetime_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj = dataclasses.replace(CliContext.of(ctx), expires_in=parse_duration(value))
+
+
+#: ``--for DURATION``: shared by every write command (see :func:`write_options`).
+LIFETIME_OPTION: Final = click.option(
+    "--for",
+    "lifetime_text",
+    default=None,
+    metavar="DURATION",
+    expose_value=False,
+    callback=_lifetime_given,
+    help="Make the change for a while only (90s, 30m, 2h, 1h30m; at most 31 days): then every process "
+    "returns to the values from before it.",
+)
+
+
+def write_options(
+    *, expect_version: bool = True, reason_required: bool = True, lifetime: bool = True
+) -> Callable[[F], F]:
+    """Add ``--by``, ``--reason``, ``--for`` and (optionally) ``--expect-version`` to a write command.
 
     Args:
         expect_version: add ``--expect-version N`` (compare-and-set).
         reason_required: a missing ``--reason`` is a usage error (exit 2); turn
             off for commands that only sometimes write, which check it themselves.
+        lifetime: add ``--for DURATION`` (a write that expires); the command
+            passes ``expires_in=obj.lifetime()`` to the store. Off for writes
+            of a whole document (``rollback``, ``import``).
 
     Returns:
         The decorator.
     """
 
     def decorate(func: F) -> F:
+        if lifetime:
+            func = LIFETIME_OPTION(func)
         if expect_version:
             func = click.option(
                 "--expect-version",

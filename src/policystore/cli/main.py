@@ -21,11 +21,14 @@ from policystore.cli.fleet_commands import fleet
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
+from policystore.cli.trading_output import fact_lines, render_trading
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
 from policystore.model.modes import MODE_FIELDS, PRESETS
 from policystore.model.policy import Policy
 from policystore.model.roles import Role
+from policystore.model.trading_view import in_force, path_facts
 from policystore.redaction import redact
+from policystore.store.sources import Explanation
 from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
@@ -37,6 +40,10 @@ LAZY_COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "token": ("policystore.cli.server_commands:token", "Create, list and revoke API tokens for the HTTP API."),
     "decisions": ("policystore.cli.trading_commands:decisions", "List trading decisions: why, under which version."),
     "replay": ("policystore.cli.trading_commands:replay", "Replay signals under the store's policy, per mode."),
+    "trading": (
+        "policystore.cli.commands_trading:trading",
+        "Set the trading state of the firm, a strategy or an instrument.",
+    ),
 }
 
 
@@ -73,6 +80,7 @@ def cli(ctx: click.Context, url: str | None, as_json: bool, role: str, verbose: 
       policystore get risk.max_leverage
       policystore mode DEFENSIVE --reason "volatility spike"
       policystore set modes.NORMAL.max_leverage 4 --reason "tighter"
+      policystore set modes.NORMAL.max_leverage 6 --for 2h --reason "CPI print"
       policystore history --limit 5 --json
 
     \b
@@ -109,16 +117,23 @@ def init(obj: CliContext) -> None:
     obj.emit(f"Policy store {url} is at version {version}.", {"url": url, "version": version})
 
 
-@cli.command(short_help="Show the active mode, all modes and the kill switch.")
+@cli.command(short_help="Show the active mode, all modes, the kill switch and the trading controls.")
 @pass_cli
 def show(obj: CliContext) -> None:
-    """Show the active mode, every mode's values side by side, and the kill switch."""
+    """Show the active mode, every mode's values side by side, the kill switch and the trading controls.
+
+    The trading part lists the state of the firm, of each strategy and of each
+    instrument with the state in force and what decided it, each instrument's
+    limits in force, and the firm-wide controls. --json prints the document
+    with those values in force under "effective".
+    """
 
     async def action(store: PolicyStore) -> tuple[Policy, str, bool]:
         return store.snapshot(), store.source.value, store.stale
 
     policy, source, stale = obj.run(action)
-    obj.emit(render_show(policy, source=source, stale=stale), policy.document())
+    text = render_show(policy, source=source, stale=stale) + "\n\n" + render_trading(policy)
+    obj.emit(text, {**policy.document(), "effective": in_force(policy)})
 
 
 @cli.command(short_help="Print the value at PATH.")
@@ -138,13 +153,20 @@ def get(obj: CliContext, *, path: str) -> None:
 @click.argument("path")
 @pass_cli
 def explain(obj: CliContext, *, path: str) -> None:
-    """Tell where the value at PATH comes from: source, version, staleness."""
+    """Tell where the value at PATH comes from: source, version, staleness.
 
-    async def action(store: PolicyStore) -> Any:
-        return store.explain(path)
+    For a trading path it also tells which path set the value in force (an
+    instrument's own, the default's or a hard cap) and, for a state, the state
+    in force and the scope that decided it (firm, kill switch, strategy,
+    instrument or default).
+    """
 
-    explanation = obj.run(action)
-    obj.emit(render_explanation(explanation), explanation.to_dict())
+    async def action(store: PolicyStore) -> tuple[Explanation, Policy]:
+        return store.explain(path), store.snapshot()
+
+    explanation, policy = obj.run(action)
+    facts = path_facts(policy, path)
+    obj.emit(render_explanation(explanation, fact_lines(path, facts)), {**explanation.to_dict(), **facts})
 
 
 @cli.command()
@@ -180,17 +202,21 @@ def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expe
         obj.emit(active, {"active_mode": active, "version": version})
         return
     reason = _require_reason(reason, "switching the mode")
+    expires_in = obj.lifetime()
 
     async def switch(store: PolicyStore) -> Written:
         return await write(
-            store, lambda: store.switch_mode(name, reason=reason, expected_version=expect_version, actor=obj.actor(by))
+            store,
+            lambda: store.switch_mode(
+                name, reason=reason, expected_version=expect_version, actor=obj.actor(by), expires_in=expires_in
+            ),
         )
 
     done = obj.run(switch, live=True)
     if not done.changed:
         _no_change(obj, done, f"mode {name} is already active")
         return
-    obj.emit(f"Active mode is now {name} (version {done.policy.version}).", done.data())
+    obj.emit(f"Active mode is now {name}{done.until} (version {done.policy.version}).", done.data())
 
 
 def _strategy_paths(path: str, value: Any) -> list[str]:
@@ -238,13 +264,24 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
 
     A strategy override looser than the active mode is stored (it binds once a
     looser mode is active) and the mode's value applies meanwhile: set says so.
+
+    With --for DURATION the value holds until then, and every process returns
+    to the value from before at that moment; 'policystore get overrides' lists
+    the changes that expire.
     """
     parsed = load_yaml(value, where=path, what=f"the value {clip(value)}")
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> tuple[Written, list[str]]:
         done = await write(
             store,
-            lambda: store.update({path: parsed}, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
+            lambda: store.update(
+                {path: parsed},
+                reason=reason,
+                expected_version=expect_version,
+                actor=obj.actor(by),
+                expires_in=expires_in,
+            ),
         )
         return done, _clamp_notes(store, _strategy_paths(path, parsed))
 
@@ -254,7 +291,7 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
     if not done.changed:
         _no_change(obj, done, f"{path} is already {_shown(parsed)}", notes=notes)
         return
-    obj.emit(f"Set {path} to {_shown(parsed)} (version {done.policy.version}).", done.data(notes=notes))
+    obj.emit(f"Set {path} to {_shown(parsed)}{done.until} (version {done.policy.version}).", done.data(notes=notes))
 
 
 def _shown(value: Any) -> str:
@@ -272,14 +309,19 @@ _SHOWN_VALUE: Final = 80
 @wait_option
 @pass_cli
 def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_version: int | None) -> None:
-    """Turn the kill switch on (no new trades) or off (admins only)."""
+    """Turn the kill switch on (no new trades) or off (admins only).
+
+    With --for, the kill switch returns to its earlier state at the end; turning
+    it on for a while needs an admin, since its end turns it off.
+    """
     active = state == "on"
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> Written:
         return await write(
             store,
             lambda: store.set_emergency_mode(
-                active, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+                active, reason=reason, expected_version=expect_version, actor=obj.actor(by), expires_in=expires_in
             ),
         )
 
@@ -287,7 +329,7 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
     if not done.changed:
         _no_change(obj, done, f"the kill switch is already {state.upper()}")
         return
-    obj.emit(f"Kill switch is {state.upper()} (version {done.policy.version}).", done.data())
+    obj.emit(f"Kill switch is {state.upper()}{done.until} (version {done.policy.version}).", done.data())
 
 
 @cli.command(short_help="List ready-made modes; --add one to the policy.")
@@ -326,6 +368,7 @@ def presets(
         raise click.UsageError("--add needs the NAME of the preset to add.")
     reason = _require_reason(reason, "adding a preset")
     values = dataclasses.asdict(PRESETS[name][0])
+    expires_in = obj.lifetime()
 
     async def action(store: PolicyStore) -> Written:
         held = (await store.refresh()).modes.get(name)
@@ -339,7 +382,11 @@ def presets(
         return await write(
             store,
             lambda: store.update(
-                {f"modes.{name}": values}, reason=reason, expected_version=expect_version, actor=obj.actor(by)
+                {f"modes.{name}": values},
+                reason=reason,
+                expected_version=expect_version,
+                actor=obj.actor(by),
+                expires_in=expires_in,
             ),
         )
 
@@ -347,7 +394,10 @@ def presets(
     if not done.changed:
         _no_change(obj, done, f"mode {name} already holds the values of preset {name}")
         return
-    obj.emit(f"Added mode {name} (version {done.policy.version}); switch with 'policystore mode {name}'.", done.data())
+    obj.emit(
+        f"Added mode {name}{done.until} (version {done.policy.version}); switch with 'policystore mode {name}'.",
+        done.data(),
+    )
 
 
 def _require_reason(reason: str | None, action: str) -> str:

@@ -12,11 +12,12 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Final
 
+from policystore.model.controls import firm_state
 from policystore.model.events import PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import MODE_FIELDS, RiskModeConfig
 from policystore.model.paths import clamped_override
-from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Policy
+from policystore.model.policy import RECORD_FIELDS, STRATEGY_FIELDS, Override, Policy
 from policystore.store.sources import Explanation
 
 __all__ = [
@@ -184,11 +185,13 @@ def render_show(policy: Policy, *, source: str, stale: bool) -> str:
     head = [
         ("active mode", policy.active_mode),
         ("kill switch", switch),
+        ("trading", _firm_state_text(policy)),
         ("version", policy.version),
         ("updated", f"{value_text(policy.updated_at)} by {policy.updated_by}"),
         ("reason", policy.reason or "-"),
         ("source", source + (" (STALE: the live store cannot be reached)" if stale else "")),
     ]
+    head += [(f"expires (v{change.version})", _expiring(change)) for change in policy.overrides]
     names = sorted(policy.modes, key=lambda n: (n != policy.active_mode, n))
     headers = ["field", *(f"{n}*" if n == policy.active_mode else n for n in names)]
     rows = [[field, *(getattr(policy.modes[n], field) for n in names)] for field in MODE_FIELDS]
@@ -231,11 +234,28 @@ def render_strategies(policy: Policy) -> str:
     return "\n".join([table(["strategy", "state", "cooldown_seconds", *fields], rows), "", legend, *notes])
 
 
-def render_explanation(explanation: Explanation) -> str:
+def _firm_state_text(policy: Policy) -> str:
+    """The firm-wide trading state as set, and in force when the kill switch raises it."""
+    state, in_force = policy.trading.state.value, firm_state(policy).state.value
+    return state if in_force == state else f"{state} (in force: {in_force}, the kill switch is on)"
+
+
+def _expiring(change: Override) -> str:
+    """One expiring change on a line: what it set, until when, what it returns to, who and why."""
+    values = ", ".join(
+        f"{path} {value_text(value)} (returns to {value_text(change.replaced[path])})"
+        for path, value in change.values.items()
+    )
+    return f"{values} until {value_text(change.until)} by {change.by}: {change.reason}"
+
+
+def render_explanation(explanation: Explanation, extra: Sequence[tuple[str, Any]] = ()) -> str:
     """Return an explanation as aligned ``key  value`` lines.
 
     Args:
         explanation: what :meth:`PolicyStore.explain` returned.
+        extra: more ``(key, value)`` lines after the explanation's own (a trading
+            path's ``set by`` and ``in force``).
 
     Returns:
         The text.
@@ -248,6 +268,8 @@ def render_explanation(explanation: Explanation) -> str:
             ("version", explanation.version),
             ("stale", explanation.stale),
             ("detail", explanation.detail or "-"),
+            *extra,
+            *([("expires", explanation.expires_at)] if explanation.expires_at is not None else []),
         ]
     )
 
@@ -374,6 +396,9 @@ def render_decisions(records: Sequence[Mapping[str, Any]]) -> str:
     for record, row in zip(records, rows, strict=True):
         lines.append(line(row))
         detail = " ".join(str(record.get("detail") or "").split())
+        control = record.get("control")
+        if control and str(control) not in detail:  # the policy path that refused, when the detail omits it
+            detail = f"{detail} [{control}]".strip()
         if detail:
             lines.append(f"    {detail}")
     return "\n".join(lines)

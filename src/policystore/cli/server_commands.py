@@ -28,7 +28,7 @@ from policystore.redaction import redact
 from policystore.server.tokens import TokenStore
 from policystore.store.store import PolicyStore
 
-__all__ = ["WS_MAX_SIZE", "bind_socket", "serve", "serve_store", "token"]
+__all__ = ["WS_MAX_SIZE", "bind_socket", "event_loop_factory", "serve", "serve_store", "token"]
 
 #: Largest stream message accepted from a client. Clients only ever send their token,
 #: so this is generous; uvicorn's default (16 MiB) would let one client pin that much memory.
@@ -66,6 +66,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise click.UsageError(f"Cannot listen on {host}:{port}: {_reason(exc)}.") from exc
     return sock
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the factory of the event loop uvicorn runs on by default, or None for asyncio's own.
+
+    That is uvloop when installed (``uvicorn[standard]`` brings it). :func:`serve_store`
+    is a coroutine, so whoever runs it chooses the loop; ``policystore serve`` runs it on
+    this one.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - the server extra installs it
+        return None
+    return uvloop.new_event_loop
 
 
 def _reason(exc: BaseException) -> str:
@@ -109,6 +123,7 @@ async def serve_store(
     import uvicorn
 
     from policystore.server.app import create_app
+    from policystore.server.logs import BackgroundLogServer
 
     listening = sock if sock is not None else bind_socket(host, port)
     try:
@@ -127,7 +142,8 @@ async def serve_store(
                 server_header=False,
                 proxy_headers=False,
             )
-            await uvicorn.Server(config).serve(sockets=[listening])
+            # uvicorn logs a line per request: written from a thread, so a slow reader of them stalls no request.
+            await BackgroundLogServer(config).serve(sockets=[listening])
         finally:
             await store.close()
     finally:
@@ -200,8 +216,10 @@ def serve(
         # Said once the store is open: a missing store is refused before anything claims to be served.
         click.echo(f"Serving {redact(url)} on http://{shown}:{bound}/ (dashboard at /, API under /v1).", err=True)
 
-    with contextlib.suppress(KeyboardInterrupt):  # an interactive stop is a normal end
-        asyncio.run(
+    # An interactive stop is a normal end. The loop is the one uvicorn.run would pick: serving
+    # from a loop of our own would otherwise leave the default asyncio loop under the server.
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(
             serve_store(
                 url,
                 host,

@@ -30,6 +30,7 @@ from policystore.consumers.replay import (
 from policystore.errors import PolicyValidationError, StoreUnavailableError
 from policystore.model.modes import PRESETS
 from policystore.model.policy import Policy
+from policystore.model.trading import TradingState
 from policystore.redaction import redact
 from policystore.store.sources import Source
 from policystore.store.store import PolicyStore
@@ -146,6 +147,11 @@ def _header(policy: Policy, origin: str, results: list[ModeResult]) -> str:
     lines = [f"Replayed {origin}."]
     if policy.emergency.active:
         lines.append(f"The kill switch, on in version {policy.version}, is off in the replay.")
+    if policy.trading.state is not TradingState.ACTIVE:
+        lines.append(
+            f"The firm-wide trading state, {policy.trading.state.value} in version {policy.version}, "
+            "is active in the replay (strategy and instrument states apply as stored)."
+        )
     presets = [r.mode for r in results if r.preset]
     if presets:
         lines.append(f"What-if: {', '.join(presets)} is a preset the policy does not hold, added to it for the replay.")

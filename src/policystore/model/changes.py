@@ -84,7 +84,11 @@ def writable_paths(policy: Policy) -> list[str]:
 
 
 def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
-    """Return the stored fields that differ between two policies, by path."""
+    """Return the stored fields that differ between two policies, by path.
+
+    An expiring change made or ended shows as ``overrides.<version>`` (the
+    version that made it), its end time before and after (None: none).
+    """
     before, after = stored_values(old), stored_values(new)
     missing = object()
     changes = []
@@ -94,7 +98,27 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
         a, b = before.get(path, absent), after.get(path, absent)
         if a != b:
             changes.append(FieldChange(path, None if a is missing else a, None if b is missing else b))
+    if old.overrides or new.overrides:
+        changes += _override_changes(old, new)
     return tuple(changes)
+
+
+def _override_changes(old: Policy, new: Policy) -> list[FieldChange]:
+    """The expiring changes made, ended, replaced on some paths or extended, by the version that made each."""
+    before = {change.version: change for change in old.overrides}
+    after = {change.version: change for change in new.overrides}
+    changes = []
+    for version in sorted(before.keys() | after.keys()):
+        a, b = before.get(version), after.get(version)
+        if a != b:
+            old_end = a.until.isoformat() if a is not None else None
+            new_end = b.until.isoformat() if b is not None else None
+            if old_end == new_end:
+                # The same end, fewer paths: a later write replaced it on the others.
+                old_end = f"{old_end} ({', '.join(sorted(a.values))})" if a is not None else None
+                new_end = f"{new_end} ({', '.join(sorted(b.values))})" if b is not None else None
+            changes.append(FieldChange(f"overrides.{version}", old_end, new_end))
+    return changes
 
 
 def unchanged(old: Policy, new: Policy) -> bool:
@@ -115,6 +139,8 @@ def _read_only(path: str, current: Policy) -> str | None:
         return f"is read-only; write modes.{current.active_mode}.{rest} to change the active mode"
     if path in _READ_ONLY:
         return "is set by the store on every write and cannot be written"
+    if head == "overrides":
+        return "lists the expiring changes in force; give a write a lifetime (expires_in, --for) to make one"
     if path in _STAMPED:
         return "is set by the store when the kill switch is turned on and cannot be written"
     if path == EFFECTIVE_STATE_PATH:

@@ -21,6 +21,7 @@ __all__ = [
     "EMERGENCY_FIELDS",
     "HARD_LIMIT_FIELDS",
     "METADATA_PATHS",
+    "OVERRIDES_PATH",
     "Clamp",
     "clamped_override",
     "flatten",
@@ -33,6 +34,8 @@ HARD_LIMIT_FIELDS: Final = tuple(HardLimits.__dataclass_fields__)
 METADATA_PATHS: Final = ("active_mode", *RECORD_FIELDS)
 #: The read-only firm-wide state with the kill switch folded in.
 EFFECTIVE_STATE_PATH: Final = "trading.effective_state"
+#: The read-only list of the expiring changes in force.
+OVERRIDES_PATH: Final = "overrides"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -56,7 +59,9 @@ def flatten(policy: Policy) -> dict[str, Any]:
     ``trading.*`` and ``instruments.*`` answer what is in force (see
     :mod:`policystore.model.controls`): ``trading.effective_state`` folds the kill
     switch in, an instrument's unset field answers ``instruments.default``'s (or
-    the hard cap), and ``instruments.default.*`` is always listed.
+    the hard cap), and ``instruments.default.*`` is always listed. ``overrides``
+    answers the expiring changes the policy holds (a tuple of
+    :class:`~policystore.model.policy.Override`).
     """
     values: dict[str, Any] = {}
     _put_own(policy, values)
@@ -70,6 +75,8 @@ def flatten(policy: Policy) -> dict[str, Any]:
     for key, field in _HARD_LIMIT_KEYS:
         values[key] = getattr(caps, field)
     _put_trading(policy, values)
+    # The expiring changes in force (immutable, shared by every reader of this table).
+    values[OVERRIDES_PATH] = policy.overrides
     return values
 
 

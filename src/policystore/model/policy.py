@@ -26,6 +26,7 @@ __all__ = [
     "Emergency",
     "FrozenDict",
     "HardLimits",
+    "Override",
     "Policy",
     "StrategyConfig",
     "StrategySettings",
@@ -185,6 +186,52 @@ Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
 @dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
+class Override:
+    """An expiring change in force: the values a write set, until when, and the values they return to.
+
+    A write that carries a lifetime (``expires_in``) leaves one in the
+    document's ``overrides`` section. Until ``until`` the values it set are in
+    force; from then on every process reads the values they replaced, by its own
+    clock, and the first process that can write records the return as a new
+    version. A later write to one of its paths replaces it on that path.
+
+    Attributes:
+        version: the version the write made.
+        at: when it was written (the writer's clock).
+        until: when it ends (the writer's clock plus the lifetime).
+        by: who wrote it.
+        reason: why, as the write's history entry says.
+        values: the values it set, by stored path (``modes.NORMAL.max_leverage``).
+        replaced: the values they return to, by the same paths (None: not set, or no such entry).
+    """
+
+    version: VersionNumber
+    at: Timestamp
+    until: Timestamp
+    by: str
+    reason: str
+    values: dict[str, Any]
+    replaced: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # Frozen: an override a snapshot holds cannot be altered in place.
+        object.__setattr__(self, "values", FrozenDict(self.values))
+        object.__setattr__(self, "replaced", FrozenDict(self.replaced))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the override as JSON-ready data, as the document holds it."""
+        return {
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "until": self.until.isoformat(),
+            "by": self.by,
+            "reason": self.reason,
+            "values": dict(self.values),
+            "replaced": dict(self.replaced),
+        }
+
+
+@dataclass(frozen=True, slots=True, config=FROZEN_CONFIG)
 class Policy:
     """The whole policy at one version. Frozen: a new version is a new object.
 
@@ -201,6 +248,10 @@ class Policy:
     controls (see :mod:`policystore.model.trading`); a document without them
     reads as their defaults: everything ``active``, no limits. An instrument
     entry that sets nothing is not kept.
+
+    ``overrides`` holds the expiring changes (:class:`Override`), oldest first;
+    a document without the section has none, and a policy without any writes
+    none, so that readers which predate the section read it as before.
     """
 
     active_mode: str
@@ -214,6 +265,7 @@ class Policy:
     reason: str = ""
     trading: TradingControls = TradingControls()
     instruments: dict[str, InstrumentLimits] = Field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
     # Derived in __post_init__ and stored in a slot: a plain attribute read.
     risk: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
     ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
@@ -269,8 +321,12 @@ class Policy:
         return StrategyConfig.derive(name, self.strategies[name], self.risk)
 
     def document(self) -> dict[str, Any]:
-        """Return the policy as plain JSON-ready data."""
-        return policy_adapter.dump_python(self, mode="json")  # type: ignore[no-any-return]
+        """Return the policy as plain JSON-ready data (without ``overrides`` when there are none)."""
+        data: dict[str, Any] = policy_adapter.dump_python(self, mode="json")
+        if not data["overrides"]:
+            # Left out, so a reader that predates expiring changes reads the document as before.
+            del data["overrides"]
+        return data
 
 
 policy_adapter: Final = TypeAdapter(Policy)

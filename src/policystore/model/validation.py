@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.modes import BUILTIN_MODES, LIMIT_FIELDS
 from policystore.model.numbers import finite_float, short_repr
+from policystore.model.overrides import override_problems, returned_document
 from policystore.model.policy import (
     BUILTIN_STRATEGIES,
     MODE_NAME_PATTERN,
@@ -31,7 +32,7 @@ from policystore.model.policy import (
 )
 from policystore.model.trading import OPTIONAL_CAP_FIELDS, instrument_key_problem
 
-__all__ = ["build_policy", "build_policy_json", "cross_field_errors", "pydantic_errors"]
+__all__ = ["build_policy", "build_policy_json", "cross_field_errors", "override_errors", "pydantic_errors"]
 
 _DEFAULT_CAPS = HardLimits()
 #: The longest instrument key an error's path shows as written.
@@ -238,6 +239,8 @@ def _consistent(policy: Policy) -> bool:
         )
         and not (policy.emergency.active and not policy.emergency.reason)
         and _trading_consistent(policy)
+        # Expiring changes are checked in full (override_errors): few documents hold any.
+        and not policy.overrides
     )
 
 
@@ -255,6 +258,37 @@ def _trading_consistent(policy: Policy) -> bool:
         if any((value := getattr(entry, field)) is not None and value > cap for entry in entries):
             return False
     return True
+
+
+def override_errors(policy: Policy) -> list[FieldError]:
+    """Check the expiring changes of an otherwise valid policy, and that each return leads to a valid one.
+
+    The changes end in the order of their ends; after each end the policy must
+    pass every rule, so no process is ever left with an invalid policy when a
+    change ends (a limit set on top of a cap raised for a while is refused when
+    written, not found invalid when the cap returns).
+
+    Returns:
+        Every problem found; a return's problems name the change and its end.
+    """
+    if not policy.overrides:
+        return []
+    document = policy.document()
+    errors = override_problems(document, policy.overrides)
+    if errors:
+        return errors
+    ordered = sorted(policy.overrides, key=lambda change: (change.until, change.version))
+    for count, last in enumerate(ordered, start=1):
+        if count < len(ordered) and ordered[count].until == last.until:
+            continue  # changes that end together return together
+        returned = returned_document(document, ordered[:count])
+        returned.pop("overrides", None)  # the later ends are checked in their turn
+        try:
+            build_policy(returned)
+        except PolicyValidationError as exc:
+            when = f"once the expiring change of version {last.version} ends at {last.until.isoformat()}"
+            return [FieldError(e.path, f"{e.message} {when}") for e in exc.errors]
+    return []
 
 
 def build_policy_json(text: bytes | str) -> Policy:
@@ -308,6 +342,8 @@ def build_policy(data: Mapping[str, Any]) -> Policy:
     # raw-data check passes over anything that is not already a number.
     checked = data if policy is None else policy.document()
     errors += [e for e in cross_field_errors(checked) if e.path not in seen]
+    if policy is not None and not errors:
+        errors = override_errors(policy)
     if errors or policy is None:
         raise PolicyValidationError(errors or [FieldError("policy", "is not a valid policy document")])
     return policy

@@ -11,6 +11,7 @@ schema stays at /openapi.json).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,6 +65,10 @@ SECURITY_HEADERS: Final = {
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate CSP 2
     "Referrer-Policy": "no-referrer",
 }
+_SECURITY_NAMES: Final = frozenset(name.lower().encode("latin-1") for name in SECURITY_HEADERS)
+_SECURITY_PAIRS: Final = [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items()
+]
 
 
 def create_app(
@@ -98,11 +102,16 @@ def create_app(
         # Load the tokens now, so that reads keep working if the store goes away later.
         with contextlib.suppress(StoreUnavailableError):
             await token_store.load()
+        # Reloaded in the background, so no request waits on the store to check its token.
+        refresher = asyncio.create_task(token_store.keep_fresh(), name="policystore-token-refresh")
         hub.start()
         try:
             yield
         finally:
             hub.stop()
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
 
     app = FastAPI(
         title="policystore",
@@ -232,9 +241,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
+                # Raw header pairs rather than MutableHeaders: this runs on every response.
+                kept = [pair for pair in message.get("headers", ()) if pair[0].lower() not in _SECURITY_NAMES]
+                message["headers"] = kept + _SECURITY_PAIRS
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -299,9 +308,19 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared: bytes | None = None
+        chunked = False
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
+            return
+        if not chunked and (declared is None or declared.isdigit()):
+            # The server reads exactly the declared length (none: no body), now known to be within the limit.
+            await self.app(scope, receive, send)
             return
         # Read the body now (it is small by the limit) so chunked uploads are held to it too.
         chunks: list[bytes] = []

@@ -8,20 +8,20 @@ the store raises :class:`~policystore.PermissionDeniedError` itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
-
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security import HTTPBearer
+from fastapi.security.base import SecurityBase
 
 from policystore.model.roles import Actor, Role
 from policystore.server.errors import AuthenticationError
 from policystore.server.tokens import TokenRecord, TokenStore
 
-__all__ = ["authenticate", "bearer", "require", "token_from_header"]
+__all__ = ["RoleRequirement", "authenticate", "bearer", "require", "token_from_header"]
 
+_DESCRIPTION = "An API token made with 'policystore token create'."
 #: The OpenAPI security scheme; errors are ours (401 with our body), not FastAPI's.
-bearer = HTTPBearer(auto_error=False, description="An API token made with 'policystore token create'.")
+bearer = HTTPBearer(auto_error=False, description=_DESCRIPTION)
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -63,7 +63,39 @@ async def authenticate(tokens: TokenStore, secret: str | None) -> Actor:
     return Actor(record.name, record.role)
 
 
-def require(role: Role) -> Callable[..., Awaitable[Actor]]:
+class RoleRequirement(SecurityBase):
+    """A FastAPI dependency admitting callers whose bearer token has at least ``role``; it yields their Actor.
+
+    It is a security scheme itself (the same ``HTTPBearer`` scheme as
+    :data:`bearer` in the OpenAPI document), rather than a dependency on
+    :data:`bearer`: FastAPI resolves each level of dependencies anew for every
+    request, and this check runs on every read.
+
+    Args:
+        role: the least role the route needs.
+    """
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+        self.model = HTTPBearerModel(description=_DESCRIPTION)
+        self.scheme_name = bearer.scheme_name
+
+    async def __call__(self, request: Request) -> Actor:
+        """Return the caller's actor.
+
+        Raises:
+            AuthenticationError: no token, or an unknown or revoked one.
+            PermissionDeniedError: the token's role is below :attr:`role`.
+            StoreUnavailableError: the token table cannot be loaded.
+        """
+        tokens: TokenStore = request.app.state.tokens
+        actor = await authenticate(tokens, token_from_header(request.headers.get("authorization")))
+        if actor.role.rank < self.role.rank:  # the action is named only for a refusal
+            actor.require(self.role, f"{request.method} {request.url.path}")
+        return actor
+
+
+def require(role: Role) -> RoleRequirement:
     """Return a FastAPI dependency that admits callers with at least ``role``.
 
     Args:
@@ -72,14 +104,4 @@ def require(role: Role) -> Callable[..., Awaitable[Actor]]:
     Returns:
         A dependency that yields the caller's :class:`Actor`.
     """
-
-    async def dependency(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Actor:
-        tokens: TokenStore = request.app.state.tokens
-        actor = await authenticate(tokens, credentials.credentials if credentials else None)
-        actor.require(role, f"{request.method} {request.url.path}")
-        return actor
-
-    return dependency
+    return RoleRequirement(role)

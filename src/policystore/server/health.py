@@ -23,8 +23,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, Field
 
 from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
+from policystore.model.controls import firm_state, instrument_rules
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.fleet import FleetMember, FleetStatus
+from policystore.model.policy import Policy
+from policystore.model.trading import DEFAULT_INSTRUMENT
 from policystore.server.errors import refusal_reason
 from policystore.store.store import PolicyStore
 
@@ -104,6 +107,15 @@ class ServerMetrics:
         self.dropped_clients = Counter(
             "policystore_stream_dropped_clients", "Stream clients closed for falling behind.", registry=self.registry
         )
+        self.trading_state = Gauge(
+            "policystore_trading_state",
+            "Trading state by scope: 0 active, 1 reducing, 2 halted. scope=firm: name=state as set "
+            "(trading.state) and name=effective_state with the kill switch folded in; scope=strategy: "
+            "name=the strategy, its own state; scope=instrument: name=the symbol or default, its state "
+            "(its own, else the default's).",
+            ["scope", "name"],
+            registry=self.registry,
+        )
         self.propagation = Histogram(
             "policystore_propagation_lag_seconds",
             "Seconds from a change's commit to this server installing it.",
@@ -160,6 +172,20 @@ class ServerMetrics:
         if event.type is EventType.UPDATED:
             lag = ((now or datetime.now(UTC)) - event.at).total_seconds()
             self.propagation.observe(max(lag, 0.0))
+
+    def set_trading_states(self, policy: Policy) -> None:
+        """Set :attr:`trading_state` from ``policy``: only its scopes are listed (a removed one goes).
+
+        Args:
+            policy: the policy this server holds.
+        """
+        self.trading_state.clear()
+        self.trading_state.labels("firm", "state").set(policy.trading.state.rank)
+        self.trading_state.labels("firm", "effective_state").set(firm_state(policy).state.rank)
+        for name, settings in policy.strategies.items():
+            self.trading_state.labels("strategy", name).set(settings.state.rank)
+        for key in policy.instruments.keys() | {DEFAULT_INSTRUMENT}:
+            self.trading_state.labels("instrument", key).set(instrument_rules(policy, key).state.state.rank)
 
     def render(self) -> bytes:
         """Return the registry in the Prometheus text format."""
@@ -258,6 +284,8 @@ async def metrics(request: Request) -> Response:
     fleet = await count_fleet(store) if reachable else None
     if fleet is not None:
         collected.set_fleet(fleet)
-    collected.version.set(store.snapshot().version)
+    snapshot = store.snapshot()
+    collected.version.set(snapshot.version)
+    collected.set_trading_states(snapshot)
     collected.stale.set(1 if store.stale else 0)
     return Response(collected.render(), media_type=CONTENT_TYPE_LATEST)

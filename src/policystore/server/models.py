@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policystore.errors import FleetIncompleteError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
+from policystore.model.overrides import MAX_LIFETIME
 
 __all__ = [
     "MAX_INTEGER",
@@ -34,6 +35,8 @@ __all__ = [
     "PolicyResponse",
     "PreviewResponse",
     "RollbackRequest",
+    "StateInForce",
+    "TradingRequest",
     "ValueResponse",
     "WrittenResponse",
 ]
@@ -59,6 +62,16 @@ ExpectedVersion = Annotated[
     Field(
         default=None,
         description=f"Write only if the store is at this version (else {VersionConflictError.http_status}).",
+    ),
+]
+ExpiresIn = Annotated[
+    float | None,
+    Field(
+        default=None,
+        gt=0,
+        le=MAX_LIFETIME.total_seconds(),
+        description="Seconds the change is in force (at most 31 days); then every process returns to the values "
+        "from before it, and the store records the return. Omit for a change for good.",
     ),
 ]
 DryRun = Annotated[
@@ -102,6 +115,7 @@ class ModeRequest(_Body):
     mode: str = Field(min_length=1, max_length=64, description="The mode to make active, such as DEFENSIVE.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
     wait: Wait = None
 
@@ -112,16 +126,18 @@ class PatchRequest(_Body):
     changes: dict[str, Any] = Field(description="Path -> new value, such as {'modes.NORMAL.max_leverage': 4}.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
     wait: Wait = None
 
 
 class EmergencyRequest(_Body):
-    """Turn the kill switch on (operators) or off (admins)."""
+    """Turn the kill switch on (operators) or off (admins); on for a limited time (expires_in) needs an admin."""
 
     active: bool = Field(description="True stops all new trades.")
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
+    expires_in: ExpiresIn = None
     dry_run: DryRun = False
     wait: Wait = None
 
@@ -130,6 +146,29 @@ class RollbackRequest(_Body):
     """Write a new version equal in content to an earlier one."""
 
     version: Version = Field(description="The version to return to.")
+    reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
+    expected_version: ExpectedVersion = None
+    dry_run: DryRun = False
+    wait: Wait = None
+
+
+class TradingRequest(_Body):
+    """Set the trading state of the firm, one strategy or one instrument."""
+
+    state: Literal["active", "reducing", "halted"] = Field(
+        description="active: orders within the limits; reducing: only orders that reduce a position; halted: none. "
+        "Toward halted an operator may; toward active needs an admin."
+    )
+    strategy: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Set this strategy's state (strategies.<name>.state)."
+    )
+    symbol: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Set this instrument's state (instruments.<SYMBOL>.state); 'default' sets the state of every "
+        "instrument without one. Without strategy or symbol: the firm-wide trading.state.",
+    )
     reason: Reason | None = Field(default=None, description="Why; recorded in history. Required unless dry_run.")
     expected_version: ExpectedVersion = None
     dry_run: DryRun = False
@@ -146,7 +185,8 @@ class PolicyResponse(BaseModel):
     effective: dict[str, Any] = Field(
         default_factory=dict,
         description="Derived values readers see: strategies.<name>.<field> under the active mode "
-        "(unset fields from the mode, overrides clamped to it).",
+        "(unset fields from the mode, overrides clamped to it); under trading and instruments, every trading "
+        "state and limit in force with the path that set it ({state, set_by, scope} or {value, set_by}).",
     )
 
 
@@ -194,8 +234,16 @@ class FleetResponse(BaseModel):
     behind: int = Field(description="Live members that have not applied the current version.")
 
 
+class StateInForce(BaseModel):
+    """A trading state in force and what decided it."""
+
+    state: str = Field(description="active, reducing or halted.")
+    set_by: str = Field(description="The path that decided it, such as trading.state or emergency.active.")
+    scope: str = Field(description="firm, kill switch, strategy, instrument or default.")
+
+
 class ValueResponse(BaseModel):
-    """One value with its source and version."""
+    """One value with its source and version (and, for a trading path, what set it)."""
 
     path: str
     value: Any
@@ -203,6 +251,20 @@ class ValueResponse(BaseModel):
     version: int
     stale: bool
     detail: str
+    set_by: str | None = Field(
+        default=None,
+        description="For an instrument's field or a firm-wide limit: the path whose value answers "
+        "(its own, instruments.default's or a hard cap); null when none applies or for another path.",
+    )
+    in_force: StateInForce | None = Field(
+        default=None,
+        description="For a trading state: the state in force and the scope that decided it "
+        "(an instrument's: for an order from any strategy; a strategy's: before any instrument's).",
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="When the expiring change that set the value ends; null when none is in force."
+    )
+    expiring_version: int | None = Field(default=None, description="The version that made that change, or null.")
 
 
 class PathsResponse(BaseModel):

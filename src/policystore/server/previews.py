@@ -21,6 +21,7 @@ from policystore.model.history import FieldChange
 from policystore.model.paths import METADATA_PATHS, flatten
 from policystore.model.policy import STRATEGY_FIELDS, Policy
 from policystore.model.roles import Actor, Role, authorize_change
+from policystore.model.trading_view import in_force
 from policystore.server.models import ChangeModel, PreviewResponse
 
 __all__ = ["effective_changes", "effective_values", "preview"]
@@ -38,16 +39,19 @@ def _json(value: Any) -> Any:
 
 
 def effective_values(policy: Policy) -> dict[str, Any]:
-    """Return what readers see that the document does not hold: each strategy's effective config.
+    """Return what readers see that the document does not hold: each strategy's effective config, the controls in force.
 
     Returns:
-        ``{"strategies": {name: {field: value}}}``, as ``strategies.<name>.<field>`` answers.
+        ``{"strategies": {name: {field: value}}}``, as ``strategies.<name>.<field>``
+        answers, with ``trading`` and ``instruments``: every trading state and
+        limit in force with the path that set it (see
+        :func:`~policystore.model.trading_view.in_force`).
     """
     strategies = {}
     for name in policy.strategies:
         effective = policy.strategy(name)
         strategies[name] = {field: getattr(effective, field) for field in STRATEGY_FIELDS}
-    return {"strategies": strategies}
+    return {"strategies": strategies, **in_force(policy)}
 
 
 def effective_changes(old: Policy, new: Policy) -> list[FieldChange]:

@@ -3,8 +3,9 @@
 Every write passes the caller's :class:`~policystore.Actor` (the token's name
 and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
-author cannot be smuggled in (see :mod:`policystore.server.models`). A write
-whose body says ``"dry_run": true`` writes nothing and answers a
+author cannot be smuggled in (see :mod:`policystore.server.models`). The
+mode, patch and kill-switch writes take ``"expires_in"`` (seconds): the change
+lasts that long. A write whose body says ``"dry_run": true`` writes nothing and answers a
 :class:`~policystore.server.models.PreviewResponse` (see
 :mod:`policystore.server.previews`). A write whose body says ``"wait": SECONDS``
 answers once the fleet has applied it, or 202 when the wait ran out first (see
@@ -35,7 +36,8 @@ from policystore.errors import (
 from policystore.model.changes import apply_patch
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
-from policystore.server.auth import require
+from policystore.model.trading_view import path_facts, state_path
+from policystore.server.auth import bearer, require
 from policystore.server.errors import error_responses
 from policystore.server.fleet import WAIT_RESPONSE, written
 from policystore.server.health import ServerMetrics
@@ -53,6 +55,7 @@ from policystore.server.models import (
     PolicyResponse,
     PreviewResponse,
     RollbackRequest,
+    TradingRequest,
     ValueResponse,
     WrittenResponse,
 )
@@ -88,6 +91,7 @@ _AUDIT_ERRORS: Final = error_responses(
 
 router = APIRouter(prefix="/v1", tags=["policy"])
 
+_VIEWER: Final = require(Role.VIEWER)
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
@@ -158,16 +162,30 @@ async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     return _policy_response(_store(request))
 
 
-@router.get("/values/{path}", summary="One value by dot path", responses=_VALUE_ERRORS)
+# {path:path}: a symbol may hold a slash (instruments.BTC/USD.state), sent as it is or as %2F.
+@router.get(
+    "/values/{path:path}",
+    summary="One value by dot path",
+    responses=_VALUE_ERRORS,
+    response_model=ValueResponse,
+    openapi_extra={"security": [{bearer.scheme_name: []}]},
+)
 async def get_value(
     request: Request,
-    _actor: Viewer,
-    path: Annotated[str, Path(description="A dot path such as risk.max_leverage; see /v1/paths.")],
-) -> ValueResponse:
-    """Return the value at ``path`` with its source, version and staleness."""
+    path: Annotated[
+        str, Path(description="A dot path such as risk.max_leverage or instruments.BTC/USD.state; see /v1/paths.")
+    ],
+) -> Response:
+    """Return the value at ``path`` with its source, version and staleness; for a trading path, what set it."""
+    # The busiest route does the least work FastAPI allows: the token is checked here rather than
+    # as a dependency (each level of dependencies costs a resolution per request), and the answer
+    # is serialised once rather than validated again against the response model.
+    await _VIEWER(request)
     _metrics(request).reads.labels("value").inc()
-    explained = _store(request).explain(path)
-    return ValueResponse(**explained.to_dict())
+    store = _store(request)
+    explained = store.explain(path)
+    answer = ValueResponse(**explained.to_dict(), **path_facts(store.snapshot(), path))
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/paths", summary="Every valid dot path", responses=ERROR_RESPONSES)
@@ -188,7 +206,11 @@ async def post_mode(request: Request, response: Response, body: ModeRequest, act
         return _preview(request, actor, change, f"switching to mode {body.mode}", body.expected_version)
     store = _store(request)
     policy = await store.switch_mode(
-        body.mode, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.mode,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("mode").inc()
     return await written(request, response, _policy_response(store, policy), body.wait)
@@ -205,7 +227,11 @@ async def patch_policy(request: Request, response: Response, body: PatchRequest,
         return _preview(request, actor, change, "this change", body.expected_version)
     store = _store(request)
     policy = await store.update(
-        body.changes, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.changes,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("update").inc()
     return await written(request, response, _policy_response(store, policy), body.wait)
@@ -227,7 +253,11 @@ async def post_emergency(
         return _preview(request, actor, lambda base: apply_patch(base, patch), action, body.expected_version)
     store = _store(request)
     policy = await store.set_emergency_mode(
-        body.active, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+        body.active,
+        reason=_reason(body.reason),
+        expected_version=body.expected_version,
+        actor=actor,
+        expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("emergency").inc()
     return await written(request, response, _policy_response(store, policy), body.wait)
@@ -280,4 +310,27 @@ async def post_rollback(request: Request, response: Response, body: RollbackRequ
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("rollback").inc()
+    return await written(request, response, _policy_response(store, policy), body.wait)
+
+
+@router.post(
+    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=_WRITE_ERRORS
+)
+async def post_trading(request: Request, response: Response, body: TradingRequest, actor: Operator) -> WriteResponse:
+    """Set ``trading.state``, ``strategies.<name>.state`` or ``instruments.<SYMBOL>.state`` to ``state``.
+
+    Toward ``halted`` is tightening (operators); toward ``active`` loosening (admins only). A strategy the policy
+    does not hold, a symbol that breaks the symbol pattern or both a strategy and a symbol answer 422.
+    """
+    store = _store(request)
+    path = state_path(store.snapshot(), strategy=body.strategy, symbol=body.symbol)
+    if body.dry_run:
+        action = f"setting {path} to {body.state}"
+        return _preview(
+            request, actor, lambda base: apply_patch(base, {path: body.state}), action, body.expected_version
+        )
+    policy = await store.update(
+        {path: body.state}, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
+    )
+    _metrics(request).writes.labels("trading").inc()
     return await written(request, response, _policy_response(store, policy), body.wait)

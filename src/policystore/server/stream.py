@@ -10,6 +10,9 @@ refused gets one error message and close code 1008 (policy violation).
 One message per change: each version's ``policy.updated`` event (which
 carries every changed value) and ``policy.rejected`` notices, never the
 ``policy.mode.changed`` / ``policy.emergency`` events of the same version.
+A version that moves a trading state (at any scope) is also sent as its
+``policy.trading`` event, right after its ``policy.updated``, so that a client
+following trading states alone can watch for that type.
 
 Each client has a bounded queue. The store's event callback only puts events
 on the queues, so writers never wait for a client; a client whose queue is
@@ -59,8 +62,9 @@ CLOSE_INTERNAL: Final = 1011
 #: the largest message ``policystore serve`` lets uvicorn accept, so a token message with padding
 #: that the connection admits is still read (nesting too deep for the parser is refused by itself).
 MAX_TOKEN_MESSAGE: Final = 64 * 1024
-#: The events the stream sends: one per change, and the notices that are not changes.
-STREAMED: Final = frozenset({EventType.UPDATED, EventType.REJECTED})
+#: The events the stream sends: one per change, a trading state's change once more as itself, and
+#: the notices that are not changes.
+STREAMED: Final = frozenset({EventType.UPDATED, EventType.TRADING, EventType.REJECTED})
 #: Close code for a client that fell too far behind (try again later).
 CLOSE_SLOW: Final = 1013
 
@@ -110,7 +114,7 @@ class StreamHub:
     def start(self) -> None:
         """Start receiving the store's events."""
         if self._unsubscribe is None:
-            self._unsubscribe = self.store.subscribe(self._on_event)
+            self._unsubscribe = self.store.subscribe(self._on_event, types=STREAMED)
 
     def stop(self) -> None:
         """Stop receiving events."""

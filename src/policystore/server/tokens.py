@@ -34,6 +34,8 @@ _PREFIX: Final = "ps_"
 #: ``local:<user>``, so ':' is kept out of token names: no token can pass for such an author.
 #: Whitespace and control characters are out too (they would garble one-line history output).
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+#: Least seconds between two background reloads of the table, however short the cache's lifetime.
+_LEAST_REFRESH: Final = 0.05
 _NAME_RULE: Final = "letters, digits and _ . @ -, starting with a letter or digit, at most 64"
 
 
@@ -92,11 +94,14 @@ class TokenRecord:
 class TokenStore:
     """Creates, lists, revokes and checks API tokens kept in a back end's ``tokens`` records.
 
-    Lookups use a cached copy of the table, reloaded after ``ttl`` seconds and
-    on a miss (at most every ``miss_interval`` seconds, so a flood of bad
-    tokens cannot flood the store). If a reload fails, the cached copy keeps
-    answering: reads stay possible while the store is away, and writes fail on
-    their own.
+    Lookups use a cached copy of the table. A server keeps it fresh in the
+    background (:meth:`keep_fresh`, every ``ttl / 2`` seconds), so a lookup of a
+    known token never waits on the store; without that, a lookup reloads a copy
+    older than ``ttl``. An unknown token also reloads it (at most every
+    ``miss_interval`` seconds, so a flood of bad tokens cannot flood the store).
+    Lookups that need a reload at the same time share one read of the table. If
+    a reload fails, the cached copy keeps answering: reads stay possible while
+    the store is away, and writes fail on their own.
 
     Args:
         backend: the back end whose records (``backend.records``) hold the tokens.
@@ -118,8 +123,17 @@ class TokenStore:
         self._miss_interval = miss_interval
         self._clock = clock
         self._cache: list[TokenRecord] | None = None
+        #: When the cached table was read, and when a read of it last began (even one that failed).
         self._loaded_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._tried_at = float("-inf")
+        #: Counts this object's creations and revocations: a read begun before one may miss it.
+        self._changes = 0
+        #: The read of the table under way, which every lookup needing one awaits, and the
+        #: value of ``_changes`` when it began.
+        self._loading: asyncio.Task[None] | None = None
+        self._loading_changes = -1
+        #: True while :meth:`keep_fresh` runs, so lookups leave reloads for age to it.
+        self._kept_fresh = False
 
     async def records(self) -> list[TokenRecord]:
         """Return every token record, sorted by name (read from the store now).
@@ -167,7 +181,7 @@ class TokenStore:
         if not await self._records.add(TOKEN_TABLE, name, record.to_record()):
             msg = f"a token named {name!r} exists; revoke it first or pick another name"
             raise PolicyValidationError([FieldError("name", msg)])
-        self._loaded_at = float("-inf")  # reload at the next lookup
+        self._changed()  # the new token is found at its first lookup
         return secret
 
     async def revoke(self, name: str) -> None:
@@ -182,7 +196,7 @@ class TokenStore:
             raise PolicyValidationError([FieldError("name", f"no token is named {name!r}")])
         if self._cache is not None:  # revoked here: refused at once, even if a reload fails
             self._cache = [r for r in self._cache if r.name != name]
-        self._loaded_at = float("-inf")
+        self._changed()
 
     async def load(self) -> None:
         """Load the table now (a server does this at start, so lookups work through an outage).
@@ -199,24 +213,76 @@ class TokenStore:
             StoreUnavailableError: the table was never loaded and the store cannot be reached.
         """
         digest = hash_token(secret)
-        now = self._clock()
-        if self._cache is None or now - self._loaded_at > self._ttl:
-            await self._reload(force=self._cache is None)
+        if self._cache is None:
+            await self._reload(force=True)
+        elif not self._kept_fresh and self._due(self._loaded_at, self._ttl):
+            await self._reload(force=False)
         found = _match(self._cache or [], digest)
-        if found is None and self._clock() - self._loaded_at > self._miss_interval:
+        if found is None and self._due(self._tried_at, self._miss_interval):
             await self._reload(force=False)
             found = _match(self._cache or [], digest)
         return found
 
+    async def keep_fresh(self) -> None:
+        """Reload the table every ``ttl / 2`` seconds (at most 20 times a second) until cancelled.
+
+        A server runs this as a task. Lookups then find a known token in
+        memory, without waiting on the store: at ``ttl`` seconds, every lookup
+        under way would otherwise wait for a reload. A failed reload keeps the
+        cached table, as lookups do.
+        """
+        self._kept_fresh = True
+        try:
+            while True:
+                await asyncio.sleep(max(self._ttl / 2, _LEAST_REFRESH))
+                await self._reload(force=False)
+        finally:
+            self._kept_fresh = False
+
+    def _due(self, since: float, interval: float) -> bool:
+        return self._clock() - since > interval
+
+    def _changed(self) -> None:
+        """Note a creation or revocation made here: the next lookup that needs the table reads it again."""
+        self._changes += 1
+        self._loaded_at = self._tried_at = float("-inf")
+
     async def _reload(self, *, force: bool) -> None:
-        async with self._lock:
+        """Read the table, joining a read under way that began after the last change made here.
+
+        Raises:
+            StoreUnavailableError: the read failed and ``force`` is set or there is no cached table.
+        """
+        while True:
+            changes = self._changes
+            task = self._loading
+            if task is None or task.done() or self._loading_changes != changes:
+                task = asyncio.create_task(self._read(changes), name="policystore-tokens")
+                task.add_done_callback(_retrieve)
+                self._loading, self._loading_changes = task, changes
             try:
-                self._cache = await self.records()
+                # Shielded: a lookup whose request is cancelled leaves the read to the others.
+                await asyncio.shield(task)
             except StoreUnavailableError:
                 if force or self._cache is None:
                     raise
                 return  # keep the cached table while the store is away
+            if self._changes == changes:
+                return
+            # A token was created or revoked here during the read, which may predate it: read again.
+
+    async def _read(self, changes: int) -> None:
+        self._tried_at = self._clock()
+        table = await self.records()
+        if changes == self._changes:  # else a revocation made meanwhile could be undone by this older read
+            self._cache = table
             self._loaded_at = self._clock()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Take a finished read's exception, so one that every waiter left behind is not reported as lost."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _match(records: list[TokenRecord], digest: str) -> TokenRecord | None:

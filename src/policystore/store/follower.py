@@ -101,8 +101,12 @@ class Follower:
                 await task
         self._tasks.clear()
 
-    async def refresh(self, *, deep: bool) -> Policy:
+    async def refresh(self, *, deep: bool, notified: bool = False) -> Policy:
         """Catch up with the store and deliver the events; ``deep`` also compares the content of an equal version.
+
+        ``notified``: the back end said the store changed just now, so the next
+        version, if that is what is found, arrived as soon as it was written
+        (its time tells how this process's clock compares with its writer's).
 
         Returns:
             The policy this process now holds.
@@ -112,7 +116,7 @@ class Follower:
         """
         try:
             await self._connect()
-            await self._catch_up(deep=deep)
+            await self._catch_up(deep=deep, notified=notified)
         except StoreUnavailableError as exc:
             self._copy.mark_unreachable(exc)
             raise
@@ -122,7 +126,7 @@ class Follower:
             await self._halt_after_rewind()
         return self._copy.state.policy
 
-    async def _catch_up(self, *, deep: bool) -> None:
+    async def _catch_up(self, *, deep: bool, notified: bool = False) -> None:
         """Install the store's newest version if it differs from ours, with its events."""
         async with self._lock:
             state = self._copy.state
@@ -147,6 +151,9 @@ class Follower:
             after = state.policy.version if known else policy.version
             entries = await self._backend.entries(after, policy.version) if after < policy.version else []
             self._copy.install(policy, entries, after)
+            if live and notified and policy.version == held.version + 1:
+                # The next version, read on its change notice: it arrived as soon as it was written.
+                self._copy.observe_arrival(policy)
 
     async def _store_still_has(self, held: Policy, newest: Policy, *, deep: bool) -> bool:
         """Whether the version held here is still part of the store's history.
@@ -227,9 +234,10 @@ class Follower:
                 async for hint in self._backend.notifications():
                     if isinstance(hint, Published):
                         if not await self.notices.install(hint):
-                            await self.refresh(deep=hint.version == self._copy.state.policy.version)
+                            held = self._copy.state.policy.version
+                            await self.refresh(deep=hint.version == held, notified=True)
                     elif hint == 0 or hint != self._copy.state.policy.version or self._copy.state.stale:
-                        await self.refresh(deep=hint == 0)
+                        await self.refresh(deep=hint == 0, notified=True)
             except StoreUnavailableError as exc:
                 # Raised by refresh(), which marked the copy stale already, or by the back end's
                 # listener itself: either way the store is gone, so answers are stale from now

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from policystore.errors import PolicyStoreError, StoreUnavailableError
 from policystore.model.events import EventType, PolicyChanged, events_for
+from policystore.model.expiry import ended, in_force
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
 from policystore.store.env import overlay_environment
@@ -69,17 +70,35 @@ class LocalCopy:
         self._rule = rule
         self._clock = clock
         self._applied = applied
+        #: How far this process's clock seemed ahead of the writer of the last version another
+        #: process published, as it arrived (see :meth:`observe_arrival`); zero when not ahead.
+        self.clock_ahead = timedelta(0)
 
     @property
     def state(self) -> ReadState:
         """The store's read state now."""
         return self._state()
 
+    def in_force(self, policy: Policy) -> Policy:
+        """Return ``policy`` as it is in force now, by this store's clock (see :mod:`policystore.model.expiry`)."""
+        return in_force(policy, self._clock())
+
+    def observe_arrival(self, policy: Policy) -> None:
+        """Compare this process's clock with the writer's, as a version another process wrote arrives.
+
+        A change notice arrives within milliseconds of its commit, so by a clock
+        that agrees with the writer's the version was written just now; a
+        version that seems to have been written seconds ago says this clock is
+        ahead by about that much. Only notices count: a version read back after
+        an outage arrived late for another reason.
+        """
+        self.clock_ahead = max(timedelta(0), self._clock() - policy.updated_at)
+
     def fallback(self, environ: Mapping[str, str]) -> ReadState:
         """Return the state to answer from before the store is read: the last-known-good copy, else ``environ``."""
         saved = self._keeper.read()
         if saved is not None:
-            return ReadState.last_known_good(saved, rule=self._rule)
+            return ReadState.last_known_good(saved, rule=self._rule).at(self._clock())
         return ReadState.fallback(overlay_environment(default_policy(), environ), rule=self._rule)
 
     def install(
@@ -97,14 +116,20 @@ class LocalCopy:
         ``rewound_to`` marks a store that went back (see
         :class:`~policystore.store.follower.Follower`). A refused version stays
         in force until one as new is installed, a rewind until a later version is.
+        The state holds ``policy`` as it is in force now: an expiring change
+        whose end has come by this store's clock is returned at once.
         """
         self._set_error(None)
+        now = self._clock()
+        gone = ended(policy, now)
+        if gone:
+            policy, values = in_force(policy, now), None
         before = self._state()
         refused = before.refused_version if policy.version < before.refused_version else -1
         if rewound_to is None:
             rewound_to = before.rewound_to if policy.version <= before.rewound_to else -1
         facts = {"rule": self._rule, "refused_version": refused, "rewound_to": rewound_to}
-        self._set_state(ReadState.live(policy, values, **facts))
+        self._set_state(ReadState.live(policy, values, ended=gone, **facts))
         self._applied()
         if self._keeper.keeps and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on, or a stricter state, is saved at once: a crash must not
@@ -124,7 +149,7 @@ class LocalCopy:
         if state.source is Source.STORE:
             log.warning("%s Answering from the last-known-good copy (version %d).", exc, state.policy.version)
             # A refused version or a rewind still holds trading shut while stale.
-            facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to}
+            facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to, "ended": state.ended}
             self._set_state(ReadState.last_known_good(state.policy, rule=self._rule, **facts))
             self._applied()
 

@@ -158,6 +158,7 @@ class NoticeInstaller:
             tables = self._held_lines[2] if sections_kept and self._held_lines is not None else {}
             values = reflatten(state.values, held, policy, tables) if sections_kept else None
             self._copy.install(policy, entries, held.version, values)
+            self._copy.observe_arrival(policy)
             self._held_lines = (policy, lines, tables)
         if self._outbox.pending:
             await self._outbox.deliver()
@@ -167,6 +168,9 @@ class NoticeInstaller:
         """Whether installing ``policy`` in place of ``state`` could let more risk be taken."""
         if state.refused_version >= 0 or state.rewound_to >= 0:
             return True  # a later version would lift the fact that holds trading shut
+        if policy.overrides or state.policy.overrides:
+            # What an expiring change leaves in force depends on the time: compare what is in force now.
+            return bool(risk_increases(state.policy, self._copy.in_force(policy)))
         if self._directions is None:
             self._directions = NoticeDirection()
         held_lines = (

@@ -2,7 +2,8 @@
 
 Sources, highest first: the live store; the last-known-good copy on local disk
 (stale); environment variables; built-in defaults. A read state is built once
-per version and holds the flattened path table the read path looks values up in.
+per version, and again when an expiring change of it ends, and holds the
+flattened path table the read path looks values up in: the values in force.
 
 It also holds every fact that decides whether new risk may be opened (the
 kill switch, a newer version refused as invalid, a store that went back and is
@@ -16,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from policystore.model.expiry import ended, in_force, next_end, overrides_for
 from policystore.model.paths import clamped_override, flatten
-from policystore.model.policy import Policy
+from policystore.model.policy import Override, Policy
 from policystore.store.env import EnvironmentOverlay
 
 __all__ = ["Explanation", "GateRefusal", "ReadState", "Source", "StaleTradingRule", "TradingGate"]
@@ -123,6 +126,10 @@ class TradingGate:
         return cls(policy, source, stale, refusal, detail)
 
 
+def _shown(value: Any) -> str:
+    return "null (unset)" if value is None else repr(value)
+
+
 def _stale_allows(rule: StaleTradingRule, source: Source) -> bool:
     if rule is StaleTradingRule.FOLLOW:
         return True
@@ -143,6 +150,9 @@ class Explanation:
             or that a stored strategy override is looser than the active mode.
         clamped_by: for a strategy field whose stored override is looser than
             the active mode, the mode path whose value applies; else None.
+        expires_at: when the expiring change that set the value ends (the
+            earliest, if several set it); None when none is in force.
+        expiring_version: the version that made that change; None when none is in force.
     """
 
     path: str
@@ -152,6 +162,8 @@ class Explanation:
     stale: bool
     detail: str = ""
     clamped_by: str | None = None
+    expires_at: datetime | None = None
+    expiring_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the explanation as plain data."""
@@ -163,6 +175,8 @@ class Explanation:
             "stale": self.stale,
             "detail": self.detail,
             "clamped_by": self.clamped_by,
+            "expires_at": self.expires_at.isoformat() if self.expires_at is not None else None,
+            "expiring_version": self.expiring_version,
         }
 
 
@@ -171,7 +185,8 @@ class ReadState:
     """Everything the read path needs for one policy version, built once, the trading gate included.
 
     Attributes:
-        policy: the policy answers come from.
+        policy: the policy answers come from: the one in force, with every
+            expiring change that had ended when the state was built returned.
         source: the layer that answers.
         stale: True when the live store could not be reached.
         values: the flattened path table.
@@ -182,7 +197,10 @@ class ReadState:
             invalid, or -1; newer than ``policy``, it holds trading shut.
         rewound_to: the version the store went back to, or -1; until a later
             version is installed, it holds trading shut.
+        ended: the expiring changes this process returned by its own clock
+            that the version it holds still has (the return is not recorded yet).
         gate: the verdict of these facts (computed, not passed).
+        ends_at: when the next expiring change of ``policy`` ends, or None (computed).
     """
 
     policy: Policy
@@ -194,17 +212,33 @@ class ReadState:
     rule: StaleTradingRule = StaleTradingRule.LAST_KNOWN_GOOD
     refused_version: int = -1
     rewound_to: int = -1
+    ended: tuple[Override, ...] = ()
     gate: TradingGate = field(init=False, repr=False, compare=False)
+    ends_at: datetime | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         gate = TradingGate.judge(self.policy, self.source, self.stale, self.rule, self.refused_version, self.rewound_to)
         object.__setattr__(self, "gate", gate)
+        object.__setattr__(self, "ends_at", next_end(self.policy))
+
+    def at(self, now: datetime) -> ReadState:
+        """Return this state as it is at ``now``: itself, or with the expiring changes ended by then returned.
+
+        The version, the source and the gate's facts stay; the path table and
+        the verdict are made again from the policy in force.
+        """
+        gone = ended(self.policy, now)
+        if not gone:
+            return self
+        policy = in_force(self.policy, now)
+        return dataclasses.replace(self, policy=policy, values=flatten(policy), ended=(*self.ended, *gone))
 
     @classmethod
     def live(cls, policy: Policy, values: dict[str, Any] | None = None, **facts: Any) -> ReadState:
         """A state read from the live store; ``values`` is ``flatten(policy)`` when the caller has it.
 
-        ``facts`` are the gate's: ``rule``, ``refused_version``, ``rewound_to``.
+        ``facts`` are the gate's: ``rule``, ``refused_version``, ``rewound_to``;
+        and ``ended``, the expiring changes of the stored version already returned.
         """
         return cls(policy, Source.STORE, stale=False, values=flatten(policy) if values is None else values, **facts)
 
@@ -234,10 +268,35 @@ class ReadState:
         """Explain ``path``; the caller has checked that it exists."""
         explanation = self._explain_source(path)
         clamp = clamped_override(self.policy, path)
-        if clamp is None:
+        if clamp is not None:
+            explanation = dataclasses.replace(
+                explanation, detail=f"{explanation.detail}; {clamp.detail}", clamped_by=clamp.mode_path
+            )
+        return self._explain_expiry(path, explanation)
+
+    def _explain_expiry(self, path: str, explanation: Explanation) -> Explanation:
+        """Add the expiring changes that set the value, and those this process ended, to ``explanation``."""
+        details = []
+        setting = sorted(overrides_for(self.policy, path), key=lambda change: change.until)
+        for change in setting:
+            returns = ", ".join(f"{p} {_shown(v)}" for p, v in change.replaced.items() if p in change.values)
+            details.append(
+                f"set by the expiring change of version {change.version} ({change.by}: {change.reason}) "
+                f"until {change.until.isoformat()}; then it returns to {returns}"
+            )
+        details.extend(
+            f"the expiring change of version {change.version} ended at {change.until.isoformat()} by this "
+            "process's clock and its values returned (the store has not recorded the return yet)"
+            for change in overrides_for(self.policy, path, self.ended)
+        )
+        if not details:
             return explanation
+        first = setting[0] if setting else None
         return dataclasses.replace(
-            explanation, detail=f"{explanation.detail}; {clamp.detail}", clamped_by=clamp.mode_path
+            explanation,
+            detail="; ".join([explanation.detail, *details]),
+            expires_at=first.until if first is not None else None,
+            expiring_version=first.version if first is not None else None,
         )
 
     def _explain_source(self, path: str) -> Explanation:

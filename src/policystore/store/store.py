@@ -16,7 +16,8 @@ current (:mod:`~policystore.store.follower`, with the change-notice fast path of
 :mod:`~policystore.store.notices`), the changes of the read state
 (:mod:`~policystore.store.local_copy`), the outbox of events
 (:mod:`~policystore.store.outbox`), the keeper of the last-known-good copy
-(:mod:`~policystore.store.keeper`) and, for a store that follows changes, its
+(:mod:`~policystore.store.keeper`), the timer that ends expiring changes
+(:mod:`~policystore.store.expiry`) and, for a store that follows changes, its
 reports as a member of the fleet (:mod:`~policystore.store.fleet`). This module
 opens, assembles and closes them.
 """
@@ -94,7 +95,8 @@ class PolicyStore(Reads, Writes, FleetReads):
         watch: follow changes made by other processes (off for one-shot tools);
             a store that follows them is a member of its store's fleet (see :meth:`fleet`).
         stale_trading: the rule ``can_open_new_trades`` follows while stale.
-        clock: returns the current UTC time.
+        clock: returns the current UTC time. Expiring changes end by it: this
+            process's own clock is the one it trusts (see the README on clocks).
         name: this process's name in the fleet (``"executor-1"``); by default
             the program's name.
 
@@ -151,7 +153,7 @@ class PolicyStore(Reads, Writes, FleetReads):
             clock=clock,
             applied=reporter.applied if reporter is not None else lambda: None,
         )
-        Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ))
+        Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ), clock=clock)
         self._connector = Connector(self._backend, create=create)
         writer = Writer(
             self._backend,
@@ -180,6 +182,9 @@ class PolicyStore(Reads, Writes, FleetReads):
             closed=self._is_closed,
             connect=self._connector.ensure,
         )
+        if watch:
+            # A store that follows changes records the return of an expiring change it sees end.
+            self._ends.recorder = writer.record_returns
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -233,6 +238,9 @@ class PolicyStore(Reads, Writes, FleetReads):
         if missing:
             # Reachable and empty: no outage to ride out, and nothing to follow.
             raise StoreUnavailableError(self._backend.url, NO_POLICY_REASON)
+        # Time the end of any expiring change now that the store runs on a loop (a copy read at
+        # construction, before any loop, holds them too).
+        self._ends.watch(self._state)
         self._follower.start()
         if self._reporter is not None:
             # Listed before the caller gets the store, unless the store is out of reach.
@@ -241,6 +249,7 @@ class PolicyStore(Reads, Writes, FleetReads):
     async def close(self) -> None:
         """Stop following changes, leave the fleet, end ``watch()`` iterators and release the back end."""
         self._closed = True
+        self._ends.stop()
         await self._follower.stop()
         if self._reporter is not None:
             await self._reporter.leave()
@@ -290,12 +299,12 @@ class PolicyStore(Reads, Writes, FleetReads):
     async def get_policy(self) -> Policy:
         """Return the current policy (the local snapshot)."""
         await self._reload_if_asked()
-        return self._state.policy
+        return self._now().policy
 
     async def get_active_risk_config(self) -> RiskModeConfig:
         """Return the active mode's config: the same object until the policy changes."""
         await self._reload_if_asked()
-        return self._state.policy.risk
+        return self._now().policy.risk
 
     async def get_value(self, path: str, default: Any = MISSING) -> Any:
         """Async form of :meth:`get`: the value at ``path`` from the local snapshot.
@@ -304,6 +313,7 @@ class PolicyStore(Reads, Writes, FleetReads):
             UnknownPathError: no such path and no default was given.
         """
         await self._reload_if_asked()
+        self._now()  # an expiring change past its end is returned before the lookup
         return self.get(path, default)
 
     # Code written for the older store dropped its cache by hand (``store._cache = None``)
@@ -375,12 +385,13 @@ class PolicyStore(Reads, Writes, FleetReads):
             StoreUnavailableError: the breaker tripped but the kill switch could not
                 be written; nothing may be opened, and the caller must not trade.
         """
-        limit = self._state.policy.risk.max_daily_drawdown
+        held = self._now().policy
+        limit = held.risk.max_daily_drawdown
         # A loss that cannot be read as a finite number cannot be compared with the limit:
         # treat it as a breach rather than let it pass every check (or raise before tripping).
         loss = finite_float(loss_fraction)
-        if (loss is None or loss >= limit) and not self._state.policy.emergency.active:
-            mode = self._state.policy.active_mode
+        if (loss is None or loss >= limit) and not held.emergency.active:
+            mode = held.active_mode
             shown = short_repr(loss_fraction)
             figure = f"{loss:.2%}" if loss is not None else f"{shown} (not a number the limit can be compared with)"
             reason = (

@@ -2,7 +2,10 @@
 
 A thin facade: it runs one :class:`PolicyStore` on a private event loop in a
 daemon thread. Reads (``get``, ``snapshot``, ``explain``) go straight to the
-store's local snapshot and never touch that loop.
+store's local snapshot and never touch that loop. The end of an expiring change
+replaces that snapshot from the loop's thread at the moment it comes (the
+loop is idle, so its timer is on time), and ``snapshot``, ``gate`` and
+``explain`` check the end themselves too.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
+from datetime import timedelta
 from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
@@ -216,11 +220,17 @@ class SyncPolicyStore:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.switch_mode`."""
         return self._call(
             self._store.switch_mode(
-                mode, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+                mode,
+                updated_by=updated_by,
+                reason=reason,
+                expected_version=expected_version,
+                actor=actor,
+                expires_in=expires_in,
             )
         )
 
@@ -232,11 +242,17 @@ class SyncPolicyStore:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.update`."""
         return self._call(
             self._store.update(
-                changes, updated_by=updated_by, reason=reason, expected_version=expected_version, actor=actor
+                changes,
+                updated_by=updated_by,
+                reason=reason,
+                expected_version=expected_version,
+                actor=actor,
+                expires_in=expires_in,
             )
         )
 
@@ -248,11 +264,17 @@ class SyncPolicyStore:
         updated_by: str | None = None,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """See :meth:`PolicyStore.set_emergency_mode`."""
         return self._call(
             self._store.set_emergency_mode(
-                active, reason=reason, updated_by=updated_by, expected_version=expected_version, actor=actor
+                active,
+                reason=reason,
+                updated_by=updated_by,
+                expected_version=expected_version,
+                actor=actor,
+                expires_in=expires_in,
             )
         )
 

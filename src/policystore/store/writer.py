@@ -7,6 +7,12 @@ version it was built on; a write that lost that race is applied again on the
 winner's version. The committed version is installed here at once, with its
 events, and one that stops trading or makes a trading state stricter is saved
 durably before the write returns.
+
+A write may carry a lifetime (see :mod:`policystore.model.expiry`). A write
+that finds an expiring change past its end in the newest version first records
+the return, as the store itself (:mod:`~policystore.store.returns`), so that every
+version holds only changes in force by its writer's clock and each history
+entry says what its author changed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from policystore._callbacks import call_sync_or_async
@@ -25,15 +31,18 @@ from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import diff_policies, stamp_emergency, unchanged
 from policystore.model.events import events_for
+from policystore.model.expiry import authorize_timeline, ended, in_force, with_lifetime
 from policystore.model.history import HistoryEntry, record_errors, record_text_problem
 from policystore.model.numbers import short_repr
+from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy, default_policy
-from policystore.model.roles import Actor, authorize_change
+from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
 from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox
+from policystore.store.returns import Returns
 from policystore.store.sources import Source
 
 __all__ = ["Writer", "load_latest"]
@@ -100,6 +109,7 @@ class Writer:
         self._clock = clock
         self._external = external
         self._refresh = refresh
+        self._returns = Returns(backend, copy, load=load_latest, commit=self._commit, clock=clock)
         #: Connects the back end if the store was opened while it could not be reached.
         self._connect = connect
 
@@ -123,6 +133,8 @@ class Writer:
         actor: Actor | None,
         *,
         replaces_whole: bool = False,
+        keys: Collection[str] = (),
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """Apply ``change`` to the newest version and commit the result as the next one.
 
@@ -133,20 +145,27 @@ class Writer:
         not write at all.
 
         Args:
-            change: builds the new policy from the version it is based on.
+            change: builds the new policy from the version it is based on (given
+                without its expiring changes: the write keeps, replaces or adds them).
             action: what the write does, for a refusal ("switching to mode X").
             updated_by: the author to record when no ``actor`` is given.
             reason: why; recorded with the version.
             expected_version: fail unless the store is at this version.
             actor: who writes, with which role; the store's own actor by default.
             replaces_whole: the change replaces the whole document (a rollback
-                or an import), so it may write over an invalid newest version.
+                or an import), so it may write over an invalid newest version;
+                the document's own expiring changes come with it.
+            keys: the paths the write's patch names; an expiring change on any
+                of them is replaced even where the value stays the same.
+            expires_in: the write's lifetime (seconds or a timedelta), or None
+                for a change for good.
 
         Returns:
             The new policy, or the current one when the write changes nothing.
 
         Raises:
-            PolicyValidationError: the record or the result is invalid.
+            PolicyValidationError: the record, the lifetime or the result is
+                invalid (a return included).
             PermissionDeniedError: the actor may not make this change.
             VersionConflictError: ``expected_version`` is not the current
                 version, or the write kept losing the race to other writers.
@@ -155,38 +174,67 @@ class Writer:
         who = actor or self.actor
         author = who.name if actor is not None or not updated_by else updated_by
         _refuse_unfit_record(reason, author, expected_version)
+        lifetime = lifetime_seconds(expires_in) if expires_in is not None else None
+        if lifetime is not None and replaces_whole:
+            message = f"cannot go with {action}: a whole document is written for good"
+            raise PolicyValidationError([FieldError("expires_in", message)])
         for attempt in range(_MAX_WRITE_ATTEMPTS):
-            base, stored = await self._write_base(replaces_whole=replaces_whole)
-            if expected_version is not None and base.version != expected_version:
-                raise VersionConflictError(expected_version, base.version)
+            stored, is_stored = await self._write_base(replaces_whole=replaces_whole)
             now = self._clock()
-            candidate = stamp_emergency(base, change(base), now, author)
-            authorize_change(who, base, candidate, action)
-            if stored and unchanged(base, candidate):
+            if expected_version is not None and stored.version != expected_version:
+                expected_version = await self._returns.expected(expected_version, stored, now)
+            if is_stored and ended(stored, now):
+                # Record the return first, so that this write's entry holds only its own change.
+                moved, expected_version = await self._returns.first(stored, now, expected_version)
+                if moved:
+                    continue
+            base = in_force(stored, now) if is_stored else stored
+            if replaces_whole:
+                candidate = in_force(stamp_emergency(base, change(base), now, author), now)
+            else:
+                candidate = _with_change(base, change, now, author, reason, keys, lifetime)
+            authorize_timeline(who, base, candidate, action)
+            if is_stored and unchanged(base, candidate):
                 await self._hold(base)
                 return base
             _refuse_unfit_kill_switch_reason(base, candidate)
             new = dataclasses.replace(
                 candidate, version=base.version + 1, updated_at=now, updated_by=author, reason=reason
             )
-            entry = HistoryEntry(new.version, now, author, reason, diff_policies(base, new))
-            try:
-                await self.backend.commit(new.document(), entry)
-            except VersionConflictError:
-                if expected_version is not None:
-                    raise
-                # Another writer got in first: apply the change again on its version.
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
-                continue
-            except StoreUnavailableError as exc:
-                self._copy.mark_unreachable(exc)
-                raise
-            await self._after_commit(base, new, entry)
-            if stops_trading(new) or tightens_trading(base, new):
-                await self._keeper.save_durably(new)
-            return new
+            if await self._commit(base, new, HistoryEntry(new.version, now, author, reason, diff_policies(base, new))):
+                return new
+            if expected_version is not None:
+                raise VersionConflictError(expected_version, await self.backend.current_version())
+            # Another writer got in first: apply the change again on its version.
+            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not crypto
         current = await self.backend.current_version()
         raise VersionConflictError(current - 1, current)
+
+    async def _commit(self, base: Policy, new: Policy, entry: HistoryEntry) -> bool:
+        """Commit ``new`` on ``base`` and install it; False when another writer got in first.
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached; nothing changed.
+        """
+        try:
+            await self.backend.commit(new.document(), entry)
+        except VersionConflictError:
+            return False
+        except StoreUnavailableError as exc:
+            self._copy.mark_unreachable(exc)
+            raise
+        await self._after_commit(base, new, entry)
+        if stops_trading(new) or tightens_trading(base, new):
+            await self._keeper.save_durably(new)
+        return True
+
+    async def record_returns(self) -> Policy | None:
+        """Record the return of the newest version's ended changes (see :meth:`.Returns.record_returns`).
+
+        Raises:
+            StoreUnavailableError: the store cannot be reached (reads go stale).
+        """
+        return await self._returns.record_returns()
 
     async def _hold(self, base: Policy) -> None:
         """After a write that changed nothing, hold the version it found, durably if it holds trading back.
@@ -268,6 +316,26 @@ class Writer:
                     await call_sync_or_async(self._external.publish, event.type.value, event.to_dict())
                 except Exception:
                     log.exception("The external event bus failed to publish %s", event.event_id)
+
+
+def _with_change(  # noqa: PLR0917 - the facts of one write
+    base: Policy,
+    change: Callable[[Policy], Policy],
+    now: datetime,
+    author: str,
+    reason: str,
+    keys: Collection[str],
+    lifetime: float | None,
+) -> Policy:
+    """Apply a patch write's ``change`` to ``base`` in force, with the expiring changes it keeps, replaces or makes.
+
+    The change is given ``base`` without its expiring changes, which it may
+    contradict (it may write a path one holds);
+    :func:`~policystore.model.expiry.with_lifetime` settles them.
+    """
+    plain = dataclasses.replace(base, overrides=()) if base.overrides else base
+    candidate = stamp_emergency(base, change(plain), now, author)
+    return with_lifetime(base, candidate, keys=keys, expires_in=lifetime, at=now, by=author, reason=reason)
 
 
 def _refuse_unfit_record(reason: Any, author: Any, expected_version: Any) -> None:

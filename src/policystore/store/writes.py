@@ -5,12 +5,19 @@ compare-and-set on the version and recorded in history (see
 :meth:`Writer.write <policystore.store.writer.Writer.write>`). A write whose
 result holds what the store holds already writes nothing and returns the current
 policy, so ``returned.version == version_before`` says "no change".
+
+``update``, ``switch_mode`` and ``set_emergency_mode`` take a lifetime
+(``expires_in``, seconds or a :class:`~datetime.timedelta`): the change is in
+force until then, and every process returns to the values from before it at
+that moment, by its own clock (see :mod:`policystore.model.expiry`). A rollback
+and an import write a whole document for good and take none.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from policystore.errors import FieldError, PolicyValidationError
@@ -99,14 +106,19 @@ class Writes:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """Make ``mode`` the active mode. A looser mode needs an admin.
+
+        With ``expires_in`` (seconds, or a timedelta), the mode is active until
+        then and the mode active before returns at that moment in every process.
 
         Returns:
             The new policy; the current one, its version unchanged, when the write changes nothing.
 
         Raises:
-            PolicyValidationError: no such mode, or an empty reason.
+            PolicyValidationError: no such mode, an empty reason, or a lifetime
+                that is no number of seconds above 0 and up to 31 days.
             VersionConflictError: ``expected_version`` is not the current version.
             PermissionDeniedError: the switch raises risk and the actor is no admin.
             StoreUnavailableError: the store cannot be reached; nothing changed.
@@ -119,6 +131,8 @@ class Writes:
             reason,
             expected_version,
             actor,
+            keys=("active_mode",),
+            expires_in=expires_in,
         )
 
     async def update(
@@ -129,11 +143,19 @@ class Writes:
         reason: str,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """Apply path -> value ``changes`` as one new version, all or nothing.
 
         Without ``expected_version`` a concurrent write is not an error: the
         changes are applied again on the newer version, so neither is lost.
+
+        With ``expires_in`` (seconds, or a timedelta) the changes are in force
+        until then; from that moment every process reads the values they
+        replaced, and the first that can write records the return. A write to
+        a path an expiring change holds replaces it there: for good, or, with a
+        lifetime of its own, returning to the value that change would have
+        returned to. A loosening needs an admin with a lifetime as without one.
 
         Raises:
             UnknownPathError, PolicyValidationError, VersionConflictError,
@@ -141,7 +163,14 @@ class Writes:
         """
         patch = dict(changes)
         return await self._writer.write(
-            lambda base: apply_patch(base, patch), "this change", updated_by, reason, expected_version, actor
+            lambda base: apply_patch(base, patch),
+            "this change",
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            keys=[str(path) for path in patch],
+            expires_in=expires_in,
         )
 
     async def set_emergency_mode(
@@ -152,6 +181,7 @@ class Writes:
         updated_by: str | None = None,
         expected_version: int | None = None,
         actor: Actor | None = None,
+        expires_in: float | timedelta | None = None,
     ) -> Policy:
         """Turn the kill switch on (any operator) or off (admins only).
 
@@ -159,20 +189,27 @@ class Writes:
         and ``emergency.activated_at``); turning it on again while it is on keeps
         that record and replaces the reason.
 
+        With ``expires_in``, the kill switch returns to its earlier state at the
+        end. Turning it on for a limited time needs an admin: its end turns it
+        off, which only an admin may do (a kill switch that turns itself off
+        must be meant). Turning it off for a limited time needs an admin, as
+        turning it off does; its end turns it on again.
+
         Args:
             active: True to stop new trades, False to allow them again.
             reason: why; required, and kept as ``emergency.reason`` while on.
             updated_by: the author to record when no ``actor`` is given.
             expected_version: fail unless the store is at this version.
             actor: who writes, with which role.
+            expires_in: the write's lifetime (seconds, or a timedelta), or None for good.
 
         Returns:
             The new policy; the current one, its version unchanged, when the write changes nothing.
 
         Raises:
-            PolicyValidationError: an empty reason.
+            PolicyValidationError: an empty reason, or an unfit lifetime.
             VersionConflictError: ``expected_version`` is not the current version.
-            PermissionDeniedError: turning it off without the admin role.
+            PermissionDeniedError: turning it off, or on for a limited time, without the admin role.
             StoreUnavailableError: the store cannot be reached; nothing changed.
         """
         patch: dict[str, Any] = (
@@ -182,7 +219,14 @@ class Writes:
         )
         action = "turning the kill switch on" if active else "turning the kill switch off"
         return await self._writer.write(
-            lambda base: apply_patch(base, patch), action, updated_by, reason, expected_version, actor
+            lambda base: apply_patch(base, patch),
+            action,
+            updated_by,
+            reason,
+            expected_version,
+            actor,
+            keys=tuple(patch),
+            expires_in=expires_in,
         )
 
     async def rollback(

@@ -5,6 +5,8 @@ import { confirmWrite } from "./dialog.js";
 import { fleetReport, loadFleet, startFleet, stopFleet } from "./fleet.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
+import { renderTrading, setupTrading, tradingBanner } from "./trading.js";
+import { renderOverrides, setupOverrides } from "./overrides.js";
 import { $, api, el, session, toast } from "./util.js";
 
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
@@ -26,6 +28,8 @@ function banners() {
   if (state.policy && state.policy.emergency.active) {
     list.push(["kill", `KILL SWITCH ACTIVE — no new trades. ${state.policy.emergency.reason || ""}`]);
   }
+  const trading = tradingBanner(state.policy);
+  if (trading) list.push(trading);
   $("banners").replaceChildren(...list.map(([kind, text]) => el("div", { class: `banner ${kind}` }, text)));
   // The stream being up is not enough to say "live": answers from an unreachable store are stale.
   const storeDown = Boolean(state.health && (!state.health.store_reachable || state.health.stale));
@@ -58,6 +62,8 @@ function render() {
   renderModes(p);
   renderLimits(p);
   renderStrategies(p);
+  renderTrading(p, state.effective, { can, write });
+  renderOverrides(p);
   banners();
   refreshLocks(p);
 }
@@ -163,7 +169,7 @@ function refused(title, err) {
 // A write with "wait" answers once the fleet has applied it (or 202 naming who has not): say which.
 function confirmed(title, result) {
   const [report, complete] = fleetReport(result.fleet);
-  const text = `${title}: done (version ${result.version}); ${report}.`;
+  const text = `${title}: done (version ${result.version})` + (report ? `; ${report}.` : ".");
   if (result.fleet) {
     $("kill-fleet").textContent = `v${result.version} ${report}`;
     $("kill-fleet").className = "small fleet-ack " + (complete ? "ok" : "refused");
@@ -269,7 +275,9 @@ async function signIn(token) {
 function start() {
   session.onUnauthorized = signOut;
   setupHistory({ canRollback: () => can("admin"), rollback, current: () => (state.policy ? state.policy.version : 0) });
+  setupOverrides({ refresh: () => refreshPolicy().then(historyChanged).catch(() => {}) });
   $("modes-order").title = RISK_ORDER_NOTE;
+  setupTrading({ can, write });
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault(); signIn($("token").value.trim());
   });

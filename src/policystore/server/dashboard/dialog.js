@@ -3,7 +3,8 @@
 import { fmtValue } from "./format.js";
 import { $, el } from "./util.js";
 
-const GROUPS = ["active_mode", "risk.", "ai.", "emergency.", "modes.", "hard_limits.", "strategies."];
+const GROUPS = ["active_mode", "risk.", "ai.", "emergency.", "trading.", "instruments.", "modes.", "hard_limits.",
+  "strategies."];
 
 function group(path) {
   const index = GROUPS.findIndex((prefix) => path === prefix || path.startsWith(prefix));

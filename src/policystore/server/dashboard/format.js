@@ -20,11 +20,27 @@ export const STRATEGY_FIELDS = [
   ["max_risk_pct_per_trade", "pct"], ["max_positions", "int"], ["scaling_factor", "mult"],
 ];
 
+// An instrument's limits (instruments.<SYMBOL>.<field>): [field, kind, what it is].
+export const INSTRUMENT_FIELDS = [
+  ["max_order_notional", "money", "largest notional (quantity × price) of one order, in account currency"],
+  ["max_order_quantity", "qty", "largest quantity of one order"],
+  ["max_position_notional", "money", "largest notional held in the instrument after an order, in account currency"],
+  ["price_collar", "pct", "an order further than this from the reference price is refused"],
+];
+
+// The firm-wide limits (trading.<field>): [field, kind, what it is].
+export const TRADING_FIELDS = [
+  ["max_orders_per_minute", "int", "most orders one executor sends in any 60 seconds (each executor counts its own)"],
+  ["max_daily_loss", "money", "the day's loss, in account currency, that stops trading (trips the kill switch)"],
+  ["max_gross_exposure", "money", "largest sum of the notionals of all open positions after an order"],
+];
+
 export const MONEY_UNIT = "acct ccy";
 export const RISK_ORDER_NOTE =
   "Modes are ordered by risk: lowest max_leverage first, then lowest max_risk_pct_per_trade.";
 
-const KINDS = Object.fromEntries([...FIELDS, ...STRATEGY_FIELDS].map(([field, kind]) => [field, kind]));
+const KINDS = Object.fromEntries([...FIELDS, ...STRATEGY_FIELDS, ...INSTRUMENT_FIELDS, ...TRADING_FIELDS]
+  .map(([field, kind]) => [field, kind]));
 
 export function fmt(value, kind) {
   if (value === null || value === undefined) return "–";
@@ -34,6 +50,7 @@ export function fmt(value, kind) {
     case "mult": return "×" + Number(value).toFixed(2);
     case "floor": return "≥ " + Number(value).toFixed(2);
     case "money": return Number(value).toLocaleString("en-US", { maximumFractionDigits: 2 }) + " " + MONEY_UNIT;
+    case "qty": return Number(value).toLocaleString("en-US", { maximumFractionDigits: 8 });
     case "secs": return Number(value).toLocaleString("en-US") + " s";
     case "flag": return value ? "on" : "off";
     default: return String(value);
