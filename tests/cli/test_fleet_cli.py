@@ -153,13 +153,15 @@ class TestWait:
             ["rollback", "1"],
             ["import", "{file}"],
             ["presets", "BULL_MARKET", "--add"],
+            ["trading", "halted", "--symbol", "BTC"],
+            ["mode", "DEFENSIVE", "--for", "30m"],
         ],
-        ids=lambda command: command[0],
+        ids=lambda command: "-".join(part.lstrip("-") for part in command[::2]),
     )
     def test_every_write_command_waits_and_exits_7_while_a_member_is_frozen(
         self, cli: Cli, member: Member, tmp_path: Path, command: list[str]
     ) -> None:
-        """mode, set, emergency, rollback, import and presets --add: written, then exit 7 naming the member."""
+        """mode, set, emergency, rollback, import, presets --add, trading, a change --for a while: exit 7, named."""
         if command[0] == "rollback":
             cli("emergency", "on", "--reason", "a version to roll back from")
         document = yaml.safe_load(cli("export", "-").stdout)

@@ -138,13 +138,15 @@ class TestWaitOnWrites:
             ("PATCH", "/v1/policy", {"changes": {"modes.NORMAL.max_leverage": 4.0}}, "operator"),
             ("POST", "/v1/emergency", {"active": True}, "operator"),
             ("POST", "/v1/rollback", {"version": 1}, "admin"),
+            ("POST", "/v1/trading", {"state": "halted", "symbol": "BTC"}, "operator"),
+            ("POST", "/v1/emergency", {"active": True, "expires_in": 600}, "operator"),
         ],
-        ids=lambda case: f"{case[0]} {case[1]}",
+        ids=lambda case: f"{case[0]} {case[1]} {sorted(case[2])}",
     )
     def test_every_write_route_takes_a_wait_and_answers_202_while_a_member_is_frozen(
         self, live: LiveServer, http: httpx.Client, member: Member, case: tuple[str, str, dict, str]
     ) -> None:
-        """mode, PATCH policy, emergency and rollback: written, then 202 naming the frozen member."""
+        """mode, PATCH policy, emergency, rollback, trading, an expiring change: written, then 202 naming the member."""
         method, path, body, role = case
         if path == "/v1/rollback":
             http.patch(
