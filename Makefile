@@ -80,6 +80,7 @@ check: lint typecheck test test-core
 bench: install-test
 	$(BIN)/python bench/read_path.py
 	$(BIN)/python bench/propagation.py
+	$(BIN)/python bench/fleet.py
 	$(BIN)/python bench/decision.py
 	$(BIN)/python bench/http.py
 

@@ -11,6 +11,7 @@ store::
 from policystore.errors import (
     ApprovalRequiredError,
     FieldError,
+    FleetIncompleteError,
     PermissionDeniedError,
     PolicyStoreError,
     PolicyValidationError,
@@ -22,6 +23,7 @@ from policystore.errors import (
 )
 from policystore.model.change_control import ChangeControl
 from policystore.model.events import EventType, PolicyChanged
+from policystore.model.fleet import FleetAck, FleetMember, FleetStatus
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.modes import PRESETS, RiskMode, RiskModeConfig
 from policystore.model.policy import Emergency, HardLimits, Override, Policy, StrategyConfig, StrategySettings
@@ -45,6 +47,10 @@ __all__ = [
     "Explanation",
     "FieldChange",
     "FieldError",
+    "FleetAck",
+    "FleetIncompleteError",
+    "FleetMember",
+    "FleetStatus",
     "HardLimits",
     "HistoryEntry",
     "InstrumentLimits",

@@ -12,6 +12,7 @@ attributes, so callers branch on data instead of parsing messages::
     │   └── ApprovalRequiredError                 a risk-raising change that needs more admins: propose it
     ├── ProposalRefusedError                      a proposal that cannot be approved or rejected now
     │   └── UnknownProposalError                  no proposal has that id
+    ├── FleetIncompleteError                      a write's wait ended before every live member applied it
     ├── ClientTypeError         (also TypeError)  a store given the wrong kind of client
     ├── AuthenticationError                       an HTTP request without a known token
     ├── MalformedRequestError                     a request body that is not JSON at all
@@ -44,6 +45,7 @@ __all__ = [
     "ClientTypeError",
     "ContentTypeError",
     "FieldError",
+    "FleetIncompleteError",
     "InternalError",
     "MalformedRequestError",
     "PayloadTooLargeError",
@@ -347,6 +349,54 @@ class UnknownProposalError(ProposalRefusedError):
         PolicyStoreError.__init__(
             self, f"Unknown proposal {proposal_id!r}; run 'policystore proposals' to list the proposals."
         )
+
+
+class FleetIncompleteError(PolicyStoreError):
+    """Raised when a write waited for the fleet and a live member had not applied it when the wait ran out.
+
+    The write itself was made: this reports that its confirmation is
+    incomplete, which is why its HTTP status is 202 (accepted, not yet
+    everywhere) and the answer still carries the write's result. Members not
+    heard from for 5 seconds are lost and hold up no wait.
+
+    Attributes:
+        version: the version waited for.
+        timeout: the seconds the wait was given.
+        missing: the live members that had not applied it, as JSON-ready data
+            (``name``, ``host``, ``pid``, ``version``, ``last_heard``...).
+        unread: why the fleet's records could not be read at all, or None when they were.
+    """
+
+    exit_code = 7
+    http_status = 202
+    metric_label = "fleet"
+    title = "fleet not confirmed"
+
+    def __init__(
+        self, version: int, timeout: float, missing: Sequence[dict[str, Any]], *, unread: str | None = None
+    ) -> None:
+        self.version = version
+        self.timeout = timeout
+        self.missing = [dict(member) for member in missing]
+        self.unread = unread
+        if unread is not None:
+            outcome = f"the fleet's records could not be read ({unread.rstrip('.')})"
+        else:
+            named = "; ".join(_member_phrase(member) for member in self.missing) or "no member named"
+            outcome = f"{named} {'has' if len(self.missing) == 1 else 'have'} not applied it"
+        super().__init__(f"The fleet did not confirm version {version} within {timeout:g} s: {outcome}.")
+
+    def body_facts(self) -> dict[str, Any]:
+        """Return ``version``, ``timeout``, the ``missing`` members and why the fleet was ``unread`` (or None)."""
+        return {"version": self.version, "timeout": self.timeout, "missing": self.missing, "unread": self.unread}
+
+
+def _member_phrase(member: dict[str, Any]) -> str:
+    """Name one fleet member with what it holds: ``executor-1 (pid 42 on host-a, at version 6)``."""
+    return (
+        f"{member.get('name', '?')} (pid {member.get('pid', '?')} on {member.get('host', '?')}, "
+        f"at version {member.get('version', '?')})"
+    )
 
 
 class ClientTypeError(PolicyStoreError, TypeError):

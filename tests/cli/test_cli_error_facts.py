@@ -31,6 +31,7 @@ from policystore.errors import (
     ClientTypeError,
     ContentTypeError,
     FieldError,
+    FleetIncompleteError,
     InternalError,
     MalformedRequestError,
     PayloadTooLargeError,
@@ -57,6 +58,9 @@ SAMPLES: dict[type[PolicyStoreError], Callable[[], PolicyStoreError]] = {
     ApprovalRequiredError: lambda: ApprovalRequiredError("ada", "admin", "this change", 2, 1, ["risk.max_leverage"]),
     ProposalRefusedError: lambda: ProposalRefusedError("abc123", "stale", "a path it changes was changed"),
     UnknownProposalError: lambda: UnknownProposalError("abc123"),
+    FleetIncompleteError: lambda: FleetIncompleteError(
+        7, 2.0, [{"name": "executor-1", "host": "host-a", "pid": 4242, "version": 6}]
+    ),
     ClientTypeError: lambda: ClientTypeError("client", "redis.asyncio.Redis", object()),
     AuthenticationError: lambda: AuthenticationError("no bearer token was sent"),
     MalformedRequestError: lambda: MalformedRequestError("it could not be parsed"),
@@ -134,7 +138,7 @@ class TestHelp:
     """The help's exit statuses are the classes' facts, and say what the contract says."""
 
     def test_exit_statuses_are_the_contract_list(self) -> None:
-        """0 done, 2 usage, 3 invalid value or path, 4 conflict, 5 unreachable, 6 denied; 1 for anything else.
+        """0 done, 2 usage, 3 invalid, 4 conflict, 5 unreachable, 6 denied, 7 fleet not confirmed; 1 for the rest.
 
         A proposal that cannot be approved is refused as a conflict (4), an unknown one as an unknown path (3).
         """
@@ -146,6 +150,7 @@ class TestHelp:
             4: "version conflict or proposal refused",
             5: "store unreachable",
             6: "permission denied",
+            7: "fleet not confirmed",
         } == exit_statuses()
 
     def test_every_status_an_error_class_sets_is_listed_with_its_title(self) -> None:

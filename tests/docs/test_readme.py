@@ -249,7 +249,8 @@ class TestReadmeBlocks:
                 assert 'policystore_trading_state{name="ETH/USD",scope="instrument"} 2.0' in outputs[-3]
 
         tour, change_control, expiring = ["sh", "python"], ["sh", "sh", "python"], ["sh", "python"]
-        rest = ["sh", "python", "python", "sh", "python", "sh", "redis", "python", "python"]
-        assert [*tour, *change_control, *expiring, *rest] == ran
+        server, fleet = ["sh"], ["python"]
+        rest = ["python", "python", "sh", "python", "sh", "redis", "python", "python"]
+        assert [*tour, *change_control, *expiring, *server, *fleet, *rest] == ran
         assert (reader.cwd / "replay.png").read_bytes()[:4] == b"\x89PNG"
         assert 2 == len((reader.cwd / "decisions.jsonl").read_text().splitlines())  # one decision per run

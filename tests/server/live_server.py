@@ -23,7 +23,7 @@ TOKEN_NAMES = {"viewer": "vera-viewer", "operator": "otto-operator", "admin": "a
 class LiveServer:
     """Serves ``url`` (a store URL, or a back end such as one that fails on purpose) on 127.0.0.1.
 
-    The server runs from a thread with its own event loop.
+    The server runs from a thread with its own event loop; its store is a member of the fleet named ``name``.
     """
 
     def __init__(
@@ -32,9 +32,11 @@ class LiveServer:
         *,
         token_ttl: float | None = None,
         store_options: dict[str, Any] | None = None,
+        name: str = "live-server",
         **app_options: Any,
     ) -> None:
         self.url = url
+        self.name = name
         self.token_ttl = token_ttl
         self.store_options = store_options or {}
         self.app_options = app_options
@@ -94,7 +96,7 @@ class LiveServer:
             self._loop.close()
 
     async def _main(self) -> None:
-        store = PolicyStore(self.url, **{"refresh_interval": 0.5, **self.store_options})
+        store = PolicyStore(self.url, **{"refresh_interval": 0.5, "name": self.name, **self.store_options})
         await store.initialize()
         self.store = store
         ttl = {} if self.token_ttl is None else {"ttl": self.token_ttl}

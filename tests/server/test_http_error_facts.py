@@ -28,6 +28,7 @@ from policystore.errors import (
     ClientTypeError,
     ContentTypeError,
     FieldError,
+    FleetIncompleteError,
     InternalError,
     MalformedRequestError,
     PayloadTooLargeError,
@@ -56,6 +57,9 @@ SAMPLES: dict[type[PolicyStoreError], Callable[[], PolicyStoreError]] = {
     ApprovalRequiredError: lambda: ApprovalRequiredError("ada", "admin", "this change", 2, 1, ["risk.max_leverage"]),
     ProposalRefusedError: lambda: ProposalRefusedError("abc123", "stale", "a path it changes was changed"),
     UnknownProposalError: lambda: UnknownProposalError("abc123"),
+    FleetIncompleteError: lambda: FleetIncompleteError(
+        7, 2.0, [{"name": "executor-1", "host": "host-a", "pid": 4242, "version": 6}]
+    ),
     ClientTypeError: lambda: ClientTypeError("client", "redis.asyncio.Redis", object()),
     AuthenticationError: lambda: AuthenticationError("no bearer token was sent"),
     MalformedRequestError: lambda: MalformedRequestError("it could not be parsed"),
@@ -72,6 +76,7 @@ DOCUMENTED = {
     ("get", "/v1/values/{path}"): {401, 403, 404, 422},
     ("get", "/v1/history"): {401, 403, 422, 503},
     ("get", "/v1/diff"): {401, 403, 422, 503},
+    ("get", "/v1/fleet"): {401, 403, 422, 503},
     **{
         write: {400, 401, 403, 404, 409, 413, 422, 503}
         for write in [
@@ -157,8 +162,11 @@ class TestFacts:
 
     @pytest.mark.parametrize("cls", error_classes(), ids=lambda cls: cls.__name__)
     def test_every_error_class_has_an_error_status_and_a_metric_label(self, cls: type[PolicyStoreError]) -> None:
-        """A 4xx or 5xx status, and one lowercase word as the label."""
-        assert 400 <= cls.http_status <= 599
+        """A 4xx or 5xx status (202 for the one that reports a write made but not yet confirmed), one lowercase word."""
+        if cls is FleetIncompleteError:
+            assert 202 == cls.http_status
+        else:
+            assert 400 <= cls.http_status <= 599
         assert re.fullmatch(r"[a-z]+", cls.metric_label), cls.metric_label
 
     def test_status_table_is_read_from_the_classes(self) -> None:
@@ -187,6 +195,7 @@ class TestFacts:
             AuthenticationError: (401, "authentication"),
             PermissionDeniedError: (403, "permission"),
             ApprovalRequiredError: (403, "permission"),
+            FleetIncompleteError: (202, "fleet"),
             VersionConflictError: (409, "conflict"),
             ProposalRefusedError: (409, "conflict"),
             UnknownProposalError: (404, "validation"),

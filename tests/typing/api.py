@@ -11,6 +11,10 @@ from policystore import (
     ApprovalRequiredError,
     EventType,
     Explanation,
+    FleetAck,
+    FleetIncompleteError,
+    FleetMember,
+    FleetStatus,
     HistoryEntry,
     Override,
     Policy,
@@ -74,6 +78,25 @@ async def use_async(url: str) -> float:
     unsubscribe()
     await store.close()
     return leverage
+
+
+async def fleet(url: str) -> list[str]:
+    """Join the fleet by name, list it, and wait for it to apply a kill switch."""
+    store = await PolicyStore.open(url, name="executor-1")
+    member_id: str | None = store.member_id
+    members: list[FleetMember] = await store.fleet()
+    lost = [m.label for m in members if m.status is FleetStatus.LOST]
+    policy = await store.set_emergency_mode(True, reason="halt", updated_by="ops")
+    ack: FleetAck = await store.wait_for_fleet(policy.version, timeout=5.0)
+    try:
+        ack.check(5.0)
+    except FleetIncompleteError as incomplete:
+        missing: list[str] = [str(m["name"]) for m in incomplete.missing]
+        del missing
+    failing: policystore.PolicyStoreError | None = store.fleet_error
+    del member_id, failing
+    await store.close()
+    return [*lost, *(m.name for m in ack.missing), *(m.name for m in ack.lost)]
 
 
 async def follow(store: PolicyStore) -> None:

@@ -11,6 +11,7 @@ import yaml
 
 from policystore.cli.context import CliContext, Written, pass_cli, repairable, write, write_options
 from policystore.cli.documents import read_document
+from policystore.cli.fleet_wait import wait_option
 from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
@@ -64,6 +65,7 @@ def diff(obj: CliContext, *, v1: int, v2: int | None) -> None:
 @click.command(short_help="Restore an old version as a new one.")
 @click.argument("version", type=click.IntRange(min=1))
 @write_options(lifetime=False)
+@wait_option
 @pass_cli
 def rollback(obj: CliContext, *, version: int, by: str, reason: str, expect_version: int | None) -> None:
     """Write a new version equal in content to VERSION (admins only)."""
@@ -186,6 +188,7 @@ def _read_document(file: str, kind: str) -> dict[str, Any]:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @_format_option
 @write_options(lifetime=False)
+@wait_option
 @pass_cli
 def import_(obj: CliContext, *, file: str, fmt: str | None, by: str, reason: str, expect_version: int | None) -> None:
     """Replace the whole policy with FILE (YAML or JSON) as one new version; an invalid file changes nothing.

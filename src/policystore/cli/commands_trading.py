@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from policystore.cli.context import CliContext, Written, pass_cli, write, write_options
+from policystore.cli.fleet_wait import wait_option
 from policystore.cli.trading_output import in_force_text, render_trading
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.controls import StateVerdict, firm_state, strictest_state
@@ -87,6 +88,7 @@ def _show(obj: CliContext, strategy: str | None, symbol: str | None) -> None:
     help="Set this instrument's state (instruments.SYMBOL.state); 'default' sets every instrument's without one.",
 )
 @write_options(reason_required=False)
+@wait_option
 @pass_cli
 def trading(
     obj: CliContext,

@@ -45,6 +45,7 @@ from policystore.errors import (
     StoreUnavailableError,
     VersionConflictError,
 )
+from policystore.model.fleet import FleetAck
 from policystore.model.numbers import short_repr
 from policystore.model.overrides import lifetime_seconds
 from policystore.model.policy import Policy
@@ -58,7 +59,9 @@ from policystore.store.store import PolicyStore
 from policystore.store.urls import DEFAULT_URL
 
 __all__ = [
+    "AFTER_WRITE",
     "LIFETIME_OPTION",
+    "AfterWrite",
     "CliContext",
     "Written",
     "default_author",
@@ -72,6 +75,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What a write command runs after its write, inside the same store session (``--wait``:
+#: :func:`policystore.cli.fleet_wait.wait_option`): given the store and the version the write left.
+AfterWrite = Callable[[PolicyStore, int], Awaitable[FleetAck | None]]
+#: Where an option puts its :data:`AfterWrite` in the click context's ``meta``.
+AFTER_WRITE: Final = "policystore.after_write"
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 
@@ -140,10 +149,12 @@ class Written:
     Attributes:
         policy: the policy after the write (the current one when nothing changed).
         changed: False when the write changed nothing, so no version was written.
+        fleet: how far the fleet got with the version, when the command was given ``--wait``.
     """
 
     policy: Policy
     changed: bool
+    fleet: FleetAck | None = None
 
     @property
     def until(self) -> str:
@@ -152,8 +163,9 @@ class Written:
         return f" until {made[0].until.isoformat()}" if made and self.changed else ""
 
     def data(self, **more: Any) -> dict[str, Any]:
-        """Return the document with ``changed`` (and ``more``), as ``--json`` prints it."""
-        return {**self.policy.document(), "changed": self.changed, **more}
+        """Return the document with ``changed``, ``more`` and (after ``--wait``) ``fleet``, as ``--json`` prints it."""
+        fleet = {} if self.fleet is None else {"fleet": self.fleet.to_dict()}
+        return {**self.policy.document(), "changed": self.changed, **more, **fleet}
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,20 +356,27 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """Make a write of ``store`` and tell whether it wrote a version.
 
     A write that would change nothing writes nothing and returns the current
-    policy, so its version is the one the store held before.
+    policy, so its version is the one the store held before. Then what an
+    option put under :data:`AFTER_WRITE` runs: with ``--wait`` (see
+    :func:`policystore.cli.fleet_wait.wait_option`), the wait for the fleet to
+    apply that version.
 
     Args:
         store: the open store.
         change: makes the write (``lambda: store.switch_mode(...)``).
 
     Returns:
-        The policy after the write, and whether a version was written.
+        The policy after the write, whether a version was written, and the fleet's outcome after ``--wait``.
     """
     before = await store.backend.current_version()
     policy = await change()
+    ctx = click.get_current_context(silent=True)
+    after: AfterWrite | None = None if ctx is None else ctx.meta.get(AFTER_WRITE)
+    fleet = None if after is None else await after(store, policy.version)
     # A write that found an expiring change past its end records the return first (as the store):
     # that version alone is no change of the command's.
-    return Written(policy, changed=policy.version != before and policy.updated_by != RETURN_AUTHOR)
+    changed = policy.version != before and policy.updated_by != RETURN_AUTHOR
+    return Written(policy, changed=changed, fleet=fleet)
 
 
 def _set_dry_run(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -19,6 +19,8 @@ from policystore.cli.commands_proposals import approve, proposals, propose, reje
 from policystore.cli.context import CliContext, Written, pass_cli, store_url, write, write_options
 from policystore.cli.documents import clip, load_yaml
 from policystore.cli.errors import exit_status_help
+from policystore.cli.fleet_commands import fleet
+from policystore.cli.fleet_wait import wait_option
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
 from policystore.cli.trading_output import fact_lines, render_trading
@@ -188,6 +190,7 @@ def _no_change(obj: CliContext, done: Written, what: str, **more: Any) -> None:
 @cli.command(short_help="Print the active mode, or switch to mode NAME.")
 @click.argument("name", required=False)
 @write_options(reason_required=False)
+@wait_option
 @pass_cli
 def mode(obj: CliContext, *, name: str | None, by: str, reason: str | None, expect_version: int | None) -> None:
     """Print the active mode, or switch to mode NAME (needs --reason)."""
@@ -256,6 +259,7 @@ _LIVE_DETAIL: Final = "read from the live store; "
 @click.argument("path")
 @click.argument("value")
 @write_options()
+@wait_option
 @pass_cli
 def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect_version: int | None) -> None:
     """Set PATH to VALUE (YAML: 4, 0.5, true, null, {...}); validated before it is written.
@@ -304,6 +308,7 @@ _SHOWN_VALUE: Final = 80
 @cli.command(short_help="Turn the kill switch on or off.")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @write_options()
+@wait_option
 @pass_cli
 def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_version: int | None) -> None:
     """Turn the kill switch on (no new trades) or off (admins only).
@@ -334,6 +339,7 @@ def emergency(obj: CliContext, *, state: str, by: str, reason: str, expect_versi
 @click.option("--add", is_flag=True, help="Add preset NAME to the policy as a mode of that name.")
 @click.option("--replace", is_flag=True, help="With --add: overwrite a mode of that name whose values differ.")
 @write_options(expect_version=True, reason_required=False)
+@wait_option
 @pass_cli
 def presets(
     obj: CliContext,
@@ -404,7 +410,7 @@ def _require_reason(obj: CliContext, reason: str | None, action: str) -> str:
     return reason
 
 
-for _command in (history, diff, rollback, watch, export, import_, propose, proposals, approve, reject):
+for _command in (history, diff, rollback, watch, export, import_, fleet, propose, proposals, approve, reject):
     cli.add_command(_command)
 
 

@@ -99,6 +99,7 @@ async def serve_store(
     sock: socket.socket | None = None,
     create: bool = True,
     decisions: str | None = None,
+    name: str | None = None,
 ) -> None:
     """Open the store at ``url`` and serve it over HTTP until interrupted.
 
@@ -115,6 +116,7 @@ async def serve_store(
         create: create the store if there is none (``policystore serve`` passes
             False unless ``--create`` is given).
         decisions: a decision log every write's dry run decides again under the change.
+        name: the server's name in the store's fleet (it follows changes, so it is a member).
 
     Raises:
         click.UsageError: ``host:port`` cannot be bound.
@@ -127,7 +129,7 @@ async def serve_store(
 
     listening = sock if sock is not None else bind_socket(host, port)
     try:
-        store = await PolicyStore.open(url, create=create)
+        store = await PolicyStore.open(url, create=create, name=name)
         try:
             if on_ready is not None:
                 await on_ready(store)
@@ -192,6 +194,12 @@ async def serve_store(
     default=None,
     help="A decision log whose newest signals every preview (dry run) decides again under the change.",
 )
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="This server's name in the store's fleet (policystore fleet); default policystore-server:PORT.",
+)
 @pass_cli
 def serve(
     obj: CliContext,
@@ -202,6 +210,7 @@ def serve(
     heartbeat: float,
     create: bool,
     decision_log: str | None,
+    name: str | None,
 ) -> None:
     """Serve the HTTP API, the change stream and the dashboard.
 
@@ -232,6 +241,7 @@ def serve(
                 on_ready=ready,
                 create=create,
                 decisions=decision_log,
+                name=name or f"policystore-server:{bound}",
             )
         )
 

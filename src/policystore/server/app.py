@@ -39,7 +39,7 @@ from policystore.errors import (
     PolicyValidationError,
     StoreUnavailableError,
 )
-from policystore.server import health, proposal_routes, routes, stream
+from policystore.server import fleet, health, proposal_routes, routes, stream
 from policystore.server.errors import error_body, status_for
 from policystore.server.health import ServerMetrics
 from policystore.server.stream import StreamHub
@@ -133,6 +133,7 @@ def create_app(
     _add_error_handlers(app, metrics)
     app.include_router(routes.router)
     app.include_router(proposal_routes.router)
+    app.include_router(fleet.router)
     app.include_router(stream.router)
     app.include_router(health.router)
     _add_dashboard(app)

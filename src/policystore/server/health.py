@@ -3,13 +3,18 @@
 ``/healthz`` answers 200 whenever the server runs, even when the store cannot be
 reached: the server still serves reads from its last-known-good copy, so it is
 alive. The body says whether the store is reachable and whether answers are
-stale (``status`` is ``"ok"`` or ``"degraded"``), for monitors to alert on.
+stale (``status`` is ``"ok"`` or ``"degraded"``), for monitors to alert on, and
+how many processes follow the store (its fleet), how many of them are lost and
+how many are behind the current version. Both read the fleet's records within
+a second; the fleet's figures are absent (null) when they cannot be read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -20,15 +25,54 @@ from pydantic import BaseModel, Field
 from policystore.errors import PolicyStoreError, StoreUnavailableError, VersionConflictError
 from policystore.model.controls import firm_state, instrument_rules
 from policystore.model.events import EventType, PolicyChanged
+from policystore.model.fleet import FleetMember, FleetStatus
 from policystore.model.policy import Policy
 from policystore.model.trading import DEFAULT_INSTRUMENT
 from policystore.server.errors import refusal_reason
 from policystore.store.store import PolicyStore
 
-__all__ = ["HealthResponse", "ServerMetrics", "router", "store_reachable"]
+__all__ = ["FleetCount", "HealthResponse", "ServerMetrics", "count_fleet", "count_members", "router", "store_reachable"]
 
 #: How long a health check waits for the store before calling it unreachable.
 PROBE_TIMEOUT: Final = 1.0
+#: How long a health check or a scrape waits for the fleet's records.
+FLEET_TIMEOUT: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCount:
+    """How many members the fleet has, live and lost, and how many live ones are behind the current version."""
+
+    live: int
+    lost: int
+    behind: int
+
+
+def count_members(members: Sequence[FleetMember], version: int) -> FleetCount:
+    """Count ``members`` by status, and the live ones that have not applied ``version``.
+
+    Args:
+        members: the fleet (see :meth:`PolicyStore.fleet`).
+        version: the store's current version.
+    """
+    live = [m for m in members if m.status is FleetStatus.LIVE]
+    return FleetCount(len(live), len(members) - len(live), sum(m.version < version for m in live))
+
+
+async def count_fleet(store: PolicyStore) -> FleetCount | None:
+    """Count the fleet within :data:`FLEET_TIMEOUT` seconds; None when its records cannot be read in time.
+
+    Args:
+        store: the server's store.
+    """
+    try:
+        async with asyncio.timeout(FLEET_TIMEOUT):
+            members = await store.fleet()
+            version = await store.backend.current_version()
+    except (StoreUnavailableError, TimeoutError):
+        return None
+    return count_members(members, version)
+
 
 router = APIRouter(tags=["health"])
 
@@ -78,6 +122,33 @@ class ServerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.fleet_members = Gauge(
+            "policystore_fleet_members",
+            "Processes following the store, by status (live, or lost: not heard for 5 s).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.fleet_behind = Gauge(
+            "policystore_fleet_behind",
+            "Live members of the fleet that have not applied the store's current version.",
+            registry=self.registry,
+        )
+        self.fleet_waits = Counter(
+            "policystore_fleet_waits",
+            "Writes that waited for the fleet, by outcome (complete, or incomplete: answered 202).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def set_fleet(self, count: FleetCount) -> None:
+        """Record the fleet's size and how many of its live members are behind.
+
+        Args:
+            count: the fleet counted (see :func:`count_fleet`).
+        """
+        self.fleet_members.labels(FleetStatus.LIVE.value).set(count.live)
+        self.fleet_members.labels(FleetStatus.LOST.value).set(count.lost)
+        self.fleet_behind.set(count.behind)
 
     def count_refusal(self, error: PolicyStoreError) -> None:
         """Count a request refused with ``error``, under its class's metric label.
@@ -132,6 +203,11 @@ class HealthResponse(BaseModel):
     source: str = Field(description="Layer answering reads: store, last_known_good, environment or default.")
     checked_at: datetime = Field(description="When the probe ran (UTC).")
     probe_ms: float = Field(description="How long the probe took, in milliseconds.")
+    fleet_members: int | None = Field(description="Live processes following the store; null if unread.")
+    fleet_lost: int | None = Field(description="Members not heard for 5 s; null if the fleet could not be read.")
+    fleet_behind: int | None = Field(
+        description="Live members that have not applied the current version; null if the fleet could not be read."
+    )
 
 
 async def store_reachable(store: PolicyStore) -> bool:
@@ -158,15 +234,21 @@ async def store_reachable(store: PolicyStore) -> bool:
 
 @router.get("/healthz", summary="Liveness and store reachability")
 async def healthz(request: Request) -> HealthResponse:
-    """Report whether the store is reachable and the version and staleness of answers.
+    """Report whether the store is reachable, the version and staleness of answers, and the fleet.
 
     Always 200 while the server runs; ``status`` says ``degraded`` when the
-    store is unreachable or answers are stale.
+    store is unreachable or answers are stale. ``fleet_members``, ``fleet_lost``
+    and ``fleet_behind`` count the processes that follow the store, those not
+    heard from for 5 s, and the live ones without the current version.
     """
     store: PolicyStore = request.app.state.store
     started = time.perf_counter()
     reachable = await store_reachable(store)
     elapsed = (time.perf_counter() - started) * 1000
+    fleet = await count_fleet(store) if reachable else None
+    if fleet is not None:
+        metrics: ServerMetrics = request.app.state.metrics
+        metrics.set_fleet(fleet)
     healthy = reachable and not store.stale
     return HealthResponse(
         status="ok" if healthy else "degraded",
@@ -176,6 +258,9 @@ async def healthz(request: Request) -> HealthResponse:
         source=store.source.value,
         checked_at=datetime.now(UTC),
         probe_ms=round(elapsed, 3),
+        fleet_members=None if fleet is None else fleet.live,
+        fleet_lost=None if fleet is None else fleet.lost,
+        fleet_behind=None if fleet is None else fleet.behind,
     )
 
 
@@ -194,7 +279,11 @@ async def metrics(request: Request) -> Response:
     """Return the server's metrics in the Prometheus text format."""
     store: PolicyStore = request.app.state.store
     collected: ServerMetrics = request.app.state.metrics
-    collected.reachable.set(1 if await store_reachable(store) else 0)
+    reachable = await store_reachable(store)
+    collected.reachable.set(1 if reachable else 0)
+    fleet = await count_fleet(store) if reachable else None
+    if fleet is not None:
+        collected.set_fleet(fleet)
     snapshot = store.snapshot()
     collected.version.set(snapshot.version)
     collected.set_trading_states(snapshot)

@@ -10,11 +10,11 @@ a 422 naming the field, not a failure deep in a back end.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from policystore.errors import VersionConflictError
+from policystore.errors import FleetIncompleteError, VersionConflictError
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.model.overrides import MAX_LIFETIME
 from policystore.model.previews import Preview
@@ -26,6 +26,9 @@ __all__ = [
     "DiffResponse",
     "EmergencyRequest",
     "ErrorBody",
+    "FleetAckModel",
+    "FleetMemberModel",
+    "FleetResponse",
     "HistoryEntryModel",
     "HistoryResponse",
     "ModeRequest",
@@ -42,6 +45,7 @@ __all__ = [
     "StateInForce",
     "TradingRequest",
     "ValueResponse",
+    "WrittenResponse",
 ]
 
 #: The largest integer the API takes: 2**53, the last one a JSON client's float (JavaScript's
@@ -93,10 +97,31 @@ Decisions = Annotated[
     ),
 ]
 
+#: The longest a write may wait for the fleet, in seconds.
+MAX_HTTP_WAIT: Final = 60.0
+Wait = Annotated[
+    float | None,
+    Field(
+        default=None,
+        ge=0,
+        le=MAX_HTTP_WAIT,
+        description="After the write, wait up to this many seconds for every live member of the fleet to apply "
+        f"it; if one has not when the time runs out, the answer is {FleetIncompleteError.http_status} with the "
+        "write's result and the members that have not (fleet.missing).",
+    ),
+]
+
 
 class _Body(BaseModel):
     # strict: JSON true is not 1, "5" is not 5, 1.0 is not a version.
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="after")
+    def _no_wait_on_a_dry_run(self) -> Self:
+        if getattr(self, "dry_run", False) and getattr(self, "wait", None) is not None:
+            msg = "wait goes with a write, and a dry run writes no version for the fleet to apply"
+            raise ValueError(msg)
+        return self
 
 
 class ModeRequest(_Body):
@@ -108,6 +133,7 @@ class ModeRequest(_Body):
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class PatchRequest(_Body):
@@ -119,6 +145,7 @@ class PatchRequest(_Body):
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class EmergencyRequest(_Body):
@@ -130,6 +157,7 @@ class EmergencyRequest(_Body):
     expires_in: ExpiresIn = None
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class RollbackRequest(_Body):
@@ -140,6 +168,7 @@ class RollbackRequest(_Body):
     expected_version: ExpectedVersion = None
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class TradingRequest(_Body):
@@ -163,6 +192,7 @@ class TradingRequest(_Body):
     expected_version: ExpectedVersion = None
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class PolicyResponse(BaseModel):
@@ -178,6 +208,50 @@ class PolicyResponse(BaseModel):
         "(unset fields from the mode, overrides clamped to it); under trading and instruments, every trading "
         "state and limit in force with the path that set it ({state, set_by, scope} or {value, set_by}).",
     )
+
+
+class FleetMemberModel(BaseModel):
+    """One process that follows the store (see :class:`~policystore.model.fleet.FleetMember`)."""
+
+    member_id: str
+    name: str = Field(description="The name the process opened its store with; by default its program's name.")
+    host: str
+    pid: int
+    version: int = Field(description="The version it has applied.")
+    stale: bool = Field(description="Whether it answered from a fallback, not the live store, when it reported.")
+    last_heard: datetime = Field(description="When it last reported, by its own clock.")
+    lag_versions: int = Field(description="How many versions it is behind.")
+    lag_seconds: float = Field(description="Seconds since it was last heard.")
+    status: Literal["live", "lost"] = Field(description="lost: not heard for 5 s; it holds up no wait.")
+    error: str | None = Field(description="Why its reports fail, for the server itself when they do.")
+
+
+class FleetAckModel(BaseModel):
+    """How far the fleet got with a write's version, when the write asked to wait."""
+
+    version: int
+    complete: bool = Field(description="Every live member applied the version or a newer one.")
+    acked: list[FleetMemberModel]
+    missing: list[FleetMemberModel] = Field(description="Live members that had not, when the wait ran out.")
+    lost: list[FleetMemberModel] = Field(description="Members not heard for 5 s: they held up nothing.")
+    waited: float = Field(description="Seconds waited.")
+    unread: str | None = Field(default=None, description="Why the fleet's records could not be read, if they were not.")
+
+
+class WrittenResponse(PolicyResponse):
+    """The policy after a write, with the fleet's confirmation when the write asked to wait."""
+
+    fleet: FleetAckModel | None = Field(default=None, description="Present when the body had 'wait'.")
+
+
+class FleetResponse(BaseModel):
+    """Every process that follows the store."""
+
+    version: int = Field(description="The store's current version.")
+    members: list[FleetMemberModel]
+    live: int
+    lost: int
+    behind: int = Field(description="Live members that have not applied the current version.")
 
 
 class StateInForce(BaseModel):

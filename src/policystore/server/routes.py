@@ -10,6 +10,8 @@ answers a :class:`~policystore.server.models.PreviewResponse`: the store's own
 dry run of the same write, with the server's decision log decided again under
 it when one is configured (see :mod:`policystore.server.previews`). The
 proposal routes are in :mod:`policystore.server.proposal_routes`.
+A write whose body says ``"wait": SECONDS`` answers once the fleet has applied
+it, or 202 when the wait ran out first (see :mod:`policystore.server.fleet`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from policystore.model.roles import Actor, Role
 from policystore.model.trading_view import path_facts, state_path
 from policystore.server.auth import bearer, require
 from policystore.server.errors import error_responses
+from policystore.server.fleet import WAIT_RESPONSE, written
 from policystore.server.health import ServerMetrics
 from policystore.server.models import (
     MAX_INTEGER,
@@ -52,6 +55,7 @@ from policystore.server.models import (
     RollbackRequest,
     TradingRequest,
     ValueResponse,
+    WrittenResponse,
 )
 from policystore.server.previews import effective_values, preview_response
 from policystore.store.store import PolicyStore
@@ -77,6 +81,8 @@ WRITE_ERRORS: Final = error_responses(
     VersionConflictError,
     StoreUnavailableError,
 )
+#: What a write that may wait for the fleet answers besides: the 202 of a wait that ran out.
+_WAITING_WRITE_ERRORS: Final = WAIT_RESPONSE | WRITE_ERRORS
 #: Errors a read of the audit trail may answer with: it reads the live store.
 _AUDIT_ERRORS: Final = error_responses(
     AuthenticationError, PermissionDeniedError, PolicyValidationError, StoreUnavailableError
@@ -88,8 +94,9 @@ _VIEWER: Final = require(Role.VIEWER)
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
-#: What a write route answers: the new policy, or with "dry_run": true what the write would do.
-WriteResponse = PolicyResponse | PreviewResponse
+#: What a write route answers: the new policy (with the fleet's confirmation after a wait), or with
+#: "dry_run": true what the write would do.
+WriteResponse = WrittenResponse | PreviewResponse
 
 
 def _store(request: Request) -> PolicyStore:
@@ -164,8 +171,8 @@ async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
     return PathsResponse(paths=_store(request).paths())
 
 
-@router.post("/mode", summary="Switch the active mode", responses=WRITE_ERRORS)
-async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> WriteResponse:
+@router.post("/mode", summary="Switch the active mode", responses=_WAITING_WRITE_ERRORS)
+async def post_mode(request: Request, response: Response, body: ModeRequest, actor: Operator) -> WriteResponse:
     """Switch the active mode; a switch to a looser mode needs an admin (and the approvals in force)."""
     store = _store(request)
     if body.dry_run:
@@ -186,11 +193,11 @@ async def post_mode(request: Request, body: ModeRequest, actor: Operator) -> Wri
         expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("mode").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
-@router.patch("/policy", summary="Change values by path", responses=WRITE_ERRORS)
-async def patch_policy(request: Request, body: PatchRequest, actor: Operator) -> WriteResponse:
+@router.patch("/policy", summary="Change values by path", responses=_WAITING_WRITE_ERRORS)
+async def patch_policy(request: Request, response: Response, body: PatchRequest, actor: Operator) -> WriteResponse:
     """Apply path -> value changes as one version; a change that raises risk needs an admin (and the approvals)."""
     store = _store(request)
     if body.dry_run:
@@ -211,11 +218,13 @@ async def patch_policy(request: Request, body: PatchRequest, actor: Operator) ->
         expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("update").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
-@router.post("/emergency", summary="Turn the kill switch on or off", responses=WRITE_ERRORS)
-async def post_emergency(request: Request, body: EmergencyRequest, actor: Operator) -> WriteResponse:
+@router.post("/emergency", summary="Turn the kill switch on or off", responses=_WAITING_WRITE_ERRORS)
+async def post_emergency(
+    request: Request, response: Response, body: EmergencyRequest, actor: Operator
+) -> WriteResponse:
     """Turn the kill switch on (any operator) or off (admins only)."""
     store = _store(request)
     if body.dry_run:
@@ -236,7 +245,7 @@ async def post_emergency(request: Request, body: EmergencyRequest, actor: Operat
         expires_in=body.expires_in,
     )
     _metrics(request).writes.labels("emergency").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
 @router.get("/history", summary="The audit trail, newest first", responses=_AUDIT_ERRORS)
@@ -270,8 +279,8 @@ async def get_diff(
     )
 
 
-@router.post("/rollback", summary="Roll back to an earlier version", responses=WRITE_ERRORS)
-async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -> WriteResponse:
+@router.post("/rollback", summary="Roll back to an earlier version", responses=_WAITING_WRITE_ERRORS)
+async def post_rollback(request: Request, response: Response, body: RollbackRequest, actor: Admin) -> WriteResponse:
     """Write a new version equal in content to ``version`` (admins only)."""
     store = _store(request)
     if body.dry_run:
@@ -283,13 +292,15 @@ async def post_rollback(request: Request, body: RollbackRequest, actor: Admin) -
         body.version, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("rollback").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)
 
 
 @router.post(
-    "/trading", summary="Set a trading state: firm-wide, a strategy's or an instrument's", responses=WRITE_ERRORS
+    "/trading",
+    summary="Set a trading state: firm-wide, a strategy's or an instrument's",
+    responses=_WAITING_WRITE_ERRORS,
 )
-async def post_trading(request: Request, body: TradingRequest, actor: Operator) -> WriteResponse:
+async def post_trading(request: Request, response: Response, body: TradingRequest, actor: Operator) -> WriteResponse:
     """Set ``trading.state``, ``strategies.<name>.state`` or ``instruments.<SYMBOL>.state`` to ``state``.
 
     Toward ``halted`` is tightening (operators); toward ``active`` loosening (admins only). A strategy the policy
@@ -306,4 +317,4 @@ async def post_trading(request: Request, body: TradingRequest, actor: Operator) 
         {path: body.state}, reason=_reason(body.reason), expected_version=body.expected_version, actor=actor
     )
     _metrics(request).writes.labels("trading").inc()
-    return _policy_response(store, policy)
+    return await written(request, response, _policy_response(store, policy), body.wait)

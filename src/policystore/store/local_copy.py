@@ -46,6 +46,8 @@ class LocalCopy:
         outbox: where the events of installed versions wait for delivery.
         rule: the stale trading rule every read state carries.
         clock: returns the current UTC time.
+        applied: called, without waiting on anything, after a version is
+            installed or the state goes stale: the fleet reporter's cue.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class LocalCopy:
         outbox: Outbox,
         rule: StaleTradingRule,
         clock: Callable[[], datetime],
+        applied: Callable[[], None] = lambda: None,
     ) -> None:
         self._state = state
         self._set_state = set_state
@@ -66,6 +69,7 @@ class LocalCopy:
         self._outbox = outbox
         self._rule = rule
         self._clock = clock
+        self._applied = applied
         #: How far this process's clock seemed ahead of the writer of the last version another
         #: process published, as it arrived (see :meth:`observe_arrival`); zero when not ahead.
         self.clock_ahead = timedelta(0)
@@ -126,6 +130,7 @@ class LocalCopy:
             rewound_to = before.rewound_to if policy.version <= before.rewound_to else -1
         facts = {"rule": self._rule, "refused_version": refused, "rewound_to": rewound_to}
         self._set_state(ReadState.live(policy, values, ended=gone, **facts))
+        self._applied()
         if self._keeper.keeps and (before.source is not Source.STORE or before.policy.version != policy.version):
             # A kill switch turned on, or a stricter state, is saved at once: a crash must not
             # leave a copy that allows what this version stops.
@@ -146,6 +151,7 @@ class LocalCopy:
             # A refused version or a rewind still holds trading shut while stale.
             facts = {"refused_version": state.refused_version, "rewound_to": state.rewound_to, "ended": state.ended}
             self._set_state(ReadState.last_known_good(state.policy, rule=self._rule, **facts))
+            self._applied()
 
     def refuse(self, exc: StoreUnavailableError, version: int) -> None:
         """Hold ``version`` as refused, and queue one ``policy.rejected`` event per refused version.

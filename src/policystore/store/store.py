@@ -17,8 +17,10 @@ current (:mod:`~policystore.store.follower`, with the change-notice fast path of
 :mod:`~policystore.store.notices`), the changes of the read state
 (:mod:`~policystore.store.local_copy`), the outbox of events
 (:mod:`~policystore.store.outbox`), the keeper of the last-known-good copy
-(:mod:`~policystore.store.keeper`) and the timer that ends expiring changes
-(:mod:`~policystore.store.expiry`). This module opens, assembles and closes them.
+(:mod:`~policystore.store.keeper`), the timer that ends expiring changes
+(:mod:`~policystore.store.expiry`) and, for a store that follows changes, its
+reports as a member of the fleet (:mod:`~policystore.store.fleet`). This module
+opens, assembles and closes them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
 from policystore.store.connector import Connector
+from policystore.store.fleet import FleetReads, FleetReporter, check_name
 from policystore.store.follower import Follower
 from policystore.store.identity import default_actor
 from policystore.store.keeper import CopyKeeper
@@ -66,7 +69,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class PolicyStore(Reads, Writes, Proposals):
+class PolicyStore(Reads, Writes, Proposals, FleetReads):
     """The policy store: async reads and writes over one back end.
 
     Open one with :meth:`open` (``await PolicyStore.open("sqlite:///policy.db")``),
@@ -91,15 +94,18 @@ class PolicyStore(Reads, Writes, Proposals):
         actor: who this store writes as, and with which role; by default the
             local user as an admin (access to the store's URL is admin access).
         environ: the environment to read fallback values from (``os.environ``).
-        watch: follow changes made by other processes (off for one-shot tools).
+        watch: follow changes made by other processes (off for one-shot tools);
+            a store that follows them is a member of its store's fleet (see :meth:`fleet`).
         stale_trading: the rule ``can_open_new_trades`` follows while stale.
         clock: returns the current UTC time. Expiring changes end by it: this
             process's own clock is the one it trusts (see the README on clocks).
+        name: this process's name in the fleet (``"executor-1"``); by default
+            the program's name.
 
     Raises:
         ClientTypeError: the Redis client is a synchronous ``redis.Redis``.
         PolicyValidationError: both ``backend`` and ``redis_client`` were given,
-            or the URL names no known store.
+            the URL names no known store, or ``name`` is not 1 to 100 printable characters.
     """
 
     def __init__(
@@ -116,7 +122,9 @@ class PolicyStore(Reads, Writes, Proposals):
         watch: bool = True,
         stale_trading: StaleTradingRule | str = StaleTradingRule.LAST_KNOWN_GOOD,
         clock: Callable[[], datetime] = _utc_now,
+        name: str | None = None,
     ) -> None:
+        member_name = check_name(name)
         self._backend: Backend = backend_for(backend, redis_client)
         self._create = create
         if lkg_path is _AUTO:
@@ -132,6 +140,11 @@ class PolicyStore(Reads, Writes, Proposals):
         self._bus = EventBus()
         self._outbox = Outbox(self._bus, closed=self._is_closed)
         self._keeper = CopyKeeper(lkg, closed=self._is_closed)
+        reporter = (
+            FleetReporter(self._backend.records, self._read_state, name=member_name, url=self._backend.url)
+            if watch
+            else None
+        )
         self._copy = LocalCopy(
             self._read_state,
             self._set_state,
@@ -140,6 +153,7 @@ class PolicyStore(Reads, Writes, Proposals):
             outbox=self._outbox,
             rule=rule,
             clock=clock,
+            applied=reporter.applied if reporter is not None else lambda: None,
         )
         Reads.__init__(self, self._copy.fallback(os.environ if environ is None else environ), clock=clock)
         self._connector = Connector(self._backend, create=create)
@@ -157,6 +171,7 @@ class PolicyStore(Reads, Writes, Proposals):
         )
         Writes.__init__(self, writer)
         Proposals.__init__(self, writer)
+        FleetReads.__init__(self, self._backend, reporter)
         self._follower = Follower(
             self._backend,
             self._copy,
@@ -230,12 +245,17 @@ class PolicyStore(Reads, Writes, Proposals):
         # construction, before any loop, holds them too).
         self._ends.watch(self._state)
         self._follower.start()
+        if self._reporter is not None:
+            # Listed before the caller gets the store, unless the store is out of reach.
+            await self._reporter.start(report_now=not self.stale)
 
     async def close(self) -> None:
-        """Stop following changes, end ``watch()`` iterators and release the back end."""
+        """Stop following changes, leave the fleet, end ``watch()`` iterators and release the back end."""
         self._closed = True
         self._ends.stop()
         await self._follower.stop()
+        if self._reporter is not None:
+            await self._reporter.leave()
         await self._outbox.deliver_all()
         self._bus.close()
         await self._keeper.flush()

@@ -19,7 +19,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Self, SupportsFloat, TypeVar
 
 from policystore.backends.base import Backend
+from policystore.errors import PolicyStoreError
 from policystore.model.events import PolicyChanged
+from policystore.model.fleet import FleetAck, FleetMember
 from policystore.model.modes import RiskModeConfig
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor
@@ -132,6 +134,16 @@ class SyncPolicyStore(SyncWrites, SyncProposals):
         """See :attr:`PolicyStore.source`."""
         return self._store.source
 
+    @property
+    def member_id(self) -> str | None:
+        """See :attr:`PolicyStore.member_id`."""
+        return self._store.member_id
+
+    @property
+    def fleet_error(self) -> PolicyStoreError | None:
+        """See :attr:`PolicyStore.fleet_error`."""
+        return self._store.fleet_error
+
     # Local reads: no loop, no I/O.
     def get(self, path: str, default: Any = MISSING) -> Any:
         """See :meth:`PolicyStore.get`."""
@@ -193,6 +205,14 @@ class SyncPolicyStore(SyncWrites, SyncProposals):
     def report_daily_loss(self, loss_fraction: SupportsFloat, *, reporter: str, actor: Actor | None = None) -> bool:
         """See :meth:`PolicyStore.report_daily_loss`."""
         return self._call(self._store.report_daily_loss(loss_fraction, reporter=reporter, actor=actor))
+
+    def fleet(self) -> list[FleetMember]:
+        """See :meth:`PolicyStore.fleet`."""
+        return self._call(self._store.fleet())
+
+    def wait_for_fleet(self, version: int, *, timeout: float = 10.0) -> FleetAck:
+        """See :meth:`PolicyStore.wait_for_fleet`."""
+        return self._call(self._store.wait_for_fleet(version, timeout=timeout))
 
     def refresh(self) -> Policy:
         """See :meth:`PolicyStore.refresh`."""

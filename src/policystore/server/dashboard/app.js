@@ -2,6 +2,7 @@
 // Every write is previewed by the server first ("dry_run": true), so the page never re-derives the rules.
 
 import { confirmWrite } from "./dialog.js";
+import { fleetReport, loadFleet, startFleet, stopFleet } from "./fleet.js";
 import { FIELDS, RISK_ORDER_NOTE, STRATEGY_FIELDS, fmt, fmtTime, riskOrder } from "./format.js";
 import { historyChanged, loadHistory, setupHistory } from "./history.js";
 import { loadProposals, setupProposals } from "./proposals.js";
@@ -12,6 +13,9 @@ import { $, api, el, session, toast } from "./util.js";
 const state = { policy: null, effective: {}, role: null, name: null, ws: null, retry: 0, streamUp: false,
   health: null, locks: {}, locksVersion: null };
 const RANK = { viewer: 0, operator: 1, admin: 2 };
+// Seconds the kill switch waits for every live process to apply it before it reports who has not. Under the
+// 5 s after which a silent process counts as lost, so a process frozen just before is named, not passed over.
+const KILL_WAIT = 3;
 const can = (role) => (RANK[state.role] ?? -1) >= RANK[role];
 
 function banners() {
@@ -173,15 +177,31 @@ function refused(title, err) {
   toast(`${title} refused: ${err.message}`, "error");
 }
 
+// A write with "wait" answers once the fleet has applied it (or 202 naming who has not): say which.
+function confirmed(title, result) {
+  const [report, complete] = fleetReport(result.fleet);
+  const text = `${title}: done (version ${result.version})` + (report ? `; ${report}.` : ".");
+  if (result.fleet) {
+    $("kill-fleet").textContent = `v${result.version} ${report}`;
+    $("kill-fleet").className = "small fleet-ack " + (complete ? "ok" : "refused");
+    $("kill-fleet").hidden = false;
+    loadFleet();
+  }
+  toast(text, complete ? "ok" : "error", { ms: complete ? 6000 : 60000 });
+}
+
 // One write through the confirm dialog. "changes", when given, is the same write as path -> value changes:
-// a write that needs more than one admin is proposed with them instead.
-function write(title, text, path, method, body, changes = null) {
+// a write that needs more than one admin is proposed with them instead. "wait" waits for the fleet.
+function write(title, text, path, method, body, { changes = null, wait = null } = {}) {
   confirmWrite({
     title, text, role: state.role,
     preview: () => api(method, path, { ...body, dry_run: true }),
-    commit: (reason, base) => api(method, path, { ...body, reason, expected_version: base }),
+    commit: (reason, base) => {
+      if (wait !== null) toast(`${title}: written; waiting up to ${wait} s for every process to apply it…`, "info");
+      return api(method, path, { ...body, reason, expected_version: base, ...(wait !== null ? { wait } : {}) });
+    },
     propose: changes && can("operator") ? (reason) => api("POST", "/v1/proposals", { changes, reason }) : null,
-    done: (result) => { installed(result); toast(`${title}: done (version ${result.version}).`, "ok"); },
+    done: (result) => { installed(result); confirmed(title, result); },
     proposed: (result) => {
       refreshProposals();
       toast(result.status === "applied" ? `${title}: applied as version ${result.applied_version}.`
@@ -193,7 +213,7 @@ function write(title, text, path, method, body, changes = null) {
 
 function switchMode(name) {
   write(`Switch to ${name}`, `Make ${name} the active risk mode.`, "/v1/mode", "POST", { mode: name },
-    { active_mode: name });
+    { changes: { active_mode: name } });
 }
 
 function rollback(version) {
@@ -235,6 +255,7 @@ function connectStream() {
       if (!state.policy || data.version > state.policy.version) {
         refreshPolicy().then(() => { historyChanged(); refreshProposals(); });
       }
+      loadFleet();
     } else if (data.type === "error") {
       signOut(data.detail);
     }
@@ -252,6 +273,7 @@ function signOut(message) {
   sessionStorage.removeItem("policystore.token");
   session.token = null; state.policy = null; state.role = null; state.streamUp = false;
   state.locks = {}; state.locksVersion = null;
+  stopFleet();
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
   $("app").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("who").hidden = true;
   $("login-error").hidden = !message; $("login-error").textContent = message || "";
@@ -269,6 +291,7 @@ async function signIn(token) {
   sessionStorage.setItem("policystore.token", token);
   $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
   connectStream();
+  startFleet();
 }
 
 function start() {
@@ -289,8 +312,10 @@ function start() {
   $("kill-toggle").addEventListener("click", () => {
     const on = !state.policy.emergency.active;
     write(on ? "Activate kill switch" : "Deactivate kill switch",
-      on ? "Stop all new trades now." : "Allow new trades again (admins only).", "/v1/emergency", "POST", { active: on },
-      on ? null : { "emergency.active": false, "emergency.reason": null });
+      (on ? "Stop all new trades now." : "Allow new trades again (admins only).")
+        + ` Then wait up to ${KILL_WAIT} s for every trading process to confirm it.`,
+      "/v1/emergency", "POST", { active: on },
+      { changes: on ? null : { "emergency.active": false, "emergency.reason": null }, wait: KILL_WAIT });
   });
   pollHealth(); setInterval(pollHealth, 5000);
   // Proposals made through another server or the command line announce nothing here: look every few seconds.
