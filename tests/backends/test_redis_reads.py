@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -246,3 +248,77 @@ class TestConfirmedFromItsText:
 def _document_and_entry(call: CommitCall) -> tuple[dict[str, Any], HistoryEntry]:
     """The document and entry a commit call was built from."""
     return json.loads(call.args[1]), HistoryEntry.from_dict(json.loads(call.args[2]))
+
+
+class TestReadOnAnOpenConnection:
+    """A read on the connection already open: settled by its reply, or failed by the timeout."""
+
+    async def test_frozen_server_times_out_the_read_and_the_next_read_opens_another_connection(self) -> None:
+        """With the server stopped (SIGSTOP) after a first read, the second fails in time; then a third answers."""
+        with RedisServer() as server:
+            backend = RedisBackend.from_url(server.url(namespace="frozen") + "&timeout=0.3")
+            admin = redis.asyncio.Redis(port=server.port)
+            try:
+                await admin.set(backend.keys.document, b"{}")
+                assert b"{}" == await backend.newest_text()
+                assert server.pid is not None
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    with pytest.raises(StoreUnavailableError, match=r"no answer within 0\.3 s"):
+                        await backend.newest_text()
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+                assert b"{}" == await backend.newest_text()
+            finally:
+                await backend.close()
+                await admin.aclose()
+
+
+def _calls(stats: dict[str, Any], name: str) -> int:
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+class TestCommandsWithoutReplies:
+    """Fleet reports on the back end's own connection: answered once, then sent with CLIENT REPLY SKIP."""
+
+    async def test_reports_after_the_first_ask_for_no_reply_and_reads_still_get_theirs(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """Each report after the first is an EVAL behind a CLIENT REPLY SKIP; a read after them gets its own reply."""
+        backend = RedisBackend.from_url(_url(guarded_server, "skips"))
+        records = backend.records
+        try:
+            await records.put_unlogged("fleet", "member", {"version": 1})  # answered, then the server asked
+            before = await admin.info("commandstats")
+            for version in (2, 3, 4):
+                await records.put_unlogged("fleet", "member", {"version": version})
+            await admin.set(backend.keys.document, b'{"version": 4}')
+            assert b'{"version": 4}' == await backend.newest_text()
+            after = await admin.info("commandstats")
+            sent = {name: _calls(after, name) - _calls(before, name) for name in ("eval", "client|reply")}
+            assert {"eval": 3, "client|reply": 3} == sent
+            assert {"version": 4} == await records.get("fleet", "member")
+        finally:
+            await backend.close()
+
+    async def test_a_user_who_may_not_skip_replies_reports_with_every_reply(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """With CLIENT denied by an ACL every report is answered, on one connection, and a read on it gets its reply."""
+        await admin.execute_command("ACL", "SETUSER", "noclient", "on", ">pw", "~*", "&*", "+@all", "-client")
+        url = f"redis://noclient:pw@127.0.0.1:{guarded_server.port}/2?namespace=noclient"
+        backend = RedisBackend.from_url(url)
+        records = backend.records
+        try:
+            await records.put_unlogged("fleet", "member", {"version": 1})
+            assert {"version": 1} == await records.get("fleet", "member")
+            connections = (await admin.info("stats"))["total_connections_received"]
+            for version in (2, 3):
+                await records.put_unlogged("fleet", "member", {"version": version})
+                assert {"version": version} == await records.get("fleet", "member")
+            await admin.set(backend.keys.document, b"{}")
+            assert b"{}" == await backend.newest_text()
+            assert connections == (await admin.info("stats"))["total_connections_received"]
+        finally:
+            await backend.close()
+            await admin.execute_command("ACL", "DELUSER", "noclient")

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "NewestText", "Published", "RecordStore"]
+__all__ = ["Backend", "NewestText", "Published", "RecordStore", "UnloggedRecords"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,21 @@ class RecordStore(Protocol):
 
     async def delete(self, collection: str, key: str) -> bool:
         """Remove the record at ``key``; return whether there was one."""
+
+
+@runtime_checkable
+class UnloggedRecords(Protocol):
+    """Records that can also be written without the durability of the store's own writes.
+
+    For a record its writer rewrites many times a second and that is worth
+    little once its writer is gone: a fleet member's report of each version
+    it installs (see :mod:`policystore.store.fleet`), on a server that makes
+    every logged write durable before it answers anyone. A back end whose
+    writes cost little offers nothing of the kind, and :meth:`RecordStore.put` is used.
+    """
+
+    async def put_unlogged(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key`` for readers now; a restart may bring back the last one ``put`` stored."""
 
 
 @runtime_checkable

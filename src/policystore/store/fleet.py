@@ -4,8 +4,14 @@ A store that follows changes (``watch=True``) is a member of its store's fleet:
 a :class:`FleetReporter` keeps its record in the back end's ``fleet`` collection
 (see :mod:`policystore.model.fleet` for the record and the notes on clocks). It
 runs as a task of its own: installing a version only sets an event, so no read,
-write or decision ever waits on a report. A new version is reported at once,
-and the record is rewritten at least once a second; a report that fails is
+write or decision ever waits on a report, and a version reaches ``watch()``
+before its report is made. A new version is reported at once, and the record
+is rewritten at least once a second; where the back end offers it
+(:class:`~policystore.backends.base.UnloggedRecords`), only a report made a
+second or more after the last logged one is logged, the others are written
+without the durability of a commit (each member reports every version, and on
+Redis with ``appendfsync always`` each logged report would be an fsync in the
+way of the next commit). A report that fails is
 logged once per outage and kept as :attr:`FleetReporter.error` (the store's
 ``fleet_error``) until one succeeds. Closing the store deletes its record: it
 leaves the fleet at once.
@@ -33,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from policystore.backends.base import Backend, RecordStore
+from policystore.backends.base import Backend, RecordStore, UnloggedRecords
 from policystore.errors import FieldError, PolicyStoreError, PolicyValidationError, StoreUnavailableError
 from policystore.model.fleet import (
     DROP_AFTER,
@@ -144,6 +150,10 @@ class FleetReporter:
         self._url = url
         self._clock = clock
         self._started = clock()
+        #: Writes a report without logging it, where the back end can (see the module's notes).
+        self._unlogged = records.put_unlogged if isinstance(records, UnloggedRecords) else None
+        #: When the last logged report was made, by ``clock``.
+        self._logged_at = -math.inf
         #: Why the last report failed; None once one succeeds.
         self.error: PolicyStoreError | None = None
         #: When the last report succeeded (None before the first), by this process's clock.
@@ -230,6 +240,9 @@ class FleetReporter:
                     await self._wake.wait()
             if self._stopping:
                 return
+            # The task that installed a version woke this one before it handed the version's
+            # event to the watch() iterators: one turn of the loop lets them take it first.
+            await asyncio.sleep(0)
             # Cleared before the state is read: a version installed during the report wakes the next one.
             self._wake.clear()
             await self._report()
@@ -242,8 +255,15 @@ class FleetReporter:
         record = member_record(
             self.member_id, self.name, self.host, self._state(), reported_at=now, started_at=self._started
         )
+        # Logged once a second at least, so that a restart or a failover finds a record at most
+        # about that old (and logged at once if the clock stepped back).
+        unlogged = self._unlogged if 0 <= now - self._logged_at < REPORT_EVERY else None
         try:
-            await self._records.put(FLEET_COLLECTION, self.member_id, record)
+            if unlogged is None:
+                await self._records.put(FLEET_COLLECTION, self.member_id, record)
+                self._logged_at = now
+            else:
+                await unlogged(FLEET_COLLECTION, self.member_id, record)
         except PolicyStoreError as exc:
             if self.error is None:
                 log.warning(
