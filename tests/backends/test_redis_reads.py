@@ -23,6 +23,7 @@ from policystore.backends.base import NewestText
 from policystore.backends.redis import RedisBackend
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
+from policystore.model.validation import build_policy
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
@@ -240,6 +241,69 @@ class TestConfirmedFromItsText:
             await commit(keys=genuine.keys, args=genuine.args)
             await eventually(lambda: store.get("version") == genuine.version)
             assert [(genuine.version, "tester")] == held
+            assert ("DEFENSIVE", False) == (store.get("active_mode"), store.stale)
+        finally:
+            await store.close()
+
+
+class TestOvertakenBeforeItsRead:
+    """A loosening notice whose confirming read finds a later version: its own version in history confirms it."""
+
+    async def test_loosening_overtaken_before_its_read_is_installed_without_reading_the_store_back(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """Two commits sent at once: the looser one is confirmed by one GET and one HGET, and no history is read."""
+        store = await PolicyStore.open(_url(guarded_server, "overtaken"), lkg_path=None, refresh_interval=3600)
+        backend = store.backend
+        assert isinstance(backend, RedisBackend)
+        try:
+            tighter = _call(backend, store.snapshot(), {"active_mode": "DEFENSIVE"})
+            await admin.eval(COMMIT_LUA, len(tighter.keys), *tighter.keys, *tighter.args)
+            await eventually(lambda: store.get("version") == tighter.version)
+            heard: list[tuple[int, str]] = []
+            store.subscribe(lambda event: heard.append((event.version, store.get("active_mode"))))
+            looser = _call(backend, store.snapshot(), {"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"})
+            after = _call(backend, build_policy(json.loads(looser.args[1])), {"reason": "right after"})
+            before = await admin.info("commandstats")
+            # One round trip: both scripts run before the store's read of the first can reach Redis.
+            pipe = admin.pipeline(transaction=False)
+            for call in (looser, after):
+                pipe.eval(COMMIT_LUA, len(call.keys), *call.keys, *call.args)
+            await pipe.execute()
+            await eventually(lambda: store.get("version") == after.version)
+            stats = await admin.info("commandstats")
+            reads = {name: _calls(stats, name) - _calls(before, name) for name in ("get", "hget", "hmget", "mget")}
+            # Each commit script reads the version key once; the confirmation is one GET and one HGET.
+            assert {"get": 2 + 1, "hget": 1, "hmget": 0, "mget": 0} == reads
+            assert [(looser.version, "AGGRESSIVE_SMALL_ACCOUNT"), (after.version, "AGGRESSIVE_SMALL_ACCOUNT")] == heard
+        finally:
+            await store.close()
+
+    async def test_forged_loosening_that_names_an_overtaken_version_is_not_installed(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """A forged notice for a version the store has written otherwise is refused by its history, never held."""
+        store = await PolicyStore.open(_url(guarded_server, "overforged"), lkg_path=None, refresh_interval=3600)
+        backend = store.backend
+        assert isinstance(backend, RedisBackend)
+        try:
+            tighter = _call(backend, store.snapshot(), {"active_mode": "DEFENSIVE"})
+            await admin.eval(COMMIT_LUA, len(tighter.keys), *tighter.keys, *tighter.args)
+            await eventually(lambda: store.get("version") == tighter.version)
+            held: list[tuple[int, str]] = []
+            store.subscribe(lambda event: held.append((event.version, event.by)))
+            forged = _call(backend, store.snapshot(), {"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"}, by="forger")
+            genuine = _call(backend, store.snapshot(), {"reason": "the real one"})
+            later = _call(backend, build_policy(json.loads(genuine.args[1])), {"reason": "and the next"})
+            _version, text, _entry, channel, header = forged.args
+            # The genuine versions are stored first, then the forgery names the first of them.
+            pipe = admin.pipeline(transaction=False)
+            for call in (genuine, later):
+                pipe.eval(COMMIT_LUA, len(call.keys), *call.keys, *call.args)
+            pipe.publish(str(channel), f"{header}\n{text}")
+            await pipe.execute()
+            await eventually(lambda: store.get("version") == later.version)
+            assert [(genuine.version, "tester"), (later.version, "tester")] == held
             assert ("DEFENSIVE", False) == (store.get("active_mode"), store.stale)
         finally:
             await store.close()

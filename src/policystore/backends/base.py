@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "NewestText", "Published", "RecordStore", "UnloggedRecords"]
+__all__ = ["Backend", "NewestText", "Published", "RecordStore", "UnloggedRecords", "VersionText"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,5 +183,24 @@ class NewestText(Protocol):
 
         Returns:
             A future of the text (None when the store holds no policy) that raises
+            :class:`~policystore.errors.StoreUnavailableError` when the read fails.
+        """
+
+
+@runtime_checkable
+class VersionText(Protocol):
+    """A back end that reads any version's document as the text it stored, sending the request at the call.
+
+    A loosening notice whose confirming read (see :class:`NewestText`) finds a
+    later version already written is confirmed by the text the store keeps for
+    the notice's own version instead: a process a version or two behind then
+    follows the notices it has, rather than reading the store back.
+    """
+
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of version ``version``'s stored text.
+
+        Returns:
+            A future of the text (None when the history holds no such version) that raises
             :class:`~policystore.errors.StoreUnavailableError` when the read fails.
         """

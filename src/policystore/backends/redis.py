@@ -260,6 +260,17 @@ class RedisBackend:
         """
         return self._direct.read("GET", self.keys.document)
 
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of the text version ``version`` was stored as, in the store's history.
+
+        The request leaves at the call, on the connection :meth:`newest_text` uses.
+
+        Returns:
+            A future of the text, None when the history holds no such version; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        return self._direct.read("HGET", self.keys.documents, str(version))
+
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and publish the next version in one atomic Lua script.
 
