@@ -161,10 +161,22 @@ class FleetReporter:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        #: The loop the reports run on, once started; the heartbeat that asks for a report a
+        #: second after the last one; and when that one was made, by the loop's clock.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._beat: asyncio.TimerHandle | None = None
+        self._last = 0.0
 
     def applied(self) -> None:
-        """Ask for a report now: a version was installed, or the state went stale. Never waits."""
-        self._wake.set()
+        """Ask for a report now: a version was installed, or the state went stale. Never waits.
+
+        Asked on the next turn of the loop: the task that installed a version hands
+        its event to the ``watch()`` iterators first, so they take it before the report.
+        """
+        if self._loop is None:
+            self._wake.set()
+        else:
+            self._loop.call_soon(self._wake.set)
 
     async def start(self, *, report_now: bool) -> None:
         """Start reporting: on every version applied and every :data:`REPORT_EVERY` seconds.
@@ -193,6 +205,8 @@ class FleetReporter:
         """
         self._stopping = True
         self._wake.set()
+        if self._beat is not None:
+            self._beat.cancel()
         task, self._task = self._task, None
         if task is None:
             return
@@ -233,22 +247,35 @@ class FleetReporter:
         )
 
     async def _run(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        self._beat = loop.call_at(self._last + REPORT_EVERY, self._heartbeat)
         reports = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPORT_EVERY):
-                    await self._wake.wait()
+            await self._wake.wait()
             if self._stopping:
                 return
-            # The task that installed a version woke this one before it handed the version's
-            # event to the watch() iterators: one turn of the loop lets them take it first.
-            await asyncio.sleep(0)
             # Cleared before the state is read: a version installed during the report wakes the next one.
             self._wake.clear()
             await self._report()
+            self._last = loop.time()
             reports += 1
             if reports % _SWEEP_EVERY == 0:
                 await _sweep(self._records, self._clock())
+
+    def _heartbeat(self) -> None:
+        """Ask for a report when none was made for :data:`REPORT_EVERY` seconds; then look again when the next is due.
+
+        One timer a second, rather than one made and cancelled for each version reported.
+        """
+        loop = self._loop
+        if loop is None or self._stopping:
+            return
+        due = self._last + REPORT_EVERY
+        if loop.time() >= due:
+            self._wake.set()
+            due = loop.time() + REPORT_EVERY
+        self._beat = loop.call_at(due, self._heartbeat)
 
     async def _report(self) -> None:
         now = self._clock()
