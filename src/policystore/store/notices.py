@@ -67,6 +67,9 @@ class NoticeDirection:
         #: The content of the lines last asked about, by identity: the held lines are the
         #: same object from one notice to the next, and a notice's are asked about twice.
         self._contents: dict[int, tuple[tuple[bytes, ...], _Content]] = {}
+        #: The last two sets of lines asked about, by identity, and their key: a notice is
+        #: asked about twice (before its check and after), with the same two objects.
+        self._last: tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[_Content, _Content]] | None = None
 
     def loosens(
         self, held: Policy, held_lines: tuple[bytes, ...] | None, new: Policy, new_lines: tuple[bytes, ...]
@@ -94,7 +97,12 @@ class NoticeDirection:
         return self._known.get(self._key(held_lines, new_lines))
 
     def _key(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> tuple[_Content, _Content]:
-        return self._content(held_lines), self._content(new_lines)
+        last = self._last
+        if last is not None and last[0] is held_lines and last[1] is new_lines:
+            return last[2]
+        key = self._content(held_lines), self._content(new_lines)
+        self._last = (held_lines, new_lines, key)
+        return key
 
     def _content(self, lines: tuple[bytes, ...]) -> _Content:
         cached = self._contents.get(id(lines))
