@@ -190,6 +190,15 @@ class TestWait:
         assert "--wait" in result.stderr
         assert 1 == cli.version()
 
+    @pytest.mark.parametrize(
+        "command", [["emergency", "on"], ["mode", "DEFENSIVE"], ["trading", "halted", "--symbol", "BTC"]]
+    )
+    def test_a_wait_with_a_dry_run_is_a_usage_error(self, cli: Cli, command: list[str]) -> None:
+        """A dry run writes no version for the fleet to apply: --wait with --dry-run exits 2 naming both."""
+        result = cli(*command, "--dry-run", "--wait", "1", code=2)
+        assert "--wait goes with a write, and a dry run" in result.stderr
+        assert 1 == cli.version()
+
     def test_help_of_a_write_command_names_the_exit_status_of_an_unconfirmed_wait(self, cli: Cli) -> None:
         """--wait's help says an unconfirmed wait exits 7."""
         assert "(else exit 7," in " ".join(cli("emergency", "--help").stdout.split())
