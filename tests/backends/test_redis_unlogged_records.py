@@ -19,7 +19,7 @@ from policystore.backends.base import UnloggedRecords
 from policystore.backends.redis import RedisBackend
 from policystore.model.fleet import FLEET_COLLECTION
 from policystore.model.policy import default_policy
-from policystore.store.fleet import FleetReporter
+from policystore.store.fleet_reports import FleetReporter
 from policystore.store.sources import ReadState
 from support.redis_server import RedisServer
 
