@@ -134,7 +134,7 @@ def _reason(reason: str | None) -> str:
 @router.get("/policy", summary="The whole policy", responses=ERROR_RESPONSES)
 async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     """Return the whole policy with its version, from this server's snapshot."""
-    _metrics(request).reads.labels("policy").inc()
+    _metrics(request).count_read("policy")
     return _policy_response(_store(request))
 
 
@@ -157,7 +157,7 @@ async def get_value(
     # as a dependency (each level of dependencies costs a resolution per request), and the answer
     # is serialised once rather than validated again against the response model.
     await _VIEWER(request)
-    _metrics(request).reads.labels("value").inc()
+    _metrics(request).count_read("value")
     store = _store(request)
     explained = store.explain(path)
     answer = ValueResponse(**explained.to_dict(), **path_facts(store.snapshot(), path))
@@ -167,7 +167,7 @@ async def get_value(
 @router.get("/paths", summary="Every valid dot path", responses=ERROR_RESPONSES)
 async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
     """Return every readable dot path, sorted."""
-    _metrics(request).reads.labels("paths").inc()
+    _metrics(request).count_read("paths")
     return PathsResponse(paths=_store(request).paths())
 
 
@@ -258,7 +258,7 @@ async def get_history(
     ] = None,
 ) -> HistoryResponse:
     """Return up to ``limit`` history entries, newest first."""
-    _metrics(request).reads.labels("history").inc()
+    _metrics(request).count_read("history")
     entries = await _store(request).history(limit, before)
     return HistoryResponse(entries=[HistoryEntryModel.of(e) for e in entries])
 
@@ -271,7 +271,7 @@ async def get_diff(
     v2: Annotated[int | None, Query(ge=1, le=MAX_INTEGER, description="The newer version (default: current).")] = None,
 ) -> DiffResponse:
     """Return the stored fields that differ from ``v1`` to ``v2``."""
-    _metrics(request).reads.labels("diff").inc()
+    _metrics(request).count_read("diff")
     store = _store(request)
     changes = await store.diff(v1, v2)
     return DiffResponse(
