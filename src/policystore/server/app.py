@@ -39,7 +39,7 @@ from policystore.errors import (
     PolicyValidationError,
     StoreUnavailableError,
 )
-from policystore.server import fleet, health, proposal_routes, routes, stream
+from policystore.server import fleet, health, proposal_routes, routes, stream, values
 from policystore.server.errors import error_body, status_for
 from policystore.server.health import ServerMetrics
 from policystore.server.stream import StreamHub
@@ -131,6 +131,8 @@ def create_app(
     app.state.hub = hub
     app.state.decisions = None if decisions is None else os.fspath(decisions)
     _add_error_handlers(app, metrics)
+    # Before the routers: the busiest route is matched first, and once (see policystore.server.values).
+    values.add_value_route(app, store)
     app.include_router(routes.router)
     app.include_router(proposal_routes.router)
     app.include_router(fleet.router)
