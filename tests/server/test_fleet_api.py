@@ -139,7 +139,7 @@ class TestWaitOnWrites:
             ("POST", "/v1/emergency", {"active": True}, "operator"),
             ("POST", "/v1/rollback", {"version": 1}, "admin"),
             ("POST", "/v1/trading", {"state": "halted", "symbol": "BTC"}, "operator"),
-            ("POST", "/v1/emergency", {"active": True, "expires_in": 600}, "operator"),
+            ("POST", "/v1/emergency", {"active": True, "expires_in": 600}, "admin"),
         ],
         ids=lambda case: f"{case[0]} {case[1]} {sorted(case[2])}",
     )
