@@ -226,9 +226,7 @@ class EventDrivenExecutor:
             # The policy and the verdict on new risk, from one read state of the store.
             gate = self._store.gate()
             outcome = self._decide(gate, signal)
-            if isinstance(outcome, ExecutionDecision):
-                decision = outcome
-            elif isinstance(outcome, tuple):  # an order that opens a position: sent here, one coroutine less
+            if isinstance(outcome, tuple):  # an order that opens a position: sent here, one coroutine less
                 sizing, order, note = outcome
                 try:
                     fill = await self._broker.submit(order)
@@ -238,6 +236,8 @@ class EventDrivenExecutor:
                     decision = self._rejected(gate.policy, signal, order, exc, action, sizing=sizing)
                 else:
                     decision = self._opened(gate.policy, signal, sizing, order, fill, note)
+            elif isinstance(outcome, ExecutionDecision):
+                decision = outcome
             else:
                 decision = await outcome  # a close, or a loss breaker to trip
             if self._log is not None:
