@@ -1,7 +1,13 @@
-"""``policystore serve`` as a real subprocess: binding its port, and the limits it starts uvicorn with."""
+"""``policystore serve`` as a real subprocess: binding its port, and the limits it starts uvicorn with.
+
+And ``serve_store`` in this process, where what the garbage collector sees while it serves can be asked.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import os
 import re
@@ -17,6 +23,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from policystore.cli.server_commands import bind_socket, serve_store
 
 COMMAND = [sys.executable, "-m", "policystore.cli.main"]
 #: RFC 6455 close code for a message larger than the receiver accepts.
@@ -144,3 +152,28 @@ class TestServeStreamLimits:
             snapshot = json.loads(ws.recv(timeout=10))
 
         assert ("snapshot", "vera") == (snapshot["type"], snapshot["viewer"])
+
+
+class TestServeHeap:
+    async def test_the_heap_at_start_is_left_out_of_full_collections_while_serving_and_given_back_after(
+        self, tmp_path: Path
+    ) -> None:
+        """While serve_store serves, what it started with is frozen (full collections skip it); after, nothing is."""
+        sock = bind_socket("127.0.0.1", 0)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        serving = asyncio.create_task(serve_store(f"sqlite:///{tmp_path}/policy.db", "127.0.0.1", 0, sock=sock))
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+                for _ in range(200):
+                    with contextlib.suppress(httpx.TransportError):
+                        if 200 == (await http.get("/healthz")).status_code:
+                            break
+                    await asyncio.sleep(0.05)
+            frozen = gc.get_freeze_count()
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+
+        assert frozen > 10_000
+        assert 0 == gc.get_freeze_count()

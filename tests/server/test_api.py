@@ -72,6 +72,21 @@ class TestReads:
         body = response.json()
         assert (5.0, "store", 1, False) == (body["value"], body["source"], body["version"], body["stale"])
 
+    def test_value_read_again_after_a_write_answers_the_new_version(self, live, http):
+        """The same read before and after a write: the second answers the written value and version, not the first."""
+        viewer = live.headers("viewer")
+        before = http.get("/v1/values/risk.max_leverage", headers=viewer).json()
+        written = http.patch(
+            "/v1/policy",
+            json={"changes": {"modes.NORMAL.max_leverage": 2.5}, "reason": "cut"},
+            headers=live.headers("operator"),
+        )
+        after = http.get("/v1/values/risk.max_leverage", headers=viewer).json()
+
+        assert 200 == written.status_code, written.text
+        assert (5.0, 1) == (before["value"], before["version"])
+        assert (2.5, 2) == (after["value"], after["version"])
+
     def test_value_unknown_path_returns_404_with_suggestions(self, live, http):
         """An unknown path is a 404 naming the path and the nearest valid ones."""
         response = http.get("/v1/values/risk.max_leverag", headers=live.headers("viewer"))
@@ -396,6 +411,23 @@ class TestUnavailableStore:
         server = LiveServer(backend).start()
         yield server, backend
         server.stop()
+
+    def test_value_read_before_and_after_the_store_goes_away_answers_live_then_stale(self, memory_live):
+        """A value read from the live store, read again once the store is lost, says it is stale."""
+        live, backend = memory_live
+
+        async def switch_off(_store: PolicyStore) -> None:
+            backend.set_available(False)
+
+        with httpx.Client(base_url=live.base, timeout=10) as http:
+            before = http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer")).json()
+            live.call(switch_off)
+            write = http.post("/v1/mode", json={"mode": "DEFENSIVE", "reason": "x"}, headers=live.headers("operator"))
+            after = http.get("/v1/values/risk.max_leverage", headers=live.headers("viewer")).json()
+
+        assert 503 == write.status_code, write.text
+        assert ("store", False) == (before["source"], before["stale"])
+        assert ("last_known_good", True, 5.0) == (after["source"], after["stale"], after["value"])
 
     def test_write_while_store_down_returns_503_and_reads_go_stale(self, memory_live):
         """With the store switched off, writes are 503 and reads answer stale from the last copy."""

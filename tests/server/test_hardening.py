@@ -1,12 +1,13 @@
 """The HTTP API against hostile and broken input, live: every refusal is JSON in the error shape, never a crash.
 
 Numbers too large for a float or a back end, booleans posing as integers,
-bodies that are not text, a history row a failing disk garbled, and a back end
+bodies that are not text or are too long (in chunks too), a history row a failing disk garbled, and a back end
 that fails in a way nobody planned for.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,47 @@ class _FailingHistory(MemoryBackend):
     async def history(self, limit: int, before: int | None = None) -> list[HistoryEntry]:  # noqa: ARG002 - as the protocol
         msg = "the history index returned a row of the wrong width"
         raise RuntimeError(msg)
+
+
+def _chunks(body: bytes, size: int = 4096) -> Iterator[bytes]:
+    """The body in pieces: httpx sends an iterator without a length, chunked."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+class TestBodyLimit:
+    def test_chunked_body_over_the_limit_answers_413_with_security_headers_and_changes_nothing(self, live):
+        """A body sent in chunks, declaring no length, is held to the limit too: refused before the route reads it."""
+        body = json.dumps({"mode": "DEFENSIVE", "reason": "x" * (70 * 1024)}).encode()
+        response = _request(
+            live, "POST", "/v1/mode", headers={"Content-Type": "application/json"}, content=_chunks(body)
+        )
+
+        assert 413 == response.status_code
+        assert "PayloadTooLargeError" == response.json()["error"]
+        _assert_security_headers(response)
+        assert 1 == _version(live)
+
+    def test_chunked_body_within_the_limit_is_read_whole_and_written(self, live):
+        """A body sent in chunks under the limit reaches the route whole: the write it asks for is made."""
+        # Padded with whitespace, which JSON allows, so that it takes many chunks.
+        body = json.dumps({"mode": "DEFENSIVE", "reason": "sent in pieces"}).encode() + b" " * 9000
+        response = _request(
+            live, "POST", "/v1/mode", headers={"Content-Type": "application/json"}, content=_chunks(body, 1000)
+        )
+
+        assert 200 == response.status_code, response.text
+        assert "DEFENSIVE" == response.json()["policy"]["active_mode"]
+        _assert_security_headers(response)
+        assert 2 == _version(live)
+
+    def test_declared_length_over_the_limit_answers_413_with_security_headers(self, live):
+        """A body whose Content-Length is over the limit is refused at once, with every security header."""
+        response = _request(live, "POST", "/v1/mode", json={"mode": "DEFENSIVE", "reason": "x" * (70 * 1024)})
+
+        assert 413 == response.status_code
+        _assert_security_headers(response)
+        assert 1 == _version(live)
 
 
 class TestUnexpectedErrors:

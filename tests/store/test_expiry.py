@@ -299,6 +299,18 @@ class TestExplainAndOverrides:
         ]
         assert "overrides" in writer.paths()
 
+    async def test_an_explanation_kept_while_the_state_stands_is_made_again_when_the_change_ends(
+        self, writer: PolicyStore, clock: Clock
+    ) -> None:
+        """explain answers the same explanation until the expiring change ends; then the value it returned to."""
+        await writer.update({LEVERAGE: 8.0}, reason="CPI print", expires_in=HOUR, actor=ADMIN)
+        first = writer.explain("risk.max_leverage")
+        assert first is writer.explain("risk.max_leverage")
+        clock.advance(hours=1)
+        ended = writer.explain("risk.max_leverage")
+        assert (8.0, 5.0) == (first.value, ended.value)
+        assert None is ended.expires_at
+
     async def test_overrides_cannot_be_written(self, writer: PolicyStore) -> None:
         """The list is read-only: a write to it is refused, naming how to make an expiring change."""
         with pytest.raises(PolicyValidationError, match="give a write a lifetime"):

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final
 
 import click
@@ -145,11 +146,33 @@ async def serve_store(
                 proxy_headers=False,
             )
             # uvicorn logs a line per request: written from a thread, so a slow reader of them stalls no request.
-            await BackgroundLogServer(config).serve(sockets=[listening])
+            server = BackgroundLogServer(config)
+            with _heap_frozen():
+                await server.serve(sockets=[listening])
         finally:
             await store.close()
     finally:
         listening.close()
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Within the block, the objects that exist now are left out of the garbage collector's full collections.
+
+    They are the modules, the app, its routes and their models: they live as
+    long as the server. A full collection walks every object and holds the
+    event loop meanwhile (some 40 ms for a server's 65,000 objects); one comes
+    whenever enough objects have outlived the younger collections, as the
+    records of the access log waiting for their writer do under load. Frozen,
+    they are skipped, and a full collection walks only what serving made. On
+    leaving they are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @add_shared_options

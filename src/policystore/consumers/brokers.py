@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Literal, Protocol
 
+from policystore._records import maker
+
 __all__ = ["Broker", "ClosedTrade", "Fill", "Order", "PaperBroker", "Position", "Side"]
 
 log = logging.getLogger("policystore.consumers")
@@ -101,6 +103,10 @@ class ClosedTrade:
     strategy: str
     reason: str
     pnl: float
+
+
+# The records the paper broker makes on every fill, built without a call per field.
+_fill, _position, _closed_trade = maker(Fill), maker(Position), maker(ClosedTrade)
 
 
 class Broker(Protocol):
@@ -206,6 +212,8 @@ class PaperBroker:
     @property
     def unrealized_pnl(self) -> float:
         """PnL of open positions at their last marks."""
+        if not self._positions:  # an executor asks before every order, mostly with nothing open
+            return 0.0
         return sum(p.sign * (p.mark - p.entry_price) * p.quantity for p in self._positions.values())
 
     @property
@@ -218,7 +226,7 @@ class PaperBroker:
         p = self._positions.get(symbol)
         if p is None:
             return None
-        return Position(
+        return _position(
             p.symbol, p.side, p.quantity, p.entry_price, p.entry_fee, p.opened_at, p.strategy, p.stop, p.target, p.mark
         )
 
@@ -285,7 +293,9 @@ class PaperBroker:
             raise ValueError(
                 f"order quantity and price must be positive finite numbers (got {order.quantity}, {order.price})"
             )
-        self._roll_day(order.time)
+        time = order.time
+        if not self._day_start <= time < self._day_end:  # checked here first: every order asks
+            self._roll_day(time)
         held = self._positions.get(order.symbol)
         if held is not None and held.side != order.side:
             return self._close(held, order.price, order.time, "opposite_signal")
@@ -298,7 +308,7 @@ class PaperBroker:
         fee = price * order.quantity * self._fee
         self._positions[order.symbol] = _Open(order, price, fee)
         self._realized -= fee
-        fill = Fill(order.symbol, order.side, order.quantity, price, fee, order.time, "open", "signal")
+        fill = _fill(order.symbol, order.side, order.quantity, price, fee, order.time, "open", "signal")
         self.fills.append(fill)
         return fill
 
@@ -339,9 +349,9 @@ class PaperBroker:
         self._realized += gross - fee  # the entry fee was charged at the open
         del self._positions[p.symbol]
         side: Side = "sell" if p.side == "buy" else "buy"
-        fill = Fill(p.symbol, side, p.quantity, exit_price, fee, time, "close", reason, pnl)
+        fill = _fill(p.symbol, side, p.quantity, exit_price, fee, time, "close", reason, pnl)
         self.fills.append(fill)
-        trade = ClosedTrade(
+        trade = _closed_trade(
             p.symbol, p.side, p.quantity, p.entry_price, exit_price, p.opened_at, time, p.strategy, reason, pnl
         )
         self.closed.append(trade)

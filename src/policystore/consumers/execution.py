@@ -58,7 +58,7 @@ trading verdict from the same read state (:meth:`PolicyStore.gate`), in this ord
 A refusal is a decision with a reason, never an exception, and every decision
 is recorded with the policy version it was made under; a refusal by a trading
 control names the policy path that refused (``control``). Decisions are made
-one at a time (an :class:`asyncio.Lock`), so signals handled concurrently, from
+one at a time, in order of arrival (:class:`~policystore.consumers.turns.Turns`), so signals handled concurrently, from
 :meth:`EventDrivenExecutor.run` and direct calls alike, each see the positions
 the ones before them opened.
 """
@@ -66,14 +66,17 @@ the ones before them opened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from policystore._records import maker
 from policystore.consumers.breakers import LossBreakers
-from policystore.consumers.brokers import Broker, ClosedTrade, Order, Position
+from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Position
 from policystore.consumers.pretrade import (
     OrderThrottle,
     Refusal,
@@ -81,18 +84,16 @@ from policystore.consumers.pretrade import (
     daily_loss_amount,
     exposure_measure,
     exposure_refusal,
-    halted_refusal,
-    listing_refusal,
-    reducing_refusal,
     size_refusal,
 )
 from policystore.consumers.reasons import Reason
+from policystore.consumers.routes import Route
 from policystore.consumers.signals import DecisionRecorder, ExecutionDecision, Signal, Sizer
 from policystore.consumers.sizing import SizingDecision, StrategyCache
-from policystore.model.controls import InstrumentRules, TradingRules
+from policystore.consumers.turns import Turns
+from policystore.model.controls import TradingRules
 from policystore.model.numbers import finite_float
 from policystore.model.policy import Policy
-from policystore.model.trading import TradingState
 from policystore.store.sources import GateRefusal, TradingGate
 from policystore.store.store import PolicyStore
 
@@ -103,8 +104,6 @@ log = logging.getLogger("policystore.consumers")
 #: A position's target sits this many stop distances from the entry.
 TARGET_MULTIPLE = 2.0
 
-_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
-
 #: The decision's reason for each refusal of the store's gate.
 _GATE_REASONS: dict[GateRefusal, Reason] = {
     GateRefusal.KILL_SWITCH: Reason.KILL_SWITCH,
@@ -114,23 +113,14 @@ _GATE_REASONS: dict[GateRefusal, Reason] = {
 }
 
 
-#: What an open is checked against besides the sizing: the controls in force, the instrument's,
-#: the gross exposure measured, and a note for the decision (the collar not applied).
-_Controls = tuple[TradingRules, InstrumentRules, float, str]
-
-
-def _within(rules: TradingRules, instrument: InstrumentRules, quantity: float, price: float, exposure: float) -> bool:
-    """The quick form of :func:`size_refusal` for an order that opens a position: True when no limit is exceeded.
-
-    The notional is worked out here, never taken from the sizer's decision: the check is the last word on it.
-    """
-    notional = quantity * price
-    gross = rules.max_gross_exposure
-    return (
-        quantity <= instrument.opening_quantity
-        and notional <= instrument.opening_notional
-        and (gross is None or notional <= gross.value - exposure)
-    )
+# The records of every decision, built without a call per field.
+_order, _execution_decision = maker(Order), maker(ExecutionDecision)
+#: What a decision comes to before any await: a refusal, an order that opens to send (with its sizing and
+#: a note for the decision), or, for a close and a loss breaker, a coroutine that makes the decision.
+_Outcome = ExecutionDecision | tuple[SizingDecision, Order, str] | Coroutine[Any, Any, ExecutionDecision]
+#: The reasons of the decisions that sent an order the broker filled.
+_TAKEN: Final = frozenset({Reason.ACCEPTED, Reason.CLOSED})
+INF: Final = math.inf
 
 
 def _sizes_in_room(sizer: Sizer) -> bool:
@@ -176,8 +166,11 @@ class EventDrivenExecutor:
         self._broker = broker
         self._sizer = sizer
         self._log = decision_log
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or functools.partial(datetime.now, UTC)
+        # What the snapshot of the last decision says of each (symbol, strategy) seen under it (see Route).
         self._strategies = StrategyCache()
+        self._routes_policy: Policy | None = None
+        self._routes: dict[str, dict[str, Route]] = {}  # by strategy, then symbol
         self._rules: TradingRules | None = None
         self._throttle = OrderThrottle()
         self._last_entry: dict[str, datetime] = {}
@@ -186,7 +179,7 @@ class EventDrivenExecutor:
         self._sizer_room = _sizes_in_room(sizer)
         # The gates read broker state (open positions, last entries) that only changes once an
         # awaited submit returns; deciding two signals at once would let both pass the same gate.
-        self._lock = asyncio.Lock()
+        self._turns = Turns()
         broker.on_close(self._closed)
 
     def _closed(self, trade: ClosedTrade) -> None:
@@ -226,19 +219,39 @@ class EventDrivenExecutor:
         Raises:
             OSError, ValueError: the decision log could not record the decision.
         """
-        async with self._lock:
+        turns = self._turns
+        if not turns.take():
+            await turns.wait()
+        try:
             # The policy and the verdict on new risk, from one read state of the store.
-            decision = await self._decide(self._store.gate(), signal)
+            gate = self._store.gate()
+            outcome = self._decide(gate, signal)
+            if isinstance(outcome, tuple):  # an order that opens a position: sent here, one coroutine less
+                sizing, order, note = outcome
+                try:
+                    fill = await self._broker.submit(order)
+                except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
+                    # Nothing is counted as opened: no cooldown starts and no outcome is awaited for it.
+                    action = f"opening a {signal.side} position"
+                    decision = self._rejected(gate.policy, signal, order, exc, action, sizing=sizing)
+                else:
+                    decision = self._opened(gate.policy, signal, sizing, order, fill, note)
+            elif isinstance(outcome, ExecutionDecision):
+                decision = outcome
+            else:
+                decision = await outcome  # a close, or a loss breaker to trip
             if self._log is not None:
                 self._log.record(decision)
             return decision
+        finally:
+            turns.give()
 
     def _decision(
         self, snap: Policy, signal: Signal, reason: Reason, detail: str, at: datetime | None = None, **outcome: Any
     ) -> ExecutionDecision:
         """Record what was decided for ``signal`` under ``snap``; ``outcome`` holds sizing, order, fill, control."""
-        return ExecutionDecision(
-            accepted=reason in {Reason.ACCEPTED, Reason.CLOSED},
+        return _execution_decision(
+            accepted=reason in _TAKEN,
             reason=reason,
             signal=signal,
             policy_version=snap.version,
@@ -255,46 +268,59 @@ class EventDrivenExecutor:
         """A refusal by a trading control, naming the path that refused."""
         return self._decision(snap, signal, refusal.reason, refusal.detail, control=refusal.control, **outcome)
 
-    def _rules_for(self, snap: Policy) -> TradingRules:
+    def _route(self, snap: Policy, signal: Signal) -> Route:
+        """Make the signal's route under ``snap``, starting the routes over when ``snap`` is a new snapshot."""
         rules = self._rules
-        if rules is None or rules.policy is not snap:
+        if rules is None or snap is not self._routes_policy:
+            self._routes_policy = snap
+            self._routes = {}
             rules = self._rules = TradingRules(snap)
-        return rules
+        routes = self._routes.get(signal.strategy)
+        if routes is None:
+            routes = self._routes[signal.strategy] = {}
+        route = routes[signal.symbol] = Route(rules, self._strategies, signal.symbol, signal.strategy)
+        return route
 
-    async def _decide(self, gate: TradingGate, signal: Signal) -> ExecutionDecision:  # noqa: C901, PLR0911, PLR0912 - one return per gate, in the documented order
+    def _decide(self, gate: TradingGate, signal: Signal) -> _Outcome:  # noqa: C901, PLR0911, PLR0912 - one return per gate, in the documented order
+        """Steps 1 to 17 (see the module): a refusal, an order that opens to send, or what to await for the rest."""
         snap = gate.policy
-        rules = self._rules_for(snap)
-        quiet = rules.quiet  # no control set: every check of one is skipped
-        verdict = None if quiet else rules.state_for(signal.symbol, signal.strategy)
-        if verdict is not None and verdict.state is _HALTED:  # the one refusal of an order that reduces
-            return self._refused(snap, signal, halted_refusal(verdict, signal.symbol))
+        # What never changes between signals under this snapshot, worked out for the first of them.
+        routes = self._routes.get(signal.strategy) if snap is self._routes_policy else None
+        route = routes.get(signal.symbol) if routes is not None else None
+        if route is None:
+            route = self._route(snap, signal)
+        if route.halted is not None:  # the one refusal of an order that reduces
+            return self._refused(snap, signal, route.halted)
         broker = self._broker
         held = broker.position(signal.symbol)
         if held is not None and held.side != signal.side:
-            return await self._close(snap, signal, held)
+            return self._close(snap, signal, held)
         if gate.refusal is not None:
             return self._refuse(snap, signal, _GATE_REASONS[gate.refusal], gate.detail)
         reported_loss, reported_equity = broker.daily_loss_fraction(), broker.equity
         # Every comparison with NaN is False: a NaN loss would pass ``loss >= limit``, so an
         # unusable figure (NaN, infinite, too large for a float, None, a string) must count as a
         # breach explicitly. Equity is checked here too: it is what the loss is measured against
-        # and what the size is computed from.
-        loss, equity = finite_float(reported_loss), finite_float(reported_equity)
+        # and what the size is computed from. A finite float is taken as it is; anything else is
+        # read by finite_float.
+        loss = reported_loss if type(reported_loss) is float and -INF < reported_loss < INF else None
+        if loss is None:
+            loss = finite_float(reported_loss)
+        equity = reported_equity if type(reported_equity) is float and -INF < reported_equity < INF else None
+        if equity is None:
+            equity = finite_float(reported_equity)
         if loss is None or equity is None or equity <= 0.0 or loss >= snap.risk.max_daily_drawdown:
-            detail = await self._breakers.drawdown(snap.risk.max_daily_drawdown, reported_loss, reported_equity)
-            return self._refuse(snap, signal, Reason.DAILY_DRAWDOWN, detail)
-        if verdict is not None:
-            limit = rules.max_daily_loss
+            trip = self._breakers.drawdown(snap.risk.max_daily_drawdown, reported_loss, reported_equity)
+            return self._tripped(snap, signal, Reason.DAILY_DRAWDOWN, trip, None)
+        controls = route.controls  # None when no control is set: every check of one is skipped
+        if controls is not None:
+            limit = controls.max_daily_loss
             if limit is not None and loss > 0.0 and (amount := daily_loss_amount(loss, equity)) >= limit.value:
-                detail = await self._breakers.loss_limit(limit, amount)
-                return self._decision(snap, signal, Reason.DAILY_LOSS, detail, control=limit.path)
-            # Each check is called only when its control could refuse: every signal comes this way.
-            refusal = None if verdict.state is _ACTIVE else reducing_refusal(verdict, signal.symbol)
-            if refusal is None and not rules.allow_unlisted and not rules.instrument(signal.symbol).listed:
-                refusal = listing_refusal(rules, rules.instrument(signal.symbol))
-            if refusal is not None:
-                return self._refused(snap, signal, refusal)
-        config = self._strategies.get(snap, signal.strategy)
+                trip = self._breakers.loss_limit(limit, amount)
+                return self._tripped(snap, signal, Reason.DAILY_LOSS, trip, limit.path)
+            if route.opening is not None:  # reducing, then unlisted
+                return self._refused(snap, signal, route.opening)
+        config = route.config
         if config is None:
             return self._refuse(
                 snap,
@@ -328,37 +354,126 @@ class EventDrivenExecutor:
                 Reason.MAX_POSITIONS,
                 f"{count} positions are open; {config.name}'s max_positions is {config.max_positions}",
             )
-        if quiet:
-            return await self._open(snap, signal, equity)
-        controls = self._pretrade(snap, rules, signal)
-        if isinstance(controls, ExecutionDecision):
-            return controls
-        return await self._open(snap, signal, equity, controls)
+        return self._opening(snap, signal, equity, route)
 
-    def _pretrade(self, snap: Policy, rules: TradingRules, signal: Signal) -> ExecutionDecision | _Controls:
-        """Steps 13 to 15 (throttle, collar, exposure room): a refusal, or what the open is checked against."""
-        limit = rules.max_orders_per_minute
-        if limit is not None and (refusal := self._throttle.refusal(limit, self._clock)) is not None:
-            return self._refused(snap, signal, refusal)
-        instrument = rules.instrument(signal.symbol)
-        note = ""
-        collar, reference = instrument.price_collar, signal.reference_price
-        # The checks below are called only when their control could refuse: every signal comes this way.
-        if collar is not None and (reference is None or abs(signal.price - reference) / reference > collar.value):
-            refusal, note = collar_check(instrument, signal.price, reference)
-            if refusal is not None:
+    async def _tripped(
+        self, snap: Policy, signal: Signal, reason: Reason, trip: Awaitable[str], control: str | None
+    ) -> ExecutionDecision:
+        """A refusal by a loss breaker, once it has turned the kill switch on (``trip`` says what it did)."""
+        detail = await trip
+        return self._decision(snap, signal, reason, detail, control=control)
+
+    def _opened(  # noqa: PLR0917 - the parts of one opened order, as _decide and the broker made them
+        self, snap: Policy, signal: Signal, sizing: SizingDecision, order: Order, fill: Fill, note: str
+    ) -> ExecutionDecision:
+        """Count an order that opened a position, and decide it accepted."""
+        at = self._clock()
+        self._throttle.record(at)
+        self._last_entry[signal.symbol] = signal.time
+        self._open_sizing[signal.symbol] = sizing
+        return _execution_decision(  # every field in order, as the hot path's cheapest call
+            True,  # noqa: FBT003 - accepted
+            Reason.ACCEPTED,
+            signal,
+            snap.version,
+            snap.active_mode,
+            "sized within the policy" + note,
+            at,
+            sizing,
+            order,
+            fill,
+            None,
+        )
+
+    def _opening(  # noqa: C901 - steps 13 to 17, one test each
+        self, snap: Policy, signal: Signal, equity: float, route: Route
+    ) -> ExecutionDecision | tuple[SizingDecision, Order, str]:
+        """Steps 13 to 17: a refusal, or the sizing, the order to send and a note for the decision."""
+        rules, gross = route.controls, None
+        exposure, note = 0.0, ""
+        if rules is not None:
+            # Each check is called only when its control could refuse: every signal comes this way.
+            limit = rules.max_orders_per_minute
+            if (
+                limit is not None
+                and len(self._throttle.sent) >= route.order_rate  # fewer orders kept than the limit: none to forget
+                and (refusal := self._throttle.refusal(limit, self._clock)) is not None
+            ):
                 return self._refused(snap, signal, refusal)
-        exposure = 0.0
-        gross = rules.max_gross_exposure
-        if gross is not None:
-            measured = finite_float(self._exposure())
-            if measured is None or measured >= gross.value:
-                return self._refused(snap, signal, exposure_refusal(gross, measured))
-            exposure = measured
-        return (rules, instrument, exposure, note)
+            collar, reference = route.collar, signal.reference_price
+            if collar is not None and (reference is None or abs(signal.price - reference) / reference > collar):
+                refusal, note = collar_check(route.instrument, signal.price, reference)
+                if refusal is not None:
+                    return self._refused(snap, signal, refusal)
+            bound = rules.max_gross_exposure
+            if bound is not None:
+                gross = route.gross
+                reported = self._exposure()
+                measured = reported if type(reported) is float and -INF < reported < INF else finite_float(reported)
+                if measured is None or measured >= gross:
+                    return self._refused(snap, signal, exposure_refusal(bound, measured))
+                exposure = measured
+        if gross is not None and self._sizer_room:
+            # Checked at construction: this sizer's decide takes the open positions' figures.
+            decide: Any = self._sizer.decide
+            sizing: SizingDecision = decide(
+                signal.symbol,
+                equity,
+                signal.price,
+                signal.confidence,
+                signal.stop_distance,
+                signal.volatility,
+                signal.strategy,
+                policy=snap,
+                position_notional=0.0,
+                gross_exposure=exposure,
+            )
+        else:
+            sizing = self._sizer.decide(
+                signal.symbol,
+                equity,
+                signal.price,
+                signal.confidence,
+                signal.stop_distance,
+                signal.volatility,
+                signal.strategy,
+                policy=snap,
+            )
+        quantity, price = sizing.quantity, signal.price
+        if quantity <= 0:
+            detail = "the policy's caps leave no room for a position"
+            if sizing.binding_caps:
+                detail += f" ({', '.join(sizing.binding_caps)} bound it)"
+            return self._decision(snap, signal, Reason.ZERO_SIZE, detail + note, sizing=sizing)
+        # The order against the instrument's limits, the quick test first: the notional is worked out
+        # here, never taken from the sizer's decision, as this check is the last word on it.
+        notional = quantity * price
+        if rules is not None and not (
+            quantity <= route.opening_quantity
+            and notional <= route.opening_notional
+            and (gross is None or notional <= gross - exposure)
+        ):
+            # No position is held here (step 9 refused one), so the position after is the order.
+            refusal = size_refusal(rules, route.instrument, quantity, price, 0.0, exposure)
+            if refusal is not None:
+                return self._refused(snap, signal, refusal._replace(detail=refusal.detail + note), sizing=sizing)
+        stop = sizing.stop_distance
+        sign = 1.0 if signal.side == "buy" else -1.0
+        order = _order(
+            signal.symbol,
+            signal.side,
+            quantity,
+            price,
+            signal.time,
+            signal.strategy,
+            price - sign * stop,
+            price + sign * TARGET_MULTIPLE * stop,
+            snap.version,
+        )
+        return sizing, order, note
 
     async def _close(self, snap: Policy, signal: Signal, held: Position) -> ExecutionDecision:
-        order = Order(
+        order = _order(
             signal.symbol,
             signal.side,
             held.quantity,
@@ -392,62 +507,3 @@ class EventDrivenExecutor:
         at = self._clock()
         self._throttle.record(at)  # it was sent: a rejected order counts toward the rate as well
         return self._decision(snap, signal, Reason.BROKER_REJECTED, detail, at, sizing=sizing, order=order)
-
-    def _size(self, snap: Policy, signal: Signal, equity: float, in_room: bool, exposure: float) -> SizingDecision:
-        """Size the order; a sizer that takes the open positions' figures gets them when a limit needs them."""
-        args = (
-            signal.symbol,
-            equity,
-            signal.price,
-            signal.confidence,
-            signal.stop_distance,
-            signal.volatility,
-            signal.strategy,
-        )
-        if in_room and self._sizer_room:
-            # Checked at construction: this sizer's decide takes the open positions' figures.
-            decide: Any = self._sizer.decide
-            return decide(*args, policy=snap, position_notional=0.0, gross_exposure=exposure)  # type: ignore[no-any-return]
-        return self._sizer.decide(*args, policy=snap)
-
-    async def _open(
-        self, snap: Policy, signal: Signal, equity: float, controls: _Controls | None = None
-    ) -> ExecutionDecision:
-        rules, instrument, exposure, note = controls if controls is not None else (None, None, 0.0, "")
-        sizing = self._size(snap, signal, equity, rules is not None and rules.max_gross_exposure is not None, exposure)
-        if sizing.quantity <= 0:
-            detail = "the policy's caps leave no room for a position"
-            if sizing.binding_caps:
-                detail += f" ({', '.join(sizing.binding_caps)} bound it)"
-            return self._decision(snap, signal, Reason.ZERO_SIZE, detail + note, sizing=sizing)
-        quantity, price = sizing.quantity, signal.price
-        if rules is not None and instrument is not None and not _within(rules, instrument, quantity, price, exposure):
-            # No position is held here (step 9 refused one), so the position after is the order.
-            refusal = size_refusal(rules, instrument, quantity, price, 0.0, exposure)
-            if refusal is not None:
-                return self._refused(snap, signal, refusal._replace(detail=refusal.detail + note), sizing=sizing)
-        stop = sizing.stop_distance
-        sign = 1.0 if signal.side == "buy" else -1.0
-        order = Order(
-            signal.symbol,
-            signal.side,
-            sizing.quantity,
-            signal.price,
-            signal.time,
-            signal.strategy,
-            signal.price - sign * stop,
-            signal.price + sign * TARGET_MULTIPLE * stop,
-            snap.version,
-        )
-        try:
-            fill = await self._broker.submit(order)
-        except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
-            # Nothing is counted as opened: no cooldown starts and no outcome is awaited for it.
-            return self._rejected(snap, signal, order, exc, f"opening a {signal.side} position", sizing=sizing)
-        at = self._clock()
-        self._throttle.record(at)
-        self._last_entry[signal.symbol] = signal.time
-        self._open_sizing[signal.symbol] = sizing
-        return self._decision(
-            snap, signal, Reason.ACCEPTED, "sized within the policy" + note, at, sizing=sizing, order=order, fill=fill
-        )

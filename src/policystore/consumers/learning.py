@@ -35,6 +35,11 @@ CONFIDENCE_EDGES: Final = (0.55, 0.65, 0.75, 0.85)
 VOLATILITY_EDGES: Final = (0.01, 0.03)
 #: The ``format`` tag of the saved JSON file.
 FORMAT: Final = "policystore.multiplier-learner/1"
+#: The context keys by bucket, made once: ``_KEYS[c][v]`` is ``"c{c}v{v}"``; every sizing asks for one.
+_KEYS: Final = tuple(
+    tuple(f"c{c}v{v}" for v in range(len(VOLATILITY_EDGES) + 1)) for c in range(len(CONFIDENCE_EDGES) + 1)
+)
+_bisect = bisect.bisect_right
 
 
 class MultiplierLearner:
@@ -76,8 +81,7 @@ class MultiplierLearner:
         Returns:
             The bucket key.
         """
-        c = bisect.bisect_right(CONFIDENCE_EDGES, confidence)
-        return f"c{c}v{bisect.bisect_right(VOLATILITY_EDGES, stop_fraction)}"
+        return _KEYS[_bisect(CONFIDENCE_EDGES, confidence)][_bisect(VOLATILITY_EDGES, stop_fraction)]
 
     def choose(self, confidence: float, stop_fraction: float) -> float:
         """Return the multiplier to use for this context.
@@ -95,7 +99,8 @@ class MultiplierLearner:
         """
         if self.epsilon and self._rng.random() < self.epsilon:
             return self._rng.choice(self.actions)
-        return self._best.get(self.state(confidence, stop_fraction), self.actions[-1])
+        key = _KEYS[_bisect(CONFIDENCE_EDGES, confidence)][_bisect(VOLATILITY_EDGES, stop_fraction)]  # state()
+        return self._best.get(key, self.actions[-1])
 
     def learn(self, confidence: float, stop_fraction: float, multiplier: float, reward: float) -> None:
         """Fold one outcome into the table.

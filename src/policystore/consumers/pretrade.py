@@ -214,22 +214,25 @@ class OrderThrottle:
     Every order sent is recorded (opens and closes, filled or rejected by the
     broker), so a limit set later counts the orders already sent. Counts are
     per executor: two executors each send up to ``max_orders_per_minute``.
+
+    Attributes:
+        sent: when each order kept was sent, oldest first; read it, :meth:`record` adds to it.
     """
 
-    __slots__ = ("_sent",)
+    __slots__ = ("sent",)
 
     def __init__(self) -> None:
-        self._sent: deque[datetime] = deque()
+        self.sent: deque[datetime] = deque()
 
     def record(self, at: datetime) -> None:
         """Count one order sent at ``at``."""
-        sent = self._sent
+        sent = self.sent
         sent.append(at)
         if len(sent) > _KEPT:  # without a limit asking, forget old orders now and then, not on every order
             self._forget(at - THROTTLE_WINDOW)
 
     def _forget(self, horizon: datetime) -> None:
-        sent = self._sent
+        sent = self.sent
         while sent and sent[0] <= horizon:
             sent.popleft()
 
@@ -240,7 +243,7 @@ class OrderThrottle:
         """
         if limit is None:
             return None
-        sent = self._sent
+        sent = self.sent
         if len(sent) < limit.value:
             return None  # fewer orders than the limit were ever kept: none to forget first
         self._forget(clock() - THROTTLE_WINDOW)

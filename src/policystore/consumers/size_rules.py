@@ -1,3 +1,4 @@
+# ruff: noqa: PLR1730, FURB136 - sized() writes min() out as comparisons, the same result without a call
 """Sizing arithmetic without I/O: the size a decision takes under its caps, and the decision's record.
 
 The rules (see :mod:`policystore.consumers.sizing` for the whole recipe): a
@@ -10,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NoReturn
 
-from policystore.model.controls import InstrumentRules
+from policystore._records import maker
+from policystore.model.controls import Bound, InstrumentRules
 from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy, StrategyConfig
 
@@ -32,10 +34,13 @@ __all__ = [
     "SizingDecision",
     "StrategyCache",
     "check_held",
+    "checked_inputs",
     "diagnose",
-    "instrument_caps",
+    "make_sizing",
     "positive",
     "size_position",
+    "sized",
+    "stop_from",
 ]
 
 CAP_RISK: Final = "max_risk_pct_per_trade"
@@ -50,6 +55,8 @@ CAP_GROSS_EXPOSURE: Final = "max_gross_exposure"
 VOLATILITY_STOP_MULTIPLE: Final = 2.0
 INF: Final = math.inf
 _TOLERANCE: Final = 1e-9  # relative: a cap within this of the result counts as binding
+_ABOVE: Final = 1 + _TOLERANCE
+_isfinite, _isnan, _nextafter = math.isfinite, math.isnan, math.nextafter
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +101,24 @@ class SizingDecision:
         return data
 
 
-class ModeLimits(NamedTuple):
-    """The limits of one mode (or one strategy under it) that a size is held under."""
+#: Builds a :class:`SizingDecision` (the same arguments and result) without a call per field.
+make_sizing = maker(SizingDecision)
 
-    risk_pct: float
-    max_leverage: float
-    scaling: float
-    size_cap: float
-    learn: bool
+
+class ModeLimits:
+    """The limits of one mode (or one strategy under it) that a size is held under.
+
+    A class with slots, not a named tuple: every decision reads each of its fields.
+    """
+
+    __slots__ = ("learn", "max_leverage", "risk_pct", "scaling", "size_cap")
+
+    def __init__(self, risk_pct: float, max_leverage: float, scaling: float, size_cap: float, learn: bool) -> None:
+        self.risk_pct = risk_pct
+        self.max_leverage = max_leverage
+        self.scaling = scaling
+        self.size_cap = size_cap
+        self.learn = learn
 
 
 class StrategyCache:
@@ -143,7 +160,7 @@ def positive(name: str, value: float) -> float:
     raise ValueError(f"{name} must be a positive finite number (got {short_repr(value)})")
 
 
-def diagnose(equity: float, price: float, confidence: float) -> None:
+def diagnose(equity: float, price: float, confidence: float) -> NoReturn:
     """Say which of a decision's inputs is unusable.
 
     Raises:
@@ -154,14 +171,49 @@ def diagnose(equity: float, price: float, confidence: float) -> None:
     raise ValueError(f"confidence must be a number in [0, 1] (got {short_repr(confidence)})")
 
 
-def _tightest(notional_caps: Sequence[tuple[str, float]]) -> float:
-    """The tightest of the extra notional caps; a cap that is not above zero (NaN included) is returned as is."""
-    tightest = INF
-    for _, cap in notional_caps:
-        if not cap > 0.0:
-            return cap
-        tightest = min(tightest, cap)
-    return tightest
+def checked_inputs(equity: float, price: float, confidence: float) -> tuple[float, float, float]:
+    """Return a decision's equity, price and confidence as floats, or say which one is unusable.
+
+    Raises:
+        ValueError: naming the first input that is not usable.
+    """
+    try:
+        valid = 0.0 < equity < INF and 0.0 < price < INF and 0.0 <= confidence <= 1.0
+        if valid and not isinstance(confidence, bool):
+            # An int passes the comparisons exactly however large; as a float it must be finite
+            # (10**400 raises OverflowError here, not deep in the arithmetic).
+            return float(equity), float(price), float(confidence)
+    except (TypeError, OverflowError):
+        pass
+    diagnose(equity, price, confidence)
+
+
+def stop_from(price: float, stop_distance: float | None, volatility: float | None) -> tuple[float, float | None]:
+    """Return the stop distance a decision uses, and its volatility checked.
+
+    The stop distance given, else ``2 * volatility * price``.
+
+    Raises:
+        ValueError: a stop distance or volatility that is not a positive finite number, a stop
+            that works out as none, or neither given.
+    """
+    if stop_distance is not None:
+        stop = positive("stop_distance", stop_distance)
+        if volatility is not None:
+            volatility = positive("volatility", volatility)
+        return stop, volatility
+    if volatility is not None:
+        volatility = positive("volatility", volatility)
+        stop = VOLATILITY_STOP_MULTIPLE * volatility * price
+        # Finite inputs can still overflow to inf (risk_amount would be 0 x inf = NaN) or
+        # underflow to 0 (a stop at the entry price).
+        if not 0.0 < stop < INF:
+            raise ValueError(
+                f"volatility {volatility!r} at price {price!r} gives a stop distance of {stop!r}, "
+                "not a positive finite number"
+            )
+        return stop, volatility
+    raise ValueError("stop_distance or volatility is required: neither was given, so no stop can be set")
 
 
 def size_position(
@@ -202,29 +254,61 @@ def size_position(
         ``quantity * price <= min(size_cap, equity * max_leverage, *notional_caps)``
         and ``quantity <= quantity_cap`` hold exactly.
     """
+    return sized(
+        equity, price, stop_distance, risk_pct, max_leverage, scaling, size_cap, multiplier, notional_caps, quantity_cap
+    )
+
+
+def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arguments in order, one test per cap
+    equity: float,
+    price: float,
+    stop_distance: float,
+    risk_pct: float,
+    max_leverage: float,
+    scaling: float,
+    size_cap: float,
+    multiplier: float,
+    notional_caps: Sequence[tuple[str, float]],
+    quantity_cap: float,
+) -> tuple[float, tuple[str, ...]]:
+    """:func:`size_position` with every argument positional: the sizer's own call, once per decision.
+
+    Each ``min(a, b, ...)`` of the rules is written out as ``a``, then each next value
+    that compares below it: exactly what ``min`` does (a NaN that is not first is
+    passed over, ties keep the first) without a call to it.
+    """
     risk_budget = equity * risk_pct
     q_risk = risk_budget / stop_distance
     desired = q_risk * scaling
     q_size = size_cap / price
     q_leverage = equity * max_leverage / price
-    capped = min(desired, q_risk, q_size, q_leverage)
+    capped = desired  # min(desired, q_risk, q_size, q_leverage)
+    if q_risk < capped:
+        capped = q_risk
+    if q_size < capped:
+        capped = q_size
+    if q_leverage < capped:
+        capped = q_leverage
     notional_cap = quantity_cap_q = INF
     if notional_caps or quantity_cap < INF:
-        notional_cap = _tightest(notional_caps)
+        for _, cap in notional_caps:  # the tightest; the first that is not above zero (NaN included) as it is
+            if not cap > 0.0:
+                notional_cap = cap
+                break
+            if cap < notional_cap:
+                notional_cap = cap
         if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
             return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
-        quantity_cap_q = min(notional_cap / price, quantity_cap)
-        capped = min(capped, quantity_cap_q)
-    # min() ignores a NaN that is not its first argument, which would silently drop that cap;
-    # q_risk's NaN shows in desired, so checking the others is enough.
-    if (
-        not math.isfinite(capped)
-        or capped < 0
-        or math.isnan(q_size + q_leverage + quantity_cap_q)
-        or not multiplier >= 0
-    ):
+        quantity_cap_q = notional_cap / price  # min(notional_cap / price, quantity_cap)
+        if quantity_cap < quantity_cap_q:
+            quantity_cap_q = quantity_cap
+        if quantity_cap_q < capped:
+            capped = quantity_cap_q
+    # Comparisons pass a NaN over, which would silently drop that cap; q_risk's NaN shows in
+    # desired, so checking the others is enough.
+    if not _isfinite(capped) or capped < 0 or _isnan(q_size + q_leverage + quantity_cap_q) or not multiplier >= 0:
         return 0.0, ()
-    limit = capped * (1 + _TOLERANCE)
+    limit = capped * _ABOVE
     binding: list[str] = []
     if scaling < 1 and desired <= limit:
         binding.append(CAP_SCALING)
@@ -235,15 +319,22 @@ def size_position(
     if q_leverage <= limit:
         binding.append(CAP_LEVERAGE)
     if quantity_cap_q <= limit:
-        binding += [name for name, cap in notional_caps if cap / price <= limit]
-        binding += [CAP_ORDER_QUANTITY] if quantity_cap <= limit else []
-    quantity = capped * min(multiplier, 1.0)
+        for name, cap in notional_caps:
+            if cap / price <= limit:
+                binding.append(name)
+        if quantity_cap <= limit:
+            binding.append(CAP_ORDER_QUANTITY)
+    quantity = capped * (1.0 if multiplier > 1.0 else multiplier)  # capped * min(multiplier, 1.0)
+    notional_limit = size_cap  # min(size_cap, equity * max_leverage, notional_cap)
+    if (leverage_limit := equity * max_leverage) < notional_limit:
+        notional_limit = leverage_limit
+    if notional_cap < notional_limit:
+        notional_limit = notional_cap
     # Division and multiplication each round; step down until the products obey the caps exactly.
-    notional_limit = min(size_cap, equity * max_leverage, notional_cap)
     while quantity > 0 and (
         quantity * stop_distance > risk_budget or quantity * price > notional_limit or quantity > quantity_cap
     ):
-        quantity = math.nextafter(quantity, 0.0)
+        quantity = _nextafter(quantity, 0.0)
     return quantity, tuple(binding)
 
 
@@ -262,22 +353,35 @@ def check_held(position_notional: float, gross_exposure: float) -> None:
             raise ValueError(f"{label} must be a finite number >= 0 (got {short_repr(value)})")
 
 
-class InstrumentCaps(NamedTuple):
-    """An instrument's limits as ``size_position``'s extra caps, the parts that do not change between orders."""
+class InstrumentCaps:
+    """An instrument's limits in force as ``size_position``'s extra caps: the parts that do not change between orders.
 
-    order: tuple[tuple[str, float], ...]  # its order notional limit, if any
-    position: float | None  # its position notional limit, if any
-    opening: tuple[tuple[str, float], ...]  # both, for an order in an instrument where nothing is held
-    quantity: float  # its order quantity limit (inf: none)
+    Args:
+        instrument: the instrument's rules in force.
+        gross: the firm-wide gross exposure limit, or None.
 
+    Attributes:
+        order: its order notional limit, if any, as ``((name, value),)``.
+        position: its position notional limit, if any.
+        opening: both, for an order in an instrument where nothing is held.
+        quantity: its order quantity limit (inf: none).
+        gross: the gross exposure limit's value, if any: the room under it depends on the exposure.
+    """
 
-def instrument_caps(instrument: InstrumentRules) -> InstrumentCaps:
-    """Return an instrument's limits in force as ``size_position``'s extra caps."""
-    order = instrument.max_order_notional
-    position = instrument.max_position_notional
-    orders = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
-    opening = orders if position is None else (*orders, (CAP_POSITION_NOTIONAL, position.value))
-    quantity = instrument.max_order_quantity
-    return InstrumentCaps(
-        orders, None if position is None else position.value, opening, INF if quantity is None else quantity.value
-    )
+    __slots__ = ("gross", "opening", "order", "position", "quantity")
+
+    def __init__(self, instrument: InstrumentRules, gross: Bound | None) -> None:
+        order = instrument.max_order_notional
+        position = instrument.max_position_notional
+        quantity = instrument.max_order_quantity
+        self.order: tuple[tuple[str, float], ...] = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
+        self.position = None if position is None else position.value
+        self.opening = self.order if position is None else (*self.order, (CAP_POSITION_NOTIONAL, position.value))
+        self.quantity = INF if quantity is None else quantity.value
+        self.gross = None if gross is None else gross.value
+
+    def holding(self, position_notional: float) -> tuple[tuple[str, float], ...]:
+        """The instrument's notional caps for an order where ``position_notional`` (> 0) is held already."""
+        if self.position is None:
+            return self.opening
+        return (*self.order, (CAP_POSITION_NOTIONAL, self.position - position_notional))

@@ -54,10 +54,12 @@ from policystore.consumers.size_rules import (
     SizingDecision,
     StrategyCache,
     check_held,
-    diagnose,
-    instrument_caps,
+    checked_inputs,
+    make_sizing,
     positive,
     size_position,
+    sized,
+    stop_from,
 )
 from policystore.model.controls import TradingRules
 from policystore.model.policy import Policy
@@ -128,10 +130,10 @@ class RLPositionSizingAgent:
             learner = MultiplierLearner.load(self._model_path) if exists else MultiplierLearner(seed=seed)  # type: ignore[arg-type]
         self.learner = learner
         self._strategies = StrategyCache()
-        self._limits_policy: Policy | None = None
-        self._limits: dict[str | None, ModeLimits] = {}
+        # What one snapshot says, worked out once per snapshot (``self._rules.policy``): every decision asks.
+        self._limits: dict[str | None, ModeLimits] = {}  # by strategy
         self._rules: TradingRules | None = None
-        self._caps: dict[str, InstrumentCaps] = {}
+        self._caps: dict[str, InstrumentCaps] = {}  # by symbol
 
     @property
     def max_leverage(self) -> float:
@@ -142,10 +144,16 @@ class RLPositionSizingAgent:
         """
         return self._limits_for(self._store.snapshot(), self._strategy).max_leverage
 
+    def _use(self, policy: Policy) -> TradingRules:
+        """Start the caches over for ``policy``; return its trading controls."""
+        self._limits = {}
+        self._caps = {}
+        rules = self._rules = TradingRules(policy)
+        return rules
+
     def _limits_for(self, policy: Policy, strategy: str | None) -> ModeLimits:
-        if policy is not self._limits_policy:
-            self._limits_policy = policy
-            self._limits = {}
+        if self._rules is None or self._rules.policy is not policy:
+            self._use(policy)
         limits = self._limits.get(strategy)
         if limits is None:
             risk = policy.risk
@@ -171,41 +179,6 @@ class RLPositionSizingAgent:
                 )
             self._limits[strategy] = limits
         return limits
-
-    def _instrument_caps(
-        self, snap: Policy, symbol: str, position_notional: float, gross_exposure: float
-    ) -> tuple[Sequence[tuple[str, float]], float]:
-        """The instrument's limits and the rooms left under them, as ``size_position``'s extra caps.
-
-        None when no trading control applies. The parts that do not change between
-        orders are worked out once per snapshot and symbol: every decision asks.
-
-        Raises:
-            ValueError: a held notional or exposure that is not a finite number >= 0.
-        """
-        rules = self._rules
-        if rules is None or rules.policy is not snap:
-            rules = self._rules = TradingRules(snap)
-            self._caps = {}
-        if rules.quiet:
-            return (), INF
-        caps = self._caps.get(symbol)
-        if caps is None:
-            caps = self._caps[symbol] = instrument_caps(rules.instrument(symbol))
-        # A plain finite float passes the first test; anything else is looked at closely (10**400 compares
-        # below inf but is no float, NaN fails every comparison, a string cannot be compared).
-        if not (type(position_notional) is float and type(gross_exposure) is float) or not (
-            0.0 <= position_notional < INF and 0.0 <= gross_exposure < INF
-        ):
-            check_held(position_notional, gross_exposure)
-        if position_notional == 0.0 or caps.position is None:
-            extra = caps.opening
-        else:
-            extra = (*caps.order, (CAP_POSITION_NOTIONAL, caps.position - position_notional))
-        gross = rules.max_gross_exposure
-        if gross is not None:
-            extra = (*extra, (CAP_GROSS_EXPOSURE, gross.value - gross_exposure))
-        return extra, caps.quantity
 
     def decide(  # noqa: PLR0917 - the documented positional form decide(symbol, equity, price, confidence, ...)
         self,
@@ -247,53 +220,58 @@ class RLPositionSizingAgent:
                 distance nor a volatility, or an unknown strategy.
         """
         snap = policy if policy is not None else self._store.snapshot()
-        try:
-            # One chained comparison on the hot path; the slow path below names what was wrong.
-            valid = 0.0 < equity < INF and 0.0 < price < INF and 0.0 <= confidence <= 1.0
-            if valid and not isinstance(confidence, bool):
-                # An int passes the comparisons exactly however large; as a float it must be finite
-                # (10**400 raises OverflowError here, not deep in the arithmetic).
-                equity, price, confidence = float(equity), float(price), float(confidence)
-            else:
-                valid = False
-        except (TypeError, OverflowError):
-            valid = False
-        if not valid:
-            diagnose(equity, price, confidence)
-        if stop_distance is not None:
-            stop = positive("stop_distance", stop_distance)
-            if volatility is not None:
-                volatility = positive("volatility", volatility)
-        elif volatility is not None:
-            volatility = positive("volatility", volatility)
-            stop = VOLATILITY_STOP_MULTIPLE * volatility * price
-            # Finite inputs can still overflow to inf (risk_amount would be 0 x inf = NaN) or
-            # underflow to 0 (a stop at the entry price).
-            if not 0.0 < stop < INF:
-                raise ValueError(
-                    f"volatility {volatility!r} at price {price!r} gives a stop distance of {stop!r}, "
-                    "not a positive finite number"
-                )
+        # Plain floats in range pass these tests alone; anything else is looked at closely, and refused by name.
+        if not (
+            type(equity) is float
+            and type(price) is float
+            and type(confidence) is float
+            and 0.0 < equity < INF
+            and 0.0 < price < INF
+            and 0.0 <= confidence <= 1.0
+        ):
+            equity, price, confidence = checked_inputs(equity, price, confidence)
+        if volatility is None and type(stop_distance) is float and 0.0 < stop_distance < INF:
+            stop = stop_distance
         else:
-            raise ValueError("stop_distance or volatility is required: neither was given, so no stop can be set")
+            stop, volatility = stop_from(price, stop_distance, volatility)
         name = strategy if strategy is not None else self._strategy
-        limits = self._limits_for(snap, name)
-        notional_caps, quantity_cap = self._instrument_caps(snap, symbol, position_notional, gross_exposure)
+        rules = self._rules
+        if rules is None or rules.policy is not snap:
+            rules = self._use(snap)
+        limits = self._limits.get(name) or self._limits_for(snap, name)
+        if rules.quiet:  # no trading control applies: no extra cap
+            notional_caps: Sequence[tuple[str, float]] = ()
+            quantity_cap = INF
+        else:
+            # The instrument's limits, and the rooms left under them: worked out once per snapshot and symbol.
+            caps = self._caps.get(symbol)
+            if caps is None:
+                caps = self._caps[symbol] = InstrumentCaps(rules.instrument(symbol), rules.max_gross_exposure)
+            # A plain finite float passes the first test; anything else is looked at closely (10**400 compares
+            # below inf but is no float, NaN fails every comparison, a string cannot be compared).
+            if not (type(position_notional) is float and type(gross_exposure) is float) or not (
+                0.0 <= position_notional < INF and 0.0 <= gross_exposure < INF
+            ):
+                check_held(position_notional, gross_exposure)
+            notional_caps = caps.opening if position_notional == 0.0 else caps.holding(position_notional)
+            if caps.gross is not None:
+                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, caps.gross - gross_exposure))
+            quantity_cap = caps.quantity
         multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
-        quantity, binding = size_position(
+        quantity, binding = sized(
             equity,
             price,
             stop,
-            risk_pct=limits.risk_pct,
-            max_leverage=limits.max_leverage,
-            scaling=limits.scaling,
-            size_cap=limits.size_cap,
-            multiplier=multiplier,
-            notional_caps=notional_caps,
-            quantity_cap=quantity_cap,
+            limits.risk_pct,
+            limits.max_leverage,
+            limits.scaling,
+            limits.size_cap,
+            multiplier,
+            notional_caps,
+            quantity_cap,
         )
         notional = quantity * price
-        return SizingDecision(
+        return make_sizing(
             symbol,
             quantity,
             notional,

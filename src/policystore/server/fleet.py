@@ -115,7 +115,7 @@ async def get_fleet(request: Request, _actor: Viewer) -> FleetResponse:
     """Return the members of the store's fleet with the version each has applied and when each was last heard."""
     store: PolicyStore = request.app.state.store
     metrics: ServerMetrics = request.app.state.metrics
-    metrics.reads.labels("fleet").inc()
+    metrics.count_read("fleet")
     members = await store.fleet()
     version = await store.backend.current_version()
     count = count_members(members, version)

@@ -87,6 +87,8 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.reads = Counter("policystore_http_reads", "Read requests answered.", ["route"], registry=self.registry)
+        #: route -> its counter among :attr:`reads`, looked up at its first read rather than at each.
+        self._reads_by_route: dict[str, Counter] = {}
         self.writes = Counter("policystore_http_writes", "Writes committed.", ["operation"], registry=self.registry)
         self.conflicts = Counter(
             "policystore_http_conflicts", "Writes refused on a version conflict.", registry=self.registry
@@ -149,6 +151,17 @@ class ServerMetrics:
         self.fleet_members.labels(FleetStatus.LIVE.value).set(count.live)
         self.fleet_members.labels(FleetStatus.LOST.value).set(count.lost)
         self.fleet_behind.set(count.behind)
+
+    def count_read(self, route: str) -> None:
+        """Count a read answered by ``route`` in :attr:`reads`.
+
+        Args:
+            route: the route's label, such as ``value`` or ``history``.
+        """
+        counter = self._reads_by_route.get(route)
+        if counter is None:
+            counter = self._reads_by_route[route] = self.reads.labels(route)
+        counter.inc()
 
     def count_refusal(self, error: PolicyStoreError) -> None:
         """Count a request refused with ``error``, under its class's metric label.

@@ -58,7 +58,7 @@ async def preview_response(request: Request, preview: Preview, *, decisions: boo
         The response body.
     """
     metrics: ServerMetrics = request.app.state.metrics
-    metrics.reads.labels("preview").inc()
+    metrics.count_read("preview")
     path = getattr(request.app.state, "decisions", None)
     if decisions and path is not None and preview.changed:
         from policystore.consumers.what_if import preview_decisions

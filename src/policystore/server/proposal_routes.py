@@ -102,7 +102,7 @@ async def post_proposal(request: Request, body: ProposeRequest, actor: Operator)
 async def get_proposals(request: Request, _actor: Viewer) -> ProposalsResponse:
     """Return proposals of every status, newest first, each with where it stands now."""
     metrics: ServerMetrics = request.app.state.metrics
-    metrics.reads.labels("proposals").inc()
+    metrics.count_read("proposals")
     return ProposalsResponse(proposals=[ProposalModel.of(p) for p in await _store(request).proposals()])
 
 
@@ -110,7 +110,7 @@ async def get_proposals(request: Request, _actor: Viewer) -> ProposalsResponse:
 async def get_proposal(request: Request, _actor: Viewer, proposal_id: ProposalId) -> ProposalModel:
     """Return one proposal with where it stands now."""
     metrics: ServerMetrics = request.app.state.metrics
-    metrics.reads.labels("proposals").inc()
+    metrics.count_read("proposals")
     return ProposalModel.of(await _store(request).proposal(proposal_id))
 
 

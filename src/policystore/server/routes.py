@@ -9,7 +9,8 @@ lasts that long. A write whose body says ``"dry_run": true`` writes nothing and
 answers a :class:`~policystore.server.models.PreviewResponse`: the store's own
 dry run of the same write, with the server's decision log decided again under
 it when one is configured (see :mod:`policystore.server.previews`). The
-proposal routes are in :mod:`policystore.server.proposal_routes`.
+proposal routes are in :mod:`policystore.server.proposal_routes`, and
+``GET /v1/values/{path}``, the busiest read, in :mod:`policystore.server.values`.
 A write whose body says ``"wait": SECONDS`` answers once the fleet has applied
 it, or 202 when the wait ran out first (see :mod:`policystore.server.fleet`).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from policystore.errors import (
     AuthenticationError,
@@ -34,8 +35,8 @@ from policystore.errors import (
 )
 from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
-from policystore.model.trading_view import path_facts, state_path
-from policystore.server.auth import bearer, require
+from policystore.model.trading_view import state_path
+from policystore.server.auth import require
 from policystore.server.errors import error_responses
 from policystore.server.fleet import WAIT_RESPONSE, written
 from policystore.server.health import ServerMetrics
@@ -54,7 +55,6 @@ from policystore.server.models import (
     PreviewResponse,
     RollbackRequest,
     TradingRequest,
-    ValueResponse,
     WrittenResponse,
 )
 from policystore.server.previews import effective_values, preview_response
@@ -65,10 +65,6 @@ __all__ = ["ERROR_RESPONSES", "WRITE_ERRORS", "ErrorBody", "Viewer", "router"]
 
 #: Errors every authenticated route may answer with.
 ERROR_RESPONSES: Final = error_responses(AuthenticationError, PermissionDeniedError, PolicyValidationError)
-#: Errors a read of one value may answer with: its path may name nothing.
-_VALUE_ERRORS: Final = error_responses(
-    AuthenticationError, PermissionDeniedError, PolicyValidationError, UnknownPathError
-)
 #: Errors a write may answer with: the token's, and those of its body, its paths, its version and the store.
 WRITE_ERRORS: Final = error_responses(
     AuthenticationError,
@@ -90,7 +86,6 @@ _AUDIT_ERRORS: Final = error_responses(
 
 router = APIRouter(prefix="/v1", tags=["policy"])
 
-_VIEWER: Final = require(Role.VIEWER)
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
 Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
@@ -134,40 +129,14 @@ def _reason(reason: str | None) -> str:
 @router.get("/policy", summary="The whole policy", responses=ERROR_RESPONSES)
 async def get_policy(request: Request, _actor: Viewer) -> PolicyResponse:
     """Return the whole policy with its version, from this server's snapshot."""
-    _metrics(request).reads.labels("policy").inc()
+    _metrics(request).count_read("policy")
     return _policy_response(_store(request))
-
-
-# {path:path}: a symbol may hold a slash (instruments.BTC/USD.state), sent as it is or as %2F.
-@router.get(
-    "/values/{path:path}",
-    summary="One value by dot path",
-    responses=_VALUE_ERRORS,
-    response_model=ValueResponse,
-    openapi_extra={"security": [{bearer.scheme_name: []}]},
-)
-async def get_value(
-    request: Request,
-    path: Annotated[
-        str, Path(description="A dot path such as risk.max_leverage or instruments.BTC/USD.state; see /v1/paths.")
-    ],
-) -> Response:
-    """Return the value at ``path`` with its source, version and staleness; for a trading path, what set it."""
-    # The busiest route does the least work FastAPI allows: the token is checked here rather than
-    # as a dependency (each level of dependencies costs a resolution per request), and the answer
-    # is serialised once rather than validated again against the response model.
-    await _VIEWER(request)
-    _metrics(request).reads.labels("value").inc()
-    store = _store(request)
-    explained = store.explain(path)
-    answer = ValueResponse(**explained.to_dict(), **path_facts(store.snapshot(), path))
-    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/paths", summary="Every valid dot path", responses=ERROR_RESPONSES)
 async def get_paths(request: Request, _actor: Viewer) -> PathsResponse:
     """Return every readable dot path, sorted."""
-    _metrics(request).reads.labels("paths").inc()
+    _metrics(request).count_read("paths")
     return PathsResponse(paths=_store(request).paths())
 
 
@@ -258,7 +227,7 @@ async def get_history(
     ] = None,
 ) -> HistoryResponse:
     """Return up to ``limit`` history entries, newest first."""
-    _metrics(request).reads.labels("history").inc()
+    _metrics(request).count_read("history")
     entries = await _store(request).history(limit, before)
     return HistoryResponse(entries=[HistoryEntryModel.of(e) for e in entries])
 
@@ -271,7 +240,7 @@ async def get_diff(
     v2: Annotated[int | None, Query(ge=1, le=MAX_INTEGER, description="The newer version (default: current).")] = None,
 ) -> DiffResponse:
     """Return the stored fields that differ from ``v1`` to ``v2``."""
-    _metrics(request).reads.labels("diff").inc()
+    _metrics(request).count_read("diff")
     store = _store(request)
     changes = await store.diff(v1, v2)
     return DiffResponse(

@@ -121,6 +121,10 @@ class Reads:
     def explain(self, path: str) -> Explanation:
         """Tell which source answers ``path``, with the value, version and staleness.
 
+        Until the read state changes (a version installed, the store lost or
+        found again, an expiring change ended), a path's explanation is made
+        once and the same object returned again.
+
         Raises:
             UnknownPathError: no such path.
         """

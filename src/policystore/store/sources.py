@@ -215,6 +215,8 @@ class ReadState:
     ended: tuple[Override, ...] = ()
     gate: TradingGate = field(init=False, repr=False, compare=False)
     ends_at: datetime | None = field(init=False, repr=False, compare=False)
+    #: path -> its explanation, made at its first explain: the state never changes, so neither does it.
+    _explained: dict[str, Explanation] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         gate = TradingGate.judge(self.policy, self.source, self.stale, self.rule, self.refused_version, self.rewound_to)
@@ -265,7 +267,17 @@ class ReadState:
         return dataclasses.replace(self, **facts)
 
     def explain(self, path: str) -> Explanation:
-        """Explain ``path``; the caller has checked that it exists."""
+        """Explain ``path``; the caller has checked that it exists.
+
+        Made once per path: a later call returns the same object (a state
+        replaced by another explains anew).
+        """
+        explained = self._explained.get(path)
+        if explained is None:
+            explained = self._explained[path] = self._explain(path)
+        return explained
+
+    def _explain(self, path: str) -> Explanation:
         explanation = self._explain_source(path)
         clamp = clamped_override(self.policy, path)
         if clamp is not None:
