@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +23,7 @@ from policystore.backends.base import NewestText
 from policystore.backends.redis import RedisBackend
 from policystore.model.history import HistoryEntry
 from policystore.model.policy import Policy, default_policy
+from policystore.model.validation import build_policy
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
@@ -243,6 +246,143 @@ class TestConfirmedFromItsText:
             await store.close()
 
 
+class TestOvertakenBeforeItsRead:
+    """A loosening notice whose confirming read finds a later version: its own version in history confirms it."""
+
+    async def test_loosening_overtaken_before_its_read_is_installed_without_reading_the_store_back(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """Two commits sent at once: the looser one is confirmed by one GET and one HGET, and no history is read."""
+        store = await PolicyStore.open(_url(guarded_server, "overtaken"), lkg_path=None, refresh_interval=3600)
+        backend = store.backend
+        assert isinstance(backend, RedisBackend)
+        try:
+            tighter = _call(backend, store.snapshot(), {"active_mode": "DEFENSIVE"})
+            await admin.eval(COMMIT_LUA, len(tighter.keys), *tighter.keys, *tighter.args)
+            await eventually(lambda: store.get("version") == tighter.version)
+            heard: list[tuple[int, str]] = []
+            store.subscribe(lambda event: heard.append((event.version, store.get("active_mode"))))
+            looser = _call(backend, store.snapshot(), {"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"})
+            after = _call(backend, build_policy(json.loads(looser.args[1])), {"reason": "right after"})
+            before = await admin.info("commandstats")
+            # One round trip: both scripts run before the store's read of the first can reach Redis.
+            pipe = admin.pipeline(transaction=False)
+            for call in (looser, after):
+                pipe.eval(COMMIT_LUA, len(call.keys), *call.keys, *call.args)
+            await pipe.execute()
+            await eventually(lambda: store.get("version") == after.version)
+            stats = await admin.info("commandstats")
+            reads = {name: _calls(stats, name) - _calls(before, name) for name in ("get", "hget", "hmget", "mget")}
+            # Each commit script reads the version key once; the confirmation is one GET and one HGET.
+            assert {"get": 2 + 1, "hget": 1, "hmget": 0, "mget": 0} == reads
+            assert [(looser.version, "AGGRESSIVE_SMALL_ACCOUNT"), (after.version, "AGGRESSIVE_SMALL_ACCOUNT")] == heard
+        finally:
+            await store.close()
+
+    async def test_forged_loosening_that_names_an_overtaken_version_is_not_installed(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """A forged notice for a version the store has written otherwise is refused by its history, never held."""
+        store = await PolicyStore.open(_url(guarded_server, "overforged"), lkg_path=None, refresh_interval=3600)
+        backend = store.backend
+        assert isinstance(backend, RedisBackend)
+        try:
+            tighter = _call(backend, store.snapshot(), {"active_mode": "DEFENSIVE"})
+            await admin.eval(COMMIT_LUA, len(tighter.keys), *tighter.keys, *tighter.args)
+            await eventually(lambda: store.get("version") == tighter.version)
+            held: list[tuple[int, str]] = []
+            store.subscribe(lambda event: held.append((event.version, event.by)))
+            forged = _call(backend, store.snapshot(), {"active_mode": "AGGRESSIVE_SMALL_ACCOUNT"}, by="forger")
+            genuine = _call(backend, store.snapshot(), {"reason": "the real one"})
+            later = _call(backend, build_policy(json.loads(genuine.args[1])), {"reason": "and the next"})
+            _version, text, _entry, channel, header = forged.args
+            # The genuine versions are stored first, then the forgery names the first of them.
+            pipe = admin.pipeline(transaction=False)
+            for call in (genuine, later):
+                pipe.eval(COMMIT_LUA, len(call.keys), *call.keys, *call.args)
+            pipe.publish(str(channel), f"{header}\n{text}")
+            await pipe.execute()
+            await eventually(lambda: store.get("version") == later.version)
+            assert [(genuine.version, "tester"), (later.version, "tester")] == held
+            assert ("DEFENSIVE", False) == (store.get("active_mode"), store.stale)
+        finally:
+            await store.close()
+
+
 def _document_and_entry(call: CommitCall) -> tuple[dict[str, Any], HistoryEntry]:
     """The document and entry a commit call was built from."""
     return json.loads(call.args[1]), HistoryEntry.from_dict(json.loads(call.args[2]))
+
+
+class TestReadOnAnOpenConnection:
+    """A read on the connection already open: settled by its reply, or failed by the timeout."""
+
+    async def test_frozen_server_times_out_the_read_and_the_next_read_opens_another_connection(self) -> None:
+        """With the server stopped (SIGSTOP) after a first read, the second fails in time; then a third answers."""
+        with RedisServer() as server:
+            backend = RedisBackend.from_url(server.url(namespace="frozen") + "&timeout=0.3")
+            admin = redis.asyncio.Redis(port=server.port)
+            try:
+                await admin.set(backend.keys.document, b"{}")
+                assert b"{}" == await backend.newest_text()
+                assert server.pid is not None
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    with pytest.raises(StoreUnavailableError, match=r"no answer within 0\.3 s"):
+                        await backend.newest_text()
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+                assert b"{}" == await backend.newest_text()
+            finally:
+                await backend.close()
+                await admin.aclose()
+
+
+def _calls(stats: dict[str, Any], name: str) -> int:
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+class TestCommandsWithoutReplies:
+    """Fleet reports on the back end's own connection: answered once, then sent with CLIENT REPLY SKIP."""
+
+    async def test_reports_after_the_first_ask_for_no_reply_and_reads_still_get_theirs(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """Each report after the first is an EVAL behind a CLIENT REPLY SKIP; a read after them gets its own reply."""
+        backend = RedisBackend.from_url(_url(guarded_server, "skips"))
+        records = backend.records
+        try:
+            await records.put_unlogged("fleet", "member", {"version": 1})  # answered, then the server asked
+            before = await admin.info("commandstats")
+            for version in (2, 3, 4):
+                await records.put_unlogged("fleet", "member", {"version": version})
+            await admin.set(backend.keys.document, b'{"version": 4}')
+            assert b'{"version": 4}' == await backend.newest_text()
+            after = await admin.info("commandstats")
+            sent = {name: _calls(after, name) - _calls(before, name) for name in ("eval", "client|reply")}
+            assert {"eval": 3, "client|reply": 3} == sent
+            assert {"version": 4} == await records.get("fleet", "member")
+        finally:
+            await backend.close()
+
+    async def test_a_user_who_may_not_skip_replies_reports_with_every_reply(
+        self, guarded_server: RedisServer, admin: redis.asyncio.Redis
+    ) -> None:
+        """With CLIENT denied by an ACL every report is answered, on one connection, and a read on it gets its reply."""
+        await admin.execute_command("ACL", "SETUSER", "noclient", "on", ">pw", "~*", "&*", "+@all", "-client")
+        url = f"redis://noclient:pw@127.0.0.1:{guarded_server.port}/2?namespace=noclient"
+        backend = RedisBackend.from_url(url)
+        records = backend.records
+        try:
+            await records.put_unlogged("fleet", "member", {"version": 1})
+            assert {"version": 1} == await records.get("fleet", "member")
+            connections = (await admin.info("stats"))["total_connections_received"]
+            for version in (2, 3):
+                await records.put_unlogged("fleet", "member", {"version": version})
+                assert {"version": version} == await records.get("fleet", "member")
+            await admin.set(backend.keys.document, b"{}")
+            assert b"{}" == await backend.newest_text()
+            assert connections == (await admin.info("stats"))["total_connections_received"]
+        finally:
+            await backend.close()
+            await admin.execute_command("ACL", "DELUSER", "noclient")

@@ -255,3 +255,24 @@ class _server_answering:  # noqa: N801 - used as a context manager, named for ho
         for connection in self._accepted:
             connection.close()
         self._listener.close()
+
+
+class TestWaitsShareATimer:
+    """One timer serves wait after wait: a wait still ends at its own time, never sooner."""
+
+    async def test_a_wait_outlives_the_timer_an_earlier_shorter_wait_left(self, redis_server: RedisServer) -> None:
+        """A 0.05 s wait answered at once leaves its timer set; the 0.4 s wait after it returns None no sooner."""
+        subscription = await Subscription.open(Endpoint("127.0.0.1", redis_server.port, None, None, None), "timers")
+        publisher = redis.asyncio.Redis(port=redis_server.port)
+        loop = asyncio.get_running_loop()
+        try:
+            assert b"subscribe" == (await subscription.receive(5))[0]
+            await publisher.publish("timers", "now")
+            assert [b"message", b"timers", b"now"] == await subscription.receive(0.05)
+            started = loop.time()
+            assert await subscription.receive(0.4) is None
+            assert loop.time() - started >= 0.4
+            assert await subscription.receive(0.05) is None  # a shorter wait after a longer one ends on time too
+        finally:
+            await publisher.aclose()
+            await subscription.aclose()

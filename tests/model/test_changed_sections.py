@@ -215,3 +215,12 @@ class TestChangedSections:
         """The record and the active mode are not sections: with_record takes those."""
         with pytest.raises(ValueError, match="not a section: active_mode"):
             HELD.with_sections({"active_mode": b'"DEFENSIVE"'})
+
+    @pytest.mark.parametrize("section", SECTION_FIELDS)
+    def test_with_sections_keeps_every_other_section_as_the_very_object_held(self, section: str) -> None:
+        """Only the section replaced is new; the others are the held policy's own (frozen) objects."""
+        got = HELD.with_sections({section: json.dumps(HELD.document()[section]).encode()})
+        kept = [name for name in SECTION_FIELDS if name != section]
+        assert [name for name in kept if getattr(got, name) is not getattr(HELD, name)] == []
+        assert getattr(got, section) == getattr(HELD, section)
+        assert got == HELD

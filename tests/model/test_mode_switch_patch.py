@@ -35,6 +35,16 @@ class TestModeSwitchPatch:
             apply_patch(HELD, {"active_mode": mode})
         assert "active_mode" in {error.path for error in caught.value.errors}
 
+    @pytest.mark.parametrize("mode", ["DEFENSIVE", "AGGRESSIVE_SMALL_ACCOUNT"])
+    def test_diff_of_a_switch_sharing_the_sections_is_the_diff_of_the_rebuilt_one(self, mode: str) -> None:
+        """A switch that keeps the held sections (compared at a glance) lists what the path by path way lists."""
+        switched = apply_patch(HELD, {"active_mode": mode})
+        rebuilt = build_policy(switched.document())  # the same content in sections of its own
+        assert switched.modes is HELD.modes
+        assert rebuilt.modes is not HELD.modes
+        assert diff_policies(HELD, rebuilt) == diff_policies(HELD, switched)
+        assert diff_policies(rebuilt, HELD) == diff_policies(switched, HELD)
+
     def test_switch_to_the_active_mode_changes_nothing(self) -> None:
         """Switching to the mode already active gives the same policy: a write of it makes no version."""
         assert HELD == apply_patch(HELD, {"active_mode": HELD.active_mode})

@@ -92,6 +92,11 @@ class Subscription(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._lost: SubscriptionLostError | None = None
         self._transport: asyncio.Transport | None = None
+        #: When the wait in progress (or the last one) runs out, by the loop's clock, and the
+        #: timer that ends it: one timer serves wait after wait until a deadline passes, rather
+        #: than one made and cancelled for every reply (every process wakes for every change).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(cls, endpoint: Endpoint, channel: str) -> Subscription:
@@ -169,12 +174,17 @@ class Subscription(asyncio.Protocol):
         """
         if not self._replies and self._lost is None:
             loop = asyncio.get_running_loop()
+            self._deadline = deadline = loop.time() + within
+            timer = self._timer
+            if timer is not None and timer.when() > deadline:
+                timer.cancel()  # set for a longer wait: this one ends sooner
+                timer = None
+            if timer is None:
+                self._timer = loop.call_at(deadline, self._time_up)
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(within, _settle, waiter)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
         if self._replies:
             return self._replies.popleft()
@@ -185,6 +195,18 @@ class Subscription(asyncio.Protocol):
     async def aclose(self) -> None:
         """Close the connection; a waiting :meth:`receive` raises SubscriptionLostError."""
         self._abort(SubscriptionLostError("the subscription was closed"))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _time_up(self) -> None:
+        """The timer ran out: end the wait in progress if its deadline passed, else wait on until it does."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._time_up)
+            return
+        self._timer = None
+        self._wake()
 
     def _abort(self, error: SubscriptionLostError) -> None:
         self._fail(error)

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "NewestText", "Published", "RecordStore"]
+__all__ = ["Backend", "NewestText", "Published", "RecordStore", "UnloggedRecords", "VersionText"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,21 @@ class RecordStore(Protocol):
 
     async def delete(self, collection: str, key: str) -> bool:
         """Remove the record at ``key``; return whether there was one."""
+
+
+@runtime_checkable
+class UnloggedRecords(Protocol):
+    """Records that can also be written without the durability of the store's own writes.
+
+    For a record its writer rewrites many times a second and that is worth
+    little once its writer is gone: a fleet member's report of each version
+    it installs (see :mod:`policystore.store.fleet`), on a server that makes
+    every logged write durable before it answers anyone. A back end whose
+    writes cost little offers nothing of the kind, and :meth:`RecordStore.put` is used.
+    """
+
+    async def put_unlogged(self, collection: str, key: str, record: dict[str, Any]) -> None:
+        """Store ``record`` at ``key`` for readers now; a restart may bring back the last one ``put`` stored."""
 
 
 @runtime_checkable
@@ -168,5 +183,24 @@ class NewestText(Protocol):
 
         Returns:
             A future of the text (None when the store holds no policy) that raises
+            :class:`~policystore.errors.StoreUnavailableError` when the read fails.
+        """
+
+
+@runtime_checkable
+class VersionText(Protocol):
+    """A back end that reads any version's document as the text it stored, sending the request at the call.
+
+    A loosening notice whose confirming read (see :class:`NewestText`) finds a
+    later version already written is confirmed by the text the store keeps for
+    the notice's own version instead: a process a version or two behind then
+    follows the notices it has, rather than reading the store back.
+    """
+
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of version ``version``'s stored text.
+
+        Returns:
+            A future of the text (None when the history holds no such version) that raises
             :class:`~policystore.errors.StoreUnavailableError` when the read fails.
         """

@@ -39,7 +39,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, notice_hint, raw_reply
-from policystore.backends._redis_reads import NewestText
+from policystore.backends._redis_reads import DirectCalls
 from policystore.backends._redis_records import RedisRecords
 from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
@@ -101,17 +101,17 @@ class RedisBackend:
         self._redis: Redis | None = None
         self._commit_script: Any = None
         self._closed = asyncio.Event()
-        #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
-        self.records = RedisRecords(self._call, self.keys, self.url)
-        #: The reads that confirm change notices, on a connection of their own (see :mod:`._redis_reads`).
-        self._newest = NewestText(
+        #: The reads that confirm change notices and the fleet's reports, on a connection of their
+        #: own (see :mod:`._redis_reads`).
+        self._direct = DirectCalls(
             lambda: self._client,
-            self.keys.document,
             self.url,
             timeout=timeout,
-            fallback=lambda: self._call("reading the policy", lambda r: raw_reply(r, "GET", self.keys.document)),
+            fallback=lambda what, *words: self._call(what, lambda r: raw_reply(r, *words)),
             closed=self._closed.is_set,
         )
+        #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
+        self.records = RedisRecords(self._call, self.keys, self.url, tell=self._direct.tell)
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -209,7 +209,7 @@ class RedisBackend:
     async def close(self) -> None:
         """End every notification iterator and close the client if this back end made it."""
         self._closed.set()
-        self._newest.close()
+        self._direct.close()
         if self._redis is not None and self._owns_client:
             client, self._redis = self._redis, None
             with contextlib.suppress(RedisError, OSError):
@@ -258,7 +258,18 @@ class RedisBackend:
             A future of the text, None when the store holds no policy; it raises
             StoreUnavailableError when the read fails or takes longer than the timeout.
         """
-        return self._newest.read()
+        return self._direct.read("GET", self.keys.document)
+
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of the text version ``version`` was stored as, in the store's history.
+
+        The request leaves at the call, on the connection :meth:`newest_text` uses.
+
+        Returns:
+            A future of the text, None when the history holds no such version; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        return self._direct.read("HGET", self.keys.documents, str(version))
 
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and publish the next version in one atomic Lua script.

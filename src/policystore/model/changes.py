@@ -50,6 +50,10 @@ _PLAIN_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+#: Every part of a policy :func:`stored_values` reads but the active mode, and its expiring changes.
+_STORED_SECTIONS: Final = ("modes", "strategies", *_PLAIN_SECTIONS, "instruments", "overrides")
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -90,6 +94,10 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
     An expiring change made or ended shows as ``overrides.<version>`` (the
     version that made it), its end time before and after (None: none).
     """
+    if all(getattr(old, section) is getattr(new, section) for section in _STORED_SECTIONS):
+        # The very same sections (a mode switch, a version's own record): only the active mode can differ.
+        same = old.active_mode == new.active_mode
+        return () if same else (FieldChange("active_mode", old.active_mode, new.active_mode),)
     before, after = stored_values(old), stored_values(new)
     missing = object()
     changes = []

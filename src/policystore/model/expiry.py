@@ -111,6 +111,8 @@ def with_lifetime(
     Raises:
         PolicyValidationError: a return would lead to an invalid policy.
     """
+    if expires_in is None and not base.overrides:
+        return candidate  # nothing to replace and nothing to add: most writes, which need no path compared
     before, after = stored_values(base), stored_values(candidate)
     named = _named(before, after, keys)
     kept: list[Override] = []

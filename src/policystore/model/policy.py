@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, NoReturn
 
@@ -44,6 +44,10 @@ RECORD_FIELDS: Final = ("version", "updated_at", "updated_by", "reason")
 #: The sections of a policy: every member of its document but the active mode, the record and the
 #: expiring changes (``overrides``, checked with the whole document: see validation.override_errors).
 SECTION_FIELDS: Final = ("modes", "strategies", "emergency", "hard_limits", "trading", "instruments")
+
+
+#: The sections a policy holds as a FrozenDict.
+_FROZEN_SECTIONS: Final = ("modes", "strategies", "instruments")
 
 
 class FrozenDict(dict[Any, Any]):
@@ -281,14 +285,17 @@ class Policy:
     ai: RiskModeConfig = Field(default=None, init=False, exclude=True, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        self._finish(_FROZEN_SECTIONS)
+
+    def _finish(self, sections: Iterable[str]) -> None:
+        """Freeze ``sections`` (of ``modes``, ``strategies``, ``instruments``) and derive the active mode's config."""
         # Frozen so that a snapshot a caller holds cannot be altered in place.
-        object.__setattr__(self, "modes", FrozenDict(self.modes))
-        object.__setattr__(self, "strategies", FrozenDict(self.strategies))
-        instruments = self.instruments
-        if any(entry.is_empty() for entry in instruments.values()):
-            # An entry that sets nothing says nothing; keeping it would list an instrument no write can see.
-            instruments = {key: entry for key, entry in instruments.items() if not entry.is_empty()}
-        object.__setattr__(self, "instruments", FrozenDict(instruments))
+        for name in sections:
+            value = getattr(self, name)
+            if name == "instruments" and any(entry.is_empty() for entry in value.values()):
+                # An entry that sets nothing says nothing; keeping it would list an instrument no write can see.
+                value = {key: entry for key, entry in value.items() if not entry.is_empty()}
+            object.__setattr__(self, name, FrozenDict(value))
         self._derive_active()
 
     def _derive_active(self) -> None:
@@ -345,16 +352,15 @@ class Policy:
         """This policy with ``fields`` (validated already) in place of its own.
 
         New sections are finished as the constructor finishes them (frozen,
-        empty instrument entries dropped); the record and the active mode need
-        only the active mode's config derived again.
+        empty instrument entries dropped); the sections kept are this policy's
+        own objects, frozen already, and the active mode's config is derived again.
         """
         policy = object.__new__(Policy)
         for name in _SLOTS:
             object.__setattr__(policy, name, fields.get(name, getattr(self, name)))
-        if sections:
-            policy.__post_init__()
-        else:
-            policy._derive_active()  # modes and strategies are this policy's frozen ones
+        # Kept sections stay the same objects: whoever compares two versions section by
+        # section (the last-known-good keeper, say) finds them unchanged at a glance.
+        policy._finish([name for name in _FROZEN_SECTIONS if name in fields] if sections else ())
         return policy
 
     def strategy(self, name: str) -> StrategyConfig:

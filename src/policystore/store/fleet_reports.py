@@ -4,12 +4,17 @@ A store that follows changes (``watch=True``) is a member of its store's fleet:
 a :class:`FleetReporter` keeps its record in the back end's ``fleet`` collection
 (see :mod:`policystore.model.fleet` for the record and the notes on clocks). It
 runs as a task of its own: installing a version only sets an event, so no read,
-write or decision ever waits on a report. A new version is reported at once,
-and the record is rewritten at least once a second; a report that fails is
-logged once per outage and kept as :attr:`FleetReporter.error` (the store's
-``fleet_error``) until one succeeds. Closing the store deletes its record: it
-leaves the fleet at once. The reads of every member's record are in
-:mod:`policystore.store.fleet`.
+write or decision ever waits on a report, and a version reaches ``watch()``
+before its report is made. A new version is reported at once, and the record
+is rewritten at least once a second; where the back end offers it
+(:class:`~policystore.backends.base.UnloggedRecords`), only a report made a
+second or more after the last logged one is logged, the others are written
+without the durability of a commit (each member reports every version, and on
+Redis with ``appendfsync always`` each logged report would be an fsync in the
+way of the next commit). A report that fails is logged once per outage and
+kept as :attr:`FleetReporter.error` (the store's ``fleet_error``) until one
+succeeds. Closing the store deletes its record: it leaves the fleet at once.
+The reads of every member's record are in :mod:`policystore.store.fleet`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import sys
@@ -27,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from policystore.backends.base import RecordStore
+from policystore.backends.base import RecordStore, UnloggedRecords
 from policystore.errors import PolicyStoreError
 from policystore.model.fleet import (
     DROP_AFTER,
@@ -123,6 +129,10 @@ class FleetReporter:
         self._url = url
         self._clock = clock
         self._started = clock()
+        #: Writes a report without logging it, where the back end can (see the module's notes).
+        self._unlogged = records.put_unlogged if isinstance(records, UnloggedRecords) else None
+        #: When the last logged report was made, by ``clock``.
+        self._logged_at = -math.inf
         #: Why the last report failed; None once one succeeds.
         self.error: PolicyStoreError | None = None
         #: When the last report succeeded (None before the first), by this process's clock.
@@ -130,10 +140,22 @@ class FleetReporter:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        #: The loop the reports run on, once started; the heartbeat that asks for a report a
+        #: second after the last one; and when that one was made, by the loop's clock.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._beat: asyncio.TimerHandle | None = None
+        self._last = 0.0
 
     def applied(self) -> None:
-        """Ask for a report now: a version was installed, or the state went stale. Never waits."""
-        self._wake.set()
+        """Ask for a report now: a version was installed, or the state went stale. Never waits.
+
+        Asked on the next turn of the loop: the task that installed a version hands
+        its event to the ``watch()`` iterators first, so they take it before the report.
+        """
+        if self._loop is None:
+            self._wake.set()
+        else:
+            self._loop.call_soon(self._wake.set)
 
     async def start(self, *, report_now: bool) -> None:
         """Start reporting: on every version applied and every :data:`REPORT_EVERY` seconds.
@@ -162,6 +184,8 @@ class FleetReporter:
         """
         self._stopping = True
         self._wake.set()
+        if self._beat is not None:
+            self._beat.cancel()
         task, self._task = self._task, None
         if task is None:
             return
@@ -202,27 +226,50 @@ class FleetReporter:
         )
 
     async def _run(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        self._beat = loop.call_at(self._last + REPORT_EVERY, self._heartbeat)
         reports = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPORT_EVERY):
-                    await self._wake.wait()
+            await self._wake.wait()
             if self._stopping:
                 return
             # Cleared before the state is read: a version installed during the report wakes the next one.
             self._wake.clear()
             await self._report()
+            self._last = loop.time()
             reports += 1
             if reports % _SWEEP_EVERY == 0:
                 await sweep(self._records, self._clock())
+
+    def _heartbeat(self) -> None:
+        """Ask for a report when none was made for :data:`REPORT_EVERY` seconds; then look again when the next is due.
+
+        One timer a second, rather than one made and cancelled for each version reported.
+        """
+        loop = self._loop
+        if loop is None or self._stopping:
+            return
+        due = self._last + REPORT_EVERY
+        if loop.time() >= due:
+            self._wake.set()
+            due = loop.time() + REPORT_EVERY
+        self._beat = loop.call_at(due, self._heartbeat)
 
     async def _report(self) -> None:
         now = self._clock()
         record = member_record(
             self.member_id, self.name, self.host, self._state(), reported_at=now, started_at=self._started
         )
+        # Logged once a second at least, so that a restart or a failover finds a record at most
+        # about that old (and logged at once if the clock stepped back).
+        unlogged = self._unlogged if 0 <= now - self._logged_at < REPORT_EVERY else None
         try:
-            await self._records.put(FLEET_COLLECTION, self.member_id, record)
+            if unlogged is None:
+                await self._records.put(FLEET_COLLECTION, self.member_id, record)
+                self._logged_at = now
+            else:
+                await unlogged(FLEET_COLLECTION, self.member_id, record)
         except PolicyStoreError as exc:
             if self.error is None:
                 log.warning(

@@ -68,6 +68,15 @@ def tightens_trading(old: Policy, new: Policy) -> bool:
     Returns:
         True when some order allowed under ``old`` may be refused under ``new`` for its state.
     """
+    if (
+        new.emergency is old.emergency
+        and new.trading is old.trading
+        and new.strategies is old.strategies
+        and new.instruments is old.instruments
+    ):
+        # The very sections every state is read from: a version installed from its notice that
+        # switches the mode or changes a limit shares them with the one held. Nothing to compare.
+        return False
     if (new.emergency.active and not old.emergency.active) or _stricter(old.trading.state, new.trading.state):
         return True
     for name, settings in new.strategies.items():

@@ -4,7 +4,9 @@ Anyone who can publish on a back end's change channel can send a notice; the
 keys are written only by the commit. So a notice that would loosen what a process
 holds (by :func:`~policystore.model.changes.risk_increases`, the store's own
 rule for the direction of risk) is installed only once the stored document
-confirms it, one read of the newest document. A notice that only tightens is
+confirms it, one read of the newest document (or, when a later version was
+written before that read, a second read of the notice's own version in the
+store's history, which the commit wrote). A notice that only tightens is
 installed at once: holding a stricter policy than the store's is safe, and the
 periodic check brings the process back to the store's true version.
 :class:`NoticeInstaller` is that fast path.
@@ -18,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from policystore.backends.base import Backend, NewestText, Published
+from policystore.backends.base import Backend, NewestText, Published, VersionText
 from policystore.errors import PolicyValidationError, StoreUnavailableError
 from policystore.model.changes import risk_increases
 from policystore.model.document_text import (
@@ -65,6 +67,9 @@ class NoticeDirection:
         #: The content of the lines last asked about, by identity: the held lines are the
         #: same object from one notice to the next, and a notice's are asked about twice.
         self._contents: dict[int, tuple[tuple[bytes, ...], _Content]] = {}
+        #: The last two sets of lines asked about, by identity, and their key: a notice is
+        #: asked about twice (before its check and after), with the same two objects.
+        self._last: tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[_Content, _Content]] | None = None
 
     def loosens(
         self, held: Policy, held_lines: tuple[bytes, ...] | None, new: Policy, new_lines: tuple[bytes, ...]
@@ -92,7 +97,12 @@ class NoticeDirection:
         return self._known.get(self._key(held_lines, new_lines))
 
     def _key(self, held_lines: tuple[bytes, ...], new_lines: tuple[bytes, ...]) -> tuple[_Content, _Content]:
-        return self._content(held_lines), self._content(new_lines)
+        last = self._last
+        if last is not None and last[0] is held_lines and last[1] is new_lines:
+            return last[2]
+        key = self._content(held_lines), self._content(new_lines)
+        self._last = (held_lines, new_lines, key)
+        return key
 
     def _content(self, lines: tuple[bytes, ...]) -> _Content:
         cached = self._contents.get(id(lines))
@@ -159,6 +169,8 @@ class NoticeInstaller:
         self._directions: NoticeDirection | None = None
         #: The back end, when it reads its newest document's text with the request sent at once.
         self._text = backend if isinstance(backend, NewestText) else None
+        #: The back end, when it reads any version's text likewise.
+        self._versions = backend if isinstance(backend, VersionText) else None
 
     async def install(self, published: Published) -> bool:
         """Install a version from its notification, without reading the store back if it only tightens.
@@ -280,15 +292,37 @@ class NoticeInstaller:
                 if text is not None and text == published.document:
                     return True  # the very text the commit stored
                 stored = _decoded(text)
+            if confirms(stored, published):
+                return True
+            newest = stored.get("version") if stored is not None else None
+            if isinstance(newest, int) and newest > published.version:
+                # Overtaken by a later write before the read: the store's history holds the notice's
+                # version as it wrote it (a store that went back past it has written it again since).
+                return await self._stored_as_announced(published)
         except StoreUnavailableError:
             return False  # the caller re-reads, and goes stale if the store is gone
-        if confirms(stored, published):
+        log.warning(
+            "A change notice for version %d does not match the store's newest document (forged, or lost "
+            "since); it was not installed, and the store is read instead.",
+            published.version,
+        )
+        return False
+
+    async def _stored_as_announced(self, published: Published) -> bool:
+        """Whether the store's history holds the notice's version as the very text the notice carries (one read).
+
+        Raises:
+            StoreUnavailableError: the read failed.
+        """
+        if self._versions is None or not isinstance(published.document, bytes):
+            return False  # the caller re-reads
+        text = await self._versions.version_text(published.version)
+        if text == published.document:
             return True
-        newest = stored.get("version") if stored is not None else None
-        if not (isinstance(newest, int) and newest > published.version):  # not merely overtaken by a later write
+        if text is not None:
             log.warning(
-                "A change notice for version %d does not match the store's newest document (forged, or lost "
-                "since); it was not installed, and the store is read instead.",
+                "A change notice for version %d does not match that version in the store's history (forged, "
+                "or lost since); it was not installed, and the store is read instead.",
                 published.version,
             )
         return False

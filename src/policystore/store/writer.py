@@ -41,6 +41,7 @@ from policystore.model.changes import changes_nothing, diff_policies
 from policystore.model.events import PolicyChanged, events_for
 from policystore.model.expiry import authorize_timeline, ended, in_force
 from policystore.model.history import HistoryEntry
+from policystore.model.paths import reflatten_modes
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor
 from policystore.model.validation import build_policy
@@ -375,7 +376,8 @@ class Writer:
             direct = live and (held.version, held.updated_at) == (base.version, base.updated_at)
             installed = live and (held.version, held.updated_at) == (new.version, new.updated_at)
             if direct:
-                self._copy.install(new, [entry], held.version)
+                # Built from the held table: a mode switch or a change of limits rebuilds only what it changed.
+                self._copy.install(new, [entry], held.version, reflatten_modes(state.values, held, new))
         await self._outbox.deliver()
         if not installed and not direct:
             # Versions were missed in between, or the held one left the store's history:
