@@ -260,7 +260,8 @@ class Run:
         """Change a limit of a mode: a version every reader validates whole."""
         self._writing = "limit"
         for _ in range(count):
-            leverage = 2.5 if self.store.get("modes.NORMAL.max_leverage") != 2.5 else 2.0
+            # Both above DEFENSIVE's 3.0, as in bench/propagation.py, so that a switch to DEFENSIVE still tightens.
+            leverage = 4.5 if self.store.get("modes.NORMAL.max_leverage") != 4.5 else 4.0
             change = {"modes.NORMAL.max_leverage": leverage}
             await self._timed(self.store.update(change, reason="benchmark limit change"))
             await asyncio.sleep(interval)
