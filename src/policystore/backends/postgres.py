@@ -22,7 +22,9 @@ the version's row with its history entry, and a NOTIFY that carries the new
 version (and its document, when it fits, signed with the namespace's notice
 key: every role that may connect may NOTIFY, and an unsigned notice is only a
 reason to read the store). Each process listens on one connection of its
-own. The tables, and how a database holding other tables of the same names is
+own, read straight off its socket, which also answers the read that confirms
+a notice that would loosen what the process holds (see
+:mod:`policystore.backends._postgres_session`). The tables, and how a database holding other tables of the same names is
 refused, are in :mod:`policystore.backends._postgres_schema`.
 
 A commit whose reply is lost is sent again once and recognised by its write
@@ -54,6 +56,7 @@ from policystore.backends._postgres_calls import (
 from policystore.backends._postgres_layout import (
     FIND_KEY,
     FIND_WRITE,
+    NEWEST_TEXT,
     CommitCall,
     CommitOutcome,
     MaybeWrittenError,
@@ -61,9 +64,10 @@ from policystore.backends._postgres_layout import (
     channel_for,
     maybe_written,
 )
-from policystore.backends._postgres_listener import listen
+from policystore.backends._postgres_listener import NEWEST, Listening, listen
 from policystore.backends._postgres_records import PostgresRecords
 from policystore.backends._postgres_schema import NoTablesError, ensure_schema
+from policystore.backends._postgres_session import Rows, SessionLostError, StatementError
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
@@ -112,6 +116,8 @@ class PostgresBackend:
         self._closed = asyncio.Event()
         #: The records beside the policy, in ``policystore_aux`` (see :mod:`._postgres_records`).
         self.records = PostgresRecords(self._fetch, self._write, self.namespace, self.url)
+        #: The listening connection's session, which answers the reads that confirm its notices.
+        self._listening = Listening()
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -298,6 +304,32 @@ class PostgresBackend:
         )
         return self._document(version, rows[0][0]) if rows else None
 
+    def newest_text(self) -> asyncio.Future[bytes | None]:
+        """Start one read of the newest document as stored: the text its notice carried.
+
+        On the listening connection while it listens (the request leaves at the call,
+        see :mod:`._postgres_session`), else on a pooled one.
+
+        Returns:
+            A future of the text, None when the namespace holds no policy; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        session = self._listening.usable()
+        if session is None:
+            return asyncio.ensure_future(self._newest_pooled())
+        return asyncio.ensure_future(self._newest_answered(session.prepared(NEWEST, (self.namespace,))))
+
+    async def _newest_answered(self, answer: asyncio.Future[Rows]) -> bytes | None:
+        try:
+            rows = await answer
+        except (SessionLostError, StatementError) as exc:
+            raise StoreUnavailableError(self.url, f"PostgreSQL failed while reading the policy ({exc})") from exc
+        return rows[0][0] if rows else None
+
+    async def _newest_pooled(self) -> bytes | None:
+        rows = await self._fetch("reading the policy", NEWEST_TEXT, (self.namespace,))
+        return str(rows[0][0]).encode() if rows and rows[0][0] is not None else None
+
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and announce the next version in one transaction.
 
@@ -409,4 +441,5 @@ class PostgresBackend:
             within=self.timeout,
             closed=self._closed,
             url=self.url,
+            listening=self._listening,
         )
