@@ -4,9 +4,9 @@ Bench-only, as bench/propagation_stages.py, whose store-side probes and report
 these reuse: only how a notice reaches the listener, and how a commit reaches
 the server, differ from Redis.
 
-A reader's stages: ``receive`` (the commit started in the writer until psycopg
-had read the notice off the listening connection), ``wake`` (until the listener
-began to read it), ``parse`` (its signature checked and its header read), then
+A reader's stages: ``receive`` (the commit started in the writer until the
+notice was read off the listening connection's socket), ``wake`` (until the
+listener began to read it), ``parse`` (its signature checked and its header read), then
 the store's stages as on Redis (``hand-over``, ``validate``, ``confirm``,
 ``install``; ``deliver`` and ``watch`` stay empty: these readers neither
 subscribe nor watch).
@@ -19,12 +19,10 @@ until its reply, which includes the commit's flush to disk).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import Any
 
-from psycopg import connection_async
-
-from policystore.backends import _postgres_layout, _postgres_listener
+from policystore.backends import _postgres_layout, _postgres_listener, _postgres_session
 from propagation_stages import ReaderProbes, WriterProbes, _add, _now
 
 __all__ = ["PostgresReaderProbes", "PostgresWriterProbes"]
@@ -34,17 +32,17 @@ class PostgresReaderProbes(ReaderProbes):
     """The stage points of every version one reader process installs from its notice, on PostgreSQL."""
 
     def install(self) -> None:
-        """Wrap psycopg's notice reader, the listener's notice parser and the store's side."""
+        """Wrap the session's socket reader, the listener's notice parser and the store's side."""
         probes = self
-        read_notices = connection_async.notifies
+        session = _postgres_session.ListeningSession
+        readable = session._readable  # noqa: SLF001 - the probe times the socket's reads
 
-        def timed_notifies(pgconn: Any) -> Generator[Any, Any, Any]:
-            received = yield from read_notices(pgconn)
-            at = _now()
-            probes._arrivals.extend([at] * len(received))
-            return received
+        def timed_readable(self: Any) -> None:
+            before, at = len(self._payloads), _now()
+            readable(self)
+            probes._arrivals.extend([at] * max(0, len(self._payloads) - before))
 
-        connection_async.notifies = timed_notifies  # type: ignore[assignment]
+        session._readable = timed_readable  # type: ignore[method-assign]  # noqa: SLF001
         hint_of = _postgres_listener.hint_of
 
         def timed_hint(payload: str, key: str | None) -> Any:
