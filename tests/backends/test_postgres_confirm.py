@@ -46,10 +46,13 @@ async def eventually(condition: Callable[[], bool], what: str, deadline: float =
         await asyncio.sleep(0.01)
 
 
-def _listening(server: PostgresServer, backend: PostgresBackend) -> bool:
-    """Whether a session has run LISTEN on ``backend``'s channel (its last statement, on an idle connection)."""
-    rows = server.execute("SELECT query FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'")
-    return any(backend.channel in query for (query,) in rows)
+def _listening(backend: PostgresBackend) -> bool:
+    """Whether ``backend`` listens: its listening connection has run LISTEN and takes statements.
+
+    (The connection's last statement may be a fleet report or a confirm read, so the server's
+    view of it does not say.)
+    """
+    return backend._listening.usable() is not None
 
 
 @pytest.fixture
@@ -147,9 +150,7 @@ class TestSignedForgery:
             await follower.close()
             await writer.close()
 
-    async def test_loosening_notice_of_stored_version_installed_after_one_read(
-        self, postgres_url: str, postgres_server: PostgresServer
-    ) -> None:
+    async def test_loosening_notice_of_stored_version_installed_after_one_read(self, postgres_url: str) -> None:
         """A tightening version is installed from its notice at once; a loosening one after one read of its text."""
         writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
         follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
@@ -169,7 +170,7 @@ class TestSignedForgery:
         backend.load = counted_load  # type: ignore[method-assign]
         backend.newest_text = counted_text  # type: ignore[method-assign]
         try:
-            await eventually(lambda: _listening(postgres_server, backend), "the follower listening")
+            await eventually(lambda: _listening(backend), "the follower listening")
             await writer.switch_mode("DEFENSIVE", reason="tighten")
             await eventually(lambda: follower.snapshot().reason == "tighten", "the tightening reached")
             reads.clear()  # the reads of the follower's start are done: notices are handled in order

@@ -75,3 +75,13 @@ async def test_other_records_and_versions_wait_for_the_standby(backend: Postgres
     with pytest.raises(StoreUnavailableError) as caught:
         await backend.commit(document, entry)
     assert "may or may not have been written" in str(caught.value)
+
+
+async def test_fleet_report_on_listening_connection_not_held_either(backend: PostgresBackend) -> None:
+    """While the back end listens, its fleet reports go on the listening connection, unheld by the standby too."""
+    notices = backend.notifications()
+    assert 0 == await asyncio.wait_for(anext(notices), 10)
+    assert backend._listening.usable() is not None
+    await backend.records.put(FLEET_COLLECTION, "m2", {"member_id": "m2", "version": 1})
+    await backend.records.put(FLEET_COLLECTION, "m2", {"member_id": "m2", "version": 2})
+    assert {"member_id": "m2", "version": 2} == await backend.records.get(FLEET_COLLECTION, "m2")

@@ -2,8 +2,9 @@
 
 Every process keeps one connection that has run ``LISTEN`` on the namespace's
 channel, read straight off its socket (see :mod:`._postgres_session`); pooled
-connections serve everything else but the reads that confirm change notices,
-which the listening connection answers (see :data:`NEWEST`). The iterator
+connections serve everything else but the two statements a follower sends on
+every change, which go on the listening connection: the read that confirms a
+notice (:data:`NEWEST`) and the fleet report (:data:`REPORT`). The iterator
 yields the same hints as the Redis back end's: 0 once listening (first time and
 after every reconnect), each notice as :func:`~._postgres_layout.hint_of` reads
 it, and 0 when the connection is lost, since notices sent while no one listened
@@ -23,11 +24,12 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from policystore.backends._postgres_layout import FIND_KEY, NEWEST_TEXT, channel_for, hint_of
+from policystore.backends._postgres_records import PUT_PASSING
 from policystore.backends._postgres_session import ListeningSession, StatementError
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError
 
-__all__ = ["NEWEST", "Listening", "listen"]
+__all__ = ["NEWEST", "REPORT", "Listening", "listen"]
 
 log = logging.getLogger("policystore.postgres")
 Connection = AsyncConnection[tuple[Any, ...]]
@@ -37,9 +39,11 @@ _KEEPALIVE: Final = 5.0
 #: Seconds one wait for a notice lasts before the listener checks whether it was closed.
 _POLL: Final = 0.25
 #: The statements every listening connection prepares, by name: its namespace's notice
-#: key, and its newest document's text (the read that confirms a notice).
+#: key, its newest document's text (the read that confirms a notice), and the fleet
+#: report of the process (sent on every version it applies).
 _KEY: Final = b"policystore_key"
 NEWEST: Final = b"policystore_newest"
+REPORT: Final = b"policystore_report"
 
 
 def _numbered(query: str) -> str:
@@ -48,7 +52,7 @@ def _numbered(query: str) -> str:
     return re.sub("%s", lambda _: f"${next(count)}", query)
 
 
-_PREPARED: Final = {_KEY: _numbered(FIND_KEY), NEWEST: _numbered(NEWEST_TEXT)}
+_PREPARED: Final = {_KEY: _numbered(FIND_KEY), NEWEST: _numbered(NEWEST_TEXT), REPORT: _numbered(PUT_PASSING)}
 
 
 class Listening:

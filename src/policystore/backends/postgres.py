@@ -64,8 +64,8 @@ from policystore.backends._postgres_layout import (
     channel_for,
     maybe_written,
 )
-from policystore.backends._postgres_listener import NEWEST, Listening, listen
-from policystore.backends._postgres_records import PostgresRecords
+from policystore.backends._postgres_listener import NEWEST, REPORT, Listening, listen
+from policystore.backends._postgres_records import PUT_PASSING, PostgresRecords
 from policystore.backends._postgres_schema import NoTablesError, ensure_schema
 from policystore.backends._postgres_session import Rows, SessionLostError, StatementError
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
@@ -115,7 +115,7 @@ class PostgresBackend:
         self._notice_key: str | None = None
         self._closed = asyncio.Event()
         #: The records beside the policy, in ``policystore_aux`` (see :mod:`._postgres_records`).
-        self.records = PostgresRecords(self._fetch, self._write, self.namespace, self.url)
+        self.records = PostgresRecords(self._fetch, self._write, self.namespace, self.url, passing=self._report)
         #: The listening connection's session, which answers the reads that confirm its notices.
         self._listening = Listening()
 
@@ -235,6 +235,17 @@ class PostgresBackend:
             return await self._call(what, run)
         except NoTablesError as exc:
             raise self._no_tables() from exc
+
+    async def _report(self, what: str, params: tuple[str, str, str, str]) -> None:
+        """Write a fleet member's record: on the listening connection while it listens, else on a pooled one."""
+        session = self._listening.usable()
+        if session is None:
+            await self._write(what, PUT_PASSING, params)
+            return
+        try:
+            await session.prepared(REPORT, params)
+        except (SessionLostError, StatementError) as exc:
+            raise StoreUnavailableError(self.url, f"PostgreSQL failed while {what} ({exc})") from exc
 
     def _entry(self, version: int, data: Any) -> HistoryEntry:
         try:
