@@ -111,6 +111,8 @@ def with_lifetime(
     Raises:
         PolicyValidationError: a return would lead to an invalid policy.
     """
+    if not base.overrides and expires_in is None:
+        return candidate  # nothing to keep, replace or make: the paths the write names do not matter
     before, after = stored_values(base), stored_values(candidate)
     named = _named(before, after, keys)
     kept: list[Override] = []
