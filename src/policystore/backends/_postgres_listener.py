@@ -17,15 +17,15 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Final
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import Any, Final, Protocol
 
 import psycopg
 from psycopg import AsyncConnection, sql
 
 from policystore.backends._postgres_layout import FIND_KEY, NEWEST_TEXT, channel_for, hint_of
 from policystore.backends._postgres_records import PUT_PASSING
-from policystore.backends._postgres_session import ListeningSession, StatementError
+from policystore.backends._postgres_session import ListeningSession, Rows, SessionLostError, StatementError
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError
 
@@ -55,16 +55,66 @@ def _numbered(query: str) -> str:
 _PREPARED: Final = {_KEY: _numbered(FIND_KEY), NEWEST: _numbered(NEWEST_TEXT), REPORT: _numbered(PUT_PASSING)}
 
 
-class Listening:
-    """The session of a back end's newest listener, while it lasts, for the statements it answers."""
+class _Rows(Protocol):
+    def __call__(self, what: str, query: str, params: tuple[Any, ...]) -> Awaitable[list[tuple[Any, ...]]]: ...
 
-    def __init__(self) -> None:
+
+class Listening:
+    """The session of a back end's newest listener, while it lasts, and the statements it answers.
+
+    Each statement goes on a pooled connection instead while no session listens.
+
+    Args:
+        namespace: the back end's namespace.
+        url: its URL, password removed, for errors.
+        fetch: runs a query on a pooled connection (the back end's own).
+        write: runs a statement on a pooled connection (the back end's own).
+    """
+
+    def __init__(self, namespace: str, url: str, *, fetch: _Rows, write: _Rows) -> None:
         self.session: ListeningSession | None = None
+        self._namespace = namespace
+        self._url = url
+        self._fetch = fetch
+        self._write = write
 
     def usable(self) -> ListeningSession | None:
         """The session, when there is one and statements may be sent on it."""
         session = self.session
         return session if session is not None and session.usable else None
+
+    def newest_text(self) -> asyncio.Future[bytes | None]:
+        """Start one read of the newest document's stored text (see :meth:`PostgresBackend.newest_text`)."""
+        session = self.usable()
+        if session is None:
+            return asyncio.ensure_future(self._newest_pooled())
+        return asyncio.ensure_future(self._newest_answered(session.prepared(NEWEST, (self._namespace,))))
+
+    async def report(self, what: str, params: tuple[str, str, str, str]) -> None:
+        """Write a fleet member's record with :data:`~._postgres_records.PUT_PASSING`.
+
+        Raises:
+            StoreUnavailableError: PostgreSQL failed, or gave no answer in time.
+        """
+        session = self.usable()
+        if session is None:
+            await self._write(what, PUT_PASSING, params)
+            return
+        try:
+            await session.prepared(REPORT, params)
+        except (SessionLostError, StatementError) as exc:
+            raise StoreUnavailableError(self._url, f"PostgreSQL failed while {what} ({exc})") from exc
+
+    async def _newest_answered(self, answer: asyncio.Future[Rows]) -> bytes | None:
+        try:
+            rows = await answer
+        except (SessionLostError, StatementError) as exc:
+            raise StoreUnavailableError(self._url, f"PostgreSQL failed while reading the policy ({exc})") from exc
+        return rows[0][0] if rows else None
+
+    async def _newest_pooled(self) -> bytes | None:
+        rows = await self._fetch("reading the policy", NEWEST_TEXT, (self._namespace,))
+        return str(rows[0][0]).encode() if rows and rows[0][0] is not None else None
 
 
 async def listen(
