@@ -88,7 +88,10 @@ class Listening:
         session = self.usable()
         if session is None:
             return asyncio.ensure_future(self._newest_pooled())
-        return asyncio.ensure_future(self._newest_answered(session.prepared(NEWEST, (self._namespace,))))
+        # Settled from the answer's callback, not by a task of its own: one wake-up fewer per notice.
+        text: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        session.prepared(NEWEST, (self._namespace,)).add_done_callback(lambda answer: self._settle(text, answer))
+        return text
 
     async def report(self, what: str, params: tuple[str, str, str, str]) -> None:
         """Write a fleet member's record with :data:`~._postgres_records.PUT_PASSING`.
@@ -105,12 +108,17 @@ class Listening:
         except (SessionLostError, StatementError) as exc:
             raise StoreUnavailableError(self._url, f"PostgreSQL failed while {what} ({exc})") from exc
 
-    async def _newest_answered(self, answer: asyncio.Future[Rows]) -> bytes | None:
-        try:
-            rows = await answer
-        except (SessionLostError, StatementError) as exc:
-            raise StoreUnavailableError(self._url, f"PostgreSQL failed while reading the policy ({exc})") from exc
-        return rows[0][0] if rows else None
+    def _settle(self, text: asyncio.Future[bytes | None], answer: asyncio.Future[Rows]) -> None:
+        if text.done():
+            return  # the reader gave up waiting
+        failure = answer.exception() if not answer.cancelled() else SessionLostError("the read was cancelled")
+        if failure is None:
+            rows = answer.result()
+            text.set_result(rows[0][0] if rows else None)
+            return
+        error = StoreUnavailableError(self._url, f"PostgreSQL failed while reading the policy ({failure})")
+        error.__cause__ = failure
+        text.set_exception(error)
 
     async def _newest_pooled(self) -> bytes | None:
         rows = await self._fetch("reading the policy", NEWEST_TEXT, (self._namespace,))
