@@ -190,6 +190,64 @@ class TestWait:
         assert "--wait" in result.stderr
         assert 1 == cli.version()
 
+    @pytest.mark.parametrize(
+        "command", [["emergency", "on"], ["mode", "DEFENSIVE"], ["trading", "halted", "--symbol", "BTC"]]
+    )
+    def test_a_wait_with_a_dry_run_is_a_usage_error(self, cli: Cli, command: list[str]) -> None:
+        """A dry run writes no version for the fleet to apply: --wait with --dry-run exits 2 naming both."""
+        result = cli(*command, "--dry-run", "--wait", "1", code=2)
+        assert "--wait goes with a write, and a dry run" in result.stderr
+        assert 1 == cli.version()
+
     def test_help_of_a_write_command_names_the_exit_status_of_an_unconfirmed_wait(self, cli: Cli) -> None:
         """--wait's help says an unconfirmed wait exits 7."""
         assert "(else exit 7," in " ".join(cli("emergency", "--help").stdout.split())
+
+
+class TestWaitOnApproval:
+    """An approval that applies a proposal is a write: --wait waits for the fleet to apply its version."""
+
+    @pytest.fixture
+    def proposed(self, cli: Cli) -> str:
+        """Two admins needed; ada proposes a loosening; its id."""
+        cli("set", "change_control.approvals_required", "2", "--reason", "four eyes", "--role", "operator")
+        made = cli.json("propose", "modes.NORMAL.max_leverage=6", "--reason", "event window", "--by", "ada")
+        return str(made["id"])
+
+    def test_the_approval_that_applies_waits_and_exits_7_naming_a_frozen_member(
+        self, cli: Cli, member: Member, proposed: str
+    ) -> None:
+        """The proposal is applied (stdout as usual); stderr names the member that has not the applied version."""
+        before = cli.version()
+        _frozen(cli, member)
+        result = cli("approve", proposed, "--by", "bea", "--wait", "0.5", code=FleetIncompleteError.exit_code)
+        member.thaw()
+
+        assert "applied" in result.stdout
+        assert before + 1 == cli.version()
+        sentence = one_sentence(result.stderr)
+        assert f"The fleet did not confirm version {before + 1} within 0.5 s: executor-1 (pid {member.pid}" in sentence
+
+    def test_the_approval_that_applies_with_a_running_member_carries_the_fleet_in_json(
+        self, cli: Cli, member: Member, proposed: str
+    ) -> None:
+        """--json: the proposal, applied, with fleet.complete and the member acked."""
+        data = cli.json("approve", proposed, "--by", "bea", "--wait", "30")
+
+        assert ("applied", data["applied_version"], True, ["executor-1"]) == (
+            data["status"],
+            data["fleet"]["version"],
+            data["fleet"]["complete"],
+            [m["name"] for m in data["fleet"]["acked"]],
+        )
+        assert member.member_id == data["fleet"]["acked"][0]["member_id"]
+
+    def test_an_approval_that_applies_nothing_waits_for_nothing(self, cli: Cli, member: Member) -> None:
+        """Three admins needed: the second approval applies nothing, so even a frozen member fails no wait (exit 0)."""
+        cli("set", "change_control.approvals_required", "3", "--reason", "six eyes", "--role", "operator")
+        made = cli.json("propose", "modes.NORMAL.max_leverage=6", "--reason", "event window", "--by", "ada")
+        _frozen(cli, member)
+        data = cli.json("approve", made["id"], "--by", "bea", "--wait", "0.5")
+        member.thaw()
+
+        assert ("pending", None, False) == (data["status"], data["applied_version"], "fleet" in data)

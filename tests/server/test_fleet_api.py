@@ -139,7 +139,7 @@ class TestWaitOnWrites:
             ("POST", "/v1/emergency", {"active": True}, "operator"),
             ("POST", "/v1/rollback", {"version": 1}, "admin"),
             ("POST", "/v1/trading", {"state": "halted", "symbol": "BTC"}, "operator"),
-            ("POST", "/v1/emergency", {"active": True, "expires_in": 600}, "operator"),
+            ("POST", "/v1/emergency", {"active": True, "expires_in": 600}, "admin"),
         ],
         ids=lambda case: f"{case[0]} {case[1]} {sorted(case[2])}",
     )
@@ -211,3 +211,74 @@ class TestHealthAndMetrics:
         assert 'policystore_fleet_members{status="live"} 2.0' in metrics
         assert 'policystore_fleet_members{status="lost"} 0.0' in metrics
         assert "policystore_fleet_behind 1.0" in metrics
+
+
+class TestWaitOnApproval:
+    """The approval that applies a proposal takes "wait" like every write: 202 naming a member that has not."""
+
+    @pytest.fixture
+    def proposed(self, live: LiveServer, http: httpx.Client) -> str:
+        """Two admins needed; the admin token proposes a loosening; its id."""
+        live.add_token("admin2", "bea-admin", "admin")
+        raised = http.patch(
+            "/v1/policy",
+            json={"changes": {"change_control.approvals_required": 2}, "reason": "four eyes"},
+            headers=live.headers("operator"),
+        )
+        assert 200 == raised.status_code, raised.text
+        made = http.post(
+            "/v1/proposals",
+            json={"changes": {"modes.NORMAL.max_leverage": 6.0}, "reason": "event window"},
+            headers=live.headers("admin"),
+        )
+        assert 200 == made.status_code, made.text
+        return str(made.json()["id"])
+
+    def test_approval_with_wait_and_a_frozen_member_answers_202_with_the_proposal_applied(
+        self, live: LiveServer, http: httpx.Client, member: Member, proposed: str
+    ) -> None:
+        """202; the body is the applied proposal, fleet.missing names the frozen process."""
+        _frozen(live, http, member)
+        try:
+            response = http.post(
+                f"/v1/proposals/{proposed}/approve", json={"wait": 0.5}, headers=live.headers("admin2")
+            )
+        finally:
+            member.thaw()
+
+        assert 202 == response.status_code, response.text
+        body = response.json()
+        assert ("applied", body["applied_version"], ["executor-1"]) == (
+            body["status"],
+            body["fleet"]["version"],
+            [m["name"] for m in body["fleet"]["missing"]],
+        )
+        assert body["applied_version"] == _version(live)
+
+    def test_approval_with_wait_and_a_running_member_answers_200_with_the_fleet_complete(
+        self, live: LiveServer, http: httpx.Client, member: Member, proposed: str
+    ) -> None:
+        """200, fleet.complete, the member acked."""
+        response = http.post(f"/v1/proposals/{proposed}/approve", json={"wait": 30}, headers=live.headers("admin2"))
+
+        assert 200 == response.status_code, response.text
+        assert (True, True) == (
+            response.json()["fleet"]["complete"],
+            member.member_id in {m["member_id"] for m in response.json()["fleet"]["acked"]},
+        )
+
+    def test_approval_without_wait_has_no_fleet(self, live: LiveServer, http: httpx.Client, proposed: str) -> None:
+        """As before: 200 and fleet null."""
+        response = http.post(f"/v1/proposals/{proposed}/approve", headers=live.headers("admin2"))
+        assert (200, "applied", None) == (response.status_code, response.json()["status"], response.json()["fleet"])
+
+    def test_a_wait_with_a_dry_run_approval_is_refused_and_nothing_is_recorded(
+        self, live: LiveServer, http: httpx.Client, proposed: str
+    ) -> None:
+        """A dry run writes no version: asking it to wait is a 422 naming wait; the proposal is still pending."""
+        response = http.post(
+            f"/v1/proposals/{proposed}/approve", json={"wait": 1, "dry_run": True}, headers=live.headers("admin2")
+        )
+        assert 422 == response.status_code, response.text
+        assert "wait" in response.text
+        assert "pending" == http.get(f"/v1/proposals/{proposed}", headers=live.headers("viewer")).json()["status"]

@@ -278,7 +278,8 @@ class TestOpenAPI:
         assert "(StoreUnavailableError)" in operation["responses"]["503"]["description"]
         request = schema["components"]["schemas"]["TradingRequest"]
         assert ["active", "reducing", "halted"] == request["properties"]["state"]["enum"]
-        assert {"state", "strategy", "symbol", "reason", "expected_version", "dry_run"} == set(request["properties"])
+        written = {"state", "strategy", "symbol", "reason", "expected_version"}
+        assert written | {"dry_run", "decisions", "wait"} == set(request["properties"])
         assert "/v1/values/{path}" in schema["paths"]
 
 

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import click
 
-from policystore.cli.context import CliContext, default_author, dry_run_options, pass_cli, write_options
+from policystore.cli.context import (
+    CliContext,
+    after_write,
+    default_author,
+    dry_run_options,
+    pass_cli,
+    write_options,
+)
 from policystore.cli.documents import clip, load_yaml
+from policystore.cli.fleet_wait import wait_option
 from policystore.cli.output_proposals import proposal_line, render_proposals
+from policystore.model.fleet import FleetAck
 from policystore.model.proposals import DEFAULT_LIFETIME, Proposal, ProposalStatus
 from policystore.store.store import PolicyStore
 
@@ -91,20 +100,24 @@ def proposals(obj: CliContext, *, status: str | None) -> None:
     "--by", default=default_author, show_default="local:$USER", metavar="NAME", help="Approver recorded in history."
 )
 @dry_run_options
+@wait_option
 @pass_cli
 def approve(obj: CliContext, *, proposal_id: str, by: str) -> None:
     """Approve proposal ID as an admin; the approval that brings enough applies it as one version.
 
     Refused (exit 4) when the approver approved it already or it is not
     pending: applied, rejected, expired, or stale (a path it changes was
-    changed after it was made). --dry-run previews what applying it would do.
+    changed after it was made). --dry-run previews what applying it would do;
+    --wait waits for the fleet to apply the version an approval applies.
     """
 
-    async def action(store: PolicyStore) -> Proposal:
-        return await store.approve(proposal_id, actor=obj.actor(by))
+    async def action(store: PolicyStore) -> tuple[Proposal, FleetAck | None]:
+        proposal = await store.approve(proposal_id, actor=obj.actor(by))
+        return proposal, await after_write(store, proposal.applied_version)
 
-    proposal = obj.run(action, live=True)
-    obj.emit(f"Approved by {by}. {proposal_line(proposal)}", proposal.to_dict())
+    proposal, fleet = obj.run(action, live=True)
+    data = proposal.to_dict() | ({} if fleet is None else {"fleet": fleet.to_dict()})
+    obj.emit(f"Approved by {by}. {proposal_line(proposal)}", data)
 
 
 @click.command(short_help="Reject a pending proposal.")

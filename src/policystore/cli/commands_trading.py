@@ -132,7 +132,9 @@ def trading(
         path = state_path(store.snapshot(), strategy=strategy, symbol=symbol)
         done = await write(
             store,
-            lambda: store.update({path: state}, reason=reason, expected_version=expect_version, actor=obj.actor(by)),
+            lambda: store.update(
+                {path: state}, reason=reason or "", expected_version=expect_version, actor=obj.actor(by)
+            ),
         )
         return done, path
 

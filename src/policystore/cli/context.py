@@ -64,6 +64,7 @@ __all__ = [
     "AfterWrite",
     "CliContext",
     "Written",
+    "after_write",
     "default_author",
     "dry_run_options",
     "parse_duration",
@@ -370,13 +371,26 @@ async def write(store: PolicyStore, change: Callable[[], Awaitable[Policy]]) -> 
     """
     before = await store.backend.current_version()
     policy = await change()
-    ctx = click.get_current_context(silent=True)
-    after: AfterWrite | None = None if ctx is None else ctx.meta.get(AFTER_WRITE)
-    fleet = None if after is None else await after(store, policy.version)
+    fleet = await after_write(store, policy.version)
     # A write that found an expiring change past its end records the return first (as the store):
     # that version alone is no change of the command's.
     changed = policy.version != before and policy.updated_by != RETURN_AUTHOR
     return Written(policy, changed=changed, fleet=fleet)
+
+
+async def after_write(store: PolicyStore, version: int | None) -> FleetAck | None:
+    """Run what an option put under :data:`AFTER_WRITE` (``--wait``) for ``version``; None without one.
+
+    Args:
+        store: the open store the write was made with.
+        version: the version the write left; None when it wrote none (an approval that applied nothing).
+
+    Returns:
+        The fleet's outcome after ``--wait``, else None.
+    """
+    ctx = click.get_current_context(silent=True)
+    after: AfterWrite | None = None if ctx is None else ctx.meta.get(AFTER_WRITE)
+    return None if after is None or version is None else await after(store, version)
 
 
 def _set_dry_run(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

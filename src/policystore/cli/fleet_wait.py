@@ -66,6 +66,8 @@ def wait_option(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, wait: float | None, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
+        if wait is not None and CliContext.of(ctx).dry_run:
+            raise click.UsageError("--wait goes with a write, and a dry run writes no version for the fleet to apply.")
         if wait is not None:
             ctx.meta[AFTER_WRITE] = _confirm(ctx, wait)
         result = command(*args, **kwargs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
 
 from policystore.errors import (
     AuthenticationError,
@@ -30,19 +31,25 @@ from policystore.server.health import ServerMetrics, count_members
 from policystore.server.models import FleetAckModel, FleetMemberModel, FleetResponse, PolicyResponse, WrittenResponse
 from policystore.store.store import PolicyStore
 
-__all__ = ["WAIT_RESPONSE", "router", "written"]
+__all__ = ["WAIT_RESPONSE", "confirmed", "router", "wait_response", "written"]
 
-#: The 202 a write with a wait may answer, for the OpenAPI description of write routes.
-WAIT_RESPONSE: Final[dict[int | str, dict[str, Any]]] = {
-    FleetIncompleteError.http_status: {
-        "model": WrittenResponse,
-        "description": (
-            f"{FleetIncompleteError.title[:1].upper()}{FleetIncompleteError.title[1:]} "
-            f"({FleetIncompleteError.__name__}): the write was made, but a live member of the fleet had not "
-            "applied it when the body's wait ran out; fleet.missing names them."
-        ),
+
+def wait_response(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 202 a write with a wait may answer with ``model`` as its body, for the OpenAPI description."""
+    return {
+        FleetIncompleteError.http_status: {
+            "model": model,
+            "description": (
+                f"{FleetIncompleteError.title[:1].upper()}{FleetIncompleteError.title[1:]} "
+                f"({FleetIncompleteError.__name__}): the write was made, but a live member of the fleet had not "
+                "applied it when the body's wait ran out; fleet.missing names them."
+            ),
+        }
     }
-}
+
+
+#: The 202 a write route with a wait may answer.
+WAIT_RESPONSE: Final = wait_response(WrittenResponse)
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
@@ -70,18 +77,33 @@ async def written(request: Request, response: Response, answer: PolicyResponse, 
     """
     if wait is None:
         return WrittenResponse(**answer.model_dump())
+    return WrittenResponse(**answer.model_dump(), fleet=await confirmed(request, response, answer.version, wait))
+
+
+async def confirmed(request: Request, response: Response, version: int, wait: float) -> FleetAckModel:
+    """Wait ``wait`` seconds at most for the fleet to apply ``version``; make ``response`` a 202 when it did not.
+
+    Args:
+        request: the write's request.
+        response: the response, whose status becomes 202 when the fleet did not confirm in time.
+        version: the version the write made.
+        wait: the body's ``wait``.
+
+    Returns:
+        How far the fleet got.
+    """
     store: PolicyStore = request.app.state.store
     metrics: ServerMetrics = request.app.state.metrics
     unread = None
     try:
-        ack = await store.wait_for_fleet(answer.version, timeout=wait)
+        ack = await store.wait_for_fleet(version, timeout=wait)
     except StoreUnavailableError as exc:
         # The write was made; the fleet could not be read to confirm it. Said as an unconfirmed wait.
-        ack, unread = FleetAck(answer.version, complete=False, acked=(), missing=(), waited=wait), str(exc)
+        ack, unread = FleetAck(version, complete=False, acked=(), missing=(), waited=wait), str(exc)
     metrics.fleet_waits.labels("complete" if ack.complete else "incomplete").inc()
     if not ack.complete:
         response.status_code = FleetIncompleteError.http_status
-    return WrittenResponse(**answer.model_dump(), fleet=_ack(ack, unread))
+    return _ack(ack, unread)
 
 
 @router.get(

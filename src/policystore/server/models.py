@@ -371,6 +371,7 @@ class ReviewRequest(_Body):
 
     dry_run: DryRun = False
     decisions: Decisions = True
+    wait: Wait = None
 
 
 class RejectRequest(_Body):
@@ -400,6 +401,9 @@ class ProposalModel(BaseModel):
     decided_by: str | None = Field(default=None, description="Who rejected it.")
     decision_reason: str | None = None
     stale_version: int | None = Field(default=None, description="The version whose change made it stale.")
+    fleet: FleetAckModel | None = Field(
+        default=None, description="Present when an approval with 'wait' applied it: how far the fleet got."
+    )
 
     @classmethod
     def of(cls, proposal: Proposal) -> ProposalModel:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from policystore.errors import (
     AuthenticationError,
@@ -26,6 +26,7 @@ from policystore.model.proposals import DEFAULT_LIFETIME
 from policystore.model.roles import Actor, Role
 from policystore.server.auth import require
 from policystore.server.errors import error_responses
+from policystore.server.fleet import confirmed, wait_response
 from policystore.server.health import ServerMetrics
 from policystore.server.models import (
     PreviewResponse,
@@ -113,14 +114,18 @@ async def get_proposal(request: Request, _actor: Viewer, proposal_id: ProposalId
     return ProposalModel.of(await _store(request).proposal(proposal_id))
 
 
-@router.post("/{proposal_id}/approve", summary="Approve a proposal", responses=_STEP_ERRORS)
+@router.post(
+    "/{proposal_id}/approve", summary="Approve a proposal", responses=_STEP_ERRORS | wait_response(ProposalModel)
+)
 async def post_approve(
-    request: Request, actor: Admin, proposal_id: ProposalId, body: ReviewRequest | None = None
+    request: Request, response: Response, actor: Admin, proposal_id: ProposalId, body: ReviewRequest | None = None
 ) -> ProposalModel | PreviewResponse:
     """Approve a pending proposal (admins); the approval that brings enough applies it as one version.
 
     Refused with 409 when this admin approved it already or it is not pending
     (applied, rejected, expired or stale), 404 when there is no such proposal.
+    With ``"wait"``, an approval that applies it answers once the fleet has the
+    version (``fleet``), or 202 naming the members that have not.
     """
     store = _store(request)
     if body is not None and body.dry_run:
@@ -128,7 +133,10 @@ async def post_approve(
         return await preview_response(request, preview, decisions=body.decisions)
     proposal = await store.approve(proposal_id, actor=actor)
     _count(request, "approve")
-    return ProposalModel.of(proposal)
+    answer = ProposalModel.of(proposal)
+    if body is None or body.wait is None or proposal.applied_version is None:
+        return answer  # an approval that applies nothing leaves no version for the fleet to apply
+    return answer.model_copy(update={"fleet": await confirmed(request, response, proposal.applied_version, body.wait)})
 
 
 @router.post("/{proposal_id}/reject", summary="Reject a proposal", responses=_STEP_ERRORS)

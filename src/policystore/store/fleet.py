@@ -1,15 +1,6 @@
-"""The store's fleet: this process's own reports as a member, and the reads of every member's record.
+"""The store's fleet: ``fleet()`` and ``wait_for_fleet()`` over every member's record.
 
-A store that follows changes (``watch=True``) is a member of its store's fleet:
-a :class:`FleetReporter` keeps its record in the back end's ``fleet`` collection
-(see :mod:`policystore.model.fleet` for the record and the notes on clocks). It
-runs as a task of its own: installing a version only sets an event, so no read,
-write or decision ever waits on a report. A new version is reported at once,
-and the record is rewritten at least once a second; a report that fails is
-logged once per outage and kept as :attr:`FleetReporter.error` (the store's
-``fleet_error``) until one succeeds. Closing the store deletes its record: it
-leaves the fleet at once.
-
+Each member keeps its record itself (:mod:`policystore.store.fleet_reports`).
 :class:`FleetReads` gives the store ``fleet()`` and ``wait_for_fleet()``. A wait
 reads the records at a short interval that grows with the time waited (a
 thousandth of a second at first, a tenth after a second), so a fleet that
@@ -21,263 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-import os
-import socket
-import sys
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from policystore.backends.base import Backend, RecordStore
+from policystore.backends.base import Backend
 from policystore.errors import FieldError, PolicyStoreError, PolicyValidationError, StoreUnavailableError
 from policystore.model.fleet import (
     DROP_AFTER,
     FLEET_COLLECTION,
-    LOST_AFTER,
-    MAX_NAME,
-    REPORT_EVERY,
     FleetAck,
     FleetMember,
     FleetStatus,
-    check_member_name,
     member_from_record,
 )
 from policystore.model.numbers import short_repr
-from policystore.store.sources import ReadState
+from policystore.store.fleet_reports import FleetReporter
 
-__all__ = [
-    "MAX_WAIT",
-    "FleetReads",
-    "FleetReporter",
-    "check_name",
-    "default_member_name",
-    "member_record",
-    "member_status",
-]
+__all__ = ["MAX_WAIT", "FleetReads"]
 
-log = logging.getLogger("policystore.fleet")
-
-#: Reports between two sweeps of records whose members were dropped (a minute at one report a second).
-_SWEEP_EVERY: Final = 60
-#: Seconds ``close()`` waits for a report in flight before it deletes the record.
-_LEAVE_WAIT: Final = 2.0
 #: The shortest and the longest pause between two reads of a wait.
 _POLL_FIRST: Final = 0.001
 _POLL_MOST: Final = 0.1
 #: The longest wait accepted, in seconds.
 MAX_WAIT: Final = 3600.0
-
-
-def default_member_name() -> str:
-    """Return the program's name: ``sys.argv[0]`` without its folder, or the module run with ``python -m``.
-
-    ``python`` when there is neither (an interactive session, ``python -c``).
-    """
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name:
-        program = str(spec.name).removesuffix(".__main__")
-    else:
-        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    if not program or program in {"-c", "-m", "-"} or not program.isprintable():
-        return "python"
-    return program[:MAX_NAME]
-
-
-def member_record(
-    member_id: str, name: str, host: str, state: ReadState, *, reported_at: float, started_at: float
-) -> dict[str, Any]:
-    """Return the record a member keeps in the ``fleet`` collection.
-
-    Args:
-        member_id: the member's key.
-        name: its name.
-        host: its host name.
-        state: its read state now: the version applied, and whether it is stale.
-        reported_at: now, by the member's clock, in seconds since the epoch.
-        started_at: when the member joined, likewise.
-
-    Returns:
-        The record (JSON-ready).
-    """
-    return {
-        "member_id": member_id,
-        "name": name,
-        "host": host,
-        "pid": os.getpid(),
-        "version": state.policy.version,
-        "stale": state.stale,
-        "reported_at": reported_at,
-        "started_at": started_at,
-    }
-
-
-class FleetReporter:
-    """Reports one store as a member of its fleet, in a task of its own.
-
-    Args:
-        records: the back end's records.
-        state: returns the store's read state now.
-        name: the member's name.
-        url: the store's URL, safe to show, for the log.
-        clock: returns the time in seconds since the epoch (``time.time``).
-    """
-
-    def __init__(
-        self,
-        records: RecordStore,
-        state: Callable[[], ReadState],
-        *,
-        name: str,
-        url: str,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.member_id = uuid.uuid4().hex
-        self.name = name
-        self.host = socket.gethostname() or "unknown"
-        self._records = records
-        self._state = state
-        self._url = url
-        self._clock = clock
-        self._started = clock()
-        #: Why the last report failed; None once one succeeds.
-        self.error: PolicyStoreError | None = None
-        #: When the last report succeeded (None before the first), by this process's clock.
-        self.reported_at: float | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    def applied(self) -> None:
-        """Ask for a report now: a version was installed, or the state went stale. Never waits."""
-        self._wake.set()
-
-    async def start(self, *, report_now: bool) -> None:
-        """Start reporting: on every version applied and every :data:`REPORT_EVERY` seconds.
-
-        Args:
-            report_now: make the first report before returning, so the member is
-                listed before its store is handed to the program that opened it
-                (a write's wait then counts it); otherwise the first is made in the
-                background (the store could not be reached at opening).
-        """
-        if self._task is not None:
-            return
-        if report_now:
-            self._wake.clear()
-            await self._report()
-        else:
-            self._wake.set()
-        self._task = asyncio.create_task(self._run(), name="policystore-fleet")
-
-    async def leave(self) -> None:
-        """Stop reporting and delete this member's record: the store leaves the fleet at once.
-
-        A report in flight is given a moment to end first, so it cannot write the
-        record again after the delete. A delete that fails (the store is out of
-        reach) leaves the record to be judged lost, then dropped.
-        """
-        self._stopping = True
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            async with asyncio.timeout(_LEAVE_WAIT):
-                await task
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        try:
-            await self._records.delete(FLEET_COLLECTION, self.member_id)
-        except PolicyStoreError as exc:
-            log.info("Could not remove this process from the fleet of %s (%s); it will show as lost.", self._url, exc)
-
-    def own_member(self, *, now: float, current_version: int) -> FleetMember:
-        """Return this member as it stands here: its local version, and when it was last heard by the store.
-
-        Args:
-            now: the reader's time, in seconds since the epoch.
-            current_version: the version to measure the lag against.
-        """
-        state = self._state()
-        heard = self.reported_at if self.reported_at is not None else self._started
-        age = max(now - heard, 0.0)
-        return FleetMember(
-            member_id=self.member_id,
-            name=self.name,
-            host=self.host,
-            pid=os.getpid(),
-            version=state.policy.version,
-            stale=state.stale,
-            last_heard=datetime.fromtimestamp(heard, UTC),
-            lag_versions=max(current_version - state.policy.version, 0),
-            lag_seconds=age,
-            status=member_status(age),
-            error=None if self.error is None else str(self.error),
-        )
-
-    async def _run(self) -> None:
-        reports = 0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(REPORT_EVERY):
-                    await self._wake.wait()
-            if self._stopping:
-                return
-            # Cleared before the state is read: a version installed during the report wakes the next one.
-            self._wake.clear()
-            await self._report()
-            reports += 1
-            if reports % _SWEEP_EVERY == 0:
-                await _sweep(self._records, self._clock())
-
-    async def _report(self) -> None:
-        now = self._clock()
-        record = member_record(
-            self.member_id, self.name, self.host, self._state(), reported_at=now, started_at=self._started
-        )
-        try:
-            await self._records.put(FLEET_COLLECTION, self.member_id, record)
-        except PolicyStoreError as exc:
-            if self.error is None:
-                log.warning(
-                    "This process (%s, member %s) cannot report to the fleet of %s: %s Waits for the fleet "
-                    "count it lost after 5 s; retrying every second.",
-                    self.name,
-                    self.member_id,
-                    self._url,
-                    exc,
-                )
-            self.error = exc
-            return
-        except Exception:
-            # A bug must not end the reports for good; it is logged and the next report tries again.
-            log.exception("Reporting to the fleet of %s failed unexpectedly", self._url)
-            return
-        if self.error is not None:
-            log.warning("This process (%s) reports to the fleet of %s again.", self.name, self._url)
-        self.error = None
-        self.reported_at = now
-
-
-def member_status(age: float) -> FleetStatus:
-    """Return the status of a member last heard ``age`` seconds ago."""
-    return FleetStatus.LIVE if age < LOST_AFTER else FleetStatus.LOST
-
-
-async def _sweep(records: RecordStore, now: float) -> None:
-    """Delete the records of members not heard for :data:`DROP_AFTER` seconds; errors are left for next time."""
-    with contextlib.suppress(PolicyStoreError):
-        for key, record in (await records.all(FLEET_COLLECTION)).items():
-            member = member_from_record(record, now=now, current_version=0)
-            if member is not None and member.lag_seconds >= DROP_AFTER:
-                await records.delete(FLEET_COLLECTION, key)
 
 
 class FleetReads:
@@ -408,12 +167,3 @@ def _check_wait(version: object, timeout: object) -> None:
         errors.append(FieldError("timeout", f"must be 0 to {MAX_WAIT:g} seconds (got {short_repr(timeout)})"))
     if errors:
         raise PolicyValidationError(errors)
-
-
-def check_name(name: str | None) -> str:
-    """Return the member name a store was given, or the program's name when none was.
-
-    Raises:
-        PolicyValidationError: the name is not 1 to 100 printable characters.
-    """
-    return default_member_name() if name is None else check_member_name(name)

@@ -42,7 +42,8 @@ from policystore.model.policy import Policy
 from policystore.model.roles import Actor, Role
 from policystore.store.bus import EventBus, EventTypes, ExternalEventBus, Subscriber
 from policystore.store.connector import Connector
-from policystore.store.fleet import FleetReads, FleetReporter, check_name
+from policystore.store.fleet import FleetReads
+from policystore.store.fleet_reports import FleetReporter, check_name
 from policystore.store.follower import Follower
 from policystore.store.identity import default_actor
 from policystore.store.keeper import CopyKeeper

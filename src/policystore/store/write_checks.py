@@ -90,7 +90,7 @@ def write_lifetime(expires_in: float | timedelta | None, action: str, *, replace
     return lifetime
 
 
-def history_entry(new: Policy, changes: list[FieldChange], endorsement: Endorsement | None) -> HistoryEntry:
+def history_entry(new: Policy, changes: tuple[FieldChange, ...], endorsement: Endorsement | None) -> HistoryEntry:
     """The history entry of ``new`` making ``changes``; one that applies a proposal names it and every approver."""
     entry = HistoryEntry(new.version, new.updated_at, new.updated_by, new.reason, changes)
     if endorsement is None:
