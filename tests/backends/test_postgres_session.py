@@ -10,6 +10,7 @@ waits must all still be handed over.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -96,3 +97,22 @@ async def test_notices_sent_while_a_report_waits_are_all_handed_over(
         assert {"member_id": "m1", "version": 2} == await slow.records.get(FLEET_COLLECTION, "m1")
     finally:
         await slow.close()
+
+
+async def test_notice_read_with_a_statement_answer_handed_over_at_once(
+    backend: PostgresBackend, postgres_server: PostgresServer
+) -> None:
+    """A notice that comes in the same read as a statement's answer, after it, is handed over at once.
+
+    The event loop is held (a blocking notify from another connection, then a pause)
+    while the answer and the notice both arrive, so one read of the socket takes both.
+    """
+    notices = backend.notifications()
+    assert 0 == await _next(notices)
+    session = backend._listening.usable()
+    assert session is not None
+    answer = session.command("SELECT 1")  # sent now
+    postgres_server.execute("SELECT pg_notify(%s, %s)", (backend.channel, '{"version": 9}'))
+    time.sleep(0.3)  # noqa: ASYNC251 - holds the loop on purpose: both arrive before the socket is read
+    assert [(b"1",)] == await answer
+    assert '{"version": 9}' == await session.next(1.0)

@@ -175,17 +175,24 @@ class ListeningSession:
         except psycopg.Error as exc:  # the server closed the connection, or the network did
             self._fail(SessionLostError(f"the listening connection was lost ({exc})"))
             return
-        payloads = self._payloads
-        while (notice := pgconn.notifies()) is not None:
-            if notice.relname == self._relname:
-                payloads.append(notice.extra.decode(self.encoding, errors="replace"))
+        self._take_notices()
         if self._calls:
             self._collect()
+            # libpq parses what follows an answer (a notice sent once the statement ended, in
+            # the same read) while the answer is taken: no later read of the socket would.
+            self._take_notices()
+        payloads = self._payloads
         if len(payloads) > MAX_QUEUED:
             payloads.clear()  # too far behind to catch up by reading notices: the listener re-reads the store
             self._fail(SessionLostError(f"more than {MAX_QUEUED} notices were waiting to be read"))
         elif payloads and self._waiter is not None:
             _settle(self._waiter)
+
+    def _take_notices(self) -> None:
+        pgconn, payloads = self._pgconn, self._payloads
+        while (notice := pgconn.notifies()) is not None:
+            if notice.relname == self._relname:
+                payloads.append(notice.extra.decode(self.encoding, errors="replace"))
 
     def _collect(self) -> None:
         """Take the answers of the statement in flight; once it is complete, settle it and send the next."""
