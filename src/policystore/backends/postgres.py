@@ -22,10 +22,12 @@ the version's row with its history entry, and a NOTIFY that carries the new
 version (and its document, when it fits, signed with the namespace's notice
 key: every role that may connect may NOTIFY, and an unsigned notice is only a
 reason to read the store). Each process listens on one connection of its
-own, read straight off its socket, which also answers the read that confirms
-a notice that would loosen what the process holds (see
-:mod:`policystore.backends._postgres_session`). The tables, and how a database holding other tables of the same names is
-refused, are in :mod:`policystore.backends._postgres_schema`.
+own, read straight off its socket, which also carries the two statements a
+follower sends on every change: the read that confirms a notice that would
+loosen what the process holds, and its fleet report (see
+:mod:`policystore.backends._postgres_session`). The tables, and how a database
+holding other tables of the same names is refused, are in
+:mod:`policystore.backends._postgres_schema`.
 
 A commit whose reply is lost is sent again once and recognised by its write
 id; if no reply comes at all the commit raises StoreUnavailableError saying
