@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/propagation_postgres.py [--switches 1000] [--limit-changes 250] [--interval-ms 5]
                                                    [--readers 10] [--rounds 10] [--writes 300] [--writers 1,4]
+                                                   [--stages]
 
 Starts its own PostgreSQL server (tests/support/postgres_server.py: initdb, fsync and
 ``synchronous_commit=on``). In one run it measures:
@@ -29,6 +30,12 @@ throughout: on a shared machine whose load drifts, each kind then meets the same
 Goals: the store's mode switch p99 at most 2x the durable floor's p99; the store's
 writes/s at least 50 % of the bare loop's.
 
+Each kind of version is also shown by direction: one that loosens what the readers hold
+is installed only after one read of the store confirms it, one that tightens at once.
+``--stages`` adds the time of each stage, in the writer and in the readers (see
+bench/propagation_postgres_stages.py); its probes cost a little, so the figures of a run
+with it are not the headline ones.
+
 Times are ``time.time_ns()`` on one machine, shared by all processes.
 """
 
@@ -48,8 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import psycopg
 
+from policystore.model.changes import risk_increases
 from policystore.model.policy import default_policy
 from policystore.store.store import PolicyStore
+from propagation_postgres_stages import PostgresReaderProbes, PostgresWriterProbes
+from propagation_stages import reader_stages, report_stages
 from support.postgres_server import PostgresServer
 
 CHANNEL = "bench_floor"
@@ -126,14 +136,17 @@ class _TimedStore(PolicyStore):
         seen.setdefault(state.policy.version, time.time_ns())
 
 
-async def store_reader(url: str, last: int) -> None:
+async def store_reader(url: str, last: int, stages: bool) -> None:
+    probes = PostgresReaderProbes() if stages else None
+    if probes is not None:
+        probes.install()
     store = await _TimedStore.open(url)
     print("ready", flush=True)
     deadline = time.monotonic() + 600
     while store.snapshot().version < last and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the local copy
         await asyncio.sleep(0.05)
     await store.close()
-    print(json.dumps(store.seen), flush=True)
+    print(json.dumps({"snapshot": store.seen, "stages": probes.points if probes else {}}), flush=True)
 
 
 async def store_writer(url: str, count: int) -> None:
@@ -184,12 +197,17 @@ async def bare_writer(conninfo: str, count: int) -> None:
 class Run:
     """Subscriber processes for the floors and reader processes for the store, alive for the whole run."""
 
-    def __init__(self, server: PostgresServer, readers: int, writes: int) -> None:
+    def __init__(self, server: PostgresServer, readers: int, writes: int, *, stages: bool) -> None:
         self.server = server
+        self.stages = stages
         self.url = server.url(namespace=f"bench{uuid.uuid4().hex[:8]}")
         self.subs = [_spawn("sub", server.conninfo()) for _ in range(readers)]
         self.committed: dict[int, int] = {}
         self.kinds: dict[int, str] = {}
+        #: Whether each version loosened or tightened what the readers held, by the store's own rule.
+        self.directions: dict[int, str] = {}
+        self._rule: dict[tuple[Any, ...], str] = {}
+        self.probes: PostgresWriterProbes | None = None
         self._writing = "switch"
         self.last = 1 + writes
         self.padding = _notice_sized_payload()
@@ -205,7 +223,11 @@ class Run:
             await commit(document, entry)
 
         self.store.backend.commit = timed_commit  # type: ignore[method-assign]
-        self.readers = [_spawn("reader", self.url, str(self.last)) for _ in self.subs]
+        if self.stages:
+            self.probes = PostgresWriterProbes()
+            self.probes.install(self.store.backend)
+        flag = "stages" if self.stages else "-"
+        self.readers = [_spawn("reader", self.url, str(self.last), flag) for _ in self.subs]
         _await_ready(self.subs + self.readers)
         return self
 
@@ -231,46 +253,75 @@ class Run:
         self._writing = "switch"
         for _ in range(count):
             mode = "DEFENSIVE" if self.store.snapshot().active_mode == "NORMAL" else "NORMAL"
-            await self.store.switch_mode(mode, reason="benchmark switch")
+            await self._timed(self.store.switch_mode(mode, reason="benchmark switch"))
             await asyncio.sleep(interval)
 
     async def limit_changes(self, count: int, interval: float) -> None:
         """Change a limit of a mode: a version every reader validates whole."""
         self._writing = "limit"
         for _ in range(count):
-            leverage = 2.5 if self.store.get("modes.NORMAL.max_leverage") != 2.5 else 2.0
-            await self.store.update({"modes.NORMAL.max_leverage": leverage}, reason="benchmark limit change")
+            # Both above DEFENSIVE's 3.0, as in bench/propagation.py, so that a switch to DEFENSIVE still tightens.
+            leverage = 4.5 if self.store.get("modes.NORMAL.max_leverage") != 4.5 else 4.0
+            change = {"modes.NORMAL.max_leverage": leverage}
+            await self._timed(self.store.update(change, reason="benchmark limit change"))
             await asyncio.sleep(interval)
 
-    def results(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-        """Collect every process's figures (the readers end at the last version, the subscribers on "stop")."""
+    async def _timed(self, write: Any) -> None:
+        before = self.store.snapshot()
+        if self.probes is not None:
+            self.probes.start()
+        after = await write
+        if self.probes is not None:
+            self.probes.done()
+        key = tuple((p.active_mode, p.modes["NORMAL"].max_leverage) for p in (before, after))
+        if key not in self._rule:
+            self._rule[key] = "loosen" if risk_increases(before, after) else "tighten"
+        self.directions[after.version] = self._rule[key]
+
+    def written(self) -> dict[int, str]:
+        """Each version's kind and direction ("switch/loosen")."""
+        return {version: f"{kind}/{self.directions[version]}" for version, kind in self.kinds.items()}
+
+    def results(self) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, dict[str, list[float]]]]:
+        """Collect every process's figures (the readers end at the last version, the subscribers on "stop").
+
+        Returns:
+            The floors', the store's by kind (and by kind and direction), and the reader stages.
+        """
         floors: dict[str, list[float]] = {"raw": [], "durable": []}
         for result in _collect(self.subs):
             for kind, ns in result:
                 floors[kind].append(ns / 1e6)
-        store: dict[str, list[float]] = {"switch": [], "limit": []}
-        for seen in _collect(self.readers):
-            held = sorted((int(v), t) for v, t in seen.items())
+        store: dict[str, list[float]] = {}
+        stages: dict[str, dict[str, list[float]]] = {}
+        written = self.written()
+        for result in _collect(self.readers):
+            held = sorted((int(v), t) for v, t in result["snapshot"].items())
             for version, t0 in self.committed.items():
                 # The first moment the snapshot held this version or a newer one.
                 first = min(t for v, t in held if v >= version)
-                store[self.kinds[version]].append((first - t0) / 1e6)
-        return floors, store
+                store.setdefault(self.kinds[version], []).append((first - t0) / 1e6)
+                store.setdefault(written[version], []).append((first - t0) / 1e6)
+            points = {int(version): marks for version, marks in result["stages"].items()}
+            for name, by_kind in reader_stages(points, self.committed, written).items():
+                for kind, values in by_kind.items():
+                    stages.setdefault(name, {}).setdefault(kind, []).extend(values)
+        return floors, store, stages
 
 
 async def measure_propagation(
     server: PostgresServer, args: argparse.Namespace
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, dict[str, list[float]]], Run]:
     """Measure the floors and the store in alternating blocks, so that a busy neighbour slows each alike."""
     switches, limits, interval, rounds = args.switches, args.limit_changes, args.interval_ms / 1000, args.rounds
-    async with Run(server, args.readers, switches + limits) as run:
+    async with Run(server, args.readers, switches + limits, stages=args.stages) as run:
         for block, limit_block in zip(_blocks(switches, rounds), _blocks(limits, rounds), strict=False):
             await run.raw(block, interval)
             await run.durable(block, interval)
             await run.switches(block, interval)
             await run.limit_changes(limit_block, interval)
         await run.stop()
-    return run.results()
+    return (*run.results(), run)
 
 
 def _blocks(total: int, rounds: int) -> list[int]:
@@ -305,18 +356,24 @@ async def run(args: argparse.Namespace) -> None:
             server.execute(statement)
         print(server.execute("SHOW synchronous_commit")[0][0], "= synchronous_commit,", end=" ")
         print(server.execute("SHOW fsync")[0][0], "= fsync\n")
-        floors, stores = await measure_propagation(server, args)
+        floors, stores, stages, measured = await measure_propagation(server, args)
         raw, durable, store = floors["raw"], floors["durable"], stores["switch"]
         print(_row("raw LISTEN/NOTIFY (floor)", raw))
         print(_row("durable notify (durable floor)", durable))
         print(_row("PolicyStore commit -> snapshot", store))
-        if stores["limit"]:
+        if stores.get("limit"):
             print(_row("  the same, limit changes", stores["limit"]))
+        for kind in ("switch/tighten", "switch/loosen", "limit/tighten", "limit/loosen"):
+            if stores.get(kind):
+                print(_row(f"  {kind} ({len(stores[kind]) // args.readers})", stores[kind]))
         p99 = _pct(store, 0.99)
         print(f"\nmode switch p99 / durable floor p99 = {p99 / _pct(durable, 0.99):.2f}x (target <= 2x)")
-        if stores["limit"]:
+        if stores.get("limit"):
             print(f"limit change p99 / durable floor p99 = {_pct(stores['limit'], 0.99) / _pct(durable, 0.99):.2f}x")
         print(f"mode switch p99 / raw floor p99 = {p99 / _pct(raw, 0.99):.2f}x (a stricter floor, not durable)\n")
+        if args.stages and measured.probes is not None:
+            report_stages(measured.probes.stages(measured.written()), stages)
+            print()
         for n in args.writers:
             store_rate = await measure_writes(server, "store", n, args.writes)
             bare_rate = await measure_writes(server, "bare", n, args.writes)
@@ -338,6 +395,7 @@ def main() -> None:
     parser.add_argument(
         "--writers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 4], help="e.g. 1,4"
     )
+    parser.add_argument("--stages", action="store_true", help="time each stage, in the writer and the readers (probes)")
     parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
@@ -345,7 +403,7 @@ def main() -> None:
         if role == "sub":
             asyncio.run(subscriber(rest[0]))
         elif role == "reader":
-            asyncio.run(store_reader(rest[0], int(rest[1])))
+            asyncio.run(store_reader(rest[0], int(rest[1]), rest[2] == "stages"))
         elif role == "store-writer":
             asyncio.run(store_writer(rest[0], int(rest[1])))
         elif role == "bare-writer":

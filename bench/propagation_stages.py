@@ -94,6 +94,10 @@ class ReaderProbes:
             return result
 
         setattr(redis_backend, name, timed_hint)
+        self.install_store()
+
+    def install_store(self) -> None:
+        """Wrap the store's side of the delivery path: the notice installer, the local copy and the outbox."""
         installer = notices.NoticeInstaller
         self._wrap_async(installer, "install", before="install", after="returned")
         self._wrap(installer, "_read", after="read")
@@ -147,8 +151,13 @@ class WriterProbes:
         """The write returned."""
         self._current["done"] = _now()
 
-    def install(self, backend: Any) -> None:
-        """Wrap the writer's steps: the read of the newest version, its check, the serialising and the commit."""
+    def install(self, backend: Any, layout: Any = _redis_layout) -> None:
+        """Wrap the writer's steps: the read of the newest version, its check, the serialising and the commit.
+
+        Args:
+            backend: the writing store's back end.
+            layout: the back end's layout module, whose ``CommitCall.build`` serialises a commit.
+        """
         current = self
 
         load = backend.load
@@ -177,7 +186,7 @@ class WriterProbes:
             current._current["committed"] = _now()
 
         backend.commit = timed_commit
-        build: Callable[..., Any] = _redis_layout.CommitCall.build
+        build: Callable[..., Any] = layout.CommitCall.build
 
         def timed_build(*args: Any) -> Any:
             result = build(*args)
@@ -186,7 +195,7 @@ class WriterProbes:
             current._current.setdefault("serialised", _now())
             return result
 
-        _redis_layout.CommitCall.build = timed_build  # type: ignore[method-assign,assignment]
+        layout.CommitCall.build = timed_build
 
     def stages(self, kinds: dict[int, str]) -> dict[str, dict[str, list[float]]]:
         """Each stage's durations in ms by kind of write (see :func:`_add`), over the writes that committed."""

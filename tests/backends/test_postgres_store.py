@@ -70,10 +70,13 @@ def _write_without_notice(server: PostgresServer, backend: PostgresBackend, mode
     return version
 
 
-def _listening(server: PostgresServer, backend: PostgresBackend) -> bool:
-    """Whether a session has run LISTEN on ``backend``'s channel (its last statement, on an idle connection)."""
-    rows = server.execute("SELECT query FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'")
-    return any(backend.channel in query for (query,) in rows)
+def _listening(backend: PostgresBackend) -> bool:
+    """Whether ``backend`` listens: its listening connection has run LISTEN and takes statements.
+
+    (The connection's last statement may be a fleet report or a confirm read, so the server's
+    view of it does not say.)
+    """
+    return backend._listening.usable() is not None
 
 
 class TestLostNotice:
@@ -215,9 +218,7 @@ class TestNamespaces:
 class TestFollowingByNotice:
     """A follower installs each version from its notice, whatever part of the policy it changes."""
 
-    async def test_mixed_changes_follower_matches_writer_with_events(
-        self, postgres_url: str, postgres_server: PostgresServer
-    ) -> None:
+    async def test_mixed_changes_follower_matches_writer_with_events(self, postgres_url: str) -> None:
         """Mode switches (compared line by line) and other changes (validated in full) alternate; nothing drifts."""
         writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
         follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
@@ -233,7 +234,7 @@ class TestFollowingByNotice:
             return done
 
         notices.install = counting  # type: ignore[method-assign]
-        await eventually(lambda: _listening(postgres_server, _backend(follower)), "the follower listening")
+        await eventually(lambda: _listening(_backend(follower)), "the follower listening")
         try:
             writes: list[Callable[[], Any]] = [
                 lambda: writer.switch_mode("DEFENSIVE", reason="calm"),
@@ -278,7 +279,7 @@ class TestForgedNotice:
         try:
             await writer.switch_mode("DEFENSIVE", reason="real 2")
             await eventually(lambda: follower.snapshot().version == 2, "version 2 reached")
-            await eventually(lambda: _listening(postgres_server, _backend(follower)), "the follower listening")
+            await eventually(lambda: _listening(_backend(follower)), "the follower listening")
             forged = writer.snapshot().document() | {"version": 3, "reason": "forged", "updated_by": "intruder"}
             forged["modes"]["DEFENSIVE"] = forged["modes"]["DEFENSIVE"] | {"max_leverage": 9.0}
             entry = HistoryEntry(3, datetime.now(UTC), "intruder", "forged", ())

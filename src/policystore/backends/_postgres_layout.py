@@ -49,6 +49,7 @@ from policystore.model.history import HistoryEntry
 __all__ = [
     "FIND_KEY",
     "FIND_WRITE",
+    "NEWEST_TEXT",
     "NOTIFY_LIMIT",
     "CommitCall",
     "CommitOutcome",
@@ -71,6 +72,12 @@ _SIGNATURE_LENGTH: Final = len(_SIGNED) + 64 + 1  # "sig:", SHA-256 in hex, a ne
 
 #: The namespace's notice key (none before its first version).
 FIND_KEY: Final = "SELECT notice_key FROM policystore_head WHERE namespace = %s"
+#: The namespace's newest document as the commit stored it: the text its notice carried
+#: (the ``json`` type keeps the text it was given), so the two compare byte for byte.
+NEWEST_TEXT: Final = (
+    "SELECT v.document::text FROM policystore_head h "
+    "JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version WHERE h.namespace = %s"
+)
 
 # In both statements the version's row and its notice exist only if the head moved: each
 # step selects from the one before.

@@ -6,6 +6,17 @@ collection and ``value`` the record's JSON text. Each call is one statement. A
 call whose connection fails is sent once more (the pooled connection may have
 died with a server restart), so after a reply lost in flight :meth:`add` or
 :meth:`delete` may answer False for a change their first send made.
+
+A fleet member's record (:data:`~policystore.model.fleet.FLEET_COLLECTION`) is
+rewritten by its member on every version it applies and every second (on the
+connection the member listens on, while it listens: see
+:mod:`policystore.backends._postgres_session`), so it is written without
+waiting for the commit to reach the disk or a synchronous standby
+(``synchronous_commit`` off for that one transaction): with every process of a
+fleet reporting each version, waiting would put one more flush per process and
+version in the queue of the policy's own commits. A crash may lose the newest
+report, which is visible to every reader at once and made again within a
+second; tokens, proposals and every other record are durable.
 """
 
 from __future__ import annotations
@@ -14,8 +25,9 @@ from collections.abc import Awaitable
 from typing import Any, Final, Protocol
 
 from policystore.backends._records import check_names, decode_record, encode_record
+from policystore.model.fleet import FLEET_COLLECTION
 
-__all__ = ["PostgresRecords"]
+__all__ = ["PUT_PASSING", "PostgresRecords"]
 
 _ALL: Final = "SELECT key, value FROM policystore_aux WHERE namespace = %s AND tbl = %s"
 _ONE: Final = "SELECT value FROM policystore_aux WHERE namespace = %s AND tbl = %s AND key = %s"
@@ -23,6 +35,14 @@ _PUT: Final = (
     "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() RETURNING 1"
 )
+#: As _PUT, committed without waiting for the flush: the setting holds for this statement's transaction only.
+PUT_PASSING: Final = (
+    "WITH passing AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "INSERT INTO policystore_aux (namespace, tbl, key, value) SELECT %s, %s, %s, %s FROM passing "
+    "ON CONFLICT (namespace, tbl, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() RETURNING 1"
+)
+#: Collections whose records their writer rewrites every second: written with PUT_PASSING.
+_PASSING: Final = frozenset({FLEET_COLLECTION})
 _ADD: Final = (
     "INSERT INTO policystore_aux (namespace, tbl, key, value) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (namespace, tbl, key) DO NOTHING RETURNING 1"
@@ -37,19 +57,28 @@ class _Statement(Protocol):
         """Run ``query``; raise StoreUnavailableError, saying ``what`` failed, when PostgreSQL does."""
 
 
+class _Put(Protocol):
+    """The back end's way to write a fleet member's record (see :meth:`PostgresRecords.put`)."""
+
+    def __call__(self, what: str, params: tuple[str, str, str, str]) -> Awaitable[None]:
+        """Write the record; raise StoreUnavailableError, saying ``what`` failed, when PostgreSQL does."""
+
+
 class PostgresRecords:
     """Records (see :class:`~policystore.backends.base.RecordStore`) in PostgreSQL's ``policystore_aux`` table.
 
     Args:
         read: runs a query; no rows while the database has no tables and none were to be made.
         write: runs a statement; refused while the database has no tables and none were to be made.
+        passing: writes a record of a collection in :data:`_PASSING` with :data:`PUT_PASSING`.
         namespace: the store's namespace.
         url: the store's URL, safe to show, for messages.
     """
 
-    def __init__(self, read: _Statement, write: _Statement, namespace: str, url: str) -> None:
+    def __init__(self, read: _Statement, write: _Statement, namespace: str, url: str, *, passing: _Put) -> None:
         self._read = read
         self._write = write
+        self._passing = passing
         self._namespace = namespace
         self._url = url
 
@@ -71,10 +100,17 @@ class PostgresRecords:
         return decode_record(rows[0][0], collection=collection, key=key, where=self._url) if rows else None
 
     async def put(self, collection: str, key: str, record: dict[str, Any]) -> None:
-        """Store ``record`` at ``key``, replacing any record there, stamped with the server's time."""
+        """Store ``record`` at ``key``, replacing any record there, stamped with the server's time.
+
+        A fleet member's record is visible at once but not waited for on disk (see the module's notes).
+        """
         check_names(collection, key)
         params = (self._namespace, collection, key, encode_record(record))
-        await self._write(f"writing collection {collection}", _PUT, params)
+        what = f"writing collection {collection}"
+        if collection in _PASSING:
+            await self._passing(what, params)
+        else:
+            await self._write(what, _PUT, params)
 
     async def add(self, collection: str, key: str, record: dict[str, Any]) -> bool:
         """Store ``record`` at ``key`` unless a record is there; return whether it was stored."""

@@ -22,8 +22,12 @@ the version's row with its history entry, and a NOTIFY that carries the new
 version (and its document, when it fits, signed with the namespace's notice
 key: every role that may connect may NOTIFY, and an unsigned notice is only a
 reason to read the store). Each process listens on one connection of its
-own. The tables, and how a database holding other tables of the same names is
-refused, are in :mod:`policystore.backends._postgres_schema`.
+own, read straight off its socket, which also carries the two statements a
+follower sends on every change: the read that confirms a notice that would
+loosen what the process holds, and its fleet report (see
+:mod:`policystore.backends._postgres_session`). The tables, and how a database
+holding other tables of the same names is refused, are in
+:mod:`policystore.backends._postgres_schema`.
 
 A commit whose reply is lost is sent again once and recognised by its write
 id; if no reply comes at all the commit raises StoreUnavailableError saying
@@ -35,22 +39,15 @@ has it, so a promoted standby holds every acknowledged version.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Self, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, Final, Self
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
-from policystore.backends._postgres_calls import (
-    POOL_PREFIX,
-    ReportingConnection,
-    bounded,
-    describe,
-    quiet_pool_attempts,
-)
+from policystore.backends._postgres_calls import bounded
 from policystore.backends._postgres_layout import (
     FIND_KEY,
     FIND_WRITE,
@@ -61,9 +58,10 @@ from policystore.backends._postgres_layout import (
     channel_for,
     maybe_written,
 )
-from policystore.backends._postgres_listener import listen
+from policystore.backends._postgres_listener import Listening, listen
+from policystore.backends._postgres_pool import PooledCalls
 from policystore.backends._postgres_records import PostgresRecords
-from policystore.backends._postgres_schema import NoTablesError, ensure_schema
+from policystore.backends._postgres_schema import NoTablesError
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
@@ -73,11 +71,8 @@ from policystore.redaction import redact
 __all__ = ["PostgresBackend"]
 
 log = logging.getLogger("policystore.postgres")
-T = TypeVar("T")
 Connection = AsyncConnection[tuple[Any, ...]]
 
-#: Connections each process's pool holds at most (the listener has its own).
-_POOL_SIZE: Final = 4
 _NO_LIMIT: Final = 2**62
 
 _NEWEST: Final = """
@@ -103,15 +98,18 @@ class PostgresBackend:
         self.timeout = target.timeout
         self.channel = channel_for(target.namespace)
         self._target = target
-        self._pool: AsyncConnectionPool[ReportingConnection] | None = None
-        self._schema_ready = False
-        #: Whether a database without the tables gets them (see :meth:`connect`).
-        self._create = True
+        #: The pooled connections every call but the listener's uses (see :mod:`._postgres_pool`).
+        self._pooled = PooledCalls(target, self.url)
+        self._fetch, self._write, self._connection = self._pooled.fetch, self._pooled.write, self._pooled.connection
         #: The namespace's notice key, once read (it never changes while the namespace exists).
         self._notice_key: str | None = None
         self._closed = asyncio.Event()
+        #: The listening connection's session, and the statements it serves (see :mod:`._postgres_listener`).
+        self._listening = Listening(self.namespace, self.url, fetch=self._fetch, write=self._write)
         #: The records beside the policy, in ``policystore_aux`` (see :mod:`._postgres_records`).
-        self.records = PostgresRecords(self._fetch, self._write, self.namespace, self.url)
+        self.records = PostgresRecords(
+            self._fetch, self._write, self.namespace, self.url, passing=self._listening.report
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -121,114 +119,6 @@ class PostgresBackend:
             PolicyValidationError: the URL, its namespace or its timeout is malformed.
         """
         return cls(parse_postgres_url(url), url)
-
-    # -- plumbing --------------------------------------------------------------
-
-    async def _open_pool(self) -> AsyncConnectionPool[ReportingConnection]:
-        if self._pool is None:
-            quiet_pool_attempts()
-            # reconnect_timeout=0: a connection that cannot be made is given up at once rather than
-            # retried with a backoff that grows to minutes; the next call asks for a new one, so a
-            # server that returns is used by the next call, not after the pool's next backoff step.
-            self._pool = AsyncConnectionPool(
-                self._target.conninfo,
-                kwargs=self._target.connect_options,
-                connection_class=ReportingConnection,
-                min_size=1,
-                max_size=_POOL_SIZE,
-                timeout=self.timeout,
-                reconnect_timeout=0,
-                num_workers=2,
-                name=f"{POOL_PREFIX}{self.namespace}",
-                open=False,
-            )
-            await self._pool.open(wait=False)
-        return self._pool
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection to a database whose tables were checked (and created, if new)."""
-        pool = await self._open_pool()
-        async with pool.connection() as conn:
-            if not self._schema_ready:
-                await self._ensure_schema(conn)
-                self._schema_ready = True
-            yield conn
-
-    async def _ensure_schema(self, conn: Connection) -> None:
-        problem = await ensure_schema(conn, create=self._create)
-        if problem is not None:
-            raise StoreUnavailableError(self.url, f"the database's policystore tables do not fit: {problem}")
-
-    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
-        if isinstance(exc, StoreUnavailableError):
-            return exc
-        if isinstance(exc, TimeoutError | PoolTimeout):
-            # The pool connects in the background: its last failure, if the newest attempt failed, is the reason.
-            failure = ReportingConnection.last_failure(self._target.conninfo)
-            because = f" (the last attempt to connect failed: {failure})" if failure else ""
-            return StoreUnavailableError(self.url, f"no answer within {self.timeout:g} s while {what}{because}")
-        if isinstance(exc, psycopg.errors.UndefinedTable):
-            self._schema_ready = False  # dropped behind our back: checked again on the next call
-        return StoreUnavailableError(
-            self.url, f"PostgreSQL failed while {what} ({type(exc).__name__}: {describe(exc)})"
-        )
-
-    def _no_tables(self) -> StoreUnavailableError:
-        return StoreUnavailableError(
-            self.url, "the database holds no policystore tables, and this store was opened without creating them"
-        )
-
-    async def _call(self, what: str, operation: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run one read-only or idempotent operation within the timeout; every failure is StoreUnavailableError.
-
-        A connection that fails (the server restarted since it was pooled) is
-        replaced and the operation tried once more, within the same timeout.
-        """
-
-        async def attempt() -> T:
-            try:
-                async with self._connection() as conn:
-                    return await operation(conn)
-            except PoolTimeout:
-                raise
-            except psycopg.OperationalError:
-                await self._forget_dead_connections()
-                async with self._connection() as conn:
-                    return await operation(conn)
-
-        try:
-            return await bounded(attempt(), self.timeout)
-        except (TimeoutError, psycopg.Error, OSError) as exc:
-            raise self._unavailable(what, exc) from exc
-
-    async def _forget_dead_connections(self) -> None:
-        """Drop the pooled connections that no longer answer (after a restart every idle one is dead)."""
-        if self._pool is not None:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await self._pool.check()
-
-    async def _fetch(self, what: str, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Return the rows of one query; none while the database has no tables and none were to be made."""
-
-        async def run(conn: Connection) -> list[tuple[Any, ...]]:
-            return await (await conn.execute(query, params)).fetchall()
-
-        try:
-            return await self._call(what, run)
-        except NoTablesError:
-            return []  # opened without creating: nothing there reads as an empty store
-
-    async def _write(self, what: str, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """Run one statement and return its rows; refused while the database has no tables and none were to be made."""
-
-        async def run(conn: Connection) -> list[tuple[Any, ...]]:
-            return await (await conn.execute(query, params)).fetchall()
-
-        try:
-            return await self._call(what, run)
-        except NoTablesError as exc:
-            raise self._no_tables() from exc
 
     def _entry(self, version: int, data: Any) -> HistoryEntry:
         try:
@@ -258,17 +148,14 @@ class PostgresBackend:
             StoreUnavailableError: unreachable within the timeout, or the database
                 holds tables of policystore's names that do not fit.
         """
-        self._create = create
+        self._pooled.create = create
         self._closed.clear()
         await self._fetch("connecting", "SELECT 1", ())
 
     async def close(self) -> None:
         """End every notification iterator and close the connections."""
         self._closed.set()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await pool.close(timeout=self.timeout)
+        await self._pooled.close()
 
     async def current_version(self) -> int:
         """Return the newest version, 0 when nothing was ever written."""
@@ -298,6 +185,18 @@ class PostgresBackend:
         )
         return self._document(version, rows[0][0]) if rows else None
 
+    def newest_text(self) -> asyncio.Future[bytes | None]:
+        """Start one read of the newest document as stored: the text its notice carried.
+
+        On the listening connection while it listens (the request leaves at the call),
+        else on a pooled one.
+
+        Returns:
+            A future of the text, None when the namespace holds no policy; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        return self._listening.newest_text()
+
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and announce the next version in one transaction.
 
@@ -319,12 +218,12 @@ class PostgresBackend:
         try:
             outcome = await bounded(self._send_commit(call, sending), self.timeout)
         except NoTablesError as exc:
-            raise self._no_tables() from exc
+            raise self._pooled.no_tables() from exc
         except MaybeWrittenError as exc:
-            reason = self._unavailable(what, exc.cause).reason
+            reason = self._pooled.unavailable(what, exc.cause).reason
             raise StoreUnavailableError(self.url, maybe_written(reason, version)) from exc.cause
         except (TimeoutError, psycopg.Error, OSError) as exc:
-            reason = self._unavailable(what, exc).reason
+            reason = self._pooled.unavailable(what, exc).reason
             raise StoreUnavailableError(self.url, maybe_written(reason, version) if sending.sent else reason) from exc
         if not outcome.committed:
             raise VersionConflictError(version - 1, outcome.current)
@@ -344,7 +243,7 @@ class PostgresBackend:
                 raise
             first = exc
         log.debug("The reply to version %d was lost (%s); sending it again.", call.version, first)
-        await self._forget_dead_connections()
+        await self._pooled.forget_dead_connections()
         try:
             return await self._commit_once(call, sending)
         except (psycopg.Error, OSError) as exc:
@@ -409,4 +308,5 @@ class PostgresBackend:
             within=self.timeout,
             closed=self._closed,
             url=self.url,
+            listening=self._listening,
         )

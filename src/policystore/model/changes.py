@@ -6,7 +6,6 @@ result is validated as one document and every failure is reported together.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
@@ -260,7 +259,7 @@ def apply_patch(policy: Policy, patch: Mapping[str, Any]) -> Policy:
         # A mode switch to one of the modes: of all the rules, only "the active mode is a
         # mode" spans it, and the rest is this policy's, valid already.
         return policy.with_record(patch)
-    data = copy.deepcopy(policy.document())
+    data = policy.document()  # made anew by each call (nothing in it is the policy's own), so set in place
     errors = [e for path, value in patch.items() if (e := _set(data, str(path), value, policy)) is not None]
     if errors:
         raise PolicyValidationError(errors)
