@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from policystore.backends._postgres_layout import sign
+from policystore.backends._postgres_layout import CommitCall, sign
 from policystore.backends.base import Published
 from policystore.backends.postgres import PostgresBackend
 from policystore.errors import StoreUnavailableError
@@ -178,6 +178,123 @@ class TestSignedForgery:
             await eventually(lambda: follower.snapshot().reason == "loosen", "the loosening reached")
             assert ["text"] == reads
             assert 5.0 == follower.get("risk.max_leverage")
+        finally:
+            await follower.close()
+            await writer.close()
+
+
+class TestOvertakenNotice:
+    """A loosening notice whose confirming read finds a later version already written."""
+
+    async def test_version_text_is_each_versions_stored_text(self, backend: PostgresBackend) -> None:
+        """Every version's stored text is read back by number, listening or not; a missing one is None."""
+        await backend.commit(*_version(1))
+        await backend.commit(*_version(2, "DEFENSIVE"))
+        first = document_text(_version(1)[0]).encode()
+        assert first == await backend.version_text(1)
+        assert await backend.version_text(3) is None
+        notices = backend.notifications()
+        assert 0 == await asyncio.wait_for(anext(notices), 10)
+        assert first == await backend.version_text(1)
+        assert document_text(_version(2, "DEFENSIVE")[0]).encode() == await backend.version_text(2)
+        assert await backend.version_text(3) is None
+
+    async def test_overtaken_loosening_installed_from_its_own_stored_version(
+        self, postgres_url: str, postgres_server: PostgresServer
+    ) -> None:
+        """Two versions committed back to back: the first, which loosens, is confirmed by its own stored text
+        (the newest is already the second) and both are installed from their notices, nothing read back."""
+        writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
+        follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
+        backend = follower.backend
+        assert isinstance(backend, PostgresBackend)
+        reads: list[str] = []
+        load, newest_text, version_text = backend.load, backend.newest_text, backend.version_text
+
+        async def counted_load(version: int | None = None) -> dict[str, Any] | None:
+            reads.append("load")
+            return await load(version)
+
+        def counted_newest() -> asyncio.Future[bytes | None]:
+            reads.append("newest")
+            return newest_text()
+
+        def counted_version(version: int) -> asyncio.Future[bytes | None]:
+            reads.append(f"version {version}")
+            return version_text(version)
+
+        backend.load = counted_load  # type: ignore[method-assign]
+        backend.newest_text = counted_newest  # type: ignore[method-assign]
+        backend.version_text = counted_version  # type: ignore[method-assign]
+        try:
+            await eventually(lambda: _listening(backend), "the follower listening")
+            await writer.switch_mode("DEFENSIVE", reason="tighten")
+            await eventually(lambda: follower.snapshot().reason == "tighten", "version 2 reached")
+            reads.clear()
+            ((key,),) = postgres_server.execute(
+                "SELECT notice_key FROM policystore_head WHERE namespace = %s", (backend.namespace,)
+            )
+            held = follower.snapshot().document()
+            for version, mode in ((3, "NORMAL"), (4, "DEFENSIVE")):
+                at = datetime.now(UTC)
+                document = held | {"version": version, "active_mode": mode, "reason": f"r{version}"}
+                document["updated_at"] = at.isoformat()
+                change = FieldChange("active_mode", held["active_mode"], mode)
+                entry = HistoryEntry(version, at, "tester", f"r{version}", (change,))
+                call = CommitCall.build(backend.namespace, document, entry, key)
+                # Both committed before the follower's loop runs again (this call blocks it).
+                postgres_server.execute(call.statement, call.params)  # type: ignore[arg-type]
+                held = document
+            await eventually(lambda: follower.snapshot().reason == "r4", "version 4 reached")
+            assert ["newest", "version 3"] == reads
+        finally:
+            await follower.close()
+            await writer.close()
+
+    async def test_forged_overtaken_loosening_not_installed(
+        self, postgres_url: str, postgres_server: PostgresServer
+    ) -> None:
+        """A signed loosening notice for a version the store holds otherwise, already overtaken, is not installed."""
+        writer = await PolicyStore.open(postgres_url, watch=False, lkg_path=None)
+        follower = await PolicyStore.open(postgres_url, refresh_interval=3600, lkg_path=None)
+        backend = follower.backend
+        assert isinstance(backend, PostgresBackend)
+        held: list[str] = []
+        copy = follower._copy
+        set_state = copy._set_state
+
+        def recording(state: Any) -> None:
+            held.append(state.policy.reason)
+            set_state(state)
+
+        copy._set_state = recording
+        try:
+            await eventually(lambda: _listening(backend), "the follower listening")
+            await writer.switch_mode("DEFENSIVE", reason="tighten")
+            await eventually(lambda: follower.snapshot().reason == "tighten", "version 2 reached")
+            ((key,),) = postgres_server.execute(
+                "SELECT notice_key FROM policystore_head WHERE namespace = %s", (backend.namespace,)
+            )
+            base = follower.snapshot().document()
+            forged = base | {"version": 3, "reason": "forged", "updated_by": "intruder"}
+            forged["modes"] = base["modes"] | {"DEFENSIVE": base["modes"]["DEFENSIVE"] | {"max_leverage": 9.0}}
+            entry = HistoryEntry(3, datetime.now(UTC), "intruder", "forged", ())
+            content = f'{{"version": 3, "entry": {json.dumps(entry.to_dict())}}}\n{document_text(forged)}'
+            # The forged notice, then two real versions, all before the follower's loop runs again.
+            postgres_server.execute(
+                "SELECT pg_notify(%s, %s)", (backend.channel, f"sig:{sign(key, content)}\n{content}")
+            )
+            for version in (3, 4):
+                at = datetime.now(UTC)
+                document = base | {"version": version, "reason": f"r{version}", "updated_at": at.isoformat()}
+                call = CommitCall.build(
+                    backend.namespace, document, HistoryEntry(version, at, "tester", f"r{version}", ()), key
+                )
+                postgres_server.execute(call.statement, call.params)  # type: ignore[arg-type]
+                base = document
+            await eventually(lambda: follower.snapshot().reason == "r4", "version 4 reached")
+            assert "forged" not in held
+            assert 3.0 == follower.get("risk.max_leverage")
         finally:
             await follower.close()
             await writer.close()

@@ -51,6 +51,7 @@ __all__ = [
     "FIND_WRITE",
     "NEWEST_TEXT",
     "NOTIFY_LIMIT",
+    "VERSION_TEXT",
     "CommitCall",
     "CommitOutcome",
     "MaybeWrittenError",
@@ -78,6 +79,8 @@ NEWEST_TEXT: Final = (
     "SELECT v.document::text FROM policystore_head h "
     "JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version WHERE h.namespace = %s"
 )
+#: A version's document as the commit stored it, from the namespace's history.
+VERSION_TEXT: Final = "SELECT document::text FROM policystore_versions WHERE namespace = %s AND version = %s"
 
 # In both statements the version's row and its notice exist only if the head moved: each
 # step selects from the one before.

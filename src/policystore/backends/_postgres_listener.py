@@ -4,7 +4,8 @@ Every process keeps one connection that has run ``LISTEN`` on the namespace's
 channel, read straight off its socket (see :mod:`._postgres_session`); pooled
 connections serve everything else but the two statements a follower sends on
 every change, which go on the listening connection: the read that confirms a
-notice (:data:`NEWEST`) and the fleet report (:data:`REPORT`). The iterator
+notice (:data:`NEWEST`, or :data:`VERSION` when a later version overtook it) and
+the fleet report (:data:`REPORT`). The iterator
 yields the same hints as the Redis back end's: 0 once listening (first time and
 after every reconnect), each notice as :func:`~._postgres_layout.hint_of` reads
 it, and 0 when the connection is lost, since notices sent while no one listened
@@ -23,7 +24,7 @@ from typing import Any, Final, Protocol
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from policystore.backends._postgres_layout import FIND_KEY, NEWEST_TEXT, channel_for, hint_of
+from policystore.backends._postgres_layout import FIND_KEY, NEWEST_TEXT, VERSION_TEXT, channel_for, hint_of
 from policystore.backends._postgres_records import PUT_PASSING
 from policystore.backends._postgres_session import ListeningSession, Rows, SessionLostError, StatementError
 from policystore.backends.base import Published
@@ -39,10 +40,12 @@ _KEEPALIVE: Final = 5.0
 #: Seconds one wait for a notice lasts before the listener checks whether it was closed.
 _POLL: Final = 0.25
 #: The statements every listening connection prepares, by name: its namespace's notice
-#: key, its newest document's text (the read that confirms a notice), and the fleet
-#: report of the process (sent on every version it applies).
+#: key, its newest document's text (the read that confirms a notice), a version's text
+#: (which confirms a notice overtaken by a later version), and the fleet report of the
+#: process (sent on every version it applies).
 _KEY: Final = b"policystore_key"
 NEWEST: Final = b"policystore_newest"
+VERSION: Final = b"policystore_version"
 REPORT: Final = b"policystore_report"
 
 
@@ -52,7 +55,12 @@ def _numbered(query: str) -> str:
     return re.sub("%s", lambda _: f"${next(count)}", query)
 
 
-_PREPARED: Final = {_KEY: _numbered(FIND_KEY), NEWEST: _numbered(NEWEST_TEXT), REPORT: _numbered(PUT_PASSING)}
+_PREPARED: Final = {
+    _KEY: _numbered(FIND_KEY),
+    NEWEST: _numbered(NEWEST_TEXT),
+    VERSION: _numbered(VERSION_TEXT),
+    REPORT: _numbered(PUT_PASSING),
+}
 
 
 class _Rows(Protocol):
@@ -85,12 +93,20 @@ class Listening:
 
     def newest_text(self) -> asyncio.Future[bytes | None]:
         """Start one read of the newest document's stored text (see :meth:`PostgresBackend.newest_text`)."""
+        return self._text(NEWEST, NEWEST_TEXT, (self._namespace,))
+
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of a version's stored text (see :meth:`PostgresBackend.version_text`)."""
+        return self._text(VERSION, VERSION_TEXT, (self._namespace, str(version)))
+
+    def _text(self, name: bytes, query: str, params: tuple[str, ...]) -> asyncio.Future[bytes | None]:
+        """Read one document's text: prepared ``name`` on the session, else ``query`` on a pooled connection."""
         session = self.usable()
         if session is None:
-            return asyncio.ensure_future(self._newest_pooled())
+            return asyncio.ensure_future(self._pooled_text(query, params))
         # Settled from the answer's callback, not by a task of its own: one wake-up fewer per notice.
         text: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        session.prepared(NEWEST, (self._namespace,)).add_done_callback(lambda answer: self._settle(text, answer))
+        session.prepared(name, params).add_done_callback(lambda answer: self._settle(text, answer))
         return text
 
     async def report(self, what: str, params: tuple[str, str, str, str]) -> None:
@@ -120,8 +136,8 @@ class Listening:
         error.__cause__ = failure
         text.set_exception(error)
 
-    async def _newest_pooled(self) -> bytes | None:
-        rows = await self._fetch("reading the policy", NEWEST_TEXT, (self._namespace,))
+    async def _pooled_text(self, query: str, params: tuple[str, ...]) -> bytes | None:
+        rows = await self._fetch("reading the policy", query, params)
         return str(rows[0][0]).encode() if rows and rows[0][0] is not None else None
 
 

@@ -197,6 +197,17 @@ class PostgresBackend:
         """
         return self._listening.newest_text()
 
+    def version_text(self, version: int) -> asyncio.Future[bytes | None]:
+        """Start one read of the text version ``version`` was stored as, in the namespace's history.
+
+        On the listening connection while it listens, else on a pooled one, as :meth:`newest_text`.
+
+        Returns:
+            A future of the text, None when the history holds no such version; it raises
+            StoreUnavailableError when the read fails or takes longer than the timeout.
+        """
+        return self._listening.version_text(version)
+
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and announce the next version in one transaction.
 
