@@ -30,7 +30,7 @@ ADA = Actor("ada", Role.ADMIN)
 OTTO = Actor("otto", Role.OPERATOR)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PolicyStore]:
     """A store on SQLite, then on Redis, needing 2 approvals to raise risk, with the kill switch on (version 3)."""
     url = f"sqlite:///{tmp_path}/policy.db" if request.param == "sqlite" else request.getfixturevalue("redis_url")
