@@ -117,7 +117,7 @@ def _read_all(fd: int, into: list[bytes]) -> None:
 
 
 def test_records_beyond_the_backlog_are_dropped_counted_and_the_count_logged():
-    """With the output blocked, each record is written, in order, or counted in one warning saying how many."""
+    """With the output blocked, each record is written, in order, or counted in a warning saying how many."""
     read_end, write_end = os.pipe()
     stream = os.fdopen(write_end, "w")
     logger = logging.getLogger(f"policystore.test.{uuid.uuid4().hex}")
@@ -140,8 +140,10 @@ def test_records_beyond_the_backlog_are_dropped_counted_and_the_count_logged():
     lines = output[0].decode().splitlines()
     notices = [line for line in lines if "log records were dropped" in line]
     written = [int(line.split()[1]) for line in lines if line.startswith("record ")]
-    assert 1 == len(notices), notices
-    dropped = int(notices[0].split()[0])
-    assert dropped > 0
+    # Each stretch of drops is counted once, when the writer next gets through: the backlog may
+    # fill, drain into the pipe and fill again before the pipe is read, so there may be more than one.
+    assert notices
+    dropped = sum(int(notice.split()[0]) for notice in notices)
+    assert all(int(notice.split()[0]) > 0 for notice in notices)
     assert total == len(written) + dropped
     assert sorted(written) == written
