@@ -10,6 +10,7 @@ symbol: the second decision must follow the new version, in both directions.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,6 +128,30 @@ class TestTheNextSignalSeesTheNewVersion:
         assert "max_order_notional" in second.sizing.binding_caps
         assert "max_order_notional" not in first.sizing.binding_caps
 
+    async def test_default_limit_lowered_between_two_signals_sizes_the_next_unlisted_within_it(self, rig):
+        """An instrument without an entry trades under the default entry: lowering it binds the next order."""
+        first = await rig.opened_then_flat(signal())
+        await rig.set({"instruments.default.max_order_notional": first.sizing.notional / 4})
+        second = await rig.handle(signal(seconds=LATER))
+        assert (Reason.ACCEPTED, Reason.ACCEPTED) == (first.reason, second.reason)
+        assert first.sizing.notional / 4 == pytest.approx(second.sizing.notional)
+        assert "max_order_notional" in second.sizing.binding_caps
+
+    async def test_default_halted_between_two_signals_refuses_the_next_unlisted_and_not_a_listed_one(self, rig):
+        """The default entry's state, set after a first signal, refuses the next one in a symbol without an entry."""
+        await rig.set({"instruments.ETH.max_order_quantity": 1_000})
+        first = await rig.opened_then_flat(signal())
+        await rig.set({"instruments.default.state": "halted"})
+        second = await rig.handle(signal(seconds=LATER))
+        listed = await rig.handle(replace(signal(seconds=LATER + 1), symbol="ETH"))
+        assert (Reason.ACCEPTED, Reason.HALTED, "instruments.default.state") == (
+            first.reason,
+            second.reason,
+            second.control,
+        )
+        assert "instruments.default.state is halted: no order in BTC may be sent" == second.detail
+        assert Reason.HALTED == listed.reason  # ETH sets no state of its own: the default's applies to it too
+
     async def test_limit_lowered_between_two_signals_refuses_a_proposal_above_it(self, store):
         """A sizer that ignores limits: its next proposal, above the lowered limit, is refused with the figures."""
         rig = Rig(store, sizer=FixedSizer(10))
@@ -189,3 +214,37 @@ class TestTheSizerFollowsTheSnapshotItIsGiven:
         sized = [notional(old), notional(new), notional(old), notional(new)]
         assert sized[0] == sized[2] > 250
         assert 250 == pytest.approx(sized[1]) == pytest.approx(sized[3])
+
+
+class TestConsumersOfTwoStoresInOneProcess:
+    """The rules of a snapshot are shared by every consumer deciding from it, and by nothing else."""
+
+    async def test_executors_of_two_stores_each_decide_by_their_own_limits(self, store):
+        """Two stores with different limits, their signals interleaved: each executor sizes by its store's."""
+        other = await PolicyStore.open(f"memory://snapshots-{uuid.uuid4().hex}", lkg_path=None, watch=False)
+        try:
+            low, high = Rig(store), Rig(other)
+            await low.set({"instruments.BTC.max_order_notional": 300})
+            await high.set({"instruments.BTC.max_order_notional": 600})
+            notionals = []
+            for n in range(4):
+                for rig in (low, high):
+                    decision = await rig.opened_then_flat(signal(seconds=n * LATER))
+                    notionals.append(decision.sizing.notional)
+            assert [300, 600] * 4 == pytest.approx(notionals)
+        finally:
+            await other.close()
+
+    async def test_more_snapshots_than_are_kept_each_decide_by_their_own_limits(self, store):
+        """Twelve versions, each with its own limit, decided from in turn twice: every one sizes by its own."""
+        sizer = RLPositionSizingAgent(policy_store=store, learner=MultiplierLearner(epsilon=0.0))
+        snapshots = []
+        for n in range(12):
+            await store.update({"instruments.BTC.max_order_notional": 100 + n}, reason="test", updated_by="ops")
+            snapshots.append(store.snapshot())
+        for _ in range(2):
+            sized = [
+                sizer.decide("BTC", 100_000, 100.0, 0.9, 5.0, strategy="moderate", policy=policy).notional
+                for policy in snapshots
+            ]
+            assert [100 + n for n in range(12)] == pytest.approx(sized)

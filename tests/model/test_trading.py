@@ -11,7 +11,7 @@ import pytest
 
 from policystore import EventType, FieldChange, HistoryEntry, PolicyValidationError, UnknownPathError
 from policystore.model.changes import apply_patch, diff_policies, stored_values, unchanged, writable_paths
-from policystore.model.controls import TradingRules, instrument_rules, strictest_state
+from policystore.model.controls import TradingRules, instrument_rules, rules_for, strictest_state
 from policystore.model.document_text import canonical_lines, document_text, member_lines, policy_from_changed_lines
 from policystore.model.events import events_for
 from policystore.model.paths import flatten
@@ -235,6 +235,44 @@ class TestPaths:
         assert ("reducing", "trading.state") == strictest_state(firm, "ETH", "moderate")
         rules = TradingRules(firm)
         assert strictest_state(firm, "BTC", "moderate") == rules.state_for("BTC", "moderate")
+
+    def test_resolved_rules_equal_instrument_rules_for_listed_unlisted_and_default(self) -> None:
+        """What TradingRules resolves once per symbol is what instrument_rules says, field by field."""
+        policy = patched(
+            {
+                "instruments.default.max_order_notional": 9_000,
+                "instruments.default.price_collar": 0.05,
+                "instruments.BTC.max_order_notional": 5_000,
+                "instruments.BTC.max_position_notional": 7_000,
+                "instruments.ETH.state": "reducing",
+                "hard_limits.max_position_notional": 80_000,
+            }
+        )
+        rules = TradingRules(policy)
+        for symbol in ("BTC", "ETH", "SOL", "default"):
+            assert instrument_rules(policy, symbol) == rules.instrument(symbol)
+        btc, sol = rules.instrument("BTC"), rules.instrument("SOL")
+        assert (5_000, 1, (("max_order_notional", 5_000), ("max_position_notional", 7_000))) == (
+            btc.opening_notional,
+            btc.max_order_notional.path.count("BTC"),  # type: ignore[union-attr]
+            btc.opening_caps,
+        )
+        assert ("SOL", False, "instruments.default.state", 9_000) == (
+            sol.symbol,
+            sol.listed,
+            sol.state.path,
+            sol.opening_notional,
+        )
+
+    def test_rules_for_shares_a_snapshot_s_rules_and_never_another_s(self) -> None:
+        """The same snapshot gives the same rules; a new version, or one of many, gives its own."""
+        policy = patched({"instruments.BTC.max_order_notional": 5_000})
+        assert rules_for(policy) is rules_for(policy)
+        versions = [apply_patch(policy, {"instruments.BTC.max_order_notional": 100 + n}) for n in range(20)]
+        for _ in range(2):
+            limits = [rules_for(v).instrument("BTC").opening_notional for v in versions]
+            assert [100 + n for n in range(20)] == limits
+        assert all(rules_for(v).policy is v for v in versions)
 
 
 class TestWrites:

@@ -91,7 +91,7 @@ from policystore.consumers.routes import Route
 from policystore.consumers.signals import DecisionRecorder, ExecutionDecision, Signal, Sizer
 from policystore.consumers.sizing import SizingDecision, StrategyCache
 from policystore.consumers.turns import Turns
-from policystore.model.controls import TradingRules
+from policystore.model.controls import TradingRules, rules_for
 from policystore.model.numbers import finite_float
 from policystore.model.policy import Policy
 from policystore.store.sources import GateRefusal, TradingGate
@@ -274,7 +274,7 @@ class EventDrivenExecutor:
         if rules is None or snap is not self._routes_policy:
             self._routes_policy = snap
             self._routes = {}
-            rules = self._rules = TradingRules(snap)
+            rules = self._rules = rules_for(snap)
         routes = self._routes.get(signal.strategy)
         if routes is None:
             routes = self._routes[signal.strategy] = {}

@@ -83,7 +83,10 @@ class Route:
         self.order_rate = math.inf if rate is None else rate.value
         self.gross = math.inf if gross is None else gross.value
         self.opening_quantity, self.opening_notional = instrument.opening_quantity, instrument.opening_notional
-        verdict = rules.state_for(symbol, strategy)
+        # The strictest state that applies (see TradingRules.state_for), without keeping it a second time.
+        verdict = rules.strategy_state(strategy)
+        if instrument.state.state.rank > verdict.state.rank:
+            verdict = instrument.state
         if verdict.state is TradingState.HALTED:
             self.halted = halted_refusal(verdict, symbol)
         elif verdict.state is not TradingState.ACTIVE:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, NoReturn
 
 from policystore._records import maker
-from policystore.model.controls import Bound, InstrumentRules
+from policystore.model.controls import InstrumentRules
 from policystore.model.numbers import finite_float, short_repr
 from policystore.model.policy import Policy, StrategyConfig
 
@@ -29,13 +29,13 @@ __all__ = [
     "CAP_SIZE",
     "INF",
     "VOLATILITY_STOP_MULTIPLE",
-    "InstrumentCaps",
     "ModeLimits",
     "SizingDecision",
     "StrategyCache",
     "check_held",
     "checked_inputs",
     "diagnose",
+    "holding_caps",
     "make_sizing",
     "positive",
     "size_position",
@@ -353,35 +353,13 @@ def check_held(position_notional: float, gross_exposure: float) -> None:
             raise ValueError(f"{label} must be a finite number >= 0 (got {short_repr(value)})")
 
 
-class InstrumentCaps:
-    """An instrument's limits in force as ``size_position``'s extra caps: the parts that do not change between orders.
+def holding_caps(instrument: InstrumentRules, position_notional: float) -> tuple[tuple[str, float], ...]:
+    """The instrument's notional caps for an order where ``position_notional`` (> 0) is held already.
 
-    Args:
-        instrument: the instrument's rules in force.
-        gross: the firm-wide gross exposure limit, or None.
-
-    Attributes:
-        order: its order notional limit, if any, as ``((name, value),)``.
-        position: its position notional limit, if any.
-        opening: both, for an order in an instrument where nothing is held.
-        quantity: its order quantity limit (inf: none).
-        gross: the gross exposure limit's value, if any: the room under it depends on the exposure.
+    The order notional limit as it is, and the room left under the position notional limit.
     """
-
-    __slots__ = ("gross", "opening", "order", "position", "quantity")
-
-    def __init__(self, instrument: InstrumentRules, gross: Bound | None) -> None:
-        order = instrument.max_order_notional
-        position = instrument.max_position_notional
-        quantity = instrument.max_order_quantity
-        self.order: tuple[tuple[str, float], ...] = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
-        self.position = None if position is None else position.value
-        self.opening = self.order if position is None else (*self.order, (CAP_POSITION_NOTIONAL, position.value))
-        self.quantity = INF if quantity is None else quantity.value
-        self.gross = None if gross is None else gross.value
-
-    def holding(self, position_notional: float) -> tuple[tuple[str, float], ...]:
-        """The instrument's notional caps for an order where ``position_notional`` (> 0) is held already."""
-        if self.position is None:
-            return self.opening
-        return (*self.order, (CAP_POSITION_NOTIONAL, self.position - position_notional))
+    order, position = instrument.max_order_notional, instrument.max_position_notional
+    caps: tuple[tuple[str, float], ...] = () if order is None else ((CAP_ORDER_NOTIONAL, order.value),)
+    if position is None:
+        return caps
+    return (*caps, (CAP_POSITION_NOTIONAL, position.value - position_notional))

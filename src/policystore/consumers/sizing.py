@@ -49,19 +49,19 @@ from policystore.consumers.size_rules import (
     CAP_SIZE,
     INF,
     VOLATILITY_STOP_MULTIPLE,
-    InstrumentCaps,
     ModeLimits,
     SizingDecision,
     StrategyCache,
     check_held,
     checked_inputs,
+    holding_caps,
     make_sizing,
     positive,
     size_position,
     sized,
     stop_from,
 )
-from policystore.model.controls import TradingRules
+from policystore.model.controls import TradingRules, rules_for
 from policystore.model.policy import Policy
 from policystore.store.store import PolicyStore
 
@@ -132,8 +132,7 @@ class RLPositionSizingAgent:
         self._strategies = StrategyCache()
         # What one snapshot says, worked out once per snapshot (``self._rules.policy``): every decision asks.
         self._limits: dict[str | None, ModeLimits] = {}  # by strategy
-        self._rules: TradingRules | None = None
-        self._caps: dict[str, InstrumentCaps] = {}  # by symbol
+        self._rules: TradingRules | None = None  # shared with every consumer of the snapshot (rules_for)
 
     @property
     def max_leverage(self) -> float:
@@ -147,8 +146,7 @@ class RLPositionSizingAgent:
     def _use(self, policy: Policy) -> TradingRules:
         """Start the caches over for ``policy``; return its trading controls."""
         self._limits = {}
-        self._caps = {}
-        rules = self._rules = TradingRules(policy)
+        rules = self._rules = rules_for(policy)
         return rules
 
     def _limits_for(self, policy: Policy, strategy: str | None) -> ModeLimits:
@@ -243,20 +241,23 @@ class RLPositionSizingAgent:
             notional_caps: Sequence[tuple[str, float]] = ()
             quantity_cap = INF
         else:
-            # The instrument's limits, and the rooms left under them: worked out once per snapshot and symbol.
-            caps = self._caps.get(symbol)
-            if caps is None:
-                caps = self._caps[symbol] = InstrumentCaps(rules.instrument(symbol), rules.max_gross_exposure)
+            # The instrument's limits, resolved once per snapshot and symbol (an executor deciding from
+            # the same snapshot has resolved them already).
+            instrument = rules.instrument(symbol)
             # A plain finite float passes the first test; anything else is looked at closely (10**400 compares
             # below inf but is no float, NaN fails every comparison, a string cannot be compared).
             if not (type(position_notional) is float and type(gross_exposure) is float) or not (
                 0.0 <= position_notional < INF and 0.0 <= gross_exposure < INF
             ):
                 check_held(position_notional, gross_exposure)
-            notional_caps = caps.opening if position_notional == 0.0 else caps.holding(position_notional)
-            if caps.gross is not None:
-                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, caps.gross - gross_exposure))
-            quantity_cap = caps.quantity
+            if position_notional == 0.0:
+                notional_caps = instrument.opening_caps
+            else:
+                notional_caps = holding_caps(instrument, position_notional)
+            gross = rules.max_gross_exposure
+            if gross is not None:
+                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, gross.value - gross_exposure))
+            quantity_cap = instrument.opening_quantity
         multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
         quantity, binding = sized(
             equity,

@@ -18,11 +18,12 @@ consumers that check every signal.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import threading
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from policystore._records import maker
 from policystore.model.policy import Policy
 from policystore.model.trading import (
     DEFAULT_INSTRUMENT,
@@ -40,6 +41,7 @@ __all__ = [
     "TradingRules",
     "firm_state",
     "instrument_rules",
+    "rules_for",
     "strictest_state",
     "trading_limit",
 ]
@@ -47,6 +49,7 @@ __all__ = [
 _EMPTY: Final = InstrumentLimits()
 _ACTIVE: Final = TradingState.ACTIVE
 _REDUCING: Final = TradingState.REDUCING
+_DEFAULT_STATE: Final = f"instruments.{DEFAULT_INSTRUMENT}.state"
 
 
 class Bound(NamedTuple):
@@ -65,7 +68,7 @@ class StateVerdict(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class InstrumentRules:
-    """One instrument's state and limits in force.
+    """One instrument's state and limits in force (made by :func:`instrument_rules` and :class:`TradingRules`).
 
     Attributes:
         symbol: the instrument.
@@ -76,6 +79,9 @@ class InstrumentRules:
         opening_notional: the largest notional an order that opens a position
             (none held) may have under the order and position limits (inf: none).
         opening_quantity: the largest quantity of one order (inf: none).
+        opening_caps: the notional limits of an order that opens a position, each as
+            ``(field name, value)``: ``max_order_notional``, then ``max_position_notional``,
+            those that apply (what a sizer sizes within).
     """
 
     symbol: str
@@ -85,15 +91,83 @@ class InstrumentRules:
     max_order_quantity: Bound | None
     max_position_notional: Bound | None
     price_collar: Bound | None
-    opening_notional: float = dataclasses.field(init=False)
-    opening_quantity: float = dataclasses.field(init=False)
+    opening_notional: float
+    opening_quantity: float
+    opening_caps: tuple[tuple[str, float], ...]
 
-    def __post_init__(self) -> None:
-        # Derived once: a consumer compares every order with these before it looks closer.
-        bounds = [b.value for b in (self.max_order_notional, self.max_position_notional) if b is not None]
-        object.__setattr__(self, "opening_notional", min(bounds, default=math.inf))
-        quantity = self.max_order_quantity
-        object.__setattr__(self, "opening_quantity", math.inf if quantity is None else quantity.value)
+
+# Every instrument a consumer meets under a snapshot is resolved once, on its first signal: built
+# without a call per field (see policystore._records).
+_instrument_record = maker(InstrumentRules)
+
+
+def _instrument(  # noqa: PLR0917 - InstrumentRules' own fields, in order
+    symbol: str,
+    listed: bool,
+    state: StateVerdict,
+    order_notional: Bound | None,
+    order_quantity: Bound | None,
+    position_notional: Bound | None,
+    collar: Bound | None,
+) -> InstrumentRules:
+    """Build an instrument's rules, with the figures every order is compared with first derived from its limits."""
+    caps: tuple[tuple[str, float], ...] = ()
+    if order_notional is not None:
+        caps = (("max_order_notional", order_notional.value),)
+    if position_notional is not None:
+        caps = (*caps, ("max_position_notional", position_notional.value))
+    opening = math.inf
+    for _, value in caps:
+        opening = min(opening, value)
+    quantity = math.inf if order_quantity is None else order_quantity.value
+    return _instrument_record(
+        symbol, listed, state, order_notional, order_quantity, position_notional, collar, opening, quantity, caps
+    )
+
+
+class _Fallback(NamedTuple):
+    """What an instrument field without a value of its own falls back to, the same for every instrument."""
+
+    state: StateVerdict | None  # instruments.default.state, if set
+    limits: tuple[Bound | None, ...]  # by INSTRUMENT_LIMIT_FIELDS: the default entry's, else the hard cap
+    unlisted: StateVerdict  # the state of a symbol without an entry: the default's, else active
+
+
+def _fallback(policy: Policy) -> _Fallback:
+    default = policy.instruments.get(DEFAULT_INSTRUMENT, _EMPTY)
+    state = None if default.state is None else StateVerdict(default.state, _DEFAULT_STATE)
+    limits: list[Bound | None] = []
+    for field in INSTRUMENT_LIMIT_FIELDS:
+        value = getattr(default, field)
+        limits.append(_cap(policy, field) if value is None else Bound(value, f"instruments.default.{field}"))
+    return _Fallback(state, tuple(limits), StateVerdict(_ACTIVE, _DEFAULT_STATE) if state is None else state)
+
+
+def _unlisted(symbol: str, fallback: _Fallback) -> InstrumentRules:
+    """The rules of a symbol without an entry of its own: the default entry's in force."""
+    return _instrument(symbol, False, fallback.unlisted, *fallback.limits)  # noqa: FBT003 - not listed
+
+
+def _own(symbol: str, entry: InstrumentLimits, fallback: _Fallback) -> InstrumentRules:
+    """The rules of a symbol with an entry of its own (``default`` included): its values, else the fallbacks."""
+    if entry.state is not None:
+        state = StateVerdict(entry.state, f"instruments.{symbol}.state")
+    elif fallback.state is not None:
+        state = fallback.state
+    else:
+        state = StateVerdict(_ACTIVE, f"instruments.{symbol}.state")
+    # A path is made only for a value the entry sets itself: the others share the fallback's.
+    order_notional, order_quantity, position_notional, collar = fallback.limits
+    if (value := entry.max_order_notional) is not None:
+        order_notional = Bound(value, f"instruments.{symbol}.max_order_notional")
+    if (value := entry.max_order_quantity) is not None:
+        order_quantity = Bound(value, f"instruments.{symbol}.max_order_quantity")
+    if (value := entry.max_position_notional) is not None:
+        position_notional = Bound(value, f"instruments.{symbol}.max_position_notional")
+    if (value := entry.price_collar) is not None:
+        collar = Bound(value, f"instruments.{symbol}.price_collar")
+    listed = symbol != DEFAULT_INSTRUMENT
+    return _instrument(symbol, listed, state, order_notional, order_quantity, position_notional, collar)
 
 
 def firm_state(policy: Policy) -> StateVerdict:
@@ -144,25 +218,8 @@ def instrument_rules(policy: Policy, symbol: str) -> InstrumentRules:
         The instrument's rules, each value with the path that set it.
     """
     own = policy.instruments.get(symbol)
-    default = policy.instruments.get(DEFAULT_INSTRUMENT, _EMPTY)
-    key = symbol if own is not None else DEFAULT_INSTRUMENT
-    entry = own if own is not None else _EMPTY
-    if entry.state is not None:
-        state = StateVerdict(entry.state, f"instruments.{key}.state")
-    elif default.state is not None:
-        state = StateVerdict(default.state, "instruments.default.state")
-    else:
-        state = StateVerdict(_ACTIVE, f"instruments.{key}.state")
-    limits: list[Bound | None] = []
-    for field in INSTRUMENT_LIMIT_FIELDS:
-        value = getattr(entry, field)
-        if value is not None:
-            limits.append(Bound(value, f"instruments.{key}.{field}"))
-        elif (fallback := getattr(default, field)) is not None:
-            limits.append(Bound(fallback, f"instruments.default.{field}"))
-        else:
-            limits.append(_cap(policy, field))
-    return InstrumentRules(symbol, own is not None and symbol != DEFAULT_INSTRUMENT, state, *limits)
+    fallback = _fallback(policy)
+    return _unlisted(symbol, fallback) if own is None else _own(symbol, own, fallback)
 
 
 def strictest_state(policy: Policy, symbol: str, strategy: str | None = None) -> StateVerdict:
@@ -205,6 +262,7 @@ class TradingRules:
     """
 
     __slots__ = (
+        "_fallback",
         "_instruments",
         "_strategy_states",
         "_verdicts",
@@ -229,6 +287,8 @@ class TradingRules:
             for name, s in policy.strategies.items()
             if s.state is not _ACTIVE
         }
+        # What every instrument falls back to, resolved once: a symbol's own rules are then its own values alone.
+        self._fallback = _fallback(policy)
         self._instruments: dict[str, InstrumentRules] = {}
         self._verdicts: dict[tuple[str, str], StateVerdict] = {}
         caps = policy.hard_limits
@@ -245,8 +305,19 @@ class TradingRules:
         """Return ``symbol``'s state and limits in force (resolved once per symbol)."""
         rules = self._instruments.get(symbol)
         if rules is None:
-            rules = self._instruments[symbol] = instrument_rules(self.policy, symbol)
+            own = self.policy.instruments.get(symbol)
+            fallback = self._fallback
+            rules = _unlisted(symbol, fallback) if own is None else _own(symbol, own, fallback)
+            self._instruments[symbol] = rules
         return rules
+
+    def strategy_state(self, strategy: str) -> StateVerdict:
+        """Return the stricter of the firm's state and ``strategy``'s (an unknown strategy has none)."""
+        verdict = self.firm
+        own = self._strategy_states.get(strategy)
+        if own is not None and own.state.rank > verdict.state.rank:
+            verdict = own
+        return verdict
 
     def state_for(self, symbol: str, strategy: str) -> StateVerdict:
         """Return the strictest state for an order in ``symbol`` from ``strategy`` (see :func:`strictest_state`).
@@ -256,12 +327,42 @@ class TradingRules:
         key = (symbol, strategy)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = self.firm
-            own = self._strategy_states.get(strategy)
-            if own is not None and own.state.rank > verdict.state.rank:
-                verdict = own
+            verdict = self.strategy_state(strategy)
             instrument = self.instrument(symbol).state
             if instrument.state.rank > verdict.state.rank:
                 verdict = instrument
             self._verdicts[key] = verdict
         return verdict
+
+
+#: The rules of the last snapshots consumers asked for, by the snapshot's identity (see rules_for).
+_shared: dict[int, TradingRules] = {}
+_shared_lock = threading.Lock()
+#: How many snapshots' rules are kept: a process may decide from several stores at once.
+_SHARED_KEPT: Final = 8
+
+
+def rules_for(policy: Policy) -> TradingRules:
+    """Return the trading rules of ``policy``: the same object for every consumer deciding from this snapshot.
+
+    An executor and its sizer decide each signal from one snapshot; sharing its
+    rules resolves each instrument once for both, on the first signal in it. The
+    rules of the last few snapshots are kept, each with its snapshot, so the key
+    (the snapshot's identity) cannot be reused while kept; a new version is a
+    new snapshot, so a change of the policy is never answered by older rules.
+
+    Args:
+        policy: the snapshot.
+
+    Returns:
+        Its rules.
+    """
+    rules = _shared.get(id(policy))
+    if rules is not None and rules.policy is policy:
+        return rules
+    rules = TradingRules(policy)
+    with _shared_lock:  # only on a snapshot's first use: several threads may decide at once
+        while len(_shared) >= _SHARED_KEPT:
+            del _shared[next(iter(_shared))]  # the oldest first
+        _shared[id(policy)] = rules
+    return rules
