@@ -219,6 +219,8 @@ class PaperBroker:
     @property
     def equity(self) -> float:
         """Starting equity plus realised and unrealised PnL."""
+        if not self._positions:  # an executor asks before every order, mostly with nothing open
+            return self.starting_equity + self._realized
         return self.starting_equity + self._realized + self.unrealized_pnl
 
     def position(self, symbol: str) -> Position | None:
@@ -256,7 +258,11 @@ class PaperBroker:
         start = self.day_start_equity
         if not start > 0:
             return math.nan  # no base to measure against; also avoids dividing by zero
-        loss = (start - self.equity) / start
+        # The equity property's figure, without its call: an executor asks before every order.
+        equity = self.starting_equity + self._realized
+        if self._positions:
+            equity += self.unrealized_pnl
+        loss = (start - equity) / start
         # Not max(0.0, loss): max() drops a NaN that is not its first argument, reporting a
         # broken account as "no loss" and letting the drawdown breaker pass it.
         return 0.0 if loss < 0 else loss

@@ -81,7 +81,6 @@ from policystore.consumers.pretrade import (
     OrderThrottle,
     Refusal,
     collar_check,
-    daily_loss_amount,
     exposure_measure,
     exposure_refusal,
     size_refusal,
@@ -315,7 +314,8 @@ class EventDrivenExecutor:
         controls = route.controls  # None when no control is set: every check of one is skipped
         if controls is not None:
             limit = controls.max_daily_loss
-            if limit is not None and loss > 0.0 and (amount := daily_loss_amount(loss, equity)) >= limit.value:
+            # daily_loss_amount(loss, equity) written out (loss > 0 here): every signal comes this way.
+            if limit is not None and loss > 0.0 and (amount := loss * equity / (1.0 - loss)) >= limit.value:
                 trip = self._breakers.loss_limit(limit, amount)
                 return self._tripped(snap, signal, Reason.DAILY_LOSS, trip, limit.path)
             if route.opening is not None:  # reducing, then unlisted
@@ -393,11 +393,10 @@ class EventDrivenExecutor:
         exposure, note = 0.0, ""
         if rules is not None:
             # Each check is called only when its control could refuse: every signal comes this way.
-            limit = rules.max_orders_per_minute
             if (
-                limit is not None
-                and len(self._throttle.sent) >= route.order_rate  # fewer orders kept than the limit: none to forget
-                and (refusal := self._throttle.refusal(limit, self._clock)) is not None
+                len(self._throttle.sent)
+                >= route.order_rate  # fewer orders kept than the limit (inf: none): none to forget
+                and (refusal := self._throttle.refusal(rules.max_orders_per_minute, self._clock)) is not None
             ):
                 return self._refused(snap, signal, refusal)
             collar, reference = route.collar, signal.reference_price

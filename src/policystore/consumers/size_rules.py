@@ -41,6 +41,7 @@ __all__ = [
     "size_position",
     "sized",
     "stop_from",
+    "tightest",
 ]
 
 CAP_RISK: Final = "max_risk_pct_per_trade"
@@ -56,7 +57,7 @@ VOLATILITY_STOP_MULTIPLE: Final = 2.0
 INF: Final = math.inf
 _TOLERANCE: Final = 1e-9  # relative: a cap within this of the result counts as binding
 _ABOVE: Final = 1 + _TOLERANCE
-_isfinite, _isnan, _nextafter = math.isfinite, math.isnan, math.nextafter
+_nextafter = math.nextafter
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +256,32 @@ def size_position(
         and ``quantity <= quantity_cap`` hold exactly.
     """
     return sized(
-        equity, price, stop_distance, risk_pct, max_leverage, scaling, size_cap, multiplier, notional_caps, quantity_cap
+        equity,
+        price,
+        stop_distance,
+        risk_pct,
+        max_leverage,
+        scaling,
+        size_cap,
+        multiplier,
+        notional_caps,
+        quantity_cap,
+        tightest(notional_caps),
     )
+
+
+def tightest(notional_caps: Sequence[tuple[str, float]]) -> float:
+    """The tightest of ``notional_caps`` (inf: none); the first that is not above zero (NaN included) as it is.
+
+    Each ``min(a, b, ...)`` is written out as comparisons, as in :func:`sized`.
+    """
+    notional_cap = INF
+    for _, cap in notional_caps:
+        if not cap > 0.0:
+            return cap
+        if cap < notional_cap:
+            notional_cap = cap
+    return notional_cap
 
 
 def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arguments in order, one test per cap
@@ -270,12 +295,15 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
     multiplier: float,
     notional_caps: Sequence[tuple[str, float]],
     quantity_cap: float,
+    notional_cap: float,
 ) -> tuple[float, tuple[str, ...]]:
     """:func:`size_position` with every argument positional: the sizer's own call, once per decision.
 
-    Each ``min(a, b, ...)`` of the rules is written out as ``a``, then each next value
-    that compares below it: exactly what ``min`` does (a NaN that is not first is
-    passed over, ties keep the first) without a call to it.
+    ``notional_cap`` is :func:`tightest` of ``notional_caps``: a caller that keeps its caps'
+    tightest passes it, the others work it out. Each ``min(a, b, ...)`` of the rules is
+    written out as ``a``, then each next value that compares below it: exactly what
+    ``min`` does (a NaN that is not first is passed over, ties keep the first) without a
+    call to it.
     """
     risk_budget = equity * risk_pct
     q_risk = risk_budget / stop_distance
@@ -289,41 +317,37 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
         capped = q_size
     if q_leverage < capped:
         capped = q_leverage
-    notional_cap = quantity_cap_q = INF
-    if notional_caps or quantity_cap < INF:
-        for _, cap in notional_caps:  # the tightest; the first that is not above zero (NaN included) as it is
-            if not cap > 0.0:
-                notional_cap = cap
-                break
-            if cap < notional_cap:
-                notional_cap = cap
-        if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
-            return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
+    if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
+        return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
+    quantity_cap_q = INF
+    if notional_cap < INF or quantity_cap < INF:
         quantity_cap_q = notional_cap / price  # min(notional_cap / price, quantity_cap)
         if quantity_cap < quantity_cap_q:
             quantity_cap_q = quantity_cap
         if quantity_cap_q < capped:
             capped = quantity_cap_q
     # Comparisons pass a NaN over, which would silently drop that cap; q_risk's NaN shows in
-    # desired, so checking the others is enough.
-    if not _isfinite(capped) or capped < 0 or _isnan(q_size + q_leverage + quantity_cap_q) or not multiplier >= 0:
+    # desired, so checking the others is enough. A NaN is the one value unequal to itself, and
+    # fails every comparison: these tests are math.isfinite and math.isnan without their calls.
+    if not 0.0 <= capped < INF or (total := q_size + q_leverage + quantity_cap_q) != total or not multiplier >= 0:
         return 0.0, ()
     limit = capped * _ABOVE
-    binding: list[str] = []
+    # Mostly one cap binds: a tuple grown by concatenation costs less than a list made into one.
+    binding: tuple[str, ...] = ()
     if scaling < 1 and desired <= limit:
-        binding.append(CAP_SCALING)
+        binding += (CAP_SCALING,)
     if q_risk <= limit:
-        binding.append(CAP_RISK)
+        binding += (CAP_RISK,)
     if q_size <= limit:
-        binding.append(CAP_SIZE)
+        binding += (CAP_SIZE,)
     if q_leverage <= limit:
-        binding.append(CAP_LEVERAGE)
+        binding += (CAP_LEVERAGE,)
     if quantity_cap_q <= limit:
         for name, cap in notional_caps:
             if cap / price <= limit:
-                binding.append(name)
+                binding += (name,)
         if quantity_cap <= limit:
-            binding.append(CAP_ORDER_QUANTITY)
+            binding += (CAP_ORDER_QUANTITY,)
     quantity = capped * (1.0 if multiplier > 1.0 else multiplier)  # capped * min(multiplier, 1.0)
     notional_limit = size_cap  # min(size_cap, equity * max_leverage, notional_cap)
     if (leverage_limit := equity * max_leverage) < notional_limit:
@@ -335,7 +359,7 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
         quantity * stop_distance > risk_budget or quantity * price > notional_limit or quantity > quantity_cap
     ):
         quantity = _nextafter(quantity, 0.0)
-    return quantity, tuple(binding)
+    return quantity, binding
 
 
 def check_held(position_notional: float, gross_exposure: float) -> None:

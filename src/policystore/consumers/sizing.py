@@ -60,6 +60,7 @@ from policystore.consumers.size_rules import (
     size_position,
     sized,
     stop_from,
+    tightest,
 )
 from policystore.model.controls import TradingRules, rules_for
 from policystore.model.policy import Policy
@@ -239,7 +240,7 @@ class RLPositionSizingAgent:
         limits = self._limits.get(name) or self._limits_for(snap, name)
         if rules.quiet:  # no trading control applies: no extra cap
             notional_caps: Sequence[tuple[str, float]] = ()
-            quantity_cap = INF
+            notional_cap = quantity_cap = INF
         else:
             # The instrument's limits, resolved once per snapshot and symbol (an executor deciding from
             # the same snapshot has resolved them already).
@@ -251,12 +252,16 @@ class RLPositionSizingAgent:
             ):
                 check_held(position_notional, gross_exposure)
             if position_notional == 0.0:
-                notional_caps = instrument.opening_caps
+                notional_caps, notional_cap = instrument.opening_caps, instrument.opening_notional
             else:
                 notional_caps = holding_caps(instrument, position_notional)
+                notional_cap = tightest(notional_caps)
             gross = rules.max_gross_exposure
             if gross is not None:
-                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, gross.value - gross_exposure))
+                room = gross.value - gross_exposure  # finite: both figures are
+                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, room))
+                if room < notional_cap:  # noqa: PLR1730 - min() without its call, on every decision
+                    notional_cap = room
             quantity_cap = instrument.opening_quantity
         multiplier = self.learner.choose(confidence, stop / price) if limits.learn else 1.0
         quantity, binding = sized(
@@ -270,6 +275,7 @@ class RLPositionSizingAgent:
             multiplier,
             notional_caps,
             quantity_cap,
+            notional_cap,
         )
         notional = quantity * price
         return make_sizing(
