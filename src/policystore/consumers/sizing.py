@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from policystore.consumers.learning import MultiplierLearner
@@ -239,12 +238,14 @@ class RLPositionSizingAgent:
             rules = self._use(snap)
         limits = self._limits.get(name) or self._limits_for(snap, name)
         if rules.quiet:  # no trading control applies: no extra cap
-            notional_caps: Sequence[tuple[str, float]] = ()
+            notional_caps: tuple[tuple[str, float], ...] = ()
             notional_cap = quantity_cap = INF
         else:
             # The instrument's limits, resolved once per snapshot and symbol (an executor deciding from
             # the same snapshot has resolved them already).
-            instrument = rules.instrument(symbol)
+            instrument = rules.resolved.get(symbol)
+            if instrument is None:
+                instrument = rules.instrument(symbol)
             # A plain finite float passes the first test; anything else is looked at closely (10**400 compares
             # below inf but is no float, NaN fails every comparison, a string cannot be compared).
             if not (type(position_notional) is float and type(gross_exposure) is float) or not (
@@ -259,7 +260,7 @@ class RLPositionSizingAgent:
             gross = rules.max_gross_exposure
             if gross is not None:
                 room = gross.value - gross_exposure  # finite: both figures are
-                notional_caps = (*notional_caps, (CAP_GROSS_EXPOSURE, room))
+                notional_caps += ((CAP_GROSS_EXPOSURE, room),)  # cheaper than (*caps, cap): no list in between
                 if room < notional_cap:  # noqa: PLR1730 - min() without its call, on every decision
                     notional_cap = room
             quantity_cap = instrument.opening_quantity

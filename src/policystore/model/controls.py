@@ -259,11 +259,12 @@ class TradingRules:
         quiet: True when no control can refuse anything: every state active
             everywhere, no limit, unlisted instruments allowed. A consumer may
             skip every check then.
+        resolved: the instruments :meth:`instrument` resolved so far, by symbol (read it, never
+            write it): a consumer that decides every signal looks a symbol up here first.
     """
 
     __slots__ = (
         "_fallback",
-        "_instruments",
         "_strategy_states",
         "_verdicts",
         "allow_unlisted",
@@ -273,6 +274,7 @@ class TradingRules:
         "max_orders_per_minute",
         "policy",
         "quiet",
+        "resolved",
     )
 
     def __init__(self, policy: Policy) -> None:
@@ -289,7 +291,7 @@ class TradingRules:
         }
         # What every instrument falls back to, resolved once: a symbol's own rules are then its own values alone.
         self._fallback = _fallback(policy)
-        self._instruments: dict[str, InstrumentRules] = {}
+        self.resolved: dict[str, InstrumentRules] = {}
         self._verdicts: dict[tuple[str, str], StateVerdict] = {}
         caps = policy.hard_limits
         self.quiet = (
@@ -303,12 +305,12 @@ class TradingRules:
 
     def instrument(self, symbol: str) -> InstrumentRules:
         """Return ``symbol``'s state and limits in force (resolved once per symbol)."""
-        rules = self._instruments.get(symbol)
+        rules = self.resolved.get(symbol)
         if rules is None:
             own = self.policy.instruments.get(symbol)
             fallback = self._fallback
             rules = _unlisted(symbol, fallback) if own is None else _own(symbol, own, fallback)
-            self._instruments[symbol] = rules
+            self.resolved[symbol] = rules
         return rules
 
     def strategy_state(self, strategy: str) -> StateVerdict:
