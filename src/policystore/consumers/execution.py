@@ -68,18 +68,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from policystore._records import maker
 from policystore.consumers.breakers import LossBreakers
-from policystore.consumers.brokers import Broker, ClosedTrade, Fill, Order, Position
+from policystore.consumers.brokers import Broker, ClosedTrade, Order
+from policystore.consumers.outcomes import DecisionRecords, make_order
 from policystore.consumers.pretrade import (
     OrderThrottle,
-    Refusal,
     collar_check,
     exposure_measure,
     exposure_refusal,
@@ -98,8 +96,6 @@ from policystore.store.store import PolicyStore
 
 __all__ = ["DecisionRecorder", "EventDrivenExecutor", "ExecutionDecision", "Reason", "Signal", "Sizer"]
 
-log = logging.getLogger("policystore.consumers")
-
 #: A position's target sits this many stop distances from the entry.
 TARGET_MULTIPLE = 2.0
 
@@ -112,13 +108,9 @@ _GATE_REASONS: dict[GateRefusal, Reason] = {
 }
 
 
-# The records of every decision, built without a call per field.
-_order, _execution_decision = maker(Order), maker(ExecutionDecision)
 #: What a decision comes to before any await: a refusal, an order that opens to send (with its sizing and
 #: a note for the decision), or, for a close and a loss breaker, a coroutine that makes the decision.
 _Outcome = ExecutionDecision | tuple[SizingDecision, Order, str] | Coroutine[Any, Any, ExecutionDecision]
-#: The reasons of the decisions that sent an order the broker filled.
-_TAKEN: Final = frozenset({Reason.ACCEPTED, Reason.CLOSED})
 INF: Final = math.inf
 
 
@@ -133,7 +125,7 @@ def _sizes_in_room(sizer: Sizer) -> bool:
     return {"position_notional", "gross_exposure"} <= parameters.keys()
 
 
-class EventDrivenExecutor:
+class EventDrivenExecutor(DecisionRecords):
     """Turns trading signals into orders, inside the policy.
 
     Args:
@@ -245,28 +237,6 @@ class EventDrivenExecutor:
         finally:
             turns.give()
 
-    def _decision(
-        self, snap: Policy, signal: Signal, reason: Reason, detail: str, at: datetime | None = None, **outcome: Any
-    ) -> ExecutionDecision:
-        """Record what was decided for ``signal`` under ``snap``; ``outcome`` holds sizing, order, fill, control."""
-        return _execution_decision(
-            accepted=reason in _TAKEN,
-            reason=reason,
-            signal=signal,
-            policy_version=snap.version,
-            mode=snap.active_mode,
-            detail=detail,
-            decided_at=at if at is not None else self._clock(),
-            **outcome,
-        )
-
-    def _refuse(self, snap: Policy, signal: Signal, reason: Reason, detail: str) -> ExecutionDecision:
-        return self._decision(snap, signal, reason, detail)
-
-    def _refused(self, snap: Policy, signal: Signal, refusal: Refusal, **outcome: Any) -> ExecutionDecision:
-        """A refusal by a trading control, naming the path that refused."""
-        return self._decision(snap, signal, refusal.reason, refusal.detail, control=refusal.control, **outcome)
-
     def _route(self, snap: Policy, signal: Signal) -> Route:
         """Make the signal's route under ``snap``, starting the routes over when ``snap`` is a new snapshot."""
         rules = self._rules
@@ -356,35 +326,6 @@ class EventDrivenExecutor:
             )
         return self._opening(snap, signal, equity, route)
 
-    async def _tripped(
-        self, snap: Policy, signal: Signal, reason: Reason, trip: Awaitable[str], control: str | None
-    ) -> ExecutionDecision:
-        """A refusal by a loss breaker, once it has turned the kill switch on (``trip`` says what it did)."""
-        detail = await trip
-        return self._decision(snap, signal, reason, detail, control=control)
-
-    def _opened(  # noqa: PLR0917 - the parts of one opened order, as _decide and the broker made them
-        self, snap: Policy, signal: Signal, sizing: SizingDecision, order: Order, fill: Fill, note: str
-    ) -> ExecutionDecision:
-        """Count an order that opened a position, and decide it accepted."""
-        at = self._clock()
-        self._throttle.record(at)
-        self._last_entry[signal.symbol] = signal.time
-        self._open_sizing[signal.symbol] = sizing
-        return _execution_decision(  # every field in order, as the hot path's cheapest call
-            True,  # noqa: FBT003 - accepted
-            Reason.ACCEPTED,
-            signal,
-            snap.version,
-            snap.active_mode,
-            "sized within the policy" + note,
-            at,
-            sizing,
-            order,
-            fill,
-            None,
-        )
-
     def _opening(  # noqa: C901 - steps 13 to 17, one test each
         self, snap: Policy, signal: Signal, equity: float, route: Route
     ) -> ExecutionDecision | tuple[SizingDecision, Order, str]:
@@ -458,7 +399,7 @@ class EventDrivenExecutor:
                 return self._refused(snap, signal, refusal._replace(detail=refusal.detail + note), sizing=sizing)
         stop = sizing.stop_distance
         sign = 1.0 if signal.side == "buy" else -1.0
-        order = _order(
+        order = make_order(
             signal.symbol,
             signal.side,
             quantity,
@@ -470,39 +411,3 @@ class EventDrivenExecutor:
             snap.version,
         )
         return sizing, order, note
-
-    async def _close(self, snap: Policy, signal: Signal, held: Position) -> ExecutionDecision:
-        order = _order(
-            signal.symbol,
-            signal.side,
-            held.quantity,
-            signal.price,
-            signal.time,
-            signal.strategy,
-            policy_version=snap.version,
-            reduce_only=True,
-        )
-        try:
-            fill = await self._broker.submit(order)
-        except Exception as exc:  # noqa: BLE001 - any broker failure becomes a recorded refusal
-            return self._rejected(snap, signal, order, exc, f"closing the {held.side} position")
-        at = self._clock()
-        self._throttle.record(at)
-        detail = f"closed the {held.side} position in {signal.symbol}"
-        return self._decision(snap, signal, Reason.CLOSED, detail, at, order=order, fill=fill)
-
-    def _rejected(
-        self,
-        snap: Policy,
-        signal: Signal,
-        order: Order,
-        exc: Exception,
-        action: str,
-        *,
-        sizing: SizingDecision | None = None,
-    ) -> ExecutionDecision:
-        detail = f"the broker failed {action} in {signal.symbol}: {type(exc).__name__}: {exc}"
-        log.error("Refused %s %s: %s", signal.side, signal.symbol, detail)
-        at = self._clock()
-        self._throttle.record(at)  # it was sent: a rejected order counts toward the rate as well
-        return self._decision(snap, signal, Reason.BROKER_REJECTED, detail, at, sizing=sizing, order=order)
