@@ -78,6 +78,21 @@ class TestDecideWithinLimits:
         assert 700 == pytest.approx(decision.notional)
         assert "max_position_notional" in decision.binding_caps
 
+    def test_room_under_gross_exposure_binds_and_is_named_last(self):
+        """600 exposed under 1,000 leaves 400, tighter than the 500 order limit: only the exposure is named."""
+        policy = apply_patch(BASE, {"trading.max_gross_exposure": 1_000, "instruments.BTC.max_order_notional": 500})
+        decision = sizer().decide("BTC", 10_000, 100.0, 0.9, stop_distance=1.0, policy=policy, gross_exposure=600.0)
+        assert 400 == pytest.approx(decision.notional)
+        assert ("max_gross_exposure",) == decision.binding_caps
+
+    def test_no_room_names_every_cap_without_room_in_order(self):
+        """The position limit held in full and the exposure limit reached: a zero size naming both, in order."""
+        policy = apply_patch(BASE, {"trading.max_gross_exposure": 1_000, "instruments.BTC.max_position_notional": 300})
+        decision = sizer().decide(
+            "BTC", 10_000, 100.0, 0.9, stop_distance=1.0, policy=policy, position_notional=300.0, gross_exposure=1e3
+        )
+        assert (0.0, ("max_position_notional", "max_gross_exposure")) == (decision.quantity, decision.binding_caps)
+
     @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 10**400])
     def test_bad_exposure_figure_refused_naming_it(self, bad):
         """An exposure that is no finite number >= 0 is an argument error."""

@@ -267,6 +267,7 @@ def size_position(
         notional_caps,
         quantity_cap,
         tightest(notional_caps),
+        INF,
     )
 
 
@@ -296,11 +297,15 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
     notional_caps: Sequence[tuple[str, float]],
     quantity_cap: float,
     notional_cap: float,
+    gross_room: float,
 ) -> tuple[float, tuple[str, ...]]:
     """:func:`size_position` with every argument positional: the sizer's own call, once per decision.
 
-    ``notional_cap`` is :func:`tightest` of ``notional_caps``: a caller that keeps its caps'
-    tightest passes it, the others work it out. Each ``min(a, b, ...)`` of the rules is
+    ``notional_cap`` is :func:`tightest` of ``notional_caps`` and ``gross_room``: a caller
+    that keeps its caps' tightest passes it, the others work it out. ``gross_room`` is one
+    more notional cap, named ``max_gross_exposure`` after the others (inf: none): the
+    sizer's room under the exposure limit, which changes with every decision, passed
+    without a tuple of its own. Each ``min(a, b, ...)`` of the rules is
     written out as ``a``, then each next value that compares below it: exactly what
     ``min`` does (a NaN that is not first is passed over, ties keep the first) without a
     call to it.
@@ -318,7 +323,8 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
     if q_leverage < capped:
         capped = q_leverage
     if not notional_cap > 0.0:  # no room left (a NaN cap counts as none)
-        return 0.0, tuple(name for name, cap in notional_caps if not cap > 0.0)
+        names = tuple(name for name, cap in notional_caps if not cap > 0.0)
+        return 0.0, names if gross_room > 0.0 else (*names, CAP_GROSS_EXPOSURE)
     quantity_cap_q = INF
     if notional_cap < INF or quantity_cap < INF:
         quantity_cap_q = notional_cap / price  # min(notional_cap / price, quantity_cap)
@@ -346,6 +352,8 @@ def sized(  # noqa: C901, PLR0912, PLR0917 - size_position's arithmetic, its arg
         for name, cap in notional_caps:
             if cap / price <= limit:
                 binding += (name,)
+        if gross_room / price <= limit:
+            binding += (CAP_GROSS_EXPOSURE,)
         if quantity_cap <= limit:
             binding += (CAP_ORDER_QUANTITY,)
     quantity = capped * (1.0 if multiplier > 1.0 else multiplier)  # capped * min(multiplier, 1.0)

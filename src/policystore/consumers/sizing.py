@@ -239,7 +239,7 @@ class RLPositionSizingAgent:
         limits = self._limits.get(name) or self._limits_for(snap, name)
         if rules.quiet:  # no trading control applies: no extra cap
             notional_caps: tuple[tuple[str, float], ...] = ()
-            notional_cap = quantity_cap = INF
+            notional_cap = quantity_cap = room = INF
         else:
             # The instrument's limits, resolved once per snapshot and symbol (an executor deciding from
             # the same snapshot has resolved them already).
@@ -257,10 +257,9 @@ class RLPositionSizingAgent:
             else:
                 notional_caps = holding_caps(instrument, position_notional)
                 notional_cap = tightest(notional_caps)
-            gross = rules.max_gross_exposure
+            gross, room = rules.max_gross_exposure, INF  # the room left under the exposure limit: a cap of its own
             if gross is not None:
                 room = gross.value - gross_exposure  # finite: both figures are
-                notional_caps += ((CAP_GROSS_EXPOSURE, room),)  # cheaper than (*caps, cap): no list in between
                 if room < notional_cap:  # noqa: PLR1730 - min() without its call, on every decision
                     notional_cap = room
             quantity_cap = instrument.opening_quantity
@@ -277,6 +276,7 @@ class RLPositionSizingAgent:
             notional_caps,
             quantity_cap,
             notional_cap,
+            room,
         )
         notional = quantity * price
         return make_sizing(
