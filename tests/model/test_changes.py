@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -149,6 +150,19 @@ class TestApplyPatch:
         assert "CALM" not in apply_patch(added, {"modes.CALM": None}).modes
 
 
+def _every_path_compared(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """Every stored path of both policies compared, as a diff did before it read only the sections that differ."""
+    before, after = stored_values(a), stored_values(b)
+    missing = object()
+    found = []
+    for path in sorted(before.keys() | after.keys()):
+        absent = None if path.startswith("instruments.") else missing
+        old, new = before.get(path, absent), after.get(path, absent)
+        if old != new:
+            found.append((path, None if old is missing else old, None if new is missing else new))
+    return found
+
+
 class TestDiffPolicies:
     """Field-level differences."""
 
@@ -161,6 +175,22 @@ class TestDiffPolicies:
     def test_diff_policies_equal_policies_empty(self) -> None:
         """Two equal policies have no difference."""
         assert () == diff_policies(BASE, default_policy())
+
+    @given(first=patches(), second=patches())
+    @settings(max_examples=200, deadline=None)
+    def test_diff_policies_is_the_path_by_path_comparison_of_every_stored_value(
+        self, first: dict[str, Any], second: dict[str, Any]
+    ) -> None:
+        """Reading only the sections that differ finds exactly what comparing every stored path finds, in order."""
+        policies = [BASE]
+        for patch in (first, second, {"instruments.BTC.max_order_notional": 10_000.0}):
+            try:
+                policies.append(apply_patch(policies[-1], patch))
+            except (PolicyValidationError, UnknownPathError):
+                continue
+        for old, new in itertools.pairwise(policies):
+            for a, b in ((old, new), (new, old), (BASE, new)):
+                assert _every_path_compared(a, b) == [(c.path, c.old, c.new) for c in diff_policies(a, b)]
 
 
 class TestRiskIncreases:

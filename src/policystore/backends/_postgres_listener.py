@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import psycopg
@@ -27,6 +27,7 @@ from psycopg import AsyncConnection, sql
 from policystore.backends._postgres_layout import FIND_KEY, NEWEST_TEXT, VERSION_TEXT, channel_for, hint_of
 from policystore.backends._postgres_records import PUT_PASSING
 from policystore.backends._postgres_session import ListeningSession, Rows, SessionLostError, StatementError
+from policystore.backends._report_requests import requested_version
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError
 
@@ -150,6 +151,7 @@ async def listen(
     closed: asyncio.Event,
     url: str,
     listening: Listening,
+    requested: Callable[[int], None],
 ) -> AsyncIterator[int | Published]:
     """Yield each notice on the namespace's channel; 0 after every (re)connect and on connection loss.
 
@@ -161,6 +163,8 @@ async def listen(
         closed: set to end the iterator.
         url: the store's URL, password removed, for the log.
         listening: where the session is kept while it lasts.
+        requested: called with the version of each report request heard (see
+            :mod:`~policystore.backends._report_requests`), which yields nothing.
 
     Never raises for a lost connection: it yields 0 (so the listener checks,
     finds the store unreachable and goes stale), then reconnects with a growing
@@ -181,7 +185,7 @@ async def listen(
                 listening.session = session = opened
                 yield 0  # listening (first time, or again after a reconnect): re-read
                 pause = 0.05
-                async with contextlib.aclosing(_notices(opened, namespace, key, closed)) as hints:
+                async with contextlib.aclosing(_notices(opened, namespace, key, closed, requested)) as hints:
                     async for hint in hints:
                         yield hint
             except (StoreUnavailableError, psycopg.Error, OSError, TimeoutError, StatementError) as exc:
@@ -234,7 +238,11 @@ async def _key(session: ListeningSession, namespace: str) -> str | None:
 
 
 async def _notices(
-    session: ListeningSession, namespace: str, key: str | None, closed: asyncio.Event
+    session: ListeningSession,
+    namespace: str,
+    key: str | None,
+    closed: asyncio.Event,
+    requested: Callable[[int], None],
 ) -> AsyncGenerator[int | Published, None]:
     """Yield hints from one listening session until ``closed``; raise when the session is lost."""
     loop = asyncio.get_running_loop()
@@ -248,6 +256,10 @@ async def _notices(
                 heard = loop.time()
             continue
         heard = loop.time()
+        asked = requested_version(payload)
+        if asked is not None:
+            requested(asked)  # a waiter's request, no change: nothing to check
+            continue
         hint = hint_of(payload, key)
         if hint is None:
             # Signed under another key: the namespace is new since the key was read, or was made

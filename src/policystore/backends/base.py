@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from policystore.model.history import HistoryEntry
 
-__all__ = ["Backend", "NewestText", "Published", "RecordStore", "UnloggedRecords", "VersionText"]
+__all__ = [
+    "Backend",
+    "NewestText",
+    "Published",
+    "RecordStore",
+    "ReportRequests",
+    "UnloggedRecords",
+    "VersionText",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +212,25 @@ class VersionText(Protocol):
             A future of the text (None when the history holds no such version) that raises
             :class:`~policystore.errors.StoreUnavailableError` when the read fails.
         """
+
+
+@runtime_checkable
+class ReportRequests(Protocol):
+    """A back end through which a process that waits on the fleet asks its members to report now.
+
+    Members report the versions they apply at most every
+    :data:`~policystore.store.fleet_reports.REPORT_GAP` seconds; a request
+    (see :mod:`policystore.backends._report_requests`) has each member report
+    the version asked for as soon as it holds it. A back end without it
+    leaves a waiter to the members' next reports.
+    """
+
+    async def request_reports(self, version: int) -> None:
+        """Ask every member to report ``version`` (or a newer one) as soon as it holds it.
+
+        Raises:
+            StoreUnavailableError: the request could not be sent.
+        """
+
+    def on_report_request(self, answer: Callable[[int], None] | None) -> None:
+        """Call ``answer`` with the version of each request this back end's listeners hear (None: none)."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, Self
 
 import psycopg
@@ -63,6 +63,7 @@ from policystore.backends._postgres_pool import PooledCalls
 from policystore.backends._postgres_records import PostgresRecords
 from policystore.backends._postgres_schema import NoTablesError
 from policystore.backends._postgres_urls import PostgresTarget, parse_postgres_url
+from policystore.backends._report_requests import report_request
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
@@ -106,6 +107,8 @@ class PostgresBackend:
         self._closed = asyncio.Event()
         #: The listening connection's session, and the statements it serves (see :mod:`._postgres_listener`).
         self._listening = Listening(self.namespace, self.url, fetch=self._fetch, write=self._write)
+        #: Answers the fleet's report requests heard on the channel (see on_report_request).
+        self._report_requested: Callable[[int], None] | None = None
         #: The records beside the policy, in ``policystore_aux`` (see :mod:`._postgres_records`).
         self.records = PostgresRecords(
             self._fetch, self._write, self.namespace, self.url, passing=self._listening.report
@@ -320,4 +323,25 @@ class PostgresBackend:
             closed=self._closed,
             url=self.url,
             listening=self._listening,
+            requested=self._heard_request,
         )
+
+    async def request_reports(self, version: int) -> None:
+        """Ask the fleet's members to report ``version`` now (see :class:`~.base.ReportRequests`).
+
+        Raises:
+            StoreUnavailableError: PostgreSQL could not be reached.
+        """
+        await self._fetch(
+            "asking the fleet to report",
+            "SELECT pg_notify(%s, %s)",
+            (channel_for(self.namespace), report_request(version)),
+        )
+
+    def on_report_request(self, answer: Callable[[int], None] | None) -> None:
+        """Call ``answer`` with the version of each report request heard on the channel."""
+        self._report_requested = answer
+
+    def _heard_request(self, version: int) -> None:
+        if self._report_requested is not None:
+            self._report_requested(version)

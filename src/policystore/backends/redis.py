@@ -43,6 +43,7 @@ from policystore.backends._redis_reads import DirectCalls
 from policystore.backends._redis_records import RedisRecords
 from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
+from policystore.backends._report_requests import report_request, requested_version
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
@@ -112,6 +113,8 @@ class RedisBackend:
         )
         #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
         self.records = RedisRecords(self._call, self.keys, self.url, tell=self._direct.tell)
+        #: Answers the fleet's report requests heard on the channel (see on_report_request).
+        self._report_requested: Callable[[int], None] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -271,6 +274,19 @@ class RedisBackend:
         """
         return self._direct.read("HGET", self.keys.documents, str(version))
 
+    async def request_reports(self, version: int) -> None:
+        """Ask the fleet's members to report ``version`` now (see :class:`~.base.ReportRequests`).
+
+        Raises:
+            StoreUnavailableError: Redis could not be reached.
+        """
+        message = report_request(version)
+        await self._call("asking the fleet to report", lambda r: raw_reply(r, "PUBLISH", self.keys.channel, message))
+
+    def on_report_request(self, answer: Callable[[int], None] | None) -> None:
+        """Call ``answer`` with the version of each report request heard on the channel."""
+        self._report_requested = answer
+
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and publish the next version in one atomic Lua script.
 
@@ -376,6 +392,15 @@ class RedisBackend:
             raise
         return RedisPyReplies(pubsub)
 
+    def _hint(self, data: Any) -> int | Published | None:
+        """What a message on the channel announces; None for a report request, answered here (no change)."""
+        asked = requested_version(data)
+        if asked is None:
+            return notice_hint(data)
+        if self._report_requested is not None:
+            self._report_requested(asked)
+        return None
+
     async def _listen(self, replies: Replies) -> AsyncGenerator[int | Published, None]:
         """Yield hints from one subscription until :meth:`close`; raise when the connection is lost.
 
@@ -407,8 +432,8 @@ class RedisBackend:
             kind = _text(reply[0])
             if kind == "subscribe":
                 yield 0  # subscribed (first time, or resubscribed after a reconnect): re-read
-            elif kind == "message":
-                yield notice_hint(reply[2])
+            elif kind == "message" and (hint := self._hint(reply[2])) is not None:
+                yield hint
 
 
 def _cancel_requested() -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
@@ -64,22 +64,51 @@ def _json(value: Any) -> Any:
 def stored_values(policy: Policy) -> dict[str, Any]:
     """Return every writable path with its stored value (JSON-ready)."""
     values: dict[str, Any] = {"active_mode": policy.active_mode}
-    for name, mode in policy.modes.items():
+    for section in _VALUED_SECTIONS:
+        _section_values(section, getattr(policy, section), values)
+    return values
+
+
+#: The sections :func:`stored_values` reads, in its order.
+_VALUED_SECTIONS: Final = ("modes", "strategies", *_PLAIN_SECTIONS, "instruments")
+
+
+def _section_values(section: str, held: Any, values: dict[str, Any]) -> None:
+    """Add the writable paths of one section of a policy, holding ``held``, with their stored values."""
+    by_name = _NAMED_SECTIONS.get(section)
+    if by_name is not None:
+        by_name(held, values)
+        return
+    for field in _PLAIN_SECTIONS[section]:
+        values[f"{section}.{field}"] = _json(getattr(held, field))
+
+
+def _mode_values(modes: Mapping[str, Any], values: dict[str, Any]) -> None:
+    for name, mode in modes.items():
         for field in MODE_FIELDS:
             values[f"modes.{name}.{field}"] = getattr(mode, field)
-    for name, settings in policy.strategies.items():
+
+
+def _strategy_values(strategies: Mapping[str, Any], values: dict[str, Any]) -> None:
+    for name, settings in strategies.items():
         for field in _SETTINGS_FIELDS:
             values[f"strategies.{name}.{field}"] = _json(getattr(settings, field))
-    for section, fields in _PLAIN_SECTIONS.items():
-        held = getattr(policy, section)
-        for field in fields:
-            values[f"{section}.{field}"] = _json(getattr(held, field))
+
+
+def _instrument_values(instruments: Mapping[str, Any], values: dict[str, Any]) -> None:
     # The default entry's fields are always writable; an unset one is None, as when it has no entry.
-    for key in (DEFAULT_INSTRUMENT, *sorted(policy.instruments.keys() - {DEFAULT_INSTRUMENT})):
-        entry = policy.instruments.get(key, _NO_LIMITS)
+    for key in (DEFAULT_INSTRUMENT, *sorted(instruments.keys() - {DEFAULT_INSTRUMENT})):
+        entry = instruments.get(key, _NO_LIMITS)
         for field in INSTRUMENT_FIELDS:
             values[f"instruments.{key}.{field}"] = _json(getattr(entry, field))
-    return values
+
+
+#: The sections that map names to entries, each with the function that reads its paths.
+_NAMED_SECTIONS: Final[dict[str, Callable[[Any, dict[str, Any]], None]]] = {
+    "modes": _mode_values,
+    "strategies": _strategy_values,
+    "instruments": _instrument_values,
+}
 
 
 def writable_paths(policy: Policy) -> list[str]:
@@ -97,7 +126,16 @@ def diff_policies(old: Policy, new: Policy) -> tuple[FieldChange, ...]:
         # The very same sections (a mode switch, a version's own record): only the active mode can differ.
         same = old.active_mode == new.active_mode
         return () if same else (FieldChange("active_mode", old.active_mode, new.active_mode),)
-    before, after = stored_values(old), stored_values(new)
+    # Only the sections that differ are read path by path: a write changes a few fields of one or two.
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if old.active_mode != new.active_mode:
+        before["active_mode"], after["active_mode"] = old.active_mode, new.active_mode
+    for section in _VALUED_SECTIONS:
+        held, made = getattr(old, section), getattr(new, section)
+        if held is not made and held != made:
+            _section_values(section, held, before)
+            _section_values(section, made, after)
     missing = object()
     changes = []
     for path in sorted(before.keys() | after.keys()):

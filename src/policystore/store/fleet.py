@@ -2,6 +2,10 @@
 
 Each member keeps its record itself (:mod:`policystore.store.fleet_reports`).
 :class:`FleetReads` gives the store ``fleet()`` and ``wait_for_fleet()``. A wait
+first asks the members to report the version at once, where the back end
+carries such requests (:class:`~policystore.backends.base.ReportRequests`;
+elsewhere each member reports within
+:data:`~policystore.store.fleet_reports.REPORT_GAP` of applying it), then
 reads the records at a short interval that grows with the time waited (a
 thousandth of a second at first, a tenth after a second), so a fleet that
 confirms within milliseconds is seen to within about a millisecond, and a long
@@ -17,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from policystore.backends.base import Backend
+from policystore.backends.base import Backend, ReportRequests
 from policystore.errors import FieldError, PolicyStoreError, PolicyValidationError, StoreUnavailableError
 from policystore.model.fleet import (
     DROP_AFTER,
@@ -106,6 +110,12 @@ class FleetReads:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout
+        backend = self._fleet_backend
+        if timeout > 0 and isinstance(backend, ReportRequests):
+            # Only sooner reports hang on it: without it every member still reports within the gap.
+            with contextlib.suppress(StoreUnavailableError, TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await backend.request_reports(version)
         ack: FleetAck | None = None
         failure: StoreUnavailableError | None = None
         while True:

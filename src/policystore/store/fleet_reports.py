@@ -5,8 +5,17 @@ a :class:`FleetReporter` keeps its record in the back end's ``fleet`` collection
 (see :mod:`policystore.model.fleet` for the record and the notes on clocks). It
 runs as a task of its own: installing a version only sets an event, so no read,
 write or decision ever waits on a report, and a version reaches ``watch()``
-before its report is made. A new version is reported at once, and the record
-is rewritten at least once a second; where the back end offers it
+before its report is made. A version is reported at once when the last report
+is :data:`REPORT_GAP` seconds old or more; versions that come faster are
+reported by the newest of them when the gap ends, so a member rewrites its
+record at most that often however fast versions come (with every member
+reporting every version, a burst of writes would otherwise be members times
+versions writes to the store). A process that waits on the fleet asks for
+reports of its version (:class:`~policystore.backends.base.ReportRequests`):
+a member answers at once, or as soon as it holds that version, but only for a
+version it has not reported yet, so a forged request makes no report that a
+version would not have made anyway. The record is rewritten at least once a
+second; where the back end offers it
 (:class:`~policystore.backends.base.UnloggedRecords`), only a report made a
 second or more after the last logged one is logged, the others are written
 without the durability of a commit (each member reports every version, and on
@@ -48,7 +57,15 @@ from policystore.model.fleet import (
 )
 from policystore.store.sources import ReadState
 
-__all__ = ["FleetReporter", "check_name", "default_member_name", "member_record", "member_status", "sweep"]
+__all__ = [
+    "REPORT_GAP",
+    "FleetReporter",
+    "check_name",
+    "default_member_name",
+    "member_record",
+    "member_status",
+    "sweep",
+]
 
 log = logging.getLogger("policystore.fleet")
 
@@ -56,6 +73,10 @@ log = logging.getLogger("policystore.fleet")
 _SWEEP_EVERY: Final = 60
 #: Seconds ``close()`` waits for a report in flight before it deletes the record.
 _LEAVE_WAIT: Final = 2.0
+#: The least time between two reports of the versions a member applies (see the module's notes).
+REPORT_GAP: Final = 0.05
+#: Requests for versions not held yet, kept until held: a few at most (the smallest are kept).
+_WANTED_MOST: Final = 16
 
 
 def default_member_name() -> str:
@@ -145,17 +166,53 @@ class FleetReporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._beat: asyncio.TimerHandle | None = None
         self._last = 0.0
+        #: The report due when the gap since the last one ends, if one is waiting.
+        self._trailing: asyncio.TimerHandle | None = None
+        #: The version the last report that succeeded held; versions asked for and not held yet.
+        self._reported_version = -1
+        self._wanted: set[int] = set()
 
     def applied(self) -> None:
-        """Ask for a report now: a version was installed, or the state went stale. Never waits.
+        """Ask for a report: a version was installed, or the state went stale. Never waits.
 
-        Asked on the next turn of the loop: the task that installed a version hands
-        its event to the ``watch()`` iterators first, so they take it before the report.
+        Made on the next turn of the loop when the last report is :data:`REPORT_GAP`
+        seconds old or a waiter asked for this version, else when the gap ends. The
+        task that installed a version hands its event to the ``watch()`` iterators
+        first, so they take it before the report.
         """
-        if self._loop is None:
+        loop = self._loop
+        if loop is None:
             self._wake.set()
-        else:
-            self._loop.call_soon(self._wake.set)
+            return
+        held = self._state().policy.version
+        if self._wanted and min(self._wanted) <= held:
+            self._wanted = {version for version in self._wanted if version > held}
+            loop.call_soon(self._wake.set)
+            return
+        wait = self._last + REPORT_GAP - loop.time()
+        if wait <= 0:
+            loop.call_soon(self._wake.set)
+        elif self._trailing is None:
+            self._trailing = loop.call_later(wait, self._trail)
+
+    def requested(self, version: int) -> None:
+        """A waiter asked for reports of ``version`` or a newer one: report it at once, or once it is held.
+
+        Only a version this member has not reported yet is reported for a request.
+        """
+        if self._stopping or version <= self._reported_version:
+            return
+        if self._state().policy.version >= version:
+            if self._loop is not None:
+                self._loop.call_soon(self._wake.set)
+            return
+        self._wanted.add(version)
+        if len(self._wanted) > _WANTED_MOST:
+            self._wanted.discard(max(self._wanted))
+
+    def _trail(self) -> None:
+        self._trailing = None
+        self._wake.set()
 
     async def start(self, *, report_now: bool) -> None:
         """Start reporting: on every version applied and every :data:`REPORT_EVERY` seconds.
@@ -168,11 +225,15 @@ class FleetReporter:
         """
         if self._task is not None:
             return
+        # Known from here on: a version applied before the task first runs is paced like any other.
+        loop = self._loop = asyncio.get_running_loop()
         if report_now:
             self._wake.clear()
             await self._report()
         else:
             self._wake.set()
+        self._last = loop.time()
+        self._beat = loop.call_at(self._last + REPORT_EVERY, self._heartbeat)
         self._task = asyncio.create_task(self._run(), name="policystore-fleet")
 
     async def leave(self) -> None:
@@ -184,8 +245,9 @@ class FleetReporter:
         """
         self._stopping = True
         self._wake.set()
-        if self._beat is not None:
-            self._beat.cancel()
+        for timer in (self._beat, self._trailing):
+            if timer is not None:
+                timer.cancel()
         task, self._task = self._task, None
         if task is None:
             return
@@ -226,9 +288,7 @@ class FleetReporter:
         )
 
     async def _run(self) -> None:
-        loop = self._loop = asyncio.get_running_loop()
-        self._last = loop.time()
-        self._beat = loop.call_at(self._last + REPORT_EVERY, self._heartbeat)
+        loop = asyncio.get_running_loop()
         reports = 0
         while True:
             await self._wake.wait()
@@ -236,6 +296,9 @@ class FleetReporter:
                 return
             # Cleared before the state is read: a version installed during the report wakes the next one.
             self._wake.clear()
+            if self._trailing is not None:  # this report holds what it would have
+                self._trailing.cancel()
+                self._trailing = None
             await self._report()
             self._last = loop.time()
             reports += 1
@@ -258,9 +321,8 @@ class FleetReporter:
 
     async def _report(self) -> None:
         now = self._clock()
-        record = member_record(
-            self.member_id, self.name, self.host, self._state(), reported_at=now, started_at=self._started
-        )
+        state = self._state()
+        record = member_record(self.member_id, self.name, self.host, state, reported_at=now, started_at=self._started)
         # Logged once a second at least, so that a restart or a failover finds a record at most
         # about that old (and logged at once if the clock stepped back).
         unlogged = self._unlogged if 0 <= now - self._logged_at < REPORT_EVERY else None
@@ -290,6 +352,7 @@ class FleetReporter:
             log.warning("This process (%s) reports to the fleet of %s again.", self.name, self._url)
         self.error = None
         self.reported_at = now
+        self._reported_version = state.policy.version
 
 
 def member_status(age: float) -> FleetStatus:

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Self, SupportsFloat
 
-from policystore.backends.base import Backend
+from policystore.backends.base import Backend, ReportRequests
 from policystore.errors import StoreUnavailableError
 from policystore.model.events import PolicyChanged
 from policystore.model.modes import RiskModeConfig
@@ -247,6 +247,8 @@ class PolicyStore(Reads, Writes, Proposals, FleetReads):
         self._ends.watch(self._state)
         self._follower.start()
         if self._reporter is not None:
+            if isinstance(self._backend, ReportRequests):  # a waiter's request is answered at once
+                self._backend.on_report_request(self._reporter.requested)
             # Listed before the caller gets the store, unless the store is out of reach.
             await self._reporter.start(report_now=not self.stale)
 
@@ -256,6 +258,8 @@ class PolicyStore(Reads, Writes, Proposals, FleetReads):
         self._ends.stop()
         await self._follower.stop()
         if self._reporter is not None:
+            if isinstance(self._backend, ReportRequests):
+                self._backend.on_report_request(None)
             await self._reporter.leave()
         await self._outbox.deliver_all()
         self._bus.close()

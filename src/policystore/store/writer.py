@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from policystore._callbacks import call_sync_or_async
-from policystore.backends.base import Backend
+from policystore.backends.base import Backend, NewestText
 from policystore.errors import PolicyValidationError, StoreUnavailableError, VersionConflictError
 from policystore.model.changes import changes_nothing, diff_policies
 from policystore.model.events import PolicyChanged, events_for
@@ -44,7 +44,7 @@ from policystore.model.history import HistoryEntry
 from policystore.model.paths import reflatten_modes
 from policystore.model.policy import Policy, default_policy
 from policystore.model.roles import Actor
-from policystore.model.validation import build_policy
+from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.bus import ExternalEventBus
 from policystore.store.keeper import CopyKeeper, restricts_trading, stops_trading, tightens_trading
 from policystore.store.local_copy import LocalCopy
@@ -75,10 +75,21 @@ _MAX_WRITE_ATTEMPTS = 50
 async def load_latest(backend: Backend) -> Policy:
     """Load and validate the newest stored version.
 
+    A back end that reads its newest document as stored text
+    (:class:`~policystore.backends.base.NewestText`) is read that way: its
+    own lighter read, and the text validated as it is, without first making
+    Python data of it. Text that is absent or invalid is read again the
+    general way, so every refusal is worded as before.
+
     Raises:
         StoreUnavailableError: the store cannot be reached, holds no policy, or
             its newest version is invalid (then caused by the ``ValueError``).
     """
+    if isinstance(backend, NewestText):
+        text = await backend.newest_text()
+        if text is not None:
+            with contextlib.suppress(PolicyValidationError):
+                return build_policy_json(text)
     document = await backend.load()
     if document is None:
         raise StoreUnavailableError(backend.url, "the store holds no policy; run 'policystore init'")
