@@ -74,10 +74,12 @@ _SIGNATURE_LENGTH: Final = len(_SIGNED) + 64 + 1  # "sig:", SHA-256 in hex, a ne
 #: The namespace's notice key (none before its first version).
 FIND_KEY: Final = "SELECT notice_key FROM policystore_head WHERE namespace = %s"
 #: The namespace's newest document as the commit stored it: the text its notice carried
-#: (the ``json`` type keeps the text it was given), so the two compare byte for byte.
+#: (the ``json`` type keeps the text it was given), so the two compare byte for byte. The
+#: version is a value the row is looked up by, never a join filter: a plan cached while the
+#: namespace held a few versions would otherwise read every version it holds on each call.
 NEWEST_TEXT: Final = (
-    "SELECT v.document::text FROM policystore_head h "
-    "JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version WHERE h.namespace = %s"
+    "SELECT document::text FROM policystore_versions WHERE namespace = %s "
+    "AND version = (SELECT version FROM policystore_head WHERE namespace = %s)"
 )
 #: A version's document as the commit stored it, from the namespace's history.
 VERSION_TEXT: Final = "SELECT document::text FROM policystore_versions WHERE namespace = %s AND version = %s"

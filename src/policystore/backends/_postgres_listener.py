@@ -94,7 +94,7 @@ class Listening:
 
     def newest_text(self) -> asyncio.Future[bytes | None]:
         """Start one read of the newest document's stored text (see :meth:`PostgresBackend.newest_text`)."""
-        return self._text(NEWEST, NEWEST_TEXT, (self._namespace,))
+        return self._text(NEWEST, NEWEST_TEXT, (self._namespace, self._namespace))
 
     def version_text(self, version: int) -> asyncio.Future[bytes | None]:
         """Start one read of a version's stored text (see :meth:`PostgresBackend.version_text`)."""

@@ -76,10 +76,12 @@ Connection = AsyncConnection[tuple[Any, ...]]
 
 _NO_LIMIT: Final = 2**62
 
+#: The head's version and its document (None when its row is missing). The row is looked up by
+#: both key columns, never found through a join filter (see NEWEST_TEXT).
 _NEWEST: Final = """
-SELECT h.version, v.document FROM policystore_head h
-LEFT JOIN policystore_versions v ON v.namespace = h.namespace AND v.version = h.version
-WHERE h.namespace = %s
+SELECT h.version,
+       (SELECT v.document FROM policystore_versions v WHERE v.namespace = h.namespace AND v.version = h.version)
+FROM policystore_head h WHERE h.namespace = %s
 """
 
 

@@ -181,6 +181,8 @@ class FleetReporter:
         first, so they take it before the report.
         """
         loop = self._loop
+        if self._stopping:
+            return
         if loop is None:
             self._wake.set()
             return

@@ -256,11 +256,13 @@ class PolicyStore(Reads, Writes, Proposals, FleetReads):
         """Stop following changes, leave the fleet, end ``watch()`` iterators and release the back end."""
         self._closed = True
         self._ends.stop()
-        await self._follower.stop()
         if self._reporter is not None:
+            # Before the follower stops: a report in flight ends on the connection it was sent on
+            # (on PostgreSQL the listening one, which stopping the follower closes).
             if isinstance(self._backend, ReportRequests):
                 self._backend.on_report_request(None)
             await self._reporter.leave()
+        await self._follower.stop()
         await self._outbox.deliver_all()
         self._bus.close()
         await self._keeper.flush()
