@@ -6,6 +6,8 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NamedTuple
 
 import pytest
 import redis.asyncio
@@ -31,6 +33,29 @@ def slow_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Members report a version they apply only when asked (no gap ends, no heartbeat comes during a test)."""
     monkeypatch.setattr(fleet_reports, "REPORT_GAP", LONG)
     monkeypatch.setattr(fleet_reports, "REPORT_EVERY", LONG)
+
+
+class _Forgery(NamedTuple):
+    """A member and a writer on one Redis, and a client of anyone's that publishes on their change channel."""
+
+    member: PolicyStore
+    writer: PolicyStore
+    publish: Callable[[int], Awaitable[Any]]
+
+
+@pytest.fixture
+async def forgery(redis_url: str) -> AsyncIterator[_Forgery]:
+    """A member named ``member``, a writer that does not follow, and a way to publish any report request."""
+    member = await PolicyStore.open(redis_url, lkg_path=None, name="member")
+    writer = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
+    client = redis.asyncio.Redis.from_url(redis_url.split("?", maxsplit=1)[0])
+    channel = member.backend.keys.channel  # type: ignore[attr-defined]
+    try:
+        yield _Forgery(member, writer, lambda version: client.publish(channel, report_request(version)))
+    finally:
+        await client.aclose()
+        await member.close()
+        await writer.close()
 
 
 class _CountedMemory(MemoryBackend):
@@ -63,7 +88,7 @@ class TestPace:
         """Forty versions back to back: at most one report per gap (plus the first and the last), then the newest."""
         name = f"pace-{uuid.uuid4().hex}"
         backend = _CountedMemory(name)
-        member = await PolicyStore.open(backend, lkg_path=None, name="member")
+        member = await PolicyStore.open(backend, lkg_path=None, name="member")  # type: ignore[arg-type]
         writer = await PolicyStore.open(f"memory://{name}", watch=False, lkg_path=None)
         try:
             await asyncio.sleep(fleet_reports.REPORT_GAP * 2)  # the opening report is older than the gap
@@ -125,52 +150,35 @@ class TestRequests:
 
     @pytest.mark.redis
     @pytest.mark.usefixtures("slow_reports")
-    async def test_forged_requests_make_one_report_of_a_held_version_and_no_more(self, redis_url: str) -> None:
+    async def test_forged_requests_make_one_report_of_a_held_version_and_no_more(self, forgery: _Forgery) -> None:
         """Requests published by anyone: one report for the version held, none for one reported already or absurd."""
-        member = await PolicyStore.open(redis_url, lkg_path=None, name="member")
-        writer = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
-        client = redis.asyncio.Redis.from_url(redis_url.split("?", maxsplit=1)[0])
-        channel = member.backend.keys.channel  # type: ignore[attr-defined]
-        try:
-            new = await writer.set_emergency_mode(True, reason="halt", updated_by="ops")
-            await eventually(lambda: member.snapshot().version == new.version)
-            first = await _reported_at(writer, member)
+        member, writer = forgery.member, forgery.writer
+        new = await writer.set_emergency_mode(True, reason="halt", updated_by="ops")
+        await eventually(lambda: member.snapshot().version == new.version)
+        first = await _reported_at(writer, member)
 
-            await client.publish(channel, report_request(new.version))
-            second = await _changed_report(writer, member, first)
-            for version in (new.version, new.version - 1, 10**18, new.version):
-                await client.publish(channel, report_request(version))
-            await asyncio.sleep(1)  # time for any report the requests would make
+        await forgery.publish(new.version)
+        second = await _changed_report(writer, member, first)
+        for version in (new.version, new.version - 1, 10**18, new.version):
+            await forgery.publish(version)
+        await asyncio.sleep(1)  # time for any report the requests would make
 
-            assert first < second == await _reported_at(writer, member)
-            assert new.version == member.snapshot().version  # the requests changed nothing else
-            ack = await writer.wait_for_fleet(new.version, timeout=4)
-            assert (True, ["member"]) == (ack.complete, [m.name for m in ack.acked])
-        finally:
-            await client.aclose()
-            await member.close()
-            await writer.close()
+        assert first < second == await _reported_at(writer, member)
+        assert new.version == member.snapshot().version  # the requests changed nothing else
+        ack = await writer.wait_for_fleet(new.version, timeout=4)
+        assert (True, ["member"]) == (ack.complete, [m.name for m in ack.acked])
 
     @pytest.mark.redis
     @pytest.mark.usefixtures("slow_reports")
-    async def test_a_request_for_a_version_far_ahead_does_not_hold_back_a_real_one(self, redis_url: str) -> None:
+    async def test_a_request_for_a_version_far_ahead_does_not_hold_back_a_real_one(self, forgery: _Forgery) -> None:
         """Requests for versions never written are kept aside; the waiter's own request is still answered."""
-        member = await PolicyStore.open(redis_url, lkg_path=None, name="member")
-        writer = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
-        client = redis.asyncio.Redis.from_url(redis_url.split("?", maxsplit=1)[0])
-        channel = member.backend.keys.channel  # type: ignore[attr-defined]
-        try:
-            for version in range(10**6, 10**6 + 40):  # more than are kept
-                await client.publish(channel, report_request(version))
-            new = await writer.set_emergency_mode(True, reason="halt", updated_by="ops")
+        for version in range(10**6, 10**6 + 40):  # more than are kept
+            await forgery.publish(version)
+        new = await forgery.writer.set_emergency_mode(True, reason="halt", updated_by="ops")
 
-            ack = await writer.wait_for_fleet(new.version, timeout=4)  # within LOST_AFTER: the member is not lost
+        ack = await forgery.writer.wait_for_fleet(new.version, timeout=4)  # within LOST_AFTER: the member is not lost
 
-            assert (True, ["member"]) == (ack.complete, [m.name for m in ack.acked])
-        finally:
-            await client.aclose()
-            await member.close()
-            await writer.close()
+        assert (True, ["member"]) == (ack.complete, [m.name for m in ack.acked])
 
 
 async def _changed_report(writer: PolicyStore, member: PolicyStore, old: float) -> float:
