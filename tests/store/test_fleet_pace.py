@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
 import pytest
-import redis.asyncio
 
 from policystore import PolicyStore
 from policystore.backends._report_requests import report_request, requested_version
@@ -46,6 +45,8 @@ class _Forgery(NamedTuple):
 @pytest.fixture
 async def forgery(redis_url: str) -> AsyncIterator[_Forgery]:
     """A member named ``member``, a writer that does not follow, and a way to publish any report request."""
+    import redis.asyncio  # the Redis extra, here only: the core-only run skips these tests
+
     member = await PolicyStore.open(redis_url, lkg_path=None, name="member")
     writer = await PolicyStore.open(redis_url, watch=False, lkg_path=None)
     client = redis.asyncio.Redis.from_url(redis_url.split("?", maxsplit=1)[0])
