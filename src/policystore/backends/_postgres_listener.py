@@ -43,7 +43,7 @@ _POLL: Final = 0.25
 #: The statements every listening connection prepares, by name: its namespace's notice
 #: key, its newest document's text (the read that confirms a notice), a version's text
 #: (which confirms a notice overtaken by a later version), and the fleet report of the
-#: process (sent on every version it applies).
+#: process (sent for the versions it applies, at most every 50 ms, and every second).
 _KEY: Final = b"policystore_key"
 NEWEST: Final = b"policystore_newest"
 VERSION: Final = b"policystore_version"

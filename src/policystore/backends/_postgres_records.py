@@ -8,7 +8,7 @@ died with a server restart), so after a reply lost in flight :meth:`add` or
 :meth:`delete` may answer False for a change their first send made.
 
 A fleet member's record (:data:`~policystore.model.fleet.FLEET_COLLECTION`) is
-rewritten by its member on every version it applies and every second (on the
+rewritten by its member for the versions it applies and every second (on the
 connection the member listens on, while it listens: see
 :mod:`policystore.backends._postgres_session`), so it is written without
 waiting for the commit to reach the disk or a synchronous standby

@@ -8,9 +8,9 @@ the client's ``decode_responses``.
 :meth:`RedisRecords.put_unlogged` writes a record that its writer rewrites
 often (a fleet member's report) without logging the write to the append-only
 file or to replicas. With ``appendfsync always`` every logged write is an
-fsync before Redis answers anyone; every member reports every version it
-installs, so logged reports would cost the server an fsync per member per
-version, each one in the way of the next commit and of every other command.
+fsync before Redis answers anyone; every member reports the versions it
+installs (up to 20 times a second), so logged reports would cost the server an
+fsync per member and report, each one in the way of the next commit and of every other command.
 """
 
 from __future__ import annotations

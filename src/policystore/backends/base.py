@@ -106,7 +106,7 @@ class UnloggedRecords(Protocol):
     """Records that can also be written without the durability of the store's own writes.
 
     For a record its writer rewrites many times a second and that is worth
-    little once its writer is gone: a fleet member's report of each version
+    little once its writer is gone: a fleet member's report of the versions
     it installs (see :mod:`policystore.store.fleet`), on a server that makes
     every logged write durable before it answers anyone. A back end whose
     writes cost little offers nothing of the kind, and :meth:`RecordStore.put` is used.

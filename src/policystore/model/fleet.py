@@ -2,10 +2,11 @@
 
 Every store that follows changes is a member. It keeps one record in its back
 end's ``fleet`` collection (see :class:`~policystore.backends.base.RecordStore`),
-keyed by its ``member_id`` and rewritten on every version it applies and at
-least once a second. This module is pure: it turns records into
-:class:`FleetMember` values and judges them against a given time and version;
-the store's part that reports and reads them is :mod:`policystore.store.fleet`.
+keyed by its ``member_id`` and rewritten for the versions it applies (at most
+every 50 ms, see :mod:`policystore.store.fleet_reports`) and at least once a
+second. This module is pure: it turns records into :class:`FleetMember` values
+and judges them against a given time and version; the store's part that reports
+and reads them is :mod:`policystore.store.fleet`.
 
 Time. A record carries the time its member reported, by the member's own clock
 (``reported_at``, seconds since the epoch, UTC); records carry no time of their

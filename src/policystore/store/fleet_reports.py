@@ -18,7 +18,7 @@ version would not have made anyway. The record is rewritten at least once a
 second; where the back end offers it
 (:class:`~policystore.backends.base.UnloggedRecords`), only a report made a
 second or more after the last logged one is logged, the others are written
-without the durability of a commit (each member reports every version, and on
+without the durability of a commit (each member reports up to 20 times a second, and on
 Redis with ``appendfsync always`` each logged report would be an fsync in the
 way of the next commit). A report that fails is logged once per outage and
 kept as :attr:`FleetReporter.error` (the store's ``fleet_error``) until one
