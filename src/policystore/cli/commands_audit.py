@@ -9,10 +9,12 @@ from typing import Any
 import click
 import yaml
 
-from policystore.cli.context import CliContext, Written, pass_cli, repairable, write, write_options
+from policystore.cli.context import CliContext, pass_cli, repairable
 from policystore.cli.documents import read_document
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
+from policystore.cli.write_options import write_options
+from policystore.cli.writes import Written, write
 from policystore.model.events import EventType, PolicyChanged
 from policystore.model.history import FieldChange, HistoryEntry
 from policystore.store.store import PolicyStore

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import click
 
-from policystore.cli.context import (
-    CliContext,
-    after_write,
-    default_author,
-    dry_run_options,
-    pass_cli,
-    write_options,
-)
+from policystore.cli.context import CliContext, pass_cli
 from policystore.cli.documents import clip, load_yaml
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.output_proposals import proposal_line, render_proposals
+from policystore.cli.write_options import default_author, dry_run_options, write_options
+from policystore.cli.writes import after_write
 from policystore.model.fleet import FleetAck
 from policystore.model.proposals import DEFAULT_LIFETIME, Proposal, ProposalStatus
 from policystore.store.store import PolicyStore

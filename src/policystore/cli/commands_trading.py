@@ -13,9 +13,11 @@ from typing import Any
 
 import click
 
-from policystore.cli.context import CliContext, Written, pass_cli, write, write_options
+from policystore.cli.context import CliContext, pass_cli
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.trading_output import in_force_text, render_trading
+from policystore.cli.write_options import write_options
+from policystore.cli.writes import Written, write
 from policystore.errors import FieldError, PolicyValidationError
 from policystore.model.controls import StateVerdict, firm_state, strictest_state
 from policystore.model.policy import Policy

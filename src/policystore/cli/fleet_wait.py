@@ -2,9 +2,9 @@
 
 :func:`wait_option` is the one decorator a write command takes to offer it. The
 wait itself runs inside the command's store session, right after the write, in
-:func:`policystore.cli.context.write` (which every write command makes its write
+:func:`policystore.cli.writes.write` (which every write command makes its write
 with): the option leaves the wait there, under
-:data:`~policystore.cli.context.AFTER_WRITE`. Once the command has printed its result, the decorator reports
+:data:`~policystore.cli.writes.AFTER_WRITE`. Once the command has printed its result, the decorator reports
 the fleet: one line saying who confirmed, or, when a live member had not applied
 the version when the wait ran out,
 :class:`~policystore.errors.FleetIncompleteError` (exit 7) naming those members.
@@ -21,7 +21,8 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from policystore.cli.context import AFTER_WRITE, AfterWrite, CliContext
+from policystore.cli.context import CliContext
+from policystore.cli.writes import AFTER_WRITE, AfterWrite
 from policystore.errors import FleetIncompleteError, StoreUnavailableError
 from policystore.model.fleet import FleetAck
 from policystore.store.fleet import MAX_WAIT
@@ -54,7 +55,7 @@ def wait_option(command: F) -> F:
 
     Put it next to the command's other options; the command's callback does not
     see the value. The command must make its write with
-    :func:`policystore.cli.context.write`.
+    :func:`policystore.cli.writes.write`.
 
     Args:
         command: the command's callback.

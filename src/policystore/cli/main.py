@@ -16,7 +16,7 @@ import click
 
 from policystore.cli.commands_audit import diff, export, history, import_, rollback, watch
 from policystore.cli.commands_proposals import approve, proposals, propose, reject
-from policystore.cli.context import CliContext, Written, pass_cli, store_url, write, write_options
+from policystore.cli.context import CliContext, pass_cli, store_url
 from policystore.cli.documents import clip, load_yaml
 from policystore.cli.errors import exit_status_help
 from policystore.cli.fleet_commands import fleet
@@ -24,6 +24,8 @@ from policystore.cli.fleet_wait import wait_option
 from policystore.cli.group import PolicyStoreGroup
 from policystore.cli.output import render_explanation, render_preset, render_show, value_text
 from policystore.cli.trading_output import fact_lines, render_trading
+from policystore.cli.write_options import write_options
+from policystore.cli.writes import Written, write
 from policystore.errors import FieldError, PolicyValidationError, UnknownPathError
 from policystore.model.modes import MODE_FIELDS, PRESETS
 from policystore.model.policy import Policy
