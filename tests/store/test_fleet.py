@@ -20,6 +20,7 @@ from policystore import (
     FleetIncompleteError,
     FleetStatus,
     PolicyStore,
+    PolicyStoreError,
     PolicyValidationError,
     StoreUnavailableError,
     SyncPolicyStore,
@@ -274,6 +275,39 @@ class TestReportingFailure:
             assert "cannot report to the fleet" in lines[0]
             assert "executor-1" in lines[0]
             assert "again" in lines[1]
+        finally:
+            await member.close()
+
+    async def test_a_report_that_fails_unexpectedly_is_kept_as_the_error_logged_once_and_retried(
+        self, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A bug under a report (here the records raise RuntimeError) neither ends the reports nor goes unseen."""
+        backend = MemoryBackend(f"bug-{uuid.uuid4()}")
+        member = await PolicyStore.open(backend, name="executor-2", lkg_path=None)
+        try:
+            await eventually(lambda: member.fleet_error is None)
+
+            async def broken_put(collection: str, key: str, record: dict[str, object]) -> None:
+                raise RuntimeError("records broke")
+
+            with caplog.at_level(logging.WARNING, logger="policystore.fleet"):
+                monkeypatch.setattr(backend.records, "put", broken_put)
+                await eventually(lambda: member.fleet_error is not None)
+                failed_at = time.monotonic()
+                await eventually(lambda: time.monotonic() - failed_at > 2.5 * REPORT_EVERY)
+                error = member.fleet_error
+                assert isinstance(error, PolicyStoreError)
+                assert "RuntimeError: records broke" in str(error)
+                assert isinstance(error.__cause__, RuntimeError)
+                monkeypatch.undo()
+                await eventually(lambda: member.fleet_error is None)
+
+            fleet_lines = [r for r in caplog.records if r.name == "policystore.fleet"]
+            assert 2 == len(fleet_lines), [r.getMessage() for r in fleet_lines]
+            assert "records broke" in fleet_lines[0].getMessage()
+            assert fleet_lines[0].exc_info is not None  # the traceback of a bug is kept in the log
+            assert "again" in fleet_lines[1].getMessage()
+            assert ["executor-2"] == [m.name for m in await member.fleet()]
         finally:
             await member.close()
 

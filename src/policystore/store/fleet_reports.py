@@ -334,7 +334,10 @@ class FleetReporter:
                 self._logged_at = now
             else:
                 await unlogged(FLEET_COLLECTION, self.member_id, record)
-        except PolicyStoreError as exc:
+        except Exception as exc:
+            # A bug must not end the reports for good either: like an outage, it is logged once
+            # (with its traceback), kept as fleet_error for health checks, and the next report tries again.
+            failure = exc if isinstance(exc, PolicyStoreError) else _unexpected_failure(exc)
             if self.error is None:
                 log.warning(
                     "This process (%s, member %s) cannot report to the fleet of %s: %s Waits for the fleet "
@@ -342,19 +345,23 @@ class FleetReporter:
                     self.name,
                     self.member_id,
                     self._url,
-                    exc,
+                    failure,
+                    exc_info=failure is not exc,
                 )
-            self.error = exc
-            return
-        except Exception:
-            # A bug must not end the reports for good; it is logged and the next report tries again.
-            log.exception("Reporting to the fleet of %s failed unexpectedly", self._url)
+            self.error = failure
             return
         if self.error is not None:
             log.warning("This process (%s) reports to the fleet of %s again.", self.name, self._url)
         self.error = None
         self.reported_at = now
         self._reported_version = state.policy.version
+
+
+def _unexpected_failure(exc: Exception) -> PolicyStoreError:
+    """Return the error a report that failed for no known reason is kept as: it names the exception, caused by it."""
+    failure = PolicyStoreError(f"The report failed unexpectedly ({type(exc).__name__}: {exc}).")
+    failure.__cause__ = exc
+    return failure
 
 
 def member_status(age: float) -> FleetStatus:
