@@ -30,7 +30,7 @@ from policystore.errors import (
     StreamMessageError,
     error_classes,
 )
-from policystore.server.models import ErrorBody
+from policystore.server.response_bodies import ErrorBody
 
 __all__ = [
     "HTTP_STATUS",

@@ -28,7 +28,13 @@ from policystore.model.roles import Actor, Role
 from policystore.server.auth import require
 from policystore.server.errors import error_responses
 from policystore.server.health import ServerMetrics, count_members
-from policystore.server.models import FleetAckModel, FleetMemberModel, FleetResponse, PolicyResponse, WrittenResponse
+from policystore.server.response_bodies import (
+    FleetAckModel,
+    FleetMemberModel,
+    FleetResponse,
+    PolicyResponse,
+    WrittenResponse,
+)
 from policystore.store.store import PolicyStore
 
 __all__ = ["WAIT_RESPONSE", "confirmed", "router", "wait_response", "written"]

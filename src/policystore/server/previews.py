@@ -23,7 +23,7 @@ from policystore.model.policy import STRATEGY_FIELDS, Policy
 from policystore.model.previews import Preview
 from policystore.model.trading_view import in_force
 from policystore.server.health import ServerMetrics
-from policystore.server.models import PreviewResponse
+from policystore.server.response_bodies import PreviewResponse
 
 __all__ = ["effective_values", "preview_response"]
 

@@ -28,15 +28,9 @@ from policystore.server.auth import require
 from policystore.server.errors import error_responses
 from policystore.server.fleet import confirmed, wait_response
 from policystore.server.health import ServerMetrics
-from policystore.server.models import (
-    PreviewResponse,
-    ProposalModel,
-    ProposalsResponse,
-    ProposeRequest,
-    RejectRequest,
-    ReviewRequest,
-)
 from policystore.server.previews import preview_response
+from policystore.server.request_bodies import ProposeRequest, RejectRequest, ReviewRequest
+from policystore.server.response_bodies import PreviewResponse, ProposalModel, ProposalsResponse
 from policystore.server.routes import WRITE_ERRORS
 from policystore.store.store import PolicyStore
 

@@ -3,10 +3,10 @@
 Every write passes the caller's :class:`~policystore.Actor` (the token's name
 and role) to the store, which records the name as the author and refuses a
 change the role may not make. Request bodies reject unknown fields, so an
-author cannot be smuggled in (see :mod:`policystore.server.models`). The
+author cannot be smuggled in (see :mod:`policystore.server.request_bodies`). The
 mode, patch and kill-switch writes take ``"expires_in"`` (seconds): the change
 lasts that long. A write whose body says ``"dry_run": true`` writes nothing and
-answers a :class:`~policystore.server.models.PreviewResponse`: the store's own
+answers a :class:`~policystore.server.response_bodies.PreviewResponse`: the store's own
 dry run of the same write, with the server's decision log decided again under
 it when one is configured (see :mod:`policystore.server.previews`). The
 proposal routes are in :mod:`policystore.server.proposal_routes`, and
@@ -40,24 +40,26 @@ from policystore.server.auth import require
 from policystore.server.errors import error_responses
 from policystore.server.fleet import WAIT_RESPONSE, written
 from policystore.server.health import ServerMetrics
-from policystore.server.models import (
+from policystore.server.previews import effective_values, preview_response
+from policystore.server.request_bodies import (
     MAX_INTEGER,
+    EmergencyRequest,
+    ModeRequest,
+    PatchRequest,
+    RollbackRequest,
+    TradingRequest,
+)
+from policystore.server.response_bodies import (
     ChangeModel,
     DiffResponse,
-    EmergencyRequest,
     ErrorBody,
     HistoryEntryModel,
     HistoryResponse,
-    ModeRequest,
-    PatchRequest,
     PathsResponse,
     PolicyResponse,
     PreviewResponse,
-    RollbackRequest,
-    TradingRequest,
     WrittenResponse,
 )
-from policystore.server.previews import effective_values, preview_response
 from policystore.store.store import PolicyStore
 
 __all__ = ["ERROR_RESPONSES", "WRITE_ERRORS", "ErrorBody", "Viewer", "router"]

@@ -31,7 +31,7 @@ from policystore.model.trading_view import path_facts
 from policystore.server.auth import bearer, require
 from policystore.server.errors import error_responses
 from policystore.server.health import ServerMetrics
-from policystore.server.models import ValueResponse
+from policystore.server.response_bodies import ValueResponse
 from policystore.store.sources import Explanation
 from policystore.store.store import PolicyStore
 
@@ -60,7 +60,7 @@ class ValueAnswers:
         self._made: dict[str, tuple[Explanation, bytes]] = {}
 
     def body(self, path: str) -> bytes:
-        """Return the JSON answer for ``path`` (a :class:`~policystore.server.models.ValueResponse`).
+        """Return the JSON answer for ``path`` (a :class:`~policystore.server.response_bodies.ValueResponse`).
 
         Raises:
             UnknownPathError: no such path.
