@@ -24,6 +24,7 @@ made), ``deliver`` (from there until the subscribe callback had the event) and
 from __future__ import annotations
 
 import functools
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,9 +81,14 @@ class ReaderProbes:
 
         subscription.data_received = data_received  # type: ignore[method-assign]
         subscription.receive = timed_receive  # type: ignore[method-assign]
-        # Where the listener finds the notice parser (renamed once; both are probed, for comparisons).
-        name = "notice_hint" if hasattr(redis_backend, "notice_hint") else "_hint"
-        hint = getattr(redis_backend, name)
+        # Where the listener finds the notice parser: the listener's own module, or the back end's
+        # before the listener had one (renamed once too; every layout is probed, for comparisons).
+        try:
+            listening: Any = importlib.import_module("policystore.backends._redis_listener")
+        except ModuleNotFoundError:
+            listening = redis_backend
+        name = "notice_hint" if hasattr(listening, "notice_hint") else "_hint"
+        hint = getattr(listening, name)
 
         def timed_hint(data: Any) -> Any:
             result = hint(data)
@@ -93,7 +99,7 @@ class ReaderProbes:
                 probes.points.setdefault(version, {}).update(arrive=arrive, taken=taken, parsed=_now())
             return result
 
-        setattr(redis_backend, name, timed_hint)
+        setattr(listening, name, timed_hint)
         self.install_store()
 
     def install_store(self) -> None:

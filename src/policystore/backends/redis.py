@@ -31,19 +31,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Self, TypeVar
 
 from redis.asyncio import Redis
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, notice_hint, raw_reply
+from policystore.backends._redis_layout import COMMIT_LUA, CommitCall, CommitOutcome, RedisKeys, raw_reply
+from policystore.backends._redis_listener import RedisListener
 from policystore.backends._redis_reads import DirectCalls
 from policystore.backends._redis_records import RedisRecords
-from policystore.backends._redis_subscription import RedisPyReplies, Replies, Subscription, endpoint_of
 from policystore.backends._redis_urls import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, parse_redis_url
-from policystore.backends._report_requests import report_request, requested_version
+from policystore.backends._report_requests import report_request
 from policystore.backends.base import Published
 from policystore.errors import StoreUnavailableError, VersionConflictError
 from policystore.model.history import HistoryEntry
@@ -53,14 +52,6 @@ __all__ = ["RedisBackend", "RedisKeys"]
 
 log = logging.getLogger("policystore.redis")
 T = TypeVar("T")
-
-# Seconds of silence on the pub/sub connection before it is pinged; a ping
-# unanswered within the timeout means the connection is dead even if TCP has not noticed.
-_KEEPALIVE: Final = 5.0
-#: Seconds one wait for a notice lasts before the listener checks whether it was closed.
-_POLL: Final = 0.25
-#: The pause before each new subscription after a lost one: 0.05 s, doubling to at most 1 s.
-_RESUBSCRIBE: Final = ExponentialBackoff(cap=1.0, base=0.05)
 
 
 class RedisBackend:
@@ -113,8 +104,11 @@ class RedisBackend:
         )
         #: The records beside the policy, a hash per collection (see :mod:`._redis_records`).
         self.records = RedisRecords(self._call, self.keys, self.url, tell=self._direct.tell)
-        #: Answers the fleet's report requests heard on the channel (see on_report_request).
-        self._report_requested: Callable[[int], None] | None = None
+        #: Follows the namespace's channel and answers the fleet's report requests heard on it
+        #: (see :mod:`._redis_listener`).
+        self._listener = RedisListener(
+            self._call, self.keys.channel, self.url, timeout=timeout, closed=self._closed, hide=self._hide
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -285,7 +279,7 @@ class RedisBackend:
 
     def on_report_request(self, answer: Callable[[int], None] | None) -> None:
         """Call ``answer`` with the version of each report request heard on the channel."""
-        self._report_requested = answer
+        self._listener.report_requested = answer
 
     async def commit(self, document: dict[str, Any], entry: HistoryEntry) -> None:
         """Store and publish the next version in one atomic Lua script.
@@ -341,7 +335,7 @@ class RedisBackend:
         """Return the entries with ``after < version <= upto``, oldest first."""
         return await self._entries_at(list(range(max(after, 0) + 1, upto + 1)))
 
-    async def notifications(self) -> AsyncIterator[int | Published]:
+    def notifications(self) -> AsyncIterator[int | Published]:
         """Yield each published version; 0 after every (re)subscribe and on connection loss.
 
         A notice that carries its document and history entry is yielded as
@@ -350,98 +344,7 @@ class RedisBackend:
         Never raises for a lost connection: it yields 0 (so the listener checks,
         finds the store unreachable and goes stale), then resubscribes with a
         growing pause of at most 1 s, and yields 0 once subscribed again. A
-        malformed message yields 0. Ends when :meth:`close` is called.
+        malformed message yields 0. Ends when :meth:`close` is called (see
+        :mod:`._redis_listener`).
         """
-        failures = 0
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            while not self._closed.is_set():
-                replies: Replies | None = None
-                try:
-                    replies = await self._call("subscribing", lambda _r: self._subscribe())
-                    async with contextlib.aclosing(self._listen(replies)) as hints:
-                        async for hint in hints:
-                            failures = 0
-                            yield hint
-                except (StoreUnavailableError, RedisError, OSError, TimeoutError) as exc:
-                    log.debug("Policy notifications from %s lost: %s", self.url, self._hide(str(exc)))
-                else:
-                    return  # closed
-                finally:
-                    if replies is not None:
-                        with contextlib.suppress(RedisError, OSError, RuntimeError):
-                            await replies.aclose()
-                yield 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(closed), timeout=_RESUBSCRIBE.compute(failures))
-                failures += 1
-        finally:
-            closed.cancel()
-
-    async def _subscribe(self) -> Replies:
-        """Subscribe to the namespace's channel; directly when the connection allows (see ``_redis_subscription``)."""
-        endpoint = endpoint_of(self._client)
-        if endpoint is not None:
-            return await Subscription.open(endpoint, self.keys.channel)
-        pubsub = self._client.pubsub()
-        try:
-            await pubsub.subscribe(self.keys.channel)
-        except BaseException:
-            with contextlib.suppress(RedisError, OSError, RuntimeError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-            raise
-        return RedisPyReplies(pubsub)
-
-    def _hint(self, data: Any) -> int | Published | None:
-        """What a message on the channel announces; None for a report request, answered here (no change)."""
-        asked = requested_version(data)
-        if asked is None:
-            return notice_hint(data)
-        if self._report_requested is not None:
-            self._report_requested(asked)
-        return None
-
-    async def _listen(self, replies: Replies) -> AsyncGenerator[int | Published, None]:
-        """Yield hints from one subscription until :meth:`close`; raise when the connection is lost.
-
-        Replies are awaited directly, not through a helper task per message:
-        every process on a host wakes for every change, so each loop iteration
-        saved per message is CPU the other processes get back. A close is
-        noticed within :data:`_POLL` seconds.
-        """
-        loop = asyncio.get_running_loop()
-        heard = loop.time()
-        pinged = False
-        while not self._closed.is_set():
-            if _cancel_requested():
-                raise asyncio.CancelledError
-            reply = await replies.receive(_POLL)
-            now = loop.time()
-            if reply is None:
-                if now - heard > _KEEPALIVE + self.timeout:
-                    raise StoreUnavailableError(self.url, "the notification connection stopped answering pings")
-                if now - heard > _KEEPALIVE and not pinged:
-                    await replies.ping()
-                    pinged = True
-                continue
-            heard, pinged = now, False
-            if isinstance(reply, Exception):  # an error reply, such as a wrong password
-                raise StoreUnavailableError(self.url, f"Redis refused the subscription ({self._hide(str(reply))})")
-            if not isinstance(reply, list) or len(reply) < 3:  # noqa: PLR2004 - [kind, channel, data]
-                continue  # OK to AUTH, the answer to a ping
-            kind = _text(reply[0])
-            if kind == "subscribe":
-                yield 0  # subscribed (first time, or resubscribed after a reconnect): re-read
-            elif kind == "message" and (hint := self._hint(reply[2])) is not None:
-                yield hint
-
-
-def _cancel_requested() -> bool:
-    # The client library can swallow a cancellation that lands inside it (seen on
-    # Python 3.11 after a reconnect); the request count still shows it, so honour it.
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        return self._listener.notifications()
