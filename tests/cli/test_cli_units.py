@@ -18,7 +18,8 @@ from policystore import (
 from policystore.cli.documents import MAX_DEPTH, load_json, load_yaml
 from policystore.cli.errors import PolicyStoreFailure, error_payload, exit_code_for, json_requested
 from policystore.cli.group import PolicyStoreGroup
-from policystore.cli.output import by_importance, change_summary, render_decisions, table, value_text
+from policystore.cli.output import table, value_text
+from policystore.cli.output_audit import by_importance, change_summary, render_decisions
 from policystore.model.history import FieldChange
 
 

@@ -12,7 +12,8 @@ import yaml
 from policystore.cli.context import CliContext, pass_cli, repairable
 from policystore.cli.documents import read_document
 from policystore.cli.fleet_wait import wait_option
-from policystore.cli.output import render_diff, render_event, render_history, render_history_full, to_json
+from policystore.cli.output import to_json
+from policystore.cli.output_audit import render_diff, render_event, render_history, render_history_full
 from policystore.cli.write_options import write_options
 from policystore.cli.writes import Written, write
 from policystore.model.events import EventType, PolicyChanged

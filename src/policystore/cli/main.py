@@ -22,7 +22,8 @@ from policystore.cli.errors import exit_status_help
 from policystore.cli.fleet_commands import fleet
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.group import PolicyStoreGroup
-from policystore.cli.output import render_explanation, render_preset, render_show, value_text
+from policystore.cli.output import value_text
+from policystore.cli.output_policy import render_explanation, render_preset, render_show
 from policystore.cli.trading_output import fact_lines, render_trading
 from policystore.cli.write_options import write_options
 from policystore.cli.writes import Written, write

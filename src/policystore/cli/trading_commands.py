@@ -15,7 +15,8 @@ import click
 
 from policystore.cli.context import CliContext, pass_cli
 from policystore.cli.errors import EXIT_OTHER, CommandFailed, PolicyStoreFailure, one_line
-from policystore.cli.output import render_decisions, to_json
+from policystore.cli.output import to_json
+from policystore.cli.output_audit import render_decisions
 from policystore.consumers.decision_log import DEFAULT_LOG, JsonlDecisionLog, read_decisions
 from policystore.consumers.replay import (
     COMPARE_MODES,
