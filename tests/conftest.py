@@ -7,6 +7,7 @@ setting (pyproject.toml): helpers are imported as ``support.*`` and ``cli_suppor
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Tell the extras helper whether this is the core-only run, before any test module is imported."""
+    """Tell the extras helper whether this is the core-only run, before any test module is imported.
+
+    Also hear Ctrl-C again when the run was started with it ignored: a shell
+    without job control starts background commands (``nohup make test &``)
+    that way, every process the tests start would inherit it, and the tests
+    that stop ``watch`` or ``serve`` with Ctrl-C would wait for ever. A
+    handler set in Python is reset to the default in each program started.
+    """
     set_core_only(bool(config.getoption("--core-only")))
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
