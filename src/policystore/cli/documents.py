@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import yaml
 
+from policystore.cli.output import clipped
 from policystore.errors import FieldError, PolicyValidationError
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "clip", "load_json", "load_yaml", "read_document"]
@@ -40,8 +41,7 @@ _JSON_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 def clip(text: str) -> str:
     """Return ``repr(text)``, cut to a few dozen characters for a message."""
-    shown = repr(text)
-    return shown if len(shown) <= _QUOTED else f"{shown[: _QUOTED - 1]}…"
+    return clipped(repr(text), _QUOTED)
 
 
 def _refuse(where: str, message: str) -> PolicyValidationError:

@@ -22,7 +22,7 @@ from policystore.cli.errors import exit_status_help
 from policystore.cli.fleet_commands import fleet
 from policystore.cli.fleet_wait import wait_option
 from policystore.cli.group import PolicyStoreGroup
-from policystore.cli.output import value_text
+from policystore.cli.output import clipped, value_text
 from policystore.cli.output_policy import render_explanation, render_preset, render_show
 from policystore.cli.trading_output import fact_lines, render_trading
 from policystore.cli.write_options import write_options
@@ -300,8 +300,7 @@ def set_(obj: CliContext, *, path: str, value: str, by: str, reason: str, expect
 
 
 def _shown(value: Any) -> str:
-    text = value_text(value)
-    return text if len(text) <= _SHOWN_VALUE else f"{text[: _SHOWN_VALUE - 1]}\u2026"
+    return clipped(value_text(value), _SHOWN_VALUE)
 
 
 #: The longest a value is written out in a one-line answer.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from policystore.cli.output import table, value_text
+from policystore.cli.output import clipped, table, value_text
 from policystore.model.previews import DecisionImpact, Preview
 from policystore.model.proposals import Proposal, ProposalStatus
 
@@ -16,8 +16,7 @@ _VALUE_WIDTH: Final = 40
 
 
 def _shown(value: object) -> str:
-    text = value_text(value)
-    return text if len(text) <= _VALUE_WIDTH else f"{text[: _VALUE_WIDTH - 1]}\u2026"
+    return clipped(value_text(value), _VALUE_WIDTH)
 
 
 def render_preview(preview: Preview) -> str:
