@@ -12,6 +12,7 @@ from live_server import LiveServer
 
 from policystore import PolicyStore
 from policystore.backends.memory import MemoryBackend
+from policystore.server import TokenStore
 from policystore.testing import SwitchableBackend
 
 
@@ -147,6 +148,21 @@ class TestAuthentication:
         response = http.get("/v1/policy", headers=live.headers("viewer"))
 
         assert 401 == response.status_code
+
+    def test_token_created_by_another_process_works_at_its_first_use(self, live, http):
+        """A token made elsewhere right after the server read its token table is not refused as unknown."""
+        forged = http.get("/v1/policy", headers={"Authorization": "Bearer ps_not-a-token"})
+        assert 401 == forged.status_code  # the server has just read its table, without the new token
+
+        async def create_elsewhere(store: PolicyStore) -> str:
+            # Not the server's TokenStore: like `policystore token create` in another process.
+            return await TokenStore(store.backend).create("nina-new", "operator")
+
+        secret = live.call(create_elsewhere)
+
+        response = http.get("/v1/policy", headers={"Authorization": f"Bearer {secret}"})
+
+        assert 200 == response.status_code, response.text
 
     def test_token_in_query_string_is_not_accepted(self, live, http):
         """Tokens travel in headers only, never in the URL."""

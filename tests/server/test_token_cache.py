@@ -100,3 +100,48 @@ def test_reads_are_answered_while_the_store_is_frozen_past_the_token_cache_age(s
         assert {"risk.max_leverage"} == {answer.json()["path"] for answer in answers}
     finally:
         live.stop()
+
+
+async def test_a_token_created_by_another_process_is_found_at_its_first_use(server):
+    """A token created elsewhere just after this table was read is accepted at once, not refused until a reload."""
+    store = await PolicyStore.open(server.url("tokens"), watch=False)
+    elsewhere = await PolicyStore.open(server.url("tokens"), watch=False)
+    try:
+        # Age never reloads this table; only the unknown token can.
+        tokens = TokenStore(store.backend, ttl=600, miss_interval=0.5)
+        assert (await tokens.authenticate("ps_not-a-token")) is None  # the table was read just now
+        secret = await TokenStore(elsewhere.backend).create("otto-operator", "operator")
+
+        record = await tokens.authenticate(secret)
+
+        assert record is not None
+        assert "otto-operator" == record.name
+    finally:
+        await elsewhere.close()
+        await store.close()
+
+
+async def test_a_flood_of_unknown_tokens_reads_the_table_at_most_once_per_interval(server):
+    """Unknown tokens wait for their turn to read the table; 200 of them cause a handful of reads, not 200."""
+    store = await PolicyStore.open(server.url("tokens"), watch=False)
+    try:
+        interval = 0.1
+        tokens = TokenStore(store.backend, ttl=600, miss_interval=interval)
+        await tokens.load()
+        before = _table_reads(server)
+        started = time.monotonic()
+
+        async def wave() -> list[object]:
+            return await asyncio.gather(*(tokens.authenticate(f"ps_forged-{n}") for n in range(40)))
+
+        answers = []
+        for _ in range(5):
+            answers += await wave()
+        elapsed = time.monotonic() - started
+
+        assert [None] * 200 == answers
+        reads = _table_reads(server) - before
+        # Each wave waits for a read begun after it asked; reads begin at least `interval` apart.
+        assert 5 <= reads <= elapsed / interval + 1, (reads, elapsed)
+    finally:
+        await store.close()

@@ -10,6 +10,7 @@ once, when it is created, and never again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -97,11 +98,14 @@ class TokenStore:
     Lookups use a cached copy of the table. A server keeps it fresh in the
     background (:meth:`keep_fresh`, every ``ttl / 2`` seconds), so a lookup of a
     known token never waits on the store; without that, a lookup reloads a copy
-    older than ``ttl``. An unknown token also reloads it (at most every
-    ``miss_interval`` seconds, so a flood of bad tokens cannot flood the store).
-    Lookups that need a reload at the same time share one read of the table. If
-    a reload fails, the cached copy keeps answering: reads stay possible while
-    the store is away, and writes fail on their own.
+    older than ``ttl``. An unknown token is refused only after a read of the
+    table that began after the lookup did, so a token created by another process
+    (``policystore token create``) is found at its first use. Those reads come at
+    most every ``miss_interval`` seconds: a lookup waits for its turn, so a
+    flood of bad tokens cannot flood the store (and each bad token waits for
+    its refusal). Lookups that need a reload at the same time share one read of
+    the table. If a reload fails, the cached copy keeps answering: reads stay
+    possible while the store is away, and writes fail on their own.
 
     Args:
         backend: the back end whose records (``backend.records``) hold the tokens.
@@ -123,8 +127,10 @@ class TokenStore:
         self._miss_interval = miss_interval
         self._clock = clock
         self._cache: list[TokenRecord] | None = None
-        #: When the cached table was read, and when a read of it last began (even one that failed).
+        #: When the cached table was read, when that read began, and when a read of it last
+        #: began (even one that failed).
         self._loaded_at = float("-inf")
+        self._cache_began = float("-inf")
         self._tried_at = float("-inf")
         #: Counts this object's creations and revocations: a read begun before one may miss it.
         self._changes = 0
@@ -213,13 +219,15 @@ class TokenStore:
             StoreUnavailableError: the table was never loaded and the store cannot be reached.
         """
         digest = hash_token(secret)
+        asked_at = self._clock()
         if self._cache is None:
             await self._reload(force=True)
         elif not self._kept_fresh and self._due(self._loaded_at, self._ttl):
             await self._reload(force=False)
         found = _match(self._cache or [], digest)
-        if found is None and self._due(self._tried_at, self._miss_interval):
-            await self._reload(force=False)
+        if found is None and self._cache_began < asked_at:
+            # The table may predate the token (created a moment ago by another process).
+            await self._reload_begun_after(asked_at)
             found = _match(self._cache or [], digest)
         return found
 
@@ -257,9 +265,7 @@ class TokenStore:
             changes = self._changes
             task = self._loading
             if task is None or task.done() or self._loading_changes != changes:
-                task = asyncio.create_task(self._read(changes), name="policystore-tokens")
-                task.add_done_callback(_retrieve)
-                self._loading, self._loading_changes = task, changes
+                task = self._start_read(changes)
             try:
                 # Shielded: a lookup whose request is cancelled leaves the read to the others.
                 await asyncio.shield(task)
@@ -271,12 +277,44 @@ class TokenStore:
                 return
             # A token was created or revoked here during the read, which may predate it: read again.
 
-    async def _read(self, changes: int) -> None:
-        self._tried_at = self._clock()
+    async def _reload_begun_after(self, asked_at: float) -> None:
+        """Wait until the cached table comes from a read begun at ``asked_at`` or later, or such a read fails.
+
+        Reads started here begin at least ``miss_interval`` seconds apart: a
+        lookup whose turn has not come sleeps until it has. A failed read keeps
+        the cached table (the store is away; the token is checked against what
+        is known).
+        """
+        while self._cache_began < asked_at:
+            task = self._loading
+            if task is not None and not task.done():
+                began = self._tried_at  # when the read under way began (-inf after a change made here)
+                with contextlib.suppress(StoreUnavailableError):
+                    await asyncio.shield(task)
+                if began >= asked_at and task.exception() is not None:
+                    return  # the store is away: answer from the cached table
+                continue  # that read may predate the lookup, or a change here discarded it
+            wait = self._tried_at + self._miss_interval - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._start_read(self._changes)
+
+    def _start_read(self, changes: int) -> asyncio.Task[None]:
+        """Start a read of the table; it is the one under way, begun at :attr:`_tried_at`."""
+        # Taken before the task runs: the read itself begins later, so it sees all this time saw.
+        self._tried_at = began = self._clock()
+        task = asyncio.create_task(self._read(changes, began), name="policystore-tokens")
+        task.add_done_callback(_retrieve)
+        self._loading, self._loading_changes = task, changes
+        return task
+
+    async def _read(self, changes: int, began: float) -> None:
         table = await self.records()
         if changes == self._changes:  # else a revocation made meanwhile could be undone by this older read
             self._cache = table
             self._loaded_at = self._clock()
+            self._cache_began = began
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
