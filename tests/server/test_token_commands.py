@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from policystore import PolicyStore
+from policystore.backends.memory import MemoryBackend
 from policystore.cli.main import cli
 from policystore.cli.server_commands import token
 from policystore.server.tokens import TokenStore, hash_token
-from policystore.testing import memory_store
+from policystore.testing import SwitchableBackend, memory_store
 
 
 @pytest.fixture
@@ -108,6 +109,25 @@ class TestTokenStore:
         assert ("ada", "admin") == (found.name, found.role.value)
         assert missing is None
         await store.close()
+
+    async def test_while_the_store_is_away_an_unknown_token_is_refused_from_the_cached_table(self):
+        """An outage neither admits an unknown token nor turns its lookup into an error; a known one still works."""
+        wrapped = MemoryBackend("tokens-outage")
+        await wrapped.connect()
+        switch = SwitchableBackend(wrapped)
+        tokens = TokenStore(switch, ttl=600, miss_interval=0.05)
+        known = await tokens.create("ada", "admin")
+        assert (await tokens.authenticate(known)) is not None  # the table is cached
+        elsewhere = await TokenStore(wrapped).create("otto", "operator")  # not yet seen here
+
+        with switch.outage():
+            during = [await tokens.authenticate(secret) for secret in (known, elsewhere, "ps_forged")]
+        after = await tokens.authenticate(elsewhere)
+
+        assert ["ada", None, None] == [record and record.name for record in during]
+        assert after is not None
+        assert "otto" == after.name
+        await wrapped.close()
 
     async def test_create_bad_name_or_role_is_refused(self):
         """Names with spaces and unknown roles are refused, naming the field."""

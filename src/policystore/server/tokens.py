@@ -281,18 +281,19 @@ class TokenStore:
         """Wait until the cached table comes from a read begun at ``asked_at`` or later, or such a read fails.
 
         Reads started here begin at least ``miss_interval`` seconds apart: a
-        lookup whose turn has not come sleeps until it has. A failed read keeps
-        the cached table (the store is away; the token is checked against what
-        is known).
+        lookup whose turn has not come sleeps until it has. A read that fails
+        ends the wait: the store is away, and the token is checked against the
+        cached table.
         """
         while self._cache_began < asked_at:
             task = self._loading
             if task is not None and not task.done():
-                began = self._tried_at  # when the read under way began (-inf after a change made here)
                 with contextlib.suppress(StoreUnavailableError):
                     await asyncio.shield(task)
-                if began >= asked_at and task.exception() is not None:
-                    return  # the store is away: answer from the cached table
+                if task.exception() is not None:
+                    # The store is away: answer from the cached table rather than wait on
+                    # one more read (a frozen store holds each read for its whole timeout).
+                    return
                 continue  # that read may predate the lookup, or a change here discarded it
             wait = self._tried_at + self._miss_interval - self._clock()
             if wait > 0:
