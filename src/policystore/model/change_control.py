@@ -9,7 +9,7 @@ applies at once, for an operator as for an admin.
 The section itself has a direction: more approvals required is stricter (an
 operator may raise the number), fewer is looser, so lowering it raises risk and
 needs the approvals in force before the change (see
-:func:`~policystore.model.changes.risk_increases`). A document written before
+:func:`~policystore.model.risk_direction.risk_increases`). A document written before
 this section existed reads as 1.
 
 The number is bounded by :data:`MAX_APPROVALS`: a number no desk has the admins

@@ -24,9 +24,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from policystore.model.changes import risk_increases, stored_values
+from policystore.model.changes import stored_values
 from policystore.model.overrides import covers, returned_document
 from policystore.model.policy import STRATEGY_FIELDS, Override, Policy
+from policystore.model.risk_direction import risk_increases
 from policystore.model.roles import Actor, Role, authorize_change
 from policystore.model.validation import build_policy
 

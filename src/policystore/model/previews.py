@@ -22,11 +22,12 @@ from enum import Enum
 from typing import Any, Final
 
 from policystore.errors import PermissionDeniedError
-from policystore.model.changes import diff_policies, risk_increases, unchanged
+from policystore.model.changes import diff_policies, unchanged
 from policystore.model.expiry import authorize_timeline
 from policystore.model.history import FieldChange
 from policystore.model.paths import METADATA_PATHS, flatten
 from policystore.model.policy import Policy
+from policystore.model.risk_direction import risk_increases
 from policystore.model.roles import Actor, Role, approvals_needed
 
 __all__ = ["DecisionImpact", "Preview", "effective_changes", "preview_change"]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from policystore.errors import ApprovalRequiredError, PermissionDeniedError
-from policystore.model.changes import risk_increases
 from policystore.model.policy import Policy
+from policystore.model.risk_direction import risk_increases
 
 __all__ = ["Actor", "Role", "approvals_needed", "authorize_change"]
 
@@ -60,7 +60,7 @@ def approvals_needed(old: Policy, raised: Sequence[str], *, admin_only: bool = F
 
     Args:
         old: the policy the change is made on; its approvals are the ones in force.
-        raised: the paths the change raises risk in (see :func:`~policystore.model.changes.risk_increases`).
+        raised: the paths the change raises risk in (see :func:`~policystore.model.risk_direction.risk_increases`).
         admin_only: the change needs an admin whatever it changes (a rollback).
 
     Returns:
@@ -84,7 +84,7 @@ def authorize_change(
     """Check that ``actor`` may turn ``old`` into ``new``, with ``approvals`` admins agreeing.
 
     Any write needs an operator; a write that raises risk (see
-    :func:`policystore.model.changes.risk_increases`) needs an admin, and
+    :func:`policystore.model.risk_direction.risk_increases`) needs an admin, and
     ``old.change_control.approvals_required`` distinct admins.
 
     Args:

@@ -2,7 +2,7 @@
 
 Anyone who can publish on a back end's change channel can send a notice; the
 keys are written only by the commit. So a notice that would loosen what a process
-holds (by :func:`~policystore.model.changes.risk_increases`, the store's own
+holds (by :func:`~policystore.model.risk_direction.risk_increases`, the store's own
 rule for the direction of risk) is installed only once the stored document
 confirms it, one read of the newest document (or, when a later version was
 written before that read, a second read of the notice's own version in the
@@ -22,7 +22,6 @@ from typing import Any, Final
 
 from policystore.backends.base import Backend, NewestText, Published, VersionText
 from policystore.errors import PolicyValidationError, StoreUnavailableError
-from policystore.model.changes import risk_increases
 from policystore.model.document_text import (
     canonical_lines,
     member_lines,
@@ -31,6 +30,7 @@ from policystore.model.document_text import (
 )
 from policystore.model.paths import reflatten, reflatten_modes
 from policystore.model.policy import RECORD_FIELDS, Policy
+from policystore.model.risk_direction import risk_increases
 from policystore.model.validation import build_policy, build_policy_json
 from policystore.store.local_copy import LocalCopy
 from policystore.store.outbox import Outbox

@@ -30,12 +30,13 @@ from policystore.errors import (
     ProposalRefusedError,
     StoreUnavailableError,
 )
-from policystore.model.changes import apply_patch, diff_policies, risk_increases, stamp_emergency, unchanged
+from policystore.model.changes import apply_patch, diff_policies, stamp_emergency, unchanged
 from policystore.model.history import record_errors
 from policystore.model.numbers import finite_float, short_repr
 from policystore.model.overrides import lifetime_seconds
 from policystore.model.previews import Preview
 from policystore.model.proposals import DEFAULT_LIFETIME, Proposal, ProposalStatus, settle, touched_paths
+from policystore.model.risk_direction import risk_increases
 from policystore.model.roles import Actor, Role, approvals_needed
 from policystore.store.previewing import Previewed, is_previewing
 from policystore.store.proposal_book import CLOSED, ProposalBook, action
